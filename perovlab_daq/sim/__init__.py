@@ -1,0 +1,1 @@
+"""Simulated bench: a physics world model below PyVISA that answers the instruments' queries."""
