@@ -1,0 +1,301 @@
+"""Base class of every perovlab-daq procedure: roles, columns with units, safe shutdown, retries.
+
+A procedure is a pymeasure :class:`~pymeasure.experiment.Procedure` that receives its
+instruments from an open :class:`perovlab_daq.bench.Bench` (``self.bench``, set by the runner
+or the GUI before ``startup``); it never builds instruments itself, so the same code runs on
+the real and the simulated bench, and a test can hand it any bench.
+
+It emits the records of ``docs/architecture.md`` section 5: data rows (``emit_row``), array
+frames such as spectra (``emit_frame``) and events (``emit_event``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+from pymeasure.experiment import (
+    BooleanParameter,
+    FloatParameter,
+    IntegerParameter,
+    ListParameter,
+    Parameter,
+    Procedure,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ParameterError(ValueError):
+    """A parameter value is invalid; the message names the parameter, value and allowed range."""
+
+    def __init__(self, name: str, value: Any, allowed: str) -> None:
+        self.name = name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"parameter {name!r}: value {value!r} is not allowed ({allowed})")
+
+
+class InstrumentFault(RuntimeError):
+    """An instrument kept failing after the retries allowed; the run ends ``failed``."""
+
+
+#: Errors an unattended run rides through: VISA timeouts and I/O errors, garbled replies.
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    import pyvisa.errors
+
+    return (pyvisa.errors.VisaIOError, ValueError, OSError)
+
+
+def describe_parameter(parameter: Parameter) -> dict[str, Any]:
+    """Return a plain description of a pymeasure parameter (for ``list --json`` and docs)."""
+    kind = {
+        FloatParameter: "float",
+        IntegerParameter: "integer",
+        BooleanParameter: "boolean",
+        ListParameter: "choice",
+    }.get(type(parameter), type(parameter).__name__)
+    info: dict[str, Any] = {
+        "label": parameter.name,
+        "type": kind,
+        "units": getattr(parameter, "units", None) or "",
+        "default": parameter.default,
+    }
+    if isinstance(parameter, FloatParameter | IntegerParameter):
+        info["minimum"] = parameter.minimum
+        info["maximum"] = parameter.maximum
+    if isinstance(parameter, ListParameter):
+        info["choices"] = list(parameter.choices)
+    return info
+
+
+def check_parameter_value(attribute: str, parameter: Parameter, value: Any) -> Any:
+    """Convert ``value`` for ``parameter`` and check its range; raise :class:`ParameterError`.
+
+    Unlike pymeasure's own conversion, the error names the parameter, the value and the
+    allowed range or choices, and NaN or infinite numbers are refused.
+    """
+    if isinstance(parameter, FloatParameter | IntegerParameter):
+        units = f" {parameter.units}" if getattr(parameter, "units", None) else ""
+        allowed = f"a number from {parameter.minimum:g} to {parameter.maximum:g}{units}"
+        if isinstance(parameter, IntegerParameter):
+            allowed = f"a whole number from {parameter.minimum} to {parameter.maximum}{units}"
+        if isinstance(value, bool):
+            raise ParameterError(attribute, value, allowed)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(attribute, value, allowed) from None
+        if not math.isfinite(number):
+            raise ParameterError(attribute, value, allowed)
+        if isinstance(parameter, IntegerParameter):
+            if number != int(number):
+                raise ParameterError(attribute, value, allowed)
+            number = int(number)
+        if not parameter.minimum <= number <= parameter.maximum:
+            raise ParameterError(attribute, value, allowed)
+        return number
+    if isinstance(parameter, BooleanParameter):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"true", "yes", "on", "1"}:
+            return True
+        if text in {"false", "no", "off", "0"}:
+            return False
+        raise ParameterError(attribute, value, "true or false")
+    if isinstance(parameter, ListParameter):
+        for choice in parameter.choices:
+            if value == choice or str(value) == str(choice):
+                return choice
+        raise ParameterError(attribute, value, f"one of {', '.join(map(str, parameter.choices))}")
+    return parameter.convert(value)
+
+
+class DaqProcedure(Procedure):
+    """A procedure that takes its instruments from a bench and streams rows, frames and events.
+
+    Subclasses set ``NAME`` (the command-line name), ``TITLE``, ``REQUIRED_ROLES``,
+    ``OPTIONAL_ROLES`` and ``COLUMNS`` (column name -> unit, in column order), and
+    implement ``startup``/``execute``. ``shutdown`` is provided: it switches every source
+    output and laser emission off and never raises.
+    """
+
+    NAME: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ()
+    OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ()
+    COLUMNS: ClassVar[dict[str, str]] = {}
+    #: Consecutive failures of one instrument call before the run stops ``failed``.
+    MAX_CONSECUTIVE_FAILURES: ClassVar[int] = 5
+
+    bench: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.COLUMNS:
+            cls.DATA_COLUMNS = list(cls.COLUMNS)
+
+    # -- parameters -------------------------------------------------------------------
+    @classmethod
+    def parameter_specs(cls) -> dict[str, dict[str, Any]]:
+        """Return attribute name -> description of every parameter (units, default, range)."""
+        specs = {}
+        for attribute in dir(cls):
+            candidate = getattr(cls, attribute, None)
+            if isinstance(candidate, Parameter):
+                specs[attribute] = describe_parameter(candidate)
+        return specs
+
+    @classmethod
+    def parameter_objects_of_class(cls) -> dict[str, Parameter]:
+        """Return attribute name -> pymeasure Parameter of the class."""
+        return {
+            attribute: getattr(cls, attribute)
+            for attribute in dir(cls)
+            if isinstance(getattr(cls, attribute, None), Parameter)
+        }
+
+    @classmethod
+    def checked_parameters(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate ``values`` against the class's parameters; return converted values.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown name, a value of the wrong type or out of range, or a
+            combination :meth:`check_consistency` refuses.
+        """
+        objects = cls.parameter_objects_of_class()
+        converted: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in objects:
+                raise ParameterError(
+                    name, value, f"unknown parameter; known: {', '.join(sorted(objects))}"
+                )
+            converted[name] = check_parameter_value(name, objects[name], value)
+        full = {name: p.default for name, p in objects.items()}
+        full.update(converted)
+        cls.check_consistency(full)
+        return converted
+
+    @classmethod
+    def check_consistency(cls, values: Mapping[str, Any]) -> None:
+        """Refuse parameter combinations that are each in range but wrong together.
+
+        Subclasses override; raise :class:`ParameterError` naming the parameter to change.
+        """
+
+    # -- instruments ------------------------------------------------------------------
+    def instrument(self, role: str) -> Any:
+        """Return the instrument playing ``role``; a clear error if the bench lacks it."""
+        if self.bench is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has no bench: the runner must set procedure.bench"
+            )
+        if role not in self.bench:
+            raise RuntimeError(f"the bench has no {role!r}; this procedure needs one")
+        return self.bench[role]
+
+    def has_role(self, role: str) -> bool:
+        """Return whether the bench provides ``role``."""
+        return self.bench is not None and role in self.bench
+
+    # -- records ----------------------------------------------------------------------
+    def emit_row(self, **values: float) -> None:
+        """Emit one data row; keys are column names of ``COLUMNS``."""
+        self.emit("results", values)
+
+    def emit_frame(
+        self, intensity: Any, wavelength: Any, stream: str = "spectra", **context: float
+    ) -> None:
+        """Emit one array frame (a spectrum) with its context (time, bias, laser power...)."""
+        self.emit(
+            "frame",
+            {
+                "stream": stream,
+                "wavelength": wavelength,
+                "intensity": intensity,
+                "context": context,
+            },
+        )
+
+    def emit_event(self, level: str, kind: str, message: str) -> None:
+        """Record a time-stamped event (warning, fault, retry, pause) in the run's file."""
+        getattr(log, level if level in {"info", "warning", "error"} else "info")(
+            "%s: %s", kind, message
+        )
+        self.emit("event", {"level": level, "kind": kind, "message": message})
+
+    # -- robustness -------------------------------------------------------------------
+    def call_with_retry(
+        self,
+        call: Callable[[], T],
+        what: str,
+        *,
+        role: str | None = None,
+        retries: int | None = None,
+        backoff_s: float = 0.05,
+    ) -> T:
+        """Call ``call``; retry transient instrument errors with backoff, logging each as an event.
+
+        After ``retries`` consecutive failures (default ``MAX_CONSECUTIVE_FAILURES``) the
+        connection of ``role`` is re-opened once more, and if that fails too
+        :class:`InstrumentFault` ends the run ``failed`` with the reason.
+        """
+        limit = self.MAX_CONSECUTIVE_FAILURES if retries is None else retries
+        transient = _transient_errors()
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except transient as exc:
+                attempt += 1
+                if attempt > limit:
+                    self.emit_event(
+                        "error", "fault", f"{what}: gave up after {attempt} attempts: {exc}"
+                    )
+                    raise InstrumentFault(f"{what} failed {attempt} times in a row: {exc}") from exc
+                self.emit_event("warning", "retry", f"{what}: attempt {attempt} failed: {exc}")
+                if role is not None and attempt >= 2 and self.bench is not None:
+                    reopen = getattr(self.bench, "reopen", None)
+                    if reopen is not None:
+                        try:
+                            reopen(role)
+                            self.emit_event("info", "reopen", f"{role}: connection re-opened")
+                        except Exception as reopen_exc:  # noqa: BLE001 - retried next round
+                            self.emit_event(
+                                "warning", "reopen", f"{role}: re-open failed: {reopen_exc}"
+                            )
+                time.sleep(min(backoff_s * 2 ** (attempt - 1), 2.0))
+
+    def sleep(self, seconds: float, step_s: float = 0.05) -> bool:
+        """Wait ``seconds`` while staying responsive to an abort; return False if aborted."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            if self.should_stop():
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            time.sleep(min(step_s, remaining))
+
+    def shutdown(self) -> None:
+        """Switch every source output and laser emission off. Never raises (REFERENCE §5)."""
+        if self.bench is None:
+            return
+        try:
+            report = self.bench.safe_state()
+        except Exception as exc:  # noqa: BLE001 - pymeasure stalls if shutdown raises
+            log.error("safe state failed: %s", exc)
+            return
+        failed = {role: state for role, state in report.items() if state != "ok"}
+        if failed:
+            log.error("instruments that did not reach their safe state: %s", failed)
+        else:
+            log.info("all outputs off")

@@ -1,0 +1,28 @@
+"""Shared pytest set-up: headless Qt, and the real-hardware opt-in flag."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Qt must never look for a display in CI or on a headless lab PC.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device-address",
+        action="store",
+        default=None,
+        help="VISA address of a real instrument for the *_with_device tests",
+    )
+
+
+@pytest.fixture
+def device_address(request: pytest.FixtureRequest) -> str:
+    address = request.config.getoption("--device-address")
+    if not address:
+        pytest.skip("needs a real instrument: pass --device-address")
+    return address
