@@ -12,10 +12,13 @@ Exit codes (the same for every subcommand):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +132,221 @@ def _preset_summary(preset: Any) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- list / run
+def _cmd_list(args: argparse.Namespace) -> int:
+    from perovlab_daq.runner import procedure_classes
+
+    classes = procedure_classes()
+    if args.json:
+        out = {
+            name: {
+                "title": cls.TITLE,
+                "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                "required_roles": list(cls.REQUIRED_ROLES),
+                "optional_roles": list(cls.OPTIONAL_ROLES),
+                "columns": dict(cls.COLUMNS),
+                "parameters": cls.parameter_specs(),
+            }
+            for name, cls in classes.items()
+        }
+        print(json.dumps(out, indent=1, default=str))
+        return EXIT_OK
+    for name, cls in classes.items():
+        print(f"{name}: {cls.TITLE}")
+        print(
+            f"    roles: {', '.join(cls.REQUIRED_ROLES)}"
+            + (f" (optional: {', '.join(cls.OPTIONAL_ROLES)})" if cls.OPTIONAL_ROLES else "")
+        )
+        for attribute, spec in cls.parameter_specs().items():
+            units = f" {spec['units']}" if spec["units"] else ""
+            if "minimum" in spec:
+                allowed = f"{spec['minimum']:g} to {spec['maximum']:g}{units}"
+            elif "choices" in spec:
+                allowed = " | ".join(map(str, spec["choices"]))
+            else:
+                allowed = spec["type"]
+            print(
+                f"    {attribute:<28} default {spec['default']!s:<10} [{allowed}]  {spec['label']}"
+            )
+    return EXIT_OK
+
+
+def _parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set expects NAME=VALUE, got {pair!r}")
+        values[name.strip()] = value.strip()
+    return values
+
+
+class _StopFlag(threading.Event):
+    """An event that remembers why it was set (signal name)."""
+
+    reason = ""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: _StopFlag) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into a safe stop of the run instead of an exception."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("%s again: already stopping safely", name)
+            return
+        stop.reason = name
+        print(f"\n{name}: stopping safely (outputs off, file closed)...", file=sys.stderr)
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _Progress:
+    """A rich progress bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.interactive = sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_logged = -10.0
+
+    def __enter__(self) -> _Progress:
+        if self.interactive:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f} %"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.title, total=100)
+        else:
+            print(f"{self.title}: started", file=sys.stderr, flush=True)
+        return self
+
+    def update(self, percent: float, message: str = "") -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=percent)
+        elif percent - self._last_logged >= 10 or percent >= 100:
+            self._last_logged = percent
+            print(f"{self.title}: {percent:5.1f} %", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _sample_from_args(args: argparse.Namespace) -> dict[str, str | None]:
+    return {
+        "sample": args.sample,
+        "device": args.device,
+        "pixel": args.pixel,
+        "operator": args.operator,
+        "notes": args.notes,
+    }
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from perovlab_daq.runner import execute_run, plan_run, read_parameter_file
+
+    config = bench_config_from_args(args)
+    values: dict[str, Any] = {}
+    if args.params is not None:
+        values.update(read_parameter_file(args.params))
+    values.update(_parse_sets(args.set))
+    plan = plan_run(
+        args.procedure,
+        bench_config=config,
+        parameters=values,
+        output=args.output,
+        sample=_sample_from_args(args),
+        durability_interval_s=args.durability,
+        power_loss_safe=args.power_loss_safe,
+    )
+    stop = _StopFlag()
+    with _stop_on_signals(stop), _Progress(f"{args.procedure} -> {plan.path.name}") as progress:
+        outcome = execute_run(plan, stop_event=stop, on_progress=progress.update)
+    _print_outcome(outcome, as_json=args.json)
+    return outcome.exit_code
+
+
+def _print_outcome(outcome: Any, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(outcome.summary()))
+        return
+    print(f"file:   {outcome.path}")
+    print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+    for key, value in outcome.figures.items():
+        print(f"  {key}: {_format_figure(value)}")
+
+
+def _format_figure(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from perovlab_daq.storage import StorageError, recover
+
+    code = EXIT_OK
+    for path in args.files:
+        if not Path(path).exists():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        try:
+            report = recover(path)
+        except StorageError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        print(f"{path}: {report}")
+    return code
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import AnalysisInputError, analyze_file
+
+    results: dict[str, Any] = {}
+    code = EXIT_OK
+    for path in args.files:
+        try:
+            figures = analyze_file(path, store=not args.no_store)
+        except FileNotFoundError:
+            print(f"error: {path}: no such file", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        except AnalysisInputError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        results[str(path)] = figures
+        if not args.json:
+            print(f"{path}:")
+            for key, value in figures.items():
+                print(f"  {key}: {_format_figure(value)}")
+    if args.json:
+        from perovlab_daq.runner import _jsonable
+
+        print(json.dumps({p: {k: _jsonable(v) for k, v in f.items()} for p, f in results.items()}))
+    return code
+
+
 # --------------------------------------------------------------------------- wiring
 Command = Callable[[argparse.Namespace], int]
 
@@ -162,6 +380,59 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--json", action="store_true", help="print one JSON document")
     presets.set_defaults(func=_cmd_bench_presets)
     bench.set_defaults(func=lambda a: _missing(bench))
+
+    lst = sub.add_parser("list", help="procedures and their parameters (units, defaults, ranges)")
+    lst.add_argument("--json", action="store_true", help="print one JSON document")
+    lst.set_defaults(func=_cmd_list)
+
+    run = sub.add_parser("run", help="run one procedure headless into an HDF5 file")
+    run.add_argument("procedure", help="procedure name (see 'perovlab-daq list')")
+    add_bench_arguments(run)
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="parameter value, units allowed where ambiguous (e.g. current_density=20mA/cm^2)",
+    )
+    run.add_argument("--params", type=Path, metavar="FILE", help="YAML file of parameter values")
+    run.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="DIR_OR_FILE",
+        help="folder for the run file (default ./data) or a new .h5 file",
+    )
+    run.add_argument("--sample", help="sample identifier")
+    run.add_argument("--device", help="device (substrate) identifier")
+    run.add_argument("--pixel", help="pixel identifier")
+    run.add_argument("--operator", help="operator name")
+    run.add_argument("--notes", help="free-text notes stored with the run")
+    run.add_argument(
+        "--durability",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="most data a crash may cost, in seconds (default 1)",
+    )
+    run.add_argument(
+        "--power-loss-safe",
+        action="store_true",
+        help="fsync the journal at every commit (survives a power cut)",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON summary at the end")
+    run.set_defaults(func=_cmd_run)
+
+    rec = sub.add_parser("recover", help="make a file left by a killed run readable")
+    rec.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    rec.set_defaults(func=_cmd_recover)
+
+    ana = sub.add_parser("analyze", help="key figures of runs")
+    ana.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ana.add_argument("--json", action="store_true", help="print one JSON document")
+    ana.add_argument(
+        "--no-store", action="store_true", help="do not write the figures into entry/analysis"
+    )
+    ana.set_defaults(func=_cmd_analyze)
     return parser
 
 
@@ -171,17 +442,31 @@ def _missing(parser: argparse.ArgumentParser) -> int:
 
 
 def configure_logging(verbosity: int) -> None:
-    """Log to stderr: warnings by default, info with ``-v``, debug with ``-vv``."""
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # pyvisa logs every byte at DEBUG; keep it quiet unless asked twice.
+    """Log warnings to stderr (info with ``-v``, debug with ``-vv``); run log files get info.
+
+    The root logger passes INFO on so that each run's log file is complete; the console
+    handler filters by the requested verbosity.
+    """
+    console_level = (
+        logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    )
+    root = logging.getLogger()
+    root.setLevel(min(console_level, logging.INFO))
+    console = logging.StreamHandler()
+    console.setLevel(console_level)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+    # pyvisa logs every byte at DEBUG; keep it quiet unless asked three times.
     if verbosity < 3:
-        logging.getLogger("pyvisa").setLevel(max(level, logging.INFO))
+        logging.getLogger("pyvisa").setLevel(logging.INFO)
+    # pymeasure warns at import time that IPython is missing: irrelevant here.
+    logging.getLogger("pymeasure.experiment.experiment").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     from perovlab_daq.bench import BenchError
+    from perovlab_daq.runner import RunInputError
 
     parser = build_parser()
     try:
@@ -196,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return func(args)
-    except (UsageError, BenchError) as exc:
+    except (UsageError, BenchError, RunInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -1,0 +1,486 @@
+"""Headless runs: validate input, open the bench, run a procedure through pymeasure's worker.
+
+Everything the command line, the sequencer, the demo and the tests use to run a procedure
+goes through :func:`execute_run`, so every run has the same guarantees:
+
+* all input (procedure name, parameters with units, sample identifiers, bench roles,
+  output path) is checked before any instrument is touched and before a file exists;
+* the run streams into one HDF5 file (:mod:`perovlab_daq.storage`) with a log file beside it;
+* whatever happens (finish, abort, Ctrl-C, SIGTERM, instrument fault, storage failure),
+  the bench is put in its safe state (source output off, laser emission off) and the file
+  records how the run ended.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import pkgutil
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+#: Characters allowed in sample, device and pixel identifiers and operator names.
+IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
+DEFAULT_FILE_PATTERN = "{date}_{sample}_{procedure}_{pixel}.h5"
+
+
+class RunInputError(ValueError):
+    """Bad input for a run (exit code 2): raised before any instrument or file is touched."""
+
+
+# --------------------------------------------------------------------------- procedures
+def procedure_classes() -> dict[str, type]:
+    """Return command-line name -> procedure class for every procedure in ``procedures/``.
+
+    Procedures are discovered (every module of the ``procedures`` package defining a
+    :class:`procedures.base.DaqProcedure` subclass with a ``NAME``), so adding one needs
+    no registry edit.
+    """
+    import procedures
+    from procedures.base import DaqProcedure
+
+    found: dict[str, type] = {}
+    for module_info in pkgutil.iter_modules(procedures.__path__):
+        if module_info.name.startswith("_") or module_info.name == "base":
+            continue
+        module = importlib.import_module(f"procedures.{module_info.name}")
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, DaqProcedure)
+                and value.NAME
+                and value.__module__ == module.__name__
+            ):
+                found[value.NAME] = value
+    return dict(sorted(found.items()))
+
+
+def get_procedure_class(name: str) -> type:
+    """Return the procedure class called ``name``; :class:`RunInputError` listing the known ones."""
+    classes = procedure_classes()
+    if name not in classes:
+        raise RunInputError(
+            f"unknown procedure {name!r} (known: {', '.join(classes) or 'none installed'})"
+        )
+    return classes[name]
+
+
+# --------------------------------------------------------------------------- values
+def parse_quantity(name: str, text: str, units: str) -> float:
+    """Convert ``text`` (``"20"``, ``"20mA/cm^2"``, ``"0.2 A/cm^2"``) to a number in ``units``.
+
+    Raises
+    ------
+    RunInputError
+        Naming the parameter when the text is not a number or its unit is incompatible.
+    """
+    stripped = text.strip()
+    try:
+        return float(stripped)
+    except ValueError:
+        pass
+    if not units:
+        raise RunInputError(f"parameter {name!r}: {text!r} is not a number")
+    from pint import UnitRegistry
+    from pint.errors import DimensionalityError, PintError
+
+    registry = _unit_registry(UnitRegistry)
+    try:
+        quantity = registry.Quantity(stripped.replace("^", "**"))
+        value = quantity.to(registry.Unit(units.replace("^", "**"))).magnitude
+    except DimensionalityError:
+        raise RunInputError(
+            f"parameter {name!r}: {text!r} has the wrong unit (expected a value in {units})"
+        ) from None
+    except (PintError, ValueError, TypeError, AttributeError, SyntaxError):
+        raise RunInputError(
+            f"parameter {name!r}: cannot read {text!r} as a value in {units}"
+        ) from None
+    return float(value)
+
+
+_REGISTRY: Any = None
+
+
+def _unit_registry(factory: Callable[[], Any]) -> Any:
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = factory()
+    return _REGISTRY
+
+
+def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn raw values (strings with units from ``--set``, YAML values) into checked values.
+
+    Raises
+    ------
+    RunInputError
+        For an unknown parameter, an unreadable value, a wrong unit, NaN, or a value out of
+        its allowed range; the message names the parameter, the value and the allowed range.
+    """
+    from pymeasure.experiment import FloatParameter, IntegerParameter
+
+    from procedures.base import ParameterError
+
+    objects = procedure_cls.parameter_objects_of_class()
+    prepared: dict[str, Any] = {}
+    for name, value in raw.items():
+        parameter = objects.get(name)
+        if parameter is None:
+            raise RunInputError(
+                f"{procedure_cls.NAME}: unknown parameter {name!r} "
+                f"(known: {', '.join(sorted(objects))})"
+            )
+        if isinstance(parameter, FloatParameter | IntegerParameter) and isinstance(value, str):
+            value = parse_quantity(name, value, getattr(parameter, "units", "") or "")
+        prepared[name] = value
+    try:
+        return procedure_cls.checked_parameters(prepared)
+    except ParameterError as exc:
+        raise RunInputError(f"{procedure_cls.NAME}: {exc}") from None
+
+
+def read_parameter_file(path: Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) mapping of parameter values, safe-loaded."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunInputError(f"{path}: cannot read parameter file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise RunInputError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise RunInputError(f"{path}: expected a mapping of parameter: value, got {data!r}")
+    return {str(k): v for k, v in data.items()}
+
+
+def check_identifier(field_name: str, value: str | None) -> str:
+    """Check a user-entered identifier (sample, device, pixel, operator).
+
+    Identifiers end up in file names, so they may not contain path separators, ``..``,
+    control characters or start with a dot.
+    """
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not IDENTIFIER_PATTERN.match(value) or ".." in value:
+        raise RunInputError(
+            f"{field_name} {value!r} is not allowed (1-64 characters: letters, digits, "
+            "space, '_', '-', '.', '+'; no path separators or '..')"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- outcome
+@dataclass
+class RunOutcome:
+    """How a run ended."""
+
+    path: Path
+    status: str
+    reason: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+    interrupted_by: str = ""
+    elapsed_s: float = 0.0
+    safe_state: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """Return the command-line exit code of this outcome (0, 1 or 130)."""
+        if self.status == "finished":
+            return 0
+        if self.status == "aborted" and self.interrupted_by:
+            return 130
+        if self.status == "aborted":
+            return 130
+        return 1
+
+    def summary(self) -> dict[str, Any]:
+        """Return a JSON-friendly summary (file path, status, key figures)."""
+        return {
+            "file": str(self.path),
+            "status": self.status,
+            "reason": self.reason,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "figures": {k: _jsonable(v) for k, v in self.figures.items()},
+            "safe_state": self.safe_state,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value if isinstance(value, str | bool | int | type(None)) else str(value)
+    if isinstance(value, bool):
+        return value
+    return number if math.isfinite(number) else None
+
+
+@dataclass
+class RunPlan:
+    """A fully validated run, ready to execute: nothing has been touched yet."""
+
+    procedure_cls: type
+    parameters: dict[str, Any]
+    bench_config: Any
+    path: Path
+    sample: dict[str, str]
+    durability_interval_s: float = 1.0
+    power_loss_safe: bool = False
+
+
+def plan_run(
+    procedure: str,
+    *,
+    bench_config: Any,
+    parameters: Mapping[str, Any] | None = None,
+    output: Path | str | None = None,
+    sample: Mapping[str, str | None] | None = None,
+    file_pattern: str = DEFAULT_FILE_PATTERN,
+    durability_interval_s: float = 1.0,
+    power_loss_safe: bool = False,
+) -> RunPlan:
+    """Validate everything about a run and choose its file name; touch nothing.
+
+    Parameters
+    ----------
+    procedure
+        Command-line name of the procedure (``perovlab-daq list``).
+    bench_config
+        A :class:`perovlab_daq.bench.BenchConfig`.
+    parameters
+        Parameter values; strings may carry units (``"20mA/cm^2"``).
+    output
+        A folder (the file name comes from ``file_pattern``) or a ``.h5`` file that must
+        not exist yet. Default: ``./data``.
+    sample
+        ``sample``, ``device``, ``pixel``, ``operator`` identifiers and free ``notes``.
+
+    Raises
+    ------
+    RunInputError
+        For any bad input, before anything is opened or created.
+    """
+    from perovlab_daq.bench import BenchError
+
+    procedure_cls = get_procedure_class(procedure)
+    values = coerce_parameters(procedure_cls, parameters or {})
+    try:
+        bench_config.require_roles(procedure_cls.REQUIRED_ROLES)
+    except BenchError as exc:
+        raise RunInputError(f"{procedure}: {exc}") from None
+    sample_in = dict(sample or {})
+    unknown = set(sample_in) - {"sample", "device", "pixel", "operator", "notes"}
+    if unknown:
+        raise RunInputError(f"unknown sample field(s): {', '.join(sorted(unknown))}")
+    clean_sample = {
+        key: check_identifier(key, sample_in.get(key))
+        for key in ("sample", "device", "pixel", "operator")
+    }
+    notes = sample_in.get("notes") or ""
+    if not isinstance(notes, str) or len(notes) > 10_000:
+        raise RunInputError("notes must be text of at most 10,000 characters")
+    clean_sample["notes"] = notes
+    if not (0.01 <= durability_interval_s <= 60):
+        raise RunInputError(
+            f"durability interval {durability_interval_s!r} s is outside 0.01 to 60 s"
+        )
+    path = _choose_path(output, file_pattern, procedure, clean_sample)
+    return RunPlan(
+        procedure_cls=procedure_cls,
+        parameters=values,
+        bench_config=bench_config,
+        path=path,
+        sample=clean_sample,
+        durability_interval_s=durability_interval_s,
+        power_loss_safe=power_loss_safe,
+    )
+
+
+def _choose_path(
+    output: Path | str | None, pattern: str, procedure: str, sample: Mapping[str, str]
+) -> Path:
+    from perovlab_daq.storage import run_file_path
+
+    target = Path(output) if output is not None else Path("data")
+    if target.suffix.lower() in {".h5", ".hdf5", ".nxs"}:
+        if target.exists():
+            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
+        if not target.parent.exists():
+            raise RunInputError(f"output folder {str(target.parent)!r} does not exist")
+        return target
+    if target.exists() and not target.is_dir():
+        raise RunInputError(f"output {str(target)!r} is neither a folder nor a new .h5 file")
+    fields = {
+        "date": datetime.now().strftime("%Y%m%d-%H%M%S"),
+        "sample": sample.get("sample") or "sample",
+        "pixel": sample.get("pixel") or "px",
+        "device": sample.get("device") or "device",
+        "operator": sample.get("operator") or "operator",
+        "procedure": procedure,
+    }
+    try:
+        return Path(run_file_path(target, pattern, **fields))
+    except (KeyError, ValueError) as exc:
+        raise RunInputError(f"file pattern {pattern!r}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- execution
+ProgressCallback = Callable[[float, str], None]
+
+
+def execute_run(
+    plan: RunPlan,
+    *,
+    stop_event: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+    log_file: bool = True,
+    bench: Any = None,
+) -> RunOutcome:
+    """Run a planned procedure to its end and return how it ended.
+
+    Parameters
+    ----------
+    plan
+        From :func:`plan_run`.
+    stop_event
+        Set it (e.g. from a SIGINT/SIGTERM handler) to abort safely.
+    on_progress
+        Called with (percent, message) from this thread as the run progresses.
+    log_file
+        Write ``<file>.log`` beside the data file.
+    bench
+        An already open :class:`~perovlab_daq.bench.Bench` to use (kept open afterwards,
+        but left in its safe state); default: open one from ``plan.bench_config``.
+
+    Raises
+    ------
+    perovlab_daq.bench.BenchError
+        When an instrument cannot be reached (nothing has been written then).
+    """
+    from perovlab_daq.bench import Bench
+    from perovlab_daq.storage import HDF5Results
+    from perovlab_daq.storage.worker import DaqWorker
+
+    cls = plan.procedure_cls
+    own_bench = bench is None
+    if own_bench:
+        roles = [
+            *cls.REQUIRED_ROLES,
+            *(r for r in cls.OPTIONAL_ROLES if r in plan.bench_config.roles),
+        ]
+        bench = Bench(plan.bench_config, procedure=cls.NAME, roles=roles).open()
+    handler: logging.Handler | None = None
+    started = time.monotonic()
+    stop_event = stop_event or threading.Event()
+    interrupted_by = ""
+    try:
+        if log_file:
+            handler = _attach_log_file(plan.path.with_suffix(plan.path.suffix + ".log"))
+        procedure = cls(**plan.parameters)
+        procedure.bench = bench
+        results = HDF5Results(
+            procedure,
+            plan.path,
+            durability_interval_s=plan.durability_interval_s,
+            power_loss_safe=plan.power_loss_safe,
+            metadata=bench.metadata(),
+            instruments=bench.snapshot(),
+            sample=plan.sample,
+        )
+        worker = DaqWorker(results)
+        worker.start()
+        last_progress = -1.0
+        while worker.is_alive():
+            worker.join(0.1)
+            if stop_event.is_set() and not worker.should_stop():
+                interrupted_by = getattr(stop_event, "reason", "") or "stop requested"
+                log.warning("stopping the run safely (%s)", interrupted_by)
+                worker.stop()
+            last_progress = _drain_progress(worker, on_progress, last_progress)
+        _drain_progress(worker, on_progress, last_progress)
+    finally:
+        safe = bench.safe_state() if bench is not None else {}
+        if own_bench and bench is not None:
+            bench.close()
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    outcome = RunOutcome(
+        path=plan.path,
+        status=str(results.status),
+        reason=str(getattr(results, "status_reason", "") or ""),
+        interrupted_by=interrupted_by,
+        elapsed_s=time.monotonic() - started,
+        safe_state=safe,
+    )
+    outcome.figures = _analyse_and_store(cls, results)
+    _close_results(results)
+    return outcome
+
+
+def _drain_progress(worker: Any, callback: ProgressCallback | None, last: float) -> float:
+    while True:
+        try:
+            item = worker.monitor_queue.get_nowait()
+        except queue.Empty:
+            return last
+        if item is None:
+            continue
+        topic, record = item
+        if topic == "progress" and callback is not None:
+            try:
+                value = float(record)
+            except (TypeError, ValueError):
+                continue
+            if value != last:
+                callback(value, "")
+                last = value
+
+
+def _analyse_and_store(cls: type, results: Any) -> dict[str, Any]:
+    analyse = getattr(cls, "analyze_results", None)
+    if analyse is None:
+        return {}
+    try:
+        figures = dict(analyse(results))
+    except Exception as exc:  # noqa: BLE001 - a failed analysis must not lose the run
+        log.error("analysis of %s failed: %s", results, exc)
+        try:
+            results.add_event("error", "analysis", f"analysis failed: {exc}")
+        except Exception:  # noqa: BLE001
+            pass
+        return {}
+    try:
+        results.write_analysis(figures)
+    except Exception as exc:  # noqa: BLE001
+        log.error("could not store the analysis: %s", exc)
+    return figures
+
+
+def _close_results(results: Any) -> None:
+    try:
+        results.close()
+    except Exception as exc:  # noqa: BLE001
+        log.error("closing the results file failed: %s", exc)
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
