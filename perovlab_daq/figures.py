@@ -1,0 +1,140 @@
+"""Key figures and report pictures of run files, dispatched on the file's procedure name.
+
+``perovlab-daq analyze`` and ``perovlab-daq report`` read any file that follows
+``docs/hdf5-layout.md`` (ours, or one written by another program), look at
+``entry/procedure`` and hand the loaded run to that procedure's ``analyze_results`` or
+``draw_report`` (``docs/architecture.md`` section 6).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class AnalysisInputError(ValueError):
+    """A file lacks what a figure needs; the message says what is missing."""
+
+
+def procedure_name_of(path: str | Path) -> str:
+    """Return the ``entry/procedure`` name stored in a run file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    AnalysisInputError
+        If the file is not HDF5 or has no ``entry/procedure``.
+    """
+    import h5py
+
+    file_path = Path(path)
+    if not file_path.exists():
+        raise FileNotFoundError(str(file_path))
+    try:
+        with h5py.File(file_path, "r", locking=False) as handle:
+            entry = handle.get("entry")
+            if entry is None:
+                raise AnalysisInputError("no 'entry' group: not a perovlab-daq layout file")
+            value = entry.get("procedure")
+            if value is None:
+                value = entry.attrs.get("procedure")
+            if value is None:
+                raise AnalysisInputError("no 'entry/procedure': cannot tell which analysis applies")
+            if hasattr(value, "asstr"):
+                value = value.asstr()[()]
+            elif hasattr(value, "__getitem__") and not isinstance(value, str | bytes):
+                value = value[()]
+            if isinstance(value, bytes):
+                value = value.decode()
+            return str(value)
+    except OSError as exc:
+        raise AnalysisInputError(
+            f"cannot open as HDF5 ({exc}); a killed run needs 'perovlab-daq recover' first"
+        ) from None
+
+
+def load_run(path: str | Path) -> tuple[type, Any]:
+    """Return (procedure class, loaded run) for a file."""
+    from perovlab_daq.runner import RunInputError, get_procedure_class
+    from perovlab_daq.storage import HDF5Results
+
+    name = procedure_name_of(path)
+    try:
+        cls = get_procedure_class(name)
+    except RunInputError as exc:
+        raise AnalysisInputError(str(exc)) from None
+    try:
+        run = HDF5Results.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - report any unreadable layout as bad input
+        raise AnalysisInputError(f"cannot load the run: {exc}") from None
+    return cls, run
+
+
+def analyze_file(path: str | Path, *, store: bool = True) -> dict[str, Any]:
+    """Compute the key figures of a run file (and store them in ``entry/analysis``).
+
+    Parameters
+    ----------
+    path
+        A run file following ``docs/hdf5-layout.md``.
+    store
+        Write the figures into the file's ``entry/analysis`` (skipped, with a log
+        message, when the file is read-only).
+    """
+    cls, run = load_run(path)
+    try:
+        figures = dict(cls.analyze_results(run))
+    except AnalysisInputError:
+        raise
+    except (KeyError, ValueError) as exc:
+        raise AnalysisInputError(str(exc)) from None
+    finally:
+        _close(run)
+    if store:
+        _store(path, figures)
+    return figures
+
+
+def _store(path: str | Path, figures: dict[str, Any]) -> None:
+    from perovlab_daq.storage import write_analysis
+
+    try:
+        write_analysis(path, figures)
+    except Exception as exc:  # noqa: BLE001 - figures are printed anyway
+        log.warning("%s: figures not stored in the file (%s)", path, exc)
+
+
+def draw_report(path: str | Path, output: str | Path) -> Path:
+    """Draw a run's report figure to ``output`` (``.png`` or ``.pdf``); return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    out = Path(output)
+    if out.suffix.lower() not in {".png", ".pdf"}:
+        raise AnalysisInputError(f"report output {str(out)!r} must end in .png or .pdf")
+    cls, run = load_run(path)
+    try:
+        figure = Figure(figsize=(11, 8.5), layout="constrained")
+        cls.draw_report(run, figure)
+        figure.suptitle(f"{Path(path).name}")
+        figure.savefig(out, dpi=110)
+    except (KeyError, ValueError) as exc:
+        raise AnalysisInputError(str(exc)) from None
+    finally:
+        _close(run)
+    return out
+
+
+def _close(run: Any) -> None:
+    close = getattr(run, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("closing %r: %s", run, exc)
