@@ -347,6 +347,135 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return code
 
 
+# ------------------------------------------------------------------ sequence / report / demo
+def _cmd_report(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import AnalysisInputError, draw_report
+
+    try:
+        out = draw_report(args.file, args.output)
+    except FileNotFoundError:
+        print(f"error: {args.file}: no such file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AnalysisInputError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"report: {out}")
+    return EXIT_OK
+
+
+def _cmd_sequence(args: argparse.Namespace) -> int:
+    from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code
+
+    config = bench_config_from_args(args)
+    recipe = load_recipe(args.recipe)
+    steps = plan_recipe(recipe, bench_config=config, output=args.output)
+    print(f"recipe {recipe.get('name') or args.recipe}: {len(steps)} run(s) on {config.name}")
+    stop = _StopFlag()
+    with _stop_on_signals(stop):
+        results = _run_steps(steps, stop)
+    _print_step_table(results, as_json=args.json)
+    return recipe_exit_code(results)
+
+
+def _run_steps(steps: list[Any], stop: threading.Event) -> list[Any]:
+    from perovlab_daq.sequence import run_recipe
+
+    progress: dict[str, _Progress] = {}
+
+    def on_step(number: int, step: Any) -> None:
+        for bar in progress.values():
+            bar.__exit__(None, None, None)
+        progress.clear()
+        bar = _Progress(f"[{number + 1}/{len(steps)}] {step.label}")
+        progress["bar"] = bar.__enter__()
+
+    def on_progress(percent: float, message: str) -> None:
+        if "bar" in progress:
+            progress["bar"].update(percent, message)
+
+    try:
+        return run_recipe(steps, stop_event=stop, on_step=on_step, on_progress=on_progress)
+    finally:
+        for bar in progress.values():
+            bar.__exit__(None, None, None)
+
+
+def _print_step_table(
+    results: list[Any], *, as_json: bool, extra: dict[str, str] | None = None
+) -> None:
+    rows = []
+    for r in results:
+        outcome = r.outcome
+        figures = outcome.figures if outcome is not None else {}
+        key_figures = ", ".join(f"{k}={_format_figure(v)}" for k, v in list(figures.items())[:3])
+        rows.append(
+            {
+                "run": r.label,
+                "procedure": r.procedure,
+                "status": r.status,
+                "file": str(outcome.path) if outcome is not None else "",
+                "note": (outcome.reason if outcome is not None else r.error) or "",
+                "figures": key_figures,
+                "report": (extra or {}).get(r.label, ""),
+            }
+        )
+    if as_json:
+        print(json.dumps(rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="runs")
+    for column in ("run", "status", "file", "key figures", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["run"], row["status"], row["file"], row["figures"], row["note"])
+    Console(width=160).print(table)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.figures import AnalysisInputError, draw_report
+    from perovlab_daq.runner import procedure_classes
+    from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code
+
+    folder = args.output
+    folder.mkdir(parents=True, exist_ok=True)
+    with resources.as_file(resources.files("sim_configs") / "demo_recipe.yaml") as recipe_path:
+        recipe = load_recipe(recipe_path)
+    installed = procedure_classes()
+    recipe["runs"] = [run for run in recipe["runs"] if run.get("procedure") in installed]
+    print(
+        f"perovlab-daq demo: {len(recipe['runs'])} runs on the simulated bench -> {folder}/\n"
+        "(simulated instruments; slow processes such as ageing run faster, see each file's "
+        "ageing_acceleration)"
+    )
+    steps = plan_recipe(recipe, bench_config=sim_bench(seed=args.seed), output=folder)
+    stop = _StopFlag()
+    with _stop_on_signals(stop):
+        results = _run_steps(steps, stop)
+    reports: dict[str, str] = {}
+    for r in results:
+        if r.outcome is None:
+            continue
+        out = r.outcome.path.with_suffix(".png")
+        try:
+            draw_report(r.outcome.path, out)
+            reports[r.label] = str(out)
+        except AnalysisInputError as exc:
+            print(f"warning: no report for {r.outcome.path.name}: {exc}", file=sys.stderr)
+    _print_step_table(results, as_json=False, extra=reports)
+    print(
+        f"\nData files (HDF5), run logs and report pictures are in {folder}/.\n"
+        f"Look at a report:   open {folder}/*.png\n"
+        f"Key figures again:  perovlab-daq analyze {folder}/*.h5\n"
+        "Open one in Python: h5py.File(path, 'r')['entry/data'] (layout: docs/hdf5-layout.md)"
+    )
+    return recipe_exit_code(results)
+
+
 # --------------------------------------------------------------------------- wiring
 Command = Callable[[argparse.Namespace], int]
 
@@ -433,6 +562,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-store", action="store_true", help="do not write the figures into entry/analysis"
     )
     ana.set_defaults(func=_cmd_analyze)
+
+    rep = sub.add_parser("report", help="draw a run's figures to a PNG or PDF")
+    rep.add_argument("file", type=Path, metavar="FILE")
+    rep.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png|OUT.pdf")
+    rep.set_defaults(func=_cmd_report)
+
+    seq = sub.add_parser("sequence", help="run a recipe of runs in order (YAML, data only)")
+    seq.add_argument("recipe", type=Path, metavar="FILE.yaml")
+    add_bench_arguments(seq)
+    seq.add_argument("-o", "--output", type=Path, metavar="DIR", help="folder for the run files")
+    seq.add_argument("--json", action="store_true", help="print the summary as JSON")
+    seq.set_defaults(func=_cmd_sequence)
+
+    demo = sub.add_parser("demo", help="a short tour of every procedure on the simulated bench")
+    demo.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("demo-output"),
+        metavar="DIR",
+        help="folder for files and reports (default ./demo-output)",
+    )
+    demo.add_argument("--seed", type=int, default=None, help="noise seed")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
