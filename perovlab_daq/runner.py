@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 #: Characters allowed in sample, device and pixel identifiers and operator names.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
 DEFAULT_FILE_PATTERN = "{date}_{sample}_{procedure}_{pixel}.h5"
+#: A number followed by a unit expression: what ``--set`` accepts beside plain numbers.
+_QUANTITY_TEXT = re.compile(
+    r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-zµ°%][A-Za-zµ°%0-9/^*. ]*$"
+)
 
 
 class RunInputError(ValueError):
@@ -93,6 +97,11 @@ def parse_quantity(name: str, text: str, units: str) -> float:
         pass
     if not units:
         raise RunInputError(f"parameter {name!r}: {text!r} is not a number")
+    if not _QUANTITY_TEXT.match(stripped):
+        raise RunInputError(
+            f"parameter {name!r}: cannot read {text!r} as a value in {units} "
+            "(a number, optionally followed by a unit such as mA/cm^2)"
+        )
     from pint import UnitRegistry
     from pint.errors import DimensionalityError, PintError
 
@@ -104,7 +113,7 @@ def parse_quantity(name: str, text: str, units: str) -> float:
         raise RunInputError(
             f"parameter {name!r}: {text!r} has the wrong unit (expected a value in {units})"
         ) from None
-    except (PintError, ValueError, TypeError, AttributeError, SyntaxError):
+    except (PintError, ValueError, TypeError, AttributeError, SyntaxError, AssertionError):
         raise RunInputError(
             f"parameter {name!r}: cannot read {text!r} as a value in {units}"
         ) from None
