@@ -1,0 +1,120 @@
+"""Shared reading types and safety helpers used by every driver in :mod:`instruments`.
+
+Readings are small frozen dataclasses so procedures and storage see the same fields
+whichever instrument produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Value a Keithley SMU reports for an element it did not measure (2400 manual, :FORM:ELEM).
+NOT_MEASURED = 9.91e37
+#: Value a Keithley picoammeter reports for an overflowed reading (6485/6487 manuals).
+OVERFLOW = 9.9e37
+#: Status-word bit of the 2400 that is set while the source is in compliance.
+COMPLIANCE_BIT = 1 << 3
+
+
+@dataclass(frozen=True)
+class SourceMeterReading:
+    """One ``:READ?`` of a source meter.
+
+    Attributes
+    ----------
+    voltage_v : float
+        Measured (or sourced) voltage in V; NaN if not measured.
+    current_a : float
+        Measured current in A; NaN if not measured.
+    time_s : float
+        Instrument timestamp in s (since its timer was reset).
+    status : int
+        Raw status word.
+    in_compliance : bool
+        True when the status word has the compliance bit (bit 3) set.
+    """
+
+    voltage_v: float
+    current_a: float
+    time_s: float
+    status: int
+    in_compliance: bool
+
+
+@dataclass(frozen=True)
+class PhotodetectorReading:
+    """One photocurrent reading.
+
+    Attributes
+    ----------
+    current_a : float
+        Photocurrent in A; NaN when the reading overflowed.
+    overflow : bool
+        True when the instrument reported an overflow (or compliance, for an SMU).
+    """
+
+    current_a: float
+    overflow: bool
+
+
+def not_measured_to_nan(value: float) -> float:
+    """Return NaN for the Keithley "not measured"/overflow sentinels, else the value.
+
+    Parameters
+    ----------
+    value : float
+        Raw number from the instrument.
+
+    Returns
+    -------
+    float
+        ``value``, or NaN if it is at or above 9.9e37.
+    """
+    return math.nan if abs(value) >= OVERFLOW else value
+
+
+def parse_float(text: str) -> float:
+    """Parse a number the way Keithley picoammeters print it (optional unit suffix ``A``).
+
+    Parameters
+    ----------
+    text : str
+        One element such as ``"+1.234E-09A"``.
+
+    Returns
+    -------
+    float
+        The number without unit.
+    """
+    return float(text.strip().rstrip("AVSs"))
+
+
+def shutdown_step(name: str, step: str, action: Callable[[], Any]) -> bool:
+    """Run one shutdown step, logging instead of raising (shutdown must never raise).
+
+    Parameters
+    ----------
+    name : str
+        Instrument name, for the log.
+    step : str
+        What the step does, for the log.
+    action : callable
+        The step itself.
+
+    Returns
+    -------
+    bool
+        True if the step succeeded.
+    """
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - shutdown must never raise, whatever went wrong
+        log.exception("%s: shutdown step %r failed", name, step)
+        return False
+    return True
