@@ -188,6 +188,25 @@ class SmuLedPersonality(Personality):
         )
 
 
+class Smu2450LedPersonality(SmuLedPersonality):
+    """Keithley 2450 on the LED: buffer ``:READ?`` and limit-trip queries from the world."""
+
+    READ_QUERY = ':READ? "defbuffer1", SOUR, READ, REL'
+    TRIP_QUERIES = (":SOUR:VOLT:ILIM:TRIP?", ":SOUR:CURR:VLIM:TRIP?")
+
+    def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
+        if text in self.TRIP_QUERIES:
+            return "1" if self.world.smu_reading().in_compliance else "0"
+        if text != self.READ_QUERY:
+            return None
+        reading = self.world.smu_reading()
+        if str(self.prop("source_function")) == "VOLT":
+            source, measured = reading.voltage_v, reading.current_a
+        else:
+            source, measured = reading.current_a, reading.voltage_v
+        return ",".join([_e(source), _e(measured), _e(self.library.elapsed_s())])
+
+
 class SmuPhotodetectorPersonality(Personality):
     """Keithley 2400 at 0 V on the photodiode: ``:READ?`` -> ``world.photodiode_current_a``."""
 
@@ -346,6 +365,12 @@ class SimInstrument:
 SIM_INSTRUMENTS: dict[str, SimInstrument] = {
     "keithley2400": SimInstrument(
         "keithley2400.yaml", "keithley2400", "GPIB0::24::INSTR", SmuLedPersonality
+    ),
+    "keithley2450": SimInstrument(
+        "keithley2450.yaml",
+        "keithley2450",
+        "USB0::0x05E6::0x2450::04096331::INSTR",
+        Smu2450LedPersonality,
     ),
     "smu-photodetector": SimInstrument(
         "keithley2400.yaml", "keithley2400", "GPIB0::25::INSTR", SmuPhotodetectorPersonality

@@ -1,0 +1,93 @@
+"""Thorlabs FW102C six-position filter wheel driver (neutral-density steps for fluence series).
+
+Serial protocol (FW102C manual, "Command line"): commands end with CR; the wheel echoes
+each command, then the reply (for queries) and a ``>`` prompt without terminator.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pymeasure.instruments import Instrument
+
+from instruments._common import shutdown_step
+
+log = logging.getLogger(__name__)
+
+
+class FW102CError(RuntimeError):
+    """The wheel answered ``Command error ...`` or broke the echo/prompt protocol."""
+
+
+class FW102C(Instrument):
+    """Thorlabs FW102C filter wheel.
+
+    Parameters
+    ----------
+    adapter : str or pymeasure Adapter
+        VISA resource name (serial port, e.g. ``ASRL2::INSTR``) or adapter.
+    name : str
+        Human-readable name used in logs.
+    **kwargs
+        Passed on to the adapter.
+    """
+
+    POSITIONS = range(1, 7)
+
+    def __init__(self, adapter: Any, name: str = "Thorlabs FW102C filter wheel", **kwargs: Any):
+        kwargs.setdefault("read_termination", "\r")
+        kwargs.setdefault("write_termination", "\r")
+        kwargs.setdefault("timeout", 5000)
+        kwargs.setdefault("asrl", {"baud_rate": 115200})
+        super().__init__(adapter, name, includeSCPI=False, **kwargs)
+
+    def _exchange(self, command: str, query: bool) -> str:
+        self.write(command)
+        echo = self.read().strip()
+        if echo != command:
+            raise FW102CError(f"{self.name}: expected echo {command!r}, got {echo!r}")
+        reply = self.read().strip() if query else ""
+        prompt = self.read_bytes(1)
+        if prompt != b">":
+            # A set command that fails answers an error line (then the prompt).
+            reply = (prompt + self.read().encode()).decode(errors="replace").strip()
+            self.read_bytes(1)
+        if reply.startswith("Command error"):
+            raise FW102CError(f"{self.name}: {command!r} -> {reply}")
+        return reply
+
+    @property
+    def position(self) -> int:
+        """Control the filter position (int strictly from 1 to 6)."""
+        return int(self._exchange("pos?", query=True))
+
+    @position.setter
+    def position(self, value: int) -> None:
+        if int(value) != value or int(value) not in self.POSITIONS:
+            raise ValueError(f"position must be an int from 1 to 6, got {value!r}")
+        self._exchange(f"pos={int(value)}", query=False)
+
+    @property
+    def position_count(self) -> int:
+        """Get the number of positions of the wheel (int, 6 or 12)."""
+        return int(self._exchange("pcount?", query=True))
+
+    @property
+    def identity(self) -> str:
+        """Get the ``*idn?`` answer (str)."""
+        return self._exchange("*idn?", query=True)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the settings worth recording with every run.
+
+        Returns
+        -------
+        dict
+            Identity and position.
+        """
+        return {"identity": self.identity, "position": self.position}
+
+    def shutdown(self) -> None:
+        """Mark the wheel shut down (it stays where it is); never raises."""
+        shutdown_step(self.name, "mark shut down", lambda: setattr(self, "isShutdown", True))
