@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import constants
@@ -146,6 +148,39 @@ class BenchSetup:
         radius_sq = self.photodiode_radius_mm**2
         return radius_sq / (radius_sq + self.photodiode_distance_mm**2)
 
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> BenchSetup:
+        """Build a set-up from a bench file's ``setup:`` mapping (defaults for the rest).
+
+        Parameters
+        ----------
+        values
+            Field names of this class; the bench-file names ``responsivity_file`` and
+            ``spectrometer_sensitivity_file`` are accepted for the two calibration CSVs.
+
+        Raises
+        ------
+        ValueError
+            On an unknown key (a misspelt constant must not silently fall back).
+        """
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = _SETUP_ALIASES.get(key, key)
+            if name not in known:
+                allowed = ", ".join(sorted(known | set(_SETUP_ALIASES)))
+                raise ValueError(f"unknown set-up entry {key!r} (allowed: {allowed})")
+            if name.endswith("_csv"):
+                value = Path(value)
+            elif name == "filter_optical_densities":
+                value = tuple(float(od) for od in value)
+            elif name == "spectrometer_pixels":
+                value = int(value)
+            else:
+                value = float(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
     def spectrometer_wavelengths_nm(self) -> np.ndarray:
         """Return the pixel wavelengths (nm), a gently quadratic calibration like a real unit.
 
@@ -159,6 +194,13 @@ class BenchSetup:
         curvature = -0.08 * span / last**2
         linear = span / last - curvature * last
         return self.spectrometer_first_nm + linear * pixel + curvature * pixel**2
+
+
+#: Bench-file names of set-up entries that differ from the field names.
+_SETUP_ALIASES: dict[str, str] = {
+    "responsivity_file": "photodiode_responsivity_csv",
+    "spectrometer_sensitivity_file": "spectrometer_sensitivity_csv",
+}
 
 
 def load_calibration_csv(path: Path | str) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -149,7 +149,8 @@ class World:
     clock
         Wall clock in seconds (monotonic); inject a fake one to drive time in tests.
     setup
-        Geometry, optics and calibration files; defaults documented in `BenchSetup`.
+        Geometry, optics and calibration files: a `BenchSetup`, or a bench file's
+        ``setup:`` mapping (see `BenchSetup.from_mapping`); defaults in `BenchSetup`.
     """
 
     def __init__(
@@ -159,11 +160,15 @@ class World:
         seed: int = 0,
         ageing_acceleration: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
-        setup: BenchSetup | None = None,
+        setup: BenchSetup | Mapping[str, Any] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.preset: Preset = get_preset(preset) if isinstance(preset, str) else preset
-        self.setup: BenchSetup = setup if setup is not None else BenchSetup()
+        if setup is None:
+            setup = BenchSetup()
+        elif not isinstance(setup, BenchSetup):
+            setup = BenchSetup.from_mapping(setup)
+        self.setup: BenchSetup = setup
         self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._clock = clock
