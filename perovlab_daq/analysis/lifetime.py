@@ -145,7 +145,7 @@ def lifetime_metrics(
     """Return L0, L_max, T95...T50 and a stretched-exponential fit of an ageing run.
 
     L0 is extrapolated to switch-on from the raw samples in the first ``l0_window_s``
-    (default half a smoothing window, never fewer than 10 samples): the line through
+    (default a quarter of a smoothing window, never fewer than 10 samples): the line through
     the (median time, median luminance) of the earlier and the later half of those
     samples, evaluated at t = 0. Medians make it robust to noise and spikes; the
     extrapolation keeps the fast change right after switch-on (brightening, or a
@@ -173,7 +173,8 @@ def lifetime_metrics(
         Width (s) of the median windows; default max(duration / 500, 5 x the median
         sample interval).
     l0_window_s : float, optional
-        Length (s) of the start-of-stress window for L0; default half the smoothing window.
+        Length (s) of the start-of-stress window for L0; default a quarter of the smoothing
+        window.
 
     Returns
     -------
@@ -216,7 +217,7 @@ def lifetime_metrics(
     else:
         window_s = as_positive_scalar("smoothing_window_s", smoothing_window_s, "s")
     start_window_s = (
-        0.5 * window_s
+        0.25 * window_s
         if l0_window_s is None
         else as_positive_scalar("l0_window_s", l0_window_s, "s")
     )
