@@ -18,6 +18,12 @@ from instruments._common import OVERFLOW, PhotodetectorReading, parse_float, shu
 log = logging.getLogger(__name__)
 
 
+def _on_off(value: str) -> str:
+    """Map the SCPI boolean reply ``1``/``0`` to ``ON``/``OFF`` (and keep ``ON``/``OFF``)."""
+    text = str(value).strip()
+    return {"1": "ON", "0": "OFF"}.get(text, text)
+
+
 class Keithley6485(SCPIMixin, Instrument):
     """Keithley 6485 picoammeter (SCPI over GPIB/RS-232) with the photodetector facade.
 
@@ -44,7 +50,8 @@ class Keithley6485(SCPIMixin, Instrument):
         validator=strict_discrete_set,
         values={True: "ON", False: "OFF"},
         map_values=True,
-        get_process=lambda v: {"1": "ON", "0": "OFF"}.get(str(v).strip(), str(v).strip()),
+        cast=str,
+        get_process=_on_off,
     )
 
     current_range = Instrument.control(
@@ -63,7 +70,8 @@ class Keithley6485(SCPIMixin, Instrument):
         validator=strict_discrete_set,
         values={True: "ON", False: "OFF"},
         map_values=True,
-        get_process=lambda v: {"1": "ON", "0": "OFF"}.get(str(v).strip(), str(v).strip()),
+        cast=str,
+        get_process=_on_off,
     )
 
     nplc = Instrument.control(
@@ -183,7 +191,8 @@ class Keithley6487(Keithley6485):
         validator=strict_discrete_set,
         values={True: "ON", False: "OFF"},
         map_values=True,
-        get_process=lambda v: {"1": "ON", "0": "OFF"}.get(str(v).strip(), str(v).strip()),
+        cast=str,
+        get_process=_on_off,
     )
 
     def shutdown(self) -> None:
