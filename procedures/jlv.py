@@ -1,0 +1,1186 @@
+"""J-L-V sweeps of a perovskite LED: current density, luminance and EQE against voltage.
+
+The procedure ``jlv`` steps the source meter through a voltage ramp (a fine step below a
+changeover voltage, a coarse step above it), forward, reverse or both ways (hysteresis),
+and at each point records the device current and the photodiode current facing the
+pixel. The dark level of the photodiode is measured before the sweep and subtracted. An
+EL spectrum taken after the sweep at a chosen bias (by default the brightest point) gives
+the spectral weights that turn photocurrent into luminance and EQE (REFERENCE section 3).
+
+Luminance strategy (docs/procedures/jlv.md): rows are emitted live, before the EL spectrum
+exists, so the live ``luminance``/``eqe``/``current_efficiency``/``luminous_efficacy``
+columns are *provisional*: they use the nominal EL band of the parameters (a Gaussian at
+``el_peak_nm`` with ``el_fwhm_nm``). The key figures (:meth:`JlvProcedure.analyze_results`)
+and the report are always recomputed from the stored raw columns (``photocurrent``,
+``current``, ``voltage``), the stored EL spectrum and the stored set-up, so a file written
+by another program is analysed the same way, and the provisional columns never leak into
+a reported figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pymeasure.experiment import (
+    BooleanParameter,
+    FloatParameter,
+    IntegerParameter,
+    ListParameter,
+    Metadata,
+    Parameter,
+)
+
+from procedures.base import DaqProcedure, ParameterError
+
+log = logging.getLogger(__name__)
+
+#: Luminance at which the LED counts as switched on (REFERENCE section 3).
+TURN_ON_THRESHOLD_CD_M2 = 1.0
+#: Current density at which the roll-off EQE is reported ([P2]: ~13 % at 100 mA/cm^2).
+EQE_REFERENCE_MA_CM2 = 100.0
+#: Most voltage points one sweep may have (a typo such as a 1 mV step over 100 V).
+MAX_POINTS_PER_SWEEP = 5000
+#: Most extra EL spectra in ``el_biases``.
+MAX_EL_BIASES = 50
+#: Frame stream of the EL spectra, and of the photodiode responsivity curve.
+SPECTRA_STREAM = "spectra"
+RESPONSIVITY_STREAM = "responsivity"
+#: Grid (nm) of the nominal EL band used when no spectrum was measured.
+NOMINAL_GRID_NM = np.arange(350.0, 1000.0 + 0.25, 0.5)
+
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_DIRECTIONS = {"forward": (1,), "reverse": (-1,), "both": (1, -1)}
+
+
+# --------------------------------------------------------------------------- parsing
+def parse_voltage(text: str, name: str) -> float:
+    """Parse one voltage written as a plain number, optionally followed by ``V``.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``"4"``, ``"4.5V"``, ``"-1e-1 V"``. Nothing is ever evaluated.
+    name : str
+        Parameter name for the error message.
+
+    Raises
+    ------
+    ParameterError
+        If ``text`` is not such a number, or is not finite.
+    """
+    token = str(text).strip()
+    if token[-1:] in {"V", "v"}:
+        token = token[:-1].strip()
+    if not _NUMBER.match(token):
+        raise ParameterError(name, text, "a number in V, such as 4 or 4.5V")
+    value = float(token)
+    if not math.isfinite(value):
+        raise ParameterError(name, text, "a finite number in V")
+    return value
+
+
+def parse_bias_list(text: str, name: str = "el_biases") -> tuple[float, ...]:
+    """Parse a list of biases such as ``"3, 4, 5.5V"`` (commas, semicolons or spaces).
+
+    Parameters
+    ----------
+    text : str
+        The list; empty for none. Every item must be a plain number (``V`` allowed).
+    name : str
+        Parameter name for the error message.
+
+    Returns
+    -------
+    tuple of float
+        The biases in V, in the order given.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first item that is not a number, or when there are too many items.
+    """
+    items = [item for item in re.split(r"[,;\s]+", str(text or "").strip()) if item]
+    # "4 V" splits into "4" and "V": glue a lone unit back onto its number.
+    merged: list[str] = []
+    for item in items:
+        if item in {"V", "v"} and merged:
+            merged[-1] += item
+        else:
+            merged.append(item)
+    if len(merged) > MAX_EL_BIASES:
+        raise ParameterError(name, text, f"at most {MAX_EL_BIASES} biases")
+    return tuple(parse_voltage(item, name) for item in merged)
+
+
+def parse_el_bias(text: str) -> float | None:
+    """Parse ``el_bias``: ``"auto"`` (None: the brightest point of the sweep) or a voltage."""
+    if str(text).strip().lower() == "auto":
+        return None
+    return parse_voltage(text, "el_bias")
+
+
+def sweep_voltages(
+    start_v: float, stop_v: float, changeover_v: float, fine_step_v: float, coarse_step_v: float
+) -> np.ndarray:
+    """Return the upward voltage points: fine steps from start to changeover, coarse above.
+
+    Points are multiples of the step from their segment's origin (no accumulated rounding),
+    rounded to 1 uV, and always end exactly at ``stop_v``.
+
+    Parameters
+    ----------
+    start_v, stop_v : float
+        Ends of the sweep (V), ``start_v < stop_v``.
+    changeover_v : float
+        Voltage (V) where the step changes, from ``start_v`` to ``stop_v`` inclusive.
+    fine_step_v, coarse_step_v : float
+        Steps (V) below and above ``changeover_v``, > 0.
+    """
+    eps = 1e-9
+    n_fine = max(0, math.ceil((changeover_v - start_v) / fine_step_v - eps))
+    fine = start_v + fine_step_v * np.arange(n_fine)
+    n_coarse = math.floor((stop_v - changeover_v) / coarse_step_v + eps)
+    coarse = changeover_v + coarse_step_v * np.arange(n_coarse + 1)
+    points = np.concatenate([fine, coarse])
+    if stop_v - points[-1] > eps:
+        points = np.append(points, stop_v)
+    return np.round(points, 6)
+
+
+def load_calibration_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a two-column calibration CSV (``wavelength_nm,<value>``; ``#`` comments).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Wavelengths (nm, strictly increasing) and values.
+
+    Raises
+    ------
+    ValueError
+        If the file holds fewer than two numeric rows or wavelengths do not increase.
+    """
+    rows: list[tuple[float, float]] = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        fields = [f.strip() for f in text.split(",")]
+        try:
+            rows.append((float(fields[0]), float(fields[1])))
+        except (ValueError, IndexError):
+            continue  # the header line
+    if len(rows) < 2:
+        raise ValueError(f"{path}: expected rows 'wavelength_nm,value'; found {len(rows)}")
+    table = np.asarray(rows, dtype=float)
+    if np.any(np.diff(table[:, 0]) <= 0):
+        raise ValueError(f"{path}: wavelengths must increase strictly")
+    return table[:, 0], table[:, 1]
+
+
+def nominal_el_spectrum(peak_nm: float, fwhm_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return a Gaussian EL band (relative spectral power) on :data:`NOMINAL_GRID_NM`."""
+    sigma = fwhm_nm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    return NOMINAL_GRID_NM.copy(), np.exp(-0.5 * ((NOMINAL_GRID_NM - peak_nm) / sigma) ** 2)
+
+
+@dataclass(frozen=True)
+class PhotometricFactors:
+    """Per-ampere conversion of photocurrent for one EL spectrum and set-up.
+
+    ``luminance = luminance_per_a * I_PD``; ``eqe = eqe_pct_per_ratio * I_PD / I``.
+    """
+
+    luminance_per_a: float
+    eqe_pct_per_ratio: float
+
+    @classmethod
+    def compute(
+        cls,
+        wavelength_nm: np.ndarray,
+        spectrum: np.ndarray,
+        responsivity: tuple[np.ndarray, np.ndarray],
+        area_cm2: float,
+        pd_radius_mm: float,
+        pd_distance_mm: float,
+    ) -> PhotometricFactors:
+        """Compute the factors with :mod:`perovlab_daq.analysis` (REFERENCE section 3).
+
+        The responsivity curve is interpolated onto the spectrum's grid (0 A/W outside
+        the calibrated range).
+        """
+        from perovlab_daq.analysis import eqe_from_photocurrent, luminance_from_photocurrent
+
+        grid = np.asarray(wavelength_nm, dtype=float)
+        response = np.interp(grid, responsivity[0], responsivity[1], left=0.0, right=0.0)
+        luminance = luminance_from_photocurrent(
+            1.0, grid, spectrum, response, area_cm2, pd_radius_mm, pd_distance_mm
+        )
+        eqe = eqe_from_photocurrent(
+            1.0, 1.0, grid, spectrum, response, pd_radius_mm, pd_distance_mm
+        )
+        return cls(float(luminance), float(eqe))
+
+
+# --------------------------------------------------------------------------- procedure
+class JlvProcedure(DaqProcedure):
+    """J-L-V sweep: J, photocurrent, luminance and EQE against voltage; EL spectra at biases.
+
+    See ``docs/procedures/jlv.md`` for the parameters, what is recorded and how luminance
+    and EQE are computed.
+    """
+
+    NAME: ClassVar[str] = "jlv"
+    TITLE: ClassVar[str] = "J-L-V sweep (current density, luminance, EQE against voltage)"
+    REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("source_meter", "photodetector")
+    OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ("spectrometer",)
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "time": "s",
+        "voltage_setpoint": "V",
+        "voltage": "V",
+        "current": "A",
+        "current_density": "mA/cm^2",
+        "photocurrent": "A",
+        "luminance": "cd/m^2",
+        "eqe": "%",
+        "current_efficiency": "cd/A",
+        "luminous_efficacy": "lm/W",
+        "sweep_index": "",
+        "direction": "",
+        "in_compliance": "",
+        "photodiode_overflow": "",
+    }
+
+    # -- sweep ------------------------------------------------------------------------
+    start_v = FloatParameter("Start voltage", units="V", minimum=-20, maximum=100, default=0.0)
+    stop_v = FloatParameter("Stop voltage", units="V", minimum=-20, maximum=100, default=8.0)
+    changeover_v = FloatParameter(
+        "Changeover voltage", units="V", minimum=-20, maximum=100, default=3.0
+    )
+    fine_step_v = FloatParameter(
+        "Fine step (below changeover)", units="V", minimum=0.001, maximum=10, default=0.05
+    )
+    coarse_step_v = FloatParameter(
+        "Coarse step (above changeover)", units="V", minimum=0.001, maximum=10, default=0.1
+    )
+    direction = ListParameter(
+        "Sweep direction", choices=["forward", "reverse", "both"], default="forward"
+    )
+    dwell_s = FloatParameter("Dwell per point", units="s", minimum=0, maximum=60, default=0.05)
+    prebias_v = FloatParameter("Pre-bias voltage", units="V", minimum=-20, maximum=100, default=0.0)
+    prebias_s = FloatParameter("Pre-bias time", units="s", minimum=0, maximum=600, default=0.0)
+    compliance_a = FloatParameter(
+        "Current compliance", units="A", minimum=1e-6, maximum=1.0, default=0.1
+    )
+    nplc = FloatParameter("Source meter NPLC", minimum=0.01, maximum=10, default=1.0)
+    stop_at_compliance = BooleanParameter("Stop the upward sweep at compliance", default=True)
+    stop_at_saturation = BooleanParameter(
+        "Stop the upward sweep when the photodiode overflows", default=True
+    )
+    luminance_limit_cd_m2 = FloatParameter(
+        "Stop the upward sweep above luminance (0 = no limit)",
+        units="cd/m^2",
+        minimum=0,
+        maximum=1e7,
+        default=0.0,
+    )
+    # -- photodiode and set-up ----------------------------------------------------------
+    pd_nplc = FloatParameter("Photodetector NPLC", minimum=0.01, maximum=50, default=1.0)
+    pd_range_a = FloatParameter(
+        "Photodetector range (0 = auto)", units="A", minimum=0, maximum=0.021, default=0.0
+    )
+    dark_readings = IntegerParameter("Dark readings averaged", minimum=1, maximum=1000, default=10)
+    device_area_cm2 = FloatParameter(
+        "Device area (0 = bench setup)", units="cm^2", minimum=0, maximum=100, default=0.0
+    )
+    pd_radius_mm = FloatParameter(
+        "Photodiode radius (0 = bench setup)", units="mm", minimum=0, maximum=100, default=0.0
+    )
+    pd_distance_mm = FloatParameter(
+        "Photodiode distance (0 = bench setup)", units="mm", minimum=0, maximum=10000, default=0.0
+    )
+    # -- EL spectra ---------------------------------------------------------------------
+    el_bias = Parameter("EL spectrum bias (V or auto)", default="auto")
+    el_biases = Parameter("Extra EL spectra at biases (V, comma separated)", default="")
+    el_integration_ms = FloatParameter(
+        "EL integration time (0 = automatic)", units="ms", minimum=0, maximum=60000, default=0.0
+    )
+    el_averages = IntegerParameter("EL spectra averaged", minimum=1, maximum=100, default=1)
+    el_peak_nm = FloatParameter(
+        "Nominal EL peak (no spectrometer)", units="nm", minimum=300, maximum=1100, default=660.0
+    )
+    el_fwhm_nm = FloatParameter(
+        "Nominal EL FWHM (no spectrometer)", units="nm", minimum=1, maximum=300, default=30.0
+    )
+
+    # -- recorded after startup (entry/metadata) -----------------------------------------
+    # Keys of entry/metadata: evaluated after startup (pymeasure Metadata).
+    dark_photocurrent_a = Metadata("Dark photocurrent", fget="_dark_photocurrent_a", units="A")
+    resolved_device_area_cm2 = Metadata("Device area used", fget="_area_cm2", units="cm^2")
+    resolved_photodiode_radius_mm = Metadata(
+        "Photodiode radius used", fget="_pd_radius_mm", units="mm"
+    )
+    resolved_photodiode_distance_mm = Metadata(
+        "Photodiode distance used", fget="_pd_distance_mm", units="mm"
+    )
+    responsivity_file = Metadata("Responsivity file", fget="_responsivity_path")
+    responsivity_sha256 = Metadata("Responsivity file sha256", fget="_responsivity_sha256")
+    spectrometer_sensitivity_file = Metadata("Sensitivity file", fget="_sensitivity_path")
+    spectrometer_sensitivity_sha256 = Metadata(
+        "Sensitivity file sha256", fget="_sensitivity_sha256"
+    )
+    el_spectrum_plan = Metadata("EL spectrum for luminance/EQE", fget="_spectrum_plan")
+
+    # ------------------------------------------------------------------ validation
+    @classmethod
+    def check_consistency(cls, values: Mapping[str, Any]) -> None:
+        """Refuse sweeps whose parameters are each valid but wrong together.
+
+        Raises
+        ------
+        ParameterError
+            Naming the parameter to change: ``stop_v`` not above ``start_v``,
+            ``changeover_v`` outside the sweep, a step not smaller than the range it
+            covers, too many points, a pre-bias without time, or an unreadable
+            ``el_bias``/``el_biases``.
+        """
+        start, stop = float(values["start_v"]), float(values["stop_v"])
+        changeover = float(values["changeover_v"])
+        fine, coarse = float(values["fine_step_v"]), float(values["coarse_step_v"])
+        if stop <= start:
+            raise ParameterError("stop_v", stop, f"a voltage above start_v = {start:g} V")
+        if not start <= changeover <= stop:
+            raise ParameterError(
+                "changeover_v", changeover, f"a voltage from start_v {start:g} to stop_v {stop:g} V"
+            )
+        if changeover > start and fine >= changeover - start:
+            raise ParameterError(
+                "fine_step_v",
+                fine,
+                f"a step smaller than changeover_v - start_v = {changeover - start:g} V",
+            )
+        if stop > changeover and coarse >= stop - changeover:
+            raise ParameterError(
+                "coarse_step_v",
+                coarse,
+                f"a step smaller than stop_v - changeover_v = {stop - changeover:g} V",
+            )
+        count = sweep_voltages(start, stop, changeover, fine, coarse).size
+        if count > MAX_POINTS_PER_SWEEP:
+            raise ParameterError(
+                "fine_step_v",
+                fine,
+                f"steps giving at most {MAX_POINTS_PER_SWEEP} points per sweep "
+                f"(these give {count})",
+            )
+        if (
+            float(values.get("prebias_v") or 0.0) != 0.0
+            and float(values.get("prebias_s") or 0) == 0
+        ):
+            raise ParameterError(
+                "prebias_s", values.get("prebias_s"), "a time > 0 s with a pre-bias"
+            )
+        el_bias = parse_el_bias(str(values.get("el_bias", "auto")))
+        biases = parse_bias_list(str(values.get("el_biases") or ""), "el_biases")
+        for name, bias in [("el_bias", el_bias), *(("el_biases", b) for b in biases)]:
+            if bias is not None and not -20.0 <= bias <= 100.0:
+                raise ParameterError(name, bias, "a bias from -20 to 100 V")
+
+    # ------------------------------------------------------------------ analysis hooks
+    @classmethod
+    def analyze_results(cls, run: Any) -> dict[str, float | str]:
+        """Return the key figures of a run, recomputed from the file (:func:`jlv_key_figures`)."""
+        return jlv_key_figures(run)
+
+    @classmethod
+    def draw_report(cls, run: Any, figure: Any) -> None:
+        """Draw J-V, L-V, EQE-J and the EL spectrum with its CIE point (Agg, no Qt)."""
+        draw_jlv_report(run, figure)
+
+    # ------------------------------------------------------------------ life cycle
+    def startup(self) -> None:
+        """Resolve the set-up, load the calibration files, configure both instruments.
+
+        Raises
+        ------
+        RuntimeError
+            If the bench lacks a role, the set-up lacks a value, or the responsivity
+            file cannot be read (before any output is switched on).
+        """
+        from perovlab_daq.bench import sha256_of
+
+        self.check_consistency(
+            {name: getattr(self, name) for name in self.parameter_objects_of_class()}
+        )
+        self.smu = self.instrument("source_meter")
+        self.photodetector = self.instrument("photodetector")
+        self.spectrometer = (
+            self.bench.get("spectrometer") if self.has_role("spectrometer") else None
+        )
+        setup = dict(getattr(getattr(self.bench, "config", None), "setup", {}) or {})
+        self._area_cm2 = self._resolve(self.device_area_cm2, setup, "device_area_cm2")
+        self._pd_radius_mm = self._resolve(self.pd_radius_mm, setup, "photodiode_radius_mm")
+        self._pd_distance_mm = self._resolve(self.pd_distance_mm, setup, "photodiode_distance_mm")
+        responsivity_path = setup.get("responsivity_file")
+        if not responsivity_path:
+            raise RuntimeError(
+                "the bench setup has no responsivity_file (photodiode A/W against nm): "
+                "luminance and EQE cannot be computed"
+            )
+        self.responsivity = load_calibration_csv(responsivity_path)
+        self._responsivity_path = str(responsivity_path)
+        self._responsivity_sha256 = sha256_of(responsivity_path)
+        sensitivity_path = setup.get("spectrometer_sensitivity_file")
+        self._sensitivity_path = str(sensitivity_path or "")
+        self._sensitivity_sha256 = sha256_of(sensitivity_path) if sensitivity_path else ""
+        self._spectrum_plan = "measured" if self.spectrometer is not None else "nominal"
+        self._dark_photocurrent_a = math.nan
+        self.rows: list[dict[str, float]] = []
+        self.acquirer: Any = None
+        self.factors = PhotometricFactors.compute(
+            *nominal_el_spectrum(self.el_peak_nm, self.el_fwhm_nm),
+            self.responsivity,
+            self._area_cm2,
+            self._pd_radius_mm,
+            self._pd_distance_mm,
+        )
+
+        range_a = self.pd_range_a if self.pd_range_a > 0 else None
+        self.call_with_retry(
+            lambda: self.photodetector.configure(nplc=self.pd_nplc, current_range_a=range_a),
+            "photodetector configure",
+            role="photodetector",
+        )
+
+        def configure_source() -> None:
+            self.smu.output_enabled = False
+            self.smu.apply_voltage_source(compliance_current_a=self.compliance_a, nplc=self.nplc)
+            self.smu.source_voltage = 0.0
+
+        self.call_with_retry(configure_source, "source meter configure", role="source_meter")
+        self._dark_photocurrent_a = self._measure_dark()
+
+    def _resolve(self, value: float, setup: Mapping[str, Any], key: str) -> float:
+        if value and value > 0:
+            return float(value)
+        if setup.get(key) is None:
+            raise RuntimeError(
+                f"{key}: not set as a parameter and missing from the bench setup ({key})"
+            )
+        return float(setup[key])
+
+    def _measure_dark(self) -> float:
+        """Average the photodiode with the LED output off: the level subtracted from every point."""
+        readings = []
+        for _ in range(int(self.dark_readings)):
+            reading = self.call_with_retry(
+                self.photodetector.read_current, "photodetector dark reading", role="photodetector"
+            )
+            if not reading.overflow and math.isfinite(reading.current_a):
+                readings.append(reading.current_a)
+        if not readings:
+            raise RuntimeError("the photodiode overflowed on every dark reading: check its range")
+        dark = float(np.mean(readings))
+        log.info("dark photocurrent %.4g A from %d readings", dark, len(readings))
+        return dark
+
+    def execute(self) -> None:
+        """Pre-bias, sweep, then take the EL spectra; rows, frames and events are emitted live."""
+        self.emit_frame(
+            self.responsivity[1],
+            self.responsivity[0],
+            stream=RESPONSIVITY_STREAM,
+        )
+        self.emit_event(
+            "info",
+            "dark",
+            f"dark photocurrent {self._dark_photocurrent_a:.4g} A "
+            f"(mean of {self.dark_readings} readings, output off); subtracted from every point",
+        )
+        self.emit_event(
+            "info",
+            "provisional",
+            "live luminance/EQE columns use the nominal EL band "
+            f"({self.el_peak_nm:g} nm, FWHM {self.el_fwhm_nm:g} nm); the analysis recomputes "
+            "them from photocurrent, current and the stored EL spectrum",
+        )
+        if self.spectrometer is None:
+            self.emit_event(
+                "warning",
+                "nominal_spectrum",
+                "no spectrometer on the bench: luminance and EQE use a nominal Gaussian EL "
+                f"spectrum (peak {self.el_peak_nm:g} nm, FWHM {self.el_fwhm_nm:g} nm)",
+            )
+        points = sweep_voltages(
+            self.start_v, self.stop_v, self.changeover_v, self.fine_step_v, self.coarse_step_v
+        )
+        signs = _DIRECTIONS[self.direction]
+        self._total_points = len(points) * len(signs)
+        self._done_points = 0
+        self._t0 = time.monotonic()
+
+        self.call_with_retry(
+            lambda: setattr(self.smu, "output_enabled", True), "output on", role="source_meter"
+        )
+        if self.prebias_s > 0:
+            self.emit_event(
+                "info", "prebias", f"pre-bias {self.prebias_v:g} V for {self.prebias_s:g} s"
+            )
+            self._set_voltage(self.prebias_v)
+            if not self.sleep(self.prebias_s):
+                return
+        top_index = len(points) - 1
+        for sweep_index, sign in enumerate(signs):
+            if sign > 0:
+                voltages = points[: top_index + 1]
+            elif sweep_index == 0:
+                voltages = points[::-1]
+            else:
+                # The reverse half of a hysteresis loop starts below the last point reached.
+                voltages = points[:top_index][::-1]
+            completed, top_index = self._sweep(sweep_index, sign, voltages, top_index)
+            if not completed:
+                return
+        self._set_voltage(0.0)
+        self._take_el_spectra()
+        self._set_voltage(0.0)
+        self.call_with_retry(
+            lambda: setattr(self.smu, "output_enabled", False), "output off", role="source_meter"
+        )
+        self.emit("progress", 100.0)
+
+    # ------------------------------------------------------------------ sweep
+    def _set_voltage(self, voltage_v: float) -> None:
+        self.call_with_retry(
+            lambda: setattr(self.smu, "source_voltage", float(voltage_v)),
+            f"set {voltage_v:g} V",
+            role="source_meter",
+        )
+
+    def _measure_point(self) -> tuple[Any, Any]:
+        smu = self.call_with_retry(self.smu.read_all, "source meter read", role="source_meter")
+        pd = self.call_with_retry(
+            self.photodetector.read_current, "photodetector read", role="photodetector"
+        )
+        return smu, pd
+
+    def _sweep(
+        self, sweep_index: int, sign: int, voltages: Sequence[float], top_index: int
+    ) -> tuple[bool, int]:
+        """Run one sweep; return (not aborted, index of the highest point reached)."""
+        label = "forward" if sign > 0 else "reverse"
+        started = time.monotonic()
+        if len(voltages):
+            self.emit_event(
+                "info",
+                "sweep",
+                f"sweep {sweep_index} {label}: {voltages[0]:g} V to {voltages[-1]:g} V, "
+                f"{len(voltages)} points, dwell {self.dwell_s:g} s, pre-bias "
+                f"{self.prebias_v:g} V for {self.prebias_s:g} s",
+            )
+        reached = top_index
+        for position, voltage in enumerate(voltages):
+            if self.should_stop():
+                log.warning("sweep %d aborted at %g V", sweep_index, voltage)
+                return False, reached
+            self._set_voltage(voltage)
+            if not self.sleep(self.dwell_s):
+                return False, reached
+            smu, pd = self._measure_point()
+            row = self._row(voltage, smu, pd, sweep_index, sign)
+            self.rows.append(row)
+            self.emit_row(**row)
+            self._done_points += 1
+            self.emit("progress", 95.0 * self._done_points / max(1, self._total_points))
+            if sign > 0:
+                reached = min(top_index, position) if sweep_index else position
+                reason = self._stop_reason(row)
+                if reason:
+                    self.emit_event(
+                        "warning",
+                        "sweep_stopped",
+                        f"sweep {sweep_index} stopped at {voltage:g} V: {reason}",
+                    )
+                    self._total_points -= len(voltages) - position - 1
+                    break
+            else:
+                reason = self._stop_reason(row)
+                if reason:
+                    self.emit_event(
+                        "warning", "limit", f"{voltage:g} V: {reason} (downward sweep continues)"
+                    )
+        elapsed = time.monotonic() - started
+        swept = self.rows[-1]["voltage_setpoint"] - voltages[0] if len(voltages) else 0.0
+        rate = abs(swept) / elapsed if elapsed > 0 else math.nan
+        self.emit_event(
+            "info", "sweep_done", f"sweep {sweep_index} {label} done: mean rate {rate:.4g} V/s"
+        )
+        return True, reached
+
+    def _row(self, setpoint: float, smu: Any, pd: Any, sweep_index: int, sign: int) -> dict:
+        current = float(smu.current_a)
+        photocurrent = (
+            float(pd.current_a) - self._dark_photocurrent_a if not pd.overflow else math.nan
+        )
+        voltage = float(smu.voltage_v)
+        density = current * 1e3 / self._area_cm2
+        luminance = self.factors.luminance_per_a * photocurrent
+        eqe = self.factors.eqe_pct_per_ratio * photocurrent / current if current > 0 else math.nan
+        cd_a = luminance / (density * 10.0) if density > 0 else math.nan
+        lm_w = math.pi * cd_a / voltage if voltage > 0 and density > 0 else math.nan
+        return {
+            "time": time.monotonic() - self._t0,
+            "voltage_setpoint": float(setpoint),
+            "voltage": voltage,
+            "current": current,
+            "current_density": density,
+            "photocurrent": photocurrent,
+            "luminance": luminance,
+            "eqe": eqe,
+            "current_efficiency": cd_a,
+            "luminous_efficacy": lm_w,
+            "sweep_index": float(sweep_index),
+            "direction": float(sign),
+            "in_compliance": float(bool(smu.in_compliance)),
+            "photodiode_overflow": float(bool(pd.overflow)),
+        }
+
+    def _stop_reason(self, row: Mapping[str, float]) -> str:
+        if self.stop_at_compliance and row["in_compliance"]:
+            return f"current compliance {self.compliance_a:g} A reached"
+        if self.stop_at_saturation and row["photodiode_overflow"]:
+            return "photodiode overflow (saturation)"
+        limit = self.luminance_limit_cd_m2
+        if limit > 0 and row["luminance"] >= limit:
+            return f"luminance {row['luminance']:.4g} cd/m^2 above the limit {limit:g} cd/m^2"
+        return ""
+
+    # ------------------------------------------------------------------ EL spectra
+    def _brightest_setpoint(self) -> float | None:
+        lit = [
+            r
+            for r in self.rows
+            if math.isfinite(r["photocurrent"]) and not r["photodiode_overflow"]
+        ]
+        if not lit:
+            return None
+        return max(lit, key=lambda r: r["photocurrent"])["voltage_setpoint"]
+
+    def _take_el_spectra(self) -> None:
+        if self.spectrometer is None:
+            return
+        main_bias = parse_el_bias(self.el_bias)
+        if main_bias is None:
+            main_bias = self._brightest_setpoint()
+            if main_bias is None:
+                self.emit_event("warning", "el_spectrum", "no usable sweep point: no EL spectrum")
+                return
+            self.emit_event(
+                "info", "el_spectrum", f"EL spectrum at the brightest point, {main_bias:g} V"
+            )
+        jobs = [(main_bias, 1.0), *((b, 0.0) for b in parse_bias_list(self.el_biases))]
+        for bias, for_eqe in jobs:
+            if self.should_stop():
+                return
+            self._el_spectrum_at(bias, for_eqe)
+
+    @contextlib.contextmanager
+    def _led_off(self) -> Iterator[None]:
+        """Switch the LED output off for a spectrometer dark frame, then back on."""
+        self.call_with_retry(
+            lambda: setattr(self.smu, "output_enabled", False), "output off", role="source_meter"
+        )
+        try:
+            yield
+        finally:
+            self.call_with_retry(
+                lambda: setattr(self.smu, "output_enabled", True), "output on", role="source_meter"
+            )
+
+    def _el_spectrum_at(self, bias_v: float, for_eqe: float) -> None:
+        """Take one EL spectrum at ``bias_v``; record it with the electrical state around it."""
+        from procedures._spectrum import SpectrumAcquirer
+
+        if self.acquirer is None:
+            self.acquirer = SpectrumAcquirer.for_procedure(self, dark=self._led_off)
+        self._set_voltage(bias_v)
+        if not self.sleep(self.dwell_s):
+            return
+        smu_before, pd_before = self._measure_point()
+        frame = self.acquirer.acquire(
+            integration_time_s=self.el_integration_ms / 1e3 if self.el_integration_ms else None,
+            averages=int(self.el_averages),
+        )
+        # The dark frame switched the output off and on again: let the LED settle.
+        if not self.sleep(self.dwell_s):
+            return
+        smu_after, pd_after = self._measure_point()
+        current = 0.5 * (smu_before.current_a + smu_after.current_a)
+        photocurrent = 0.5 * (pd_before.current_a + pd_after.current_a) - self._dark_photocurrent_a
+        self.acquirer.emit(
+            self,
+            frame,
+            bias=float(bias_v),
+            voltage=0.5 * (smu_before.voltage_v + smu_after.voltage_v),
+            current=current,
+            current_density=current * 1e3 / self._area_cm2,
+            photocurrent=photocurrent,
+            eqe_spectrum=for_eqe,
+        )
+
+
+# --------------------------------------------------------------------------- analysis
+@dataclass
+class JlvAnalysis:
+    """A J-L-V run recomputed from its raw columns, EL spectrum and set-up.
+
+    Attributes
+    ----------
+    rows : pandas.DataFrame
+        The usable rows (finite voltage, current, photocurrent) with recomputed
+        ``current_density`` (mA/cm^2), ``luminance`` (cd/m^2), ``eqe`` (%),
+        ``current_efficiency`` (cd/A), ``luminous_efficacy`` (lm/W), and ``sweep_index``
+        and ``direction`` (one forward sweep assumed when the file has neither).
+    wavelength_nm, spectrum : numpy.ndarray
+        The EL spectrum used (relative spectral power).
+    spectrum_source : str
+        ``"measured"`` or ``"nominal"``.
+    spectrum_bias_v : float
+        Bias of the measured spectrum (NaN for nominal or unknown).
+    spectrum_units : str
+        Units of the stored spectrum (``W/nm`` when calibrated).
+    extra_spectra : list of tuple
+        Every stored EL spectrum as (bias V, wavelength, intensity), for the report.
+    area_cm2, pd_radius_mm, pd_distance_mm : float
+        Set-up used.
+    """
+
+    rows: Any
+    wavelength_nm: np.ndarray
+    spectrum: np.ndarray
+    spectrum_source: str
+    spectrum_bias_v: float
+    spectrum_units: str
+    extra_spectra: list[tuple[float, np.ndarray, np.ndarray]]
+    area_cm2: float
+    pd_radius_mm: float
+    pd_distance_mm: float
+
+    def sweeps(self) -> list[tuple[int, int, Any]]:
+        """Return (sweep index, direction, rows) of every sweep, in order."""
+        out = []
+        for index, group in self.rows.groupby("sweep_index", sort=True):
+            direction = int(np.sign(np.nanmedian(group["direction"].to_numpy())) or 1)
+            out.append((int(index), direction, group))
+        return out
+
+    def main_sweep(self) -> tuple[int, int, Any]:
+        """Return the sweep the key figures describe: the first forward one, else the first."""
+        sweeps = self.sweeps()
+        return next((s for s in sweeps if s[1] > 0), sweeps[0])
+
+
+def _error(message: str) -> Exception:
+    from perovlab_daq.figures import AnalysisInputError
+
+    return AnalysisInputError(message)
+
+
+def _file_group_values(run: Any, group_name: str) -> dict[str, Any] | None:
+    """Read ``entry/<group_name>`` (attributes and scalar datasets) from the run's file."""
+    path = getattr(run, "path", None) or getattr(run, "data_filename", None)
+    if not path or not Path(path).is_file():
+        return None
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False, swmr=False) as handle:
+            group = handle.get(f"entry/{group_name}")
+            if group is None:
+                return {}
+            values: dict[str, Any] = {k: _plain(v) for k, v in group.attrs.items()}
+            for key, item in group.items():
+                if isinstance(item, h5py.Dataset) and item.shape is not None and item.size <= 16:
+                    values[key] = _plain(item[()])
+            return values
+    except OSError:
+        return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return _plain(value.reshape(-1)[0])
+    return value
+
+
+def _run_parameters(run: Any) -> dict[str, Any]:
+    """Return the parameters the file holds (not class defaults) by attribute name."""
+    stored = _file_group_values(run, "parameters")
+    if stored is not None:
+        return stored
+    parameters = getattr(run, "parameters", None) or {}
+    values = {}
+    for key, item in dict(parameters).items():
+        values[key] = getattr(item, "value", item)
+    return values
+
+
+def _run_metadata(run: Any) -> dict[str, Any]:
+    """Return the run's metadata: ``run.metadata`` if the results object has it, else the file's."""
+    metadata = getattr(run, "metadata", None)
+    if isinstance(metadata, Mapping):
+        return dict(metadata)
+    return _file_group_values(run, "metadata") or {}
+
+
+def _positive_number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _setup_value(
+    parameters: Mapping[str, Any], metadata: Mapping[str, Any], parameter: str, setup_key: str
+) -> float:
+    """Resolve a set-up constant: value used by the run, parameter > 0, bench set-up."""
+    for value in (
+        metadata.get(f"resolved_{setup_key}"),
+        parameters.get(parameter),
+        metadata.get(f"setup_{setup_key}"),
+    ):
+        number = _positive_number(value)
+        if number is not None:
+            return number
+    raise _error(
+        f"missing {setup_key.replace('_', ' ')}: need parameter {parameter!r} > 0 or "
+        f"metadata 'setup_{setup_key}'"
+    )
+
+
+def _frames_or_none(run: Any, stream: str) -> Any:
+    frames = getattr(run, "frames", None)
+    if frames is None:
+        return None
+    try:
+        found = frames(stream)
+    except (KeyError, ValueError, OSError):
+        return None
+    return found if len(found) else None
+
+
+def _responsivity(run: Any, metadata: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    frames = _frames_or_none(run, RESPONSIVITY_STREAM)
+    if frames is not None:
+        return np.asarray(frames.wavelength, float), np.asarray(frames.intensity[0], float)
+    for key in ("responsivity_file", "setup_responsivity_file"):
+        path = metadata.get(key)
+        if isinstance(path, str) and path and Path(path).is_file():
+            return load_calibration_csv(path)
+    raise _error(
+        "missing photodiode responsivity: no 'responsivity' frame stream and no readable "
+        "'responsivity_file' / 'setup_responsivity_file' in the metadata"
+    )
+
+
+def _choose_spectrum(frames: Any, bright_voltage: float) -> tuple[int, float]:
+    """Return (row, bias) of the EL spectrum for luminance/EQE among a stream's frames."""
+    context = frames.context
+    count = len(frames)
+    usable = np.array([np.isfinite(frames.intensity[i]).sum() >= 3 for i in range(count)])
+    if "saturated" in context:
+        unsaturated = usable & (np.nan_to_num(context["saturated"].to_numpy()) == 0)
+        if unsaturated.any():
+            usable = unsaturated
+    if not usable.any():
+        return -1, math.nan
+    bias = np.full(count, math.nan)
+    for name in ("bias", "voltage"):
+        if name in context:
+            bias = context[name].to_numpy(dtype=float)
+            break
+    if "eqe_spectrum" in context:
+        flagged = usable & (np.nan_to_num(context["eqe_spectrum"].to_numpy()) == 1)
+        if flagged.any():
+            index = int(np.flatnonzero(flagged)[0])
+            return index, float(bias[index])
+    candidates = np.flatnonzero(usable)
+    if np.isfinite(bias[candidates]).any() and math.isfinite(bright_voltage):
+        distance = np.where(np.isfinite(bias), np.abs(bias - bright_voltage), np.inf)
+        index = int(candidates[np.argmin(distance[candidates])])
+    else:
+        index = int(candidates[0])
+    return index, float(bias[index])
+
+
+def _column(data: Any, name: str, unit: str, meaning: str) -> np.ndarray:
+    if name not in data.columns:
+        raise _error(f"missing column {name!r} ({meaning}, {unit})")
+    return data[name].to_numpy(dtype=float)
+
+
+def recompute_jlv(run: Any) -> JlvAnalysis:
+    """Recompute a J-L-V run from what its file holds (docs/procedures/jlv.md, Analysis).
+
+    Needs the columns ``voltage`` (V), ``current`` (A) and ``photocurrent`` (A,
+    dark-subtracted); optional ``sweep_index``, ``direction`` (+1/-1) and ``time``. The
+    set-up comes from the metadata/parameters, the photodiode responsivity from the
+    ``responsivity`` frame stream (or the calibration file named in the metadata), and
+    the EL spectrum from the ``spectra`` stream (the frame flagged ``eqe_spectrum``, else
+    the one nearest the brightest point), else the nominal band of the parameters
+    ``el_peak_nm``/``el_fwhm_nm``.
+
+    Raises
+    ------
+    perovlab_daq.figures.AnalysisInputError
+        Naming what is missing.
+    """
+    data = run.data
+    if data is None or len(data) == 0:
+        raise _error("no data rows: the run recorded no J-L-V point")
+    voltage = _column(data, "voltage", "V", "measured device voltage")
+    current = _column(data, "current", "A", "device current")
+    photocurrent = _column(data, "photocurrent", "A", "dark-subtracted photodiode current")
+    count = len(voltage)
+    sweep_index = (
+        data["sweep_index"].to_numpy(dtype=float) if "sweep_index" in data else np.zeros(count)
+    )
+    direction = data["direction"].to_numpy(dtype=float) if "direction" in data else np.ones(count)
+    times = data["time"].to_numpy(dtype=float) if "time" in data else np.full(count, math.nan)
+
+    parameters = _run_parameters(run)
+    metadata = _run_metadata(run)
+    area = _setup_value(parameters, metadata, "device_area_cm2", "device_area_cm2")
+    radius = _setup_value(parameters, metadata, "pd_radius_mm", "photodiode_radius_mm")
+    distance = _setup_value(parameters, metadata, "pd_distance_mm", "photodiode_distance_mm")
+    responsivity = _responsivity(run, metadata)
+
+    good = np.isfinite(voltage) & np.isfinite(current) & np.isfinite(photocurrent)
+    if not good.any():
+        raise _error("no row with finite voltage, current and photocurrent")
+    bright = float(voltage[good][np.argmax(photocurrent[good])])
+
+    extra: list[tuple[float, np.ndarray, np.ndarray]] = []
+    frames = _frames_or_none(run, SPECTRA_STREAM)
+    index = -1
+    if frames is not None:
+        index, bias = _choose_spectrum(frames, bright)
+        bias_column = next((c for c in ("bias", "voltage") if c in frames.context), None)
+        for i in range(len(frames)):
+            value = float(frames.context[bias_column].iloc[i]) if bias_column else math.nan
+            extra.append((value, np.asarray(frames.wavelength, float), frames.intensity[i]))
+    if index >= 0:
+        grid = np.asarray(frames.wavelength, dtype=float)
+        spectrum = np.asarray(frames.intensity[index], dtype=float)
+        keep = np.isfinite(spectrum)
+        grid, spectrum = grid[keep], spectrum[keep]
+        source, units = "measured", str(getattr(frames, "units", {}).get("intensity", ""))
+    else:
+        peak = _positive_number(parameters.get("el_peak_nm"))
+        fwhm = _positive_number(parameters.get("el_fwhm_nm"))
+        if peak is None or fwhm is None:
+            raise _error(
+                "missing EL spectrum: no usable frame in the 'spectra' stream and no "
+                "parameters 'el_peak_nm'/'el_fwhm_nm' for a nominal band"
+            )
+        grid, spectrum = nominal_el_spectrum(peak, fwhm)
+        source, bias, units = "nominal", math.nan, "relative"
+    try:
+        factors = PhotometricFactors.compute(grid, spectrum, responsivity, area, radius, distance)
+    except ValueError as exc:
+        raise _error(f"EL spectrum or responsivity unusable: {exc}") from None
+
+    import pandas as pd
+
+    density = current[good] * 1e3 / area
+    luminance = factors.luminance_per_a * photocurrent[good]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eqe = np.where(
+            current[good] > 0,
+            factors.eqe_pct_per_ratio * photocurrent[good] / current[good],
+            np.nan,
+        )
+        cd_a = np.where(density > 0, luminance / (density * 10.0), np.nan)
+        lm_w = np.where(voltage[good] > 0, math.pi * cd_a / voltage[good], np.nan)
+    rows = pd.DataFrame(
+        {
+            "time": times[good],
+            "voltage": voltage[good],
+            "current": current[good],
+            "photocurrent": photocurrent[good],
+            "current_density": density,
+            "luminance": luminance,
+            "eqe": eqe,
+            "current_efficiency": cd_a,
+            "luminous_efficacy": lm_w,
+            "sweep_index": np.nan_to_num(sweep_index[good]),
+            "direction": np.where(np.isfinite(direction[good]), direction[good], 1.0),
+        }
+    )
+    return JlvAnalysis(
+        rows=rows,
+        wavelength_nm=grid,
+        spectrum=spectrum,
+        spectrum_source=source,
+        spectrum_bias_v=bias,
+        spectrum_units=units,
+        extra_spectra=extra,
+        area_cm2=area,
+        pd_radius_mm=radius,
+        pd_distance_mm=distance,
+    )
+
+
+def _sweep_figures(rows: Any, analysis: JlvAnalysis, with_spectrum: bool) -> dict[str, float]:
+    from perovlab_daq.analysis import jlv_figures
+
+    spectrum_args: tuple[Any, ...] = (
+        (analysis.wavelength_nm, analysis.spectrum) if with_spectrum else (None, None)
+    )
+    return jlv_figures(
+        rows["voltage"].to_numpy(),
+        rows["current_density"].to_numpy(),
+        rows["luminance"].to_numpy(),
+        np.nan_to_num(rows["eqe"].to_numpy(), nan=-np.inf),
+        *spectrum_args,
+        turn_on_threshold_cd_m2=TURN_ON_THRESHOLD_CD_M2,
+        eqe_reference_current_density_ma_cm2=EQE_REFERENCE_MA_CM2,
+    )
+
+
+def _sweep_rate(rows: Any) -> float:
+    times = rows["time"].to_numpy()
+    volts = rows["voltage"].to_numpy()
+    ok = np.isfinite(times) & np.isfinite(volts)
+    if ok.sum() < 2 or times[ok][-1] == times[ok][0]:
+        return math.nan
+    return abs(volts[ok][-1] - volts[ok][0]) / abs(times[ok][-1] - times[ok][0])
+
+
+def jlv_key_figures(run: Any) -> dict[str, float | str]:
+    """Return the key figures of a J-L-V run (``perovlab-daq analyze``).
+
+    Computed from the first forward sweep (else the first sweep) of
+    :func:`recompute_jlv`; the first sweep of the other direction is summarised with
+    the prefix ``reverse_`` (hysteresis). Keys carry their unit (``_v``, ``_cd_m2``,
+    ``_pct``, ``_ma_cm2``); NaN where a figure does not exist (e.g. never turned on).
+    """
+    analysis = recompute_jlv(run)
+    sweep_index, direction, rows = analysis.main_sweep()
+    base = _sweep_figures(rows, analysis, with_spectrum=True)
+    label = "forward" if direction > 0 else "reverse"
+    figures: dict[str, float | str] = {
+        "turn_on_voltage_v": base["turn_on_voltage_v"],
+        "turn_on_threshold_cd_m2": base["turn_on_threshold_cd_m2"],
+        "max_luminance_cd_m2": base["max_luminance_cd_m2"],
+        "voltage_at_max_luminance_v": base["voltage_at_max_luminance_v"],
+        "peak_eqe_pct": base["max_eqe_pct"],
+        "current_density_at_peak_eqe_ma_cm2": base["current_density_at_max_eqe_ma_cm2"],
+        "eqe_at_100_ma_cm2_pct": base["eqe_at_reference_pct"],
+        "max_current_efficiency_cd_a": base["max_current_efficiency_cd_a"],
+        "max_luminous_efficacy_lm_w": base["max_luminous_efficacy_lm_w"],
+        "el_peak_nm": base["el_peak_nm"],
+        "el_fwhm_nm": base["el_fwhm_nm"],
+        "cie_x": base["cie_x"],
+        "cie_y": base["cie_y"],
+        "el_spectrum_source": analysis.spectrum_source,
+        "el_spectrum_bias_v": analysis.spectrum_bias_v,
+        "analysed_sweep": f"{sweep_index} ({label})",
+        "sweep_count": float(len(analysis.sweeps())),
+        f"{label}_sweep_rate_v_s": _sweep_rate(rows),
+        "device_area_cm2": analysis.area_cm2,
+    }
+    for other_index, other_direction, other_rows in analysis.sweeps():
+        if other_index == sweep_index:
+            continue
+        prefix = "reverse" if other_direction < 0 else f"sweep{other_index}"
+        if f"{prefix}_max_luminance_cd_m2" in figures:
+            continue  # only the first sweep of each kind is summarised
+        other = _sweep_figures(other_rows, analysis, with_spectrum=False)
+        figures[f"{prefix}_turn_on_voltage_v"] = other["turn_on_voltage_v"]
+        figures[f"{prefix}_max_luminance_cd_m2"] = other["max_luminance_cd_m2"]
+        figures[f"{prefix}_peak_eqe_pct"] = other["max_eqe_pct"]
+        figures[f"{prefix}_eqe_at_100_ma_cm2_pct"] = other["eqe_at_reference_pct"]
+        figures[f"{prefix}_sweep_rate_v_s"] = _sweep_rate(other_rows)
+    return figures
+
+
+# --------------------------------------------------------------------------- report
+def _spectral_locus_xy() -> tuple[np.ndarray, np.ndarray]:
+    import colour
+
+    cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"]
+    xyz = np.asarray(cmfs.values, dtype=float)
+    total = xyz.sum(axis=1)
+    keep = total > 0
+    return xyz[keep, 0] / total[keep], xyz[keep, 1] / total[keep]
+
+
+def draw_jlv_report(run: Any, figure: Any) -> None:
+    """Draw J-V (log), L-V, EQE-J and the EL spectrum with its CIE point on ``figure``."""
+    analysis = recompute_jlv(run)
+    figures = jlv_key_figures(run)
+    ax_j, ax_l, ax_eqe, ax_el = figure.subplots(2, 2).ravel()
+    for index, direction, rows in analysis.sweeps():
+        style = "-" if direction > 0 else "--"
+        label = f"sweep {index} ({'forward' if direction > 0 else 'reverse'})"
+        volts = rows["voltage"].to_numpy()
+        density = np.abs(rows["current_density"].to_numpy())
+        ax_j.semilogy(volts, np.where(density > 0, density, np.nan), style, label=label)
+        lum = rows["luminance"].to_numpy()
+        ax_l.semilogy(volts, np.where(lum > 0, lum, np.nan), style, label=label)
+        forward_j = rows["current_density"].to_numpy()
+        lit = (forward_j > 0) & (lum >= TURN_ON_THRESHOLD_CD_M2)
+        ax_eqe.semilogx(forward_j[lit], rows["eqe"].to_numpy()[lit], style, label=label)
+    ax_j.set(xlabel="Voltage (V)", ylabel="|J| (mA/cm$^2$)", title="J-V")
+    ax_l.set(xlabel="Voltage (V)", ylabel="Luminance (cd/m$^2$)", title="L-V")
+    turn_on = float(figures["turn_on_voltage_v"])
+    if math.isfinite(turn_on):
+        ax_l.axvline(turn_on, color="grey", lw=0.8, ls=":")
+        ax_l.annotate(f"turn-on {turn_on:.2f} V", (turn_on, TURN_ON_THRESHOLD_CD_M2))
+    ax_eqe.set(xlabel="J (mA/cm$^2$)", ylabel="EQE (%)", title="EQE-J")
+    ax_eqe.axvline(EQE_REFERENCE_MA_CM2, color="grey", lw=0.8, ls=":")
+    for axis in (ax_j, ax_l, ax_eqe):
+        axis.legend(fontsize="small")
+        axis.grid(True, which="both", alpha=0.3)
+
+    peak = float(np.max(analysis.spectrum)) or 1.0
+    for bias, grid, intensity in analysis.extra_spectra:
+        if bias == analysis.spectrum_bias_v:
+            continue
+        ax_el.plot(grid, intensity / peak, lw=0.8, alpha=0.7, label=f"{bias:g} V")
+    label = (
+        f"{analysis.spectrum_bias_v:g} V (used)"
+        if analysis.spectrum_source == "measured"
+        else "nominal band (no measured spectrum)"
+    )
+    ax_el.plot(analysis.wavelength_nm, analysis.spectrum / peak, color="k", lw=1.5, label=label)
+    ax_el.set(
+        xlabel="Wavelength (nm)",
+        ylabel="EL (normalised)",
+        title=f"EL: peak {float(figures['el_peak_nm']):.1f} nm, "
+        f"FWHM {float(figures['el_fwhm_nm']):.1f} nm",
+    )
+    ax_el.legend(fontsize="small", loc="upper left")
+    inset = ax_el.inset_axes([0.66, 0.52, 0.32, 0.45])
+    locus_x, locus_y = _spectral_locus_xy()
+    inset.plot(np.append(locus_x, locus_x[0]), np.append(locus_y, locus_y[0]), "k-", lw=0.6)
+    inset.plot([figures["cie_x"]], [figures["cie_y"]], "o", color="crimson", ms=4)
+    inset.set(xlim=(0, 0.8), ylim=(0, 0.9), xticks=[], yticks=[])
+    inset.set_title(
+        f"CIE ({float(figures['cie_x']):.3f}, {float(figures['cie_y']):.3f})", fontsize="small"
+    )
