@@ -103,7 +103,8 @@ class PeakMetrics:
         asymmetric peak).
     fwhm_nm : numpy.ndarray
         Full width at half maximum (nm) from linearly interpolated half-maximum
-        crossings either side of the maximum; NaN if the peak runs off the grid.
+        crossings either side of the maximum; NaN if the signal stays
+        above half maximum up to an end of the grid.
     height : numpy.ndarray
         Peak height above the baseline (spectrum units).
     integrated_intensity : numpy.ndarray
@@ -256,7 +257,8 @@ def peak_metrics(
     -------
     PeakMetrics
         Arrays of length m (length 1 for a 1-D spectrum); NaN in centre, peak and FWHM
-        for a spectrum with no positive peak, NaN FWHM when the peak runs off the grid.
+        for a spectrum with no positive peak, NaN FWHM when it stays above half
+        maximum up to an end of the grid.
     """
     grid = as_wavelength_grid("wavelength_nm", wavelength_nm)
     rows = np.atleast_2d(as_spectrum("spectra", spectra, grid, allow_2d=True))
