@@ -1,0 +1,16 @@
+"""Exception raised by the storage back end when a run's file cannot be written or read."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(OSError):
+    """A run file or its journal cannot be created, written, read or recovered.
+
+    The message says what failed, on which path, and what to do (free disk space,
+    choose a writable folder, run ``perovlab-daq recover FILE``). It subclasses
+    :class:`OSError` so code that already handles I/O errors also catches it.
+    """

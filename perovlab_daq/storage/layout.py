@@ -1,0 +1,507 @@
+"""The on-disk HDF5 layout of a run (docs/hdf5-layout.md): writing it, live and on recovery.
+
+:class:`RunFileWriter` is the only code that creates groups and datasets; the live writer
+thread and :func:`perovlab_daq.storage.recover` both drive it, so a rebuilt file has exactly
+the layout of a file written live. Names, statuses and versions are defined here once.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+import perovlab_daq
+
+log = logging.getLogger(__name__)
+
+#: Version of the layout below; bump the major part on incompatible changes.
+FILE_FORMAT_VERSION = "1.0"
+#: HDF5 2.0 'latest' means v200, unreadable by HDF5 1.10/1.12/1.14 tools; v110 is the oldest
+#: format that supports SWMR and still reads with Debian's h5dump.
+LIBVER = ("v110", "v110")
+
+RUNNING = "running"
+FINISHED = "finished"
+ABORTED = "aborted"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+QUEUED = "queued"
+STATUSES = (QUEUED, RUNNING, FINISHED, ABORTED, FAILED, INTERRUPTED)
+TERMINAL_STATUSES = (FINISHED, ABORTED, FAILED, INTERRUPTED)
+
+#: Rows per chunk of a live column; frames per chunk is chosen per stream.
+ROW_CHUNK = 4096
+#: Fixed sizes of live event fields (UTF-8 bytes; longer texts are cut at a character).
+EVENT_FIELDS = {"timestamp": 40, "level": 16, "kind": 64, "message": 1024}
+
+#: Units of well-known per-frame context quantities when a frame does not say.
+KNOWN_UNITS = {
+    "time": "s",
+    "elapsed_time": "s",
+    "voltage": "V",
+    "bias": "V",
+    "current": "A",
+    "current_density": "mA/cm^2",
+    "luminance": "cd/m^2",
+    "laser_power": "W",
+    "power": "W",
+    "integration_time": "s",
+    "temperature": "K",
+    "wavelength": "nm",
+}
+
+_UNIT_IN_NAME = re.compile(r"\(([^()]+)\)\s*$")
+
+
+def now_iso() -> str:
+    """Return the current local time as ISO 8601 with its UTC offset."""
+    return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def dataset_name(name: str) -> str:
+    """Return a valid HDF5 link name for a column or key (no '/', not '.' or empty)."""
+    cleaned = str(name).replace("/", "_").strip()
+    if cleaned in {"", ".", ".."}:
+        cleaned = "_" + cleaned.replace(".", "_")
+    return cleaned
+
+
+def unit_from_column_name(name: str) -> str:
+    """Return the unit written in parentheses at the end of a pymeasure column, or ''."""
+    match = _UNIT_IN_NAME.search(str(name))
+    return match.group(1).strip() if match else ""
+
+
+def truncate_utf8(text: str, size: int) -> bytes:
+    """Encode ``text`` as UTF-8 and cut it to ``size`` bytes on a character boundary."""
+    raw = str(text).encode("utf-8")
+    if len(raw) <= size:
+        return raw
+    return raw[:size].decode("utf-8", "ignore").encode("utf-8")
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Return the hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _string_or_number(value: Any) -> Any:
+    """Return a value h5py can store as a dataset or attribute, converting the rest to text."""
+    if value is None:
+        return h5py.Empty("f8")
+    if isinstance(value, bool | int | float | str | np.generic):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+        return value
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, bool | int | float | np.number) for v in value):
+            return np.asarray(value)
+        if value and all(isinstance(v, str) for v in value):
+            return np.asarray(value, dtype=h5py.string_dtype())
+        if not value:
+            return np.zeros(0)
+    return str(value)
+
+
+def write_mapping(group: h5py.Group, mapping: Mapping[str, Any]) -> None:
+    """Write a nested mapping into ``group``: dicts become subgroups, the rest datasets.
+
+    A value given as ``{"value": v, "units": u}`` becomes one dataset with a ``units``
+    attribute.
+    """
+    for key, value in mapping.items():
+        name = dataset_name(key)
+        if name in group:
+            del group[name]
+        if isinstance(value, Mapping) and set(value) <= {"value", "units"} and "value" in value:
+            dataset = group.create_dataset(name, data=_string_or_number(value["value"]))
+            dataset.attrs["units"] = str(value.get("units") or "")
+        elif isinstance(value, Mapping):
+            sub = group.create_group(name, track_order=True)
+            sub.attrs["NX_class"] = "NXcollection"
+            write_mapping(sub, value)
+        else:
+            group.create_dataset(name, data=_string_or_number(value))
+
+
+def read_value(dataset: h5py.Dataset) -> Any:
+    """Read a scalar or small dataset back as Python values (strings decoded)."""
+    if dataset.shape is None:  # h5py.Empty
+        return None
+    value = dataset[()]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SO":
+            return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_mapping(group: h5py.Group) -> dict[str, Any]:
+    """Read a group written by :func:`write_mapping` back into nested dicts."""
+    result: dict[str, Any] = {}
+    for name, item in group.items():
+        if isinstance(item, h5py.Group):
+            result[name] = read_mapping(item)
+        else:
+            result[name] = read_value(item)
+    return result
+
+
+def calibration_record(path: str | os.PathLike[str], embed_limit: int = 1 << 20) -> dict[str, Any]:
+    """Describe a calibration file: path, size, sha256 and, when small text, its content."""
+    file_path = Path(path)
+    record: dict[str, Any] = {"path": os.fspath(file_path.resolve())}
+    try:
+        record["sha256"] = sha256_of(file_path)
+        record["size"] = file_path.stat().st_size
+        if record["size"] <= embed_limit:
+            try:
+                record["content"] = file_path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                pass
+    except OSError as exc:
+        record["error"] = f"cannot read: {exc.strerror or exc}"
+    return record
+
+
+class RunFileWriter:
+    """Write one run into an open :class:`h5py.File` following the layout.
+
+    Parameters
+    ----------
+    header
+        The run description (see :meth:`perovlab_daq.storage.results.HDF5Results` header):
+        versions, procedure, columns ``[[key, dataset, units], ...]``, parameters,
+        instruments, sample, metadata.
+    """
+
+    def __init__(self, header: Mapping[str, Any]) -> None:
+        self.header = header
+        self.file: h5py.File | None = None
+        self.rows = 0
+        self.events = 0
+        self.frames: dict[str, int] = {}
+        self.column_datasets: list[h5py.Dataset] = []
+
+    # -- file handles -----------------------------------------------------------------
+    def attach(self, file: h5py.File) -> None:
+        """Use ``file`` (freshly opened or re-opened) and pick up the current sizes."""
+        self.file = file
+        data = file["entry/data"]
+        self.column_datasets = [data[dataset] for _key, dataset, _units in self.header["columns"]]
+        self.rows = min((len(d) for d in self.column_datasets), default=0)
+        self.events = len(file["entry/events/time"]) if "entry/events/time" in file else 0
+        spectra = {}
+        for stream, item in file["entry"].items():
+            if isinstance(item, h5py.Group) and "intensity" in item:
+                spectra[stream] = len(item["intensity"])
+        self.frames = spectra
+
+    # -- skeleton ---------------------------------------------------------------------
+    def write_skeleton(self, file: h5py.File) -> None:
+        """Create every group and dataset known before the run starts (status ``queued``)."""
+        header = self.header
+        file.attrs["NX_class"] = "NXroot"
+        file.attrs["default"] = "entry"
+        file.attrs["perovlab_daq_version"] = header["perovlab_daq_version"]
+        file.attrs["file_format_version"] = header["file_format_version"]
+        file.attrs["creator"] = f"perovlab-daq {perovlab_daq.__version__}"
+        file.attrs["HDF5_Version"] = h5py.version.hdf5_version
+        file.attrs["h5py_version"] = h5py.version.version
+        file.attrs["file_time"] = header["created"]
+
+        entry = file.create_group("entry", track_order=True)
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "data"
+        entry.attrs["procedure"] = header["procedure"]
+        entry.attrs["procedure_class"] = header["procedure_class"]
+        entry.attrs["title"] = header.get("title") or header["procedure"]
+        entry.attrs["status"] = QUEUED
+        entry.attrs["status_reason"] = ""
+        entry.attrs["start_time"] = ""
+        entry.attrs["end_time"] = ""
+        entry.attrs["durability_interval_s"] = float(header["durability_interval_s"])
+        entry.attrs["power_loss_safe"] = bool(header["power_loss_safe"])
+
+        parameters = entry.create_group("parameters", track_order=True)
+        parameters.attrs["NX_class"] = "NXparameters"
+        for parameter in header["parameters"]:
+            name = dataset_name(parameter["key"])
+            dataset = parameters.create_dataset(name, data=_string_or_number(parameter["value"]))
+            dataset.attrs["units"] = parameter.get("units") or ""
+            dataset.attrs["name"] = parameter.get("name") or parameter["key"]
+            dataset.attrs["type"] = parameter.get("type") or ""
+
+        metadata = entry.create_group("metadata", track_order=True)
+        metadata.attrs["NX_class"] = "NXcollection"
+        for key, value in (header.get("metadata") or {}).items():
+            metadata.attrs[dataset_name(key)] = _string_or_number(value)
+
+        sample = entry.create_group("sample", track_order=True)
+        sample.attrs["NX_class"] = "NXsample"
+        sample_fields = dict(header.get("sample") or {})
+        if "sample" in sample_fields and "name" not in sample_fields:
+            sample_fields["name"] = sample_fields["sample"]
+        write_mapping(sample, sample_fields)
+
+        instrument = entry.create_group("instrument", track_order=True)
+        instrument.attrs["NX_class"] = "NXinstrument"
+        for role, description in (header.get("instruments") or {}).items():
+            group = instrument.create_group(dataset_name(role), track_order=True)
+            group.attrs["NX_class"] = "NXcollection"
+            description = dict(description)
+            calibrations = description.pop("calibration_files", None) or []
+            settings = description.pop("settings", None) or {}
+            write_mapping(group, {k: v for k, v in description.items() if v is not None})
+            settings_group = group.create_group("settings", track_order=True)
+            settings_group.attrs["NX_class"] = "NXcollection"
+            write_mapping(settings_group, settings)
+            if calibrations:
+                files = group.create_group("calibration_files", track_order=True)
+                files.attrs["NX_class"] = "NXcollection"
+                for record in calibrations:
+                    base = dataset_name(Path(record["path"]).name)
+                    name, n = base, 1
+                    while name in files:
+                        n += 1
+                        name = f"{base}_{n}"
+                    cal = files.create_group(name)
+                    cal.attrs["NX_class"] = "NXnote"
+                    for key in ("path", "sha256", "size", "error"):
+                        if key in record:
+                            cal.attrs[key] = record[key]
+                    if "content" in record:
+                        cal.create_dataset("data", data=record["content"])
+                        cal.attrs["type"] = "text/plain"
+
+        data = entry.create_group("data", track_order=True)
+        data.attrs["NX_class"] = "NXdata"
+        columns = header["columns"]
+        names = [dataset for _key, dataset, _units in columns]
+        if names:
+            axis = names[0]
+            signal = names[1] if len(names) > 1 else names[0]
+            data.attrs["axes"] = axis
+            data.attrs["signal"] = signal
+            data.attrs[f"{axis}_indices"] = 0
+            rest = [n for n in names if n not in (axis, signal)]
+            if rest:
+                data.attrs["auxiliary_signals"] = rest
+        for key, name, units in columns:
+            dataset = data.create_dataset(
+                name,
+                shape=(0,),
+                maxshape=(None,),
+                chunks=(ROW_CHUNK,),
+                dtype="f8",
+                fillvalue=np.nan,
+            )
+            dataset.attrs["units"] = units or ""
+            if key != name:
+                dataset.attrs["long_name"] = key
+
+        events = entry.create_group("events", track_order=True)
+        events.attrs["NX_class"] = "NXcollection"
+        time = events.create_dataset(
+            "time", shape=(0,), maxshape=(None,), chunks=(256,), dtype="f8"
+        )
+        time.attrs["units"] = "s"
+        time.attrs["long_name"] = "time since the run started"
+        for field, size in EVENT_FIELDS.items():
+            events.create_dataset(
+                field,
+                shape=(0,),
+                maxshape=(None,),
+                chunks=(256,),
+                dtype=h5py.string_dtype("utf-8", size),
+            )
+        self.attach(file)
+
+    def start_run(self, start_time: str) -> None:
+        """Mark the run as running (before SWMR mode: attributes cannot change after)."""
+        entry = self.file["entry"]
+        entry.attrs["status"] = RUNNING
+        entry.attrs["start_time"] = start_time
+
+    # -- streaming --------------------------------------------------------------------
+    def append_rows(self, values: np.ndarray) -> None:
+        """Append an ``(n, n_columns)`` float array to the data columns."""
+        count = len(values)
+        if count == 0:
+            return
+        start, stop = self.rows, self.rows + count
+        for index, dataset in enumerate(self.column_datasets):
+            dataset.resize((stop,))
+            dataset[start:stop] = values[:, index]
+        self.rows = stop
+
+    def has_stream(self, stream: str, context_keys: Iterable[str]) -> bool:
+        """Return whether ``stream`` and every context dataset exist (else restructure)."""
+        group = self.file["entry"].get(dataset_name(stream))
+        if group is None:
+            return False
+        return all(dataset_name(k) in group for k in context_keys)
+
+    def add_stream(
+        self,
+        stream: str,
+        wavelength: np.ndarray,
+        context_units: Mapping[str, str],
+        intensity_units: str = "counts",
+    ) -> None:
+        """Create (or extend with new context datasets) the NXdata group of a frame stream.
+
+        Needs the file out of SWMR mode: the caller re-opens it around this call.
+        """
+        name = dataset_name(stream)
+        entry = self.file["entry"]
+        pixels = len(wavelength)
+        if name not in entry:
+            group = entry.create_group(name, track_order=True)
+            group.attrs["NX_class"] = "NXdata"
+            group.attrs["signal"] = "intensity"
+            group.attrs["axes"] = ["time", "wavelength"]
+            group.attrs["time_indices"] = 0
+            group.attrs["wavelength_indices"] = 1
+            wl = group.create_dataset("wavelength", data=np.asarray(wavelength, dtype="f8"))
+            wl.attrs["units"] = "nm"
+            frames_per_chunk = max(1, min(64, (256 * 1024) // max(1, pixels * 8)))
+            intensity = group.create_dataset(
+                "intensity",
+                shape=(0, pixels),
+                maxshape=(None, pixels),
+                chunks=(frames_per_chunk, pixels),
+                dtype="f8",
+                fillvalue=np.nan,
+            )
+            intensity.attrs["units"] = intensity_units
+            intensity.attrs["interpretation"] = "spectrum"
+            self.frames[stream] = 0
+        group = entry[name]
+        count = len(group["intensity"])
+        for key, units in context_units.items():
+            key_name = dataset_name(key)
+            if key_name in group:
+                continue
+            dataset = group.create_dataset(
+                key_name,
+                shape=(count,),
+                maxshape=(None,),
+                chunks=(1024,),
+                dtype="f8",
+                fillvalue=np.nan,
+            )
+            dataset.attrs["units"] = units or ""
+        group.attrs["context"] = [
+            n
+            for n in group
+            if n not in ("wavelength", "intensity") and isinstance(group[n], h5py.Dataset)
+        ]
+
+    def append_frames(
+        self, stream: str, intensity: np.ndarray, context: Mapping[str, np.ndarray]
+    ) -> None:
+        """Append ``(k, pixels)`` frames and their per-frame context columns."""
+        group = self.file["entry"][dataset_name(stream)]
+        count = len(intensity)
+        start = self.frames.get(stream, len(group["intensity"]))
+        stop = start + count
+        group["intensity"].resize((stop, intensity.shape[1]))
+        group["intensity"][start:stop] = intensity
+        for name in group.attrs.get("context", []):
+            dataset = group[name]
+            dataset.resize((stop,))
+            key = next((k for k in context if dataset_name(k) == name), None)
+            if key is not None:
+                dataset[start:stop] = context[key]
+        self.frames[stream] = stop
+
+    def append_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Append events (``time``, ``timestamp``, ``level``, ``kind``, ``message``)."""
+        if not events:
+            return
+        group = self.file["entry/events"]
+        start, stop = self.events, self.events + len(events)
+        group["time"].resize((stop,))
+        group["time"][start:stop] = [float(e.get("time", np.nan)) for e in events]
+        for field, size in EVENT_FIELDS.items():
+            values = np.array(
+                [truncate_utf8(e.get(field, ""), size) for e in events],
+                dtype=h5py.string_dtype("utf-8", size),
+            )
+            group[field].resize((stop,))
+            group[field][start:stop] = values
+        self.events = stop
+
+    # -- end of run -------------------------------------------------------------------
+    def finalize(
+        self,
+        status: str,
+        reason: str,
+        end_time: str,
+        *,
+        analysis: Mapping[str, Any] | None = None,
+        run_metadata: Mapping[str, Any] | None = None,
+        start_time: str | None = None,
+    ) -> None:
+        """Write the final status, end time, pymeasure metadata and analysis (file not SWMR)."""
+        entry = self.file["entry"]
+        entry.attrs["status"] = status
+        entry.attrs["status_reason"] = reason or ""
+        entry.attrs["end_time"] = end_time
+        if start_time and not entry.attrs.get("start_time"):
+            entry.attrs["start_time"] = start_time
+        if run_metadata:
+            write_mapping(entry["metadata"], run_metadata)
+        self.compact_events()
+        if analysis:
+            self.write_analysis(analysis)
+
+    def compact_events(self) -> None:
+        """Rewrite the fixed-size live event texts as variable-length strings (not SWMR)."""
+        group = self.file["entry/events"]
+        for field in EVENT_FIELDS:
+            dataset = group.get(field)
+            if dataset is None or h5py.check_string_dtype(dataset.dtype).length is None:
+                continue
+            values = [v.decode("utf-8", "replace") for v in dataset[: self.events]]
+            del group[field]
+            group.create_dataset(
+                field,
+                data=np.array(values, dtype=object),
+                dtype=h5py.string_dtype(),
+                maxshape=(None,),
+                chunks=(256,),
+            )
+
+    def write_analysis(self, analysis: Mapping[str, Any]) -> None:
+        """Write (or update) ``entry/analysis`` from a mapping of figures."""
+        write_mapping(analysis_group(self.file), analysis)
+
+
+def analysis_group(file: h5py.File) -> h5py.Group:
+    """Return ``entry/analysis``, created if needed (the file must not be in SWMR mode)."""
+    group = file["entry"].require_group("analysis")
+    group.attrs["NX_class"] = "NXcollection"
+    return group
