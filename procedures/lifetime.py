@@ -1,0 +1,901 @@
+"""Operational lifetime (T50) of an LED: luminance and voltage at constant drive until L/L0 drops.
+
+The procedure ``lifetime`` holds the pixel at a constant current density (or current, or
+voltage) and logs, against time, the photodiode current turned into luminance, the
+voltage and the current; it takes EL spectra every so often (peak centre, FWHM and
+intensity against time, [P1] Figs. 6-7), can interrupt the stress for short J-L-V sweeps
+at set times, and stops when the luminance has fallen below a fraction of its initial
+value L0 (default 0.5: T50), after a maximum duration, or on an operator abort.
+
+Two clocks are recorded. ``time`` is wall-clock seconds since the run started (it jumps
+over the gap of a resumed run). ``device_time`` is the time the device spent under
+stress, in device seconds: wall seconds under drive multiplied by the bench's
+``ageing_acceleration`` (``Bench.metadata()``). On real hardware the factor is 1, so
+device time is simply time under stress; on the simulated bench the device ages that many
+times faster than the wall clock so that a T50 of days takes seconds. Every lifetime
+figure (T95...T50 in hours) is in device time.
+
+Sampling is log-spaced early and linear later (:func:`sampling_interval_s`), so the first
+minutes are resolved without flooding a week-long file. Robustness for unattended runs:
+every instrument call is retried with backoff and re-opens the connection (events
+``retry``/``reopen``), a schedule slip is recorded as a ``gap`` event, and after
+``max_consecutive_failures`` failures in a row the run stops ``failed`` with the output
+off. A run left ``interrupted`` can be continued in the same file with
+``perovlab-daq run lifetime --resume FILE`` (:mod:`perovlab_daq.lifetime_tools`); on the
+simulated bench the device's ageing state is checkpointed into the file (events
+``device_state``) so that the resumed device is the one that was interrupted.
+
+See ``docs/procedures/lifetime.md`` for parameters, stop conditions and the analysis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pymeasure.experiment import (
+    BooleanParameter,
+    FloatParameter,
+    IntegerParameter,
+    ListParameter,
+    Parameter,
+)
+
+from procedures.base import DaqProcedure, ParameterError
+
+log = logging.getLogger(__name__)
+
+S_PER_H = 3600.0
+DRIVE_MODES: tuple[str, ...] = ("current_density", "current", "voltage")
+#: Samples whose median is the live L0 (the analysis re-estimates L0 from the file).
+L0_SAMPLES = 5
+#: The stop condition needs the median of this many latest samples below the fraction.
+STOP_CONFIRM_SAMPLES = 5
+#: After the stop condition holds, keep logging this fraction of the elapsed stress time
+#: (at least 3 samples) so the smoothed analysis sees the crossing, not just its edge.
+STOP_TAIL_FRACTION = 0.03
+#: Consecutive in-compliance readings that end a constant-current run.
+COMPLIANCE_STOP_SAMPLES = 5
+#: Most periodic J-L-V sweeps in ``jlv_times``.
+MAX_JLV_SWEEPS = 100
+#: Event kinds written by this procedure that other code relies on.
+EVENT_DEVICE_STATE = "device_state"
+EVENT_STOP = "stop"
+EVENT_GAP = "gap"
+EVENT_RESUME = "resume"
+#: Event messages are stored in at most 1024 bytes (docs/hdf5-layout.md).
+_EVENT_MESSAGE_LIMIT = 1000
+
+
+# --------------------------------------------------------------------------- schedule
+def sampling_interval_s(
+    stress_time_s: float, first_interval_s: float, interval_s: float, points_per_decade: int
+) -> float:
+    """Return the wait (s) before the next luminance sample at a given stress time.
+
+    Log-spaced early, linear later: successive sample times grow by the factor
+    10^(1/points_per_decade), i.e. the wait is stress_time x (10^(1/ppd) - 1), never
+    shorter than ``first_interval_s`` nor longer than ``interval_s``. The rule depends on
+    the stress time only, so a resumed run continues the same schedule.
+
+    Parameters
+    ----------
+    stress_time_s : float
+        Wall time under stress so far (s), >= 0.
+    first_interval_s : float
+        Shortest wait (s), used at the start.
+    interval_s : float
+        Longest wait (s), the linear sampling interval of the long tail.
+    points_per_decade : int
+        Samples per decade of time in the log-spaced part, >= 1.
+
+    Returns
+    -------
+    float
+        The wait in s.
+
+    Examples
+    --------
+    >>> round(sampling_interval_s(0.0, 1.0, 60.0, 20), 3)
+    1.0
+    >>> round(sampling_interval_s(100.0, 1.0, 60.0, 20), 3)
+    12.202
+    >>> sampling_interval_s(1e5, 1.0, 60.0, 20)
+    60.0
+    """
+    growth = 10.0 ** (1.0 / max(1, int(points_per_decade))) - 1.0
+    return float(min(interval_s, max(first_interval_s, max(0.0, stress_time_s) * growth)))
+
+
+def parse_time_list(text: str, name: str = "jlv_times") -> tuple[float, ...]:
+    """Parse a list of times in s such as ``"600, 3600 7200s"`` (commas, semicolons, spaces).
+
+    Parameters
+    ----------
+    text : str
+        The list; empty for none. Items are plain numbers, optionally followed by ``s``.
+    name : str
+        Parameter name for the error message.
+
+    Returns
+    -------
+    tuple of float
+        The times (s), sorted.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``name`` for an item that is not a number >= 0, or too many items.
+    """
+    items = [item for item in re.split(r"[,;\s]+", str(text or "").strip()) if item]
+    values = []
+    for item in items:
+        token = item[:-1] if item[-1:] in {"s", "S"} else item
+        try:
+            value = float(token)
+        except ValueError:
+            raise ParameterError(
+                name, text, "times in s separated by commas, e.g. 600, 3600"
+            ) from None
+        if not math.isfinite(value) or value < 0:
+            raise ParameterError(name, text, "times in s, each a finite number >= 0")
+        values.append(value)
+    if len(values) > MAX_JLV_SWEEPS:
+        raise ParameterError(name, text, f"at most {MAX_JLV_SWEEPS} times")
+    return tuple(sorted(values))
+
+
+# --------------------------------------------------------------------------- resume
+@dataclass
+class ResumeState:
+    """Where an interrupted run stopped: what its continuation needs to carry on.
+
+    Built by :func:`perovlab_daq.lifetime_tools.read_resume_state` from the run file.
+
+    Attributes
+    ----------
+    segment : int
+        Index of the new segment (1 for the first resume).
+    time_offset_s : float
+        Wall time (s since the original run started) at which the new segment starts.
+    device_time_s : float
+        Device time (s) at which the stress resumes.
+    l0_cd_m2 : float
+        Initial luminance of the original run (relative luminance stays against it).
+    last_time_s : float
+        Wall time of the last row kept in the file.
+    last_device_time_s : float
+        Device time of the last row kept in the file.
+    world_state : dict or None
+        Saved ``World.state_dict()`` of the simulated device (None on real hardware).
+    jlv_done : int
+        Periodic J-L-V sweeps already done.
+    spectra_done : int
+        EL spectra already taken.
+    """
+
+    segment: int
+    time_offset_s: float
+    device_time_s: float
+    l0_cd_m2: float
+    last_time_s: float
+    last_device_time_s: float
+    world_state: dict[str, Any] | None = None
+    jlv_done: int = 0
+    spectra_done: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- procedure
+class LifetimeProcedure(DaqProcedure):
+    """Operational lifetime: luminance and voltage under constant drive until L/L0 < fraction.
+
+    See ``docs/procedures/lifetime.md``.
+    """
+
+    NAME: ClassVar[str] = "lifetime"
+    TITLE: ClassVar[str] = "Operational lifetime (T50) at constant drive"
+    REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("source_meter", "photodetector")
+    OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ("spectrometer",)
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "time": "s",  # wall time since the run started
+        "device_time": "s",  # time under stress x ageing_acceleration
+        "voltage": "V",
+        "current": "A",
+        "current_density": "mA/cm^2",
+        "photocurrent": "A",  # dark-subtracted
+        "luminance": "cd/m^2",
+        "relative_luminance": "",  # L / L0
+        "dark_current": "A",  # photodiode dark level subtracted
+        "in_compliance": "",  # 1 while the source meter is in compliance
+        "jlv_sweep": "",  # 0 for stress rows, k for points of the k-th short J-L-V sweep
+        "segment": "",  # 0, then 1, 2... for each resume
+    }
+
+    # -- drive ----------------------------------------------------------------------------
+    drive_mode = ListParameter("Drive mode", choices=list(DRIVE_MODES), default="current_density")
+    current_density = FloatParameter(
+        "Current density", units="mA/cm^2", minimum=0.001, maximum=5000, default=20.0
+    )
+    current = FloatParameter("Current", units="A", minimum=1e-9, maximum=1.0, default=0.0018)
+    voltage = FloatParameter("Voltage", units="V", minimum=0.0, maximum=100.0, default=4.0)
+    compliance_voltage = FloatParameter(
+        "Voltage compliance (current drive)", units="V", minimum=0.1, maximum=210, default=12.0
+    )
+    compliance_current = FloatParameter(
+        "Current compliance (voltage drive)", units="A", minimum=1e-6, maximum=1.0, default=0.1
+    )
+    nplc = FloatParameter("Source meter NPLC", minimum=0.01, maximum=10, default=1.0)
+    settle_time = FloatParameter(
+        "Rest before stress, output off (no J-L-V)",
+        units="s",
+        minimum=0,
+        maximum=86400,
+        default=0.0,
+    )
+    # -- sampling -------------------------------------------------------------------------
+    first_interval = FloatParameter(
+        "First sampling interval", units="s", minimum=0.001, maximum=3600, default=1.0
+    )
+    interval = FloatParameter(
+        "Sampling interval (linear part)", units="s", minimum=0.001, maximum=86400, default=60.0
+    )
+    points_per_decade = IntegerParameter(
+        "Samples per decade (log part)", minimum=1, maximum=1000, default=20
+    )
+    # -- stop conditions ------------------------------------------------------------------
+    stop_fraction = FloatParameter("Stop below L/L0", minimum=0.01, maximum=0.99, default=0.5)
+    max_duration = FloatParameter(
+        "Maximum duration (wall)", units="s", minimum=0.1, maximum=3.2e7, default=604800.0
+    )
+    stop_at_compliance = BooleanParameter("Stop when the drive stays in compliance", default=True)
+    # -- photodiode -----------------------------------------------------------------------
+    pd_nplc = FloatParameter("Photodetector NPLC", minimum=0.01, maximum=50, default=1.0)
+    pd_range = FloatParameter(
+        "Photodetector range (0 = auto)", units="A", minimum=0, maximum=0.021, default=0.0
+    )
+    dark_readings = IntegerParameter("Dark readings averaged", minimum=1, maximum=1000, default=10)
+    dark_interval = FloatParameter(
+        "Dark level again every (0 = only before)",
+        units="s",
+        minimum=0,
+        maximum=1e7,
+        default=0.0,
+    )
+    dark_settle = FloatParameter(
+        "Wait after output off before a dark reading",
+        units="s",
+        minimum=0,
+        maximum=600,
+        default=1.0,
+    )
+    device_area = FloatParameter(
+        "Device area (0 = bench setup)", units="cm^2", minimum=0, maximum=100, default=0.0
+    )
+    # -- EL spectra -----------------------------------------------------------------------
+    spectrum_interval = FloatParameter(
+        "EL spectrum every (0 = none)", units="s", minimum=0, maximum=1e7, default=600.0
+    )
+    el_integration = FloatParameter(
+        "EL integration time (0 = automatic)", units="ms", minimum=0, maximum=60000, default=0.0
+    )
+    el_averages = IntegerParameter("EL spectra averaged", minimum=1, maximum=100, default=1)
+    el_peak = FloatParameter(
+        "Nominal EL peak (no spectrometer)", units="nm", minimum=300, maximum=1100, default=650.0
+    )
+    el_fwhm = FloatParameter(
+        "Nominal EL FWHM (no spectrometer)", units="nm", minimum=1, maximum=300, default=30.0
+    )
+    # -- periodic J-L-V sweeps ------------------------------------------------------------
+    jlv_times = Parameter("Short J-L-V sweeps at stress times (s, comma separated)", default="")
+    jlv_stop_voltage = FloatParameter(
+        "J-L-V sweep top voltage", units="V", minimum=0.1, maximum=100, default=6.0
+    )
+    jlv_step = FloatParameter(
+        "J-L-V sweep step", units="V", minimum=0.001, maximum=10, default=0.25
+    )
+    jlv_dwell = FloatParameter(
+        "J-L-V dwell per point", units="s", minimum=0, maximum=60, default=0.0
+    )
+    # -- robustness -----------------------------------------------------------------------
+    max_consecutive_failures = IntegerParameter(
+        "Consecutive instrument failures before the run fails", minimum=1, maximum=100, default=5
+    )
+    checkpoint_interval = FloatParameter(
+        "Simulated device state saved every (wall)",
+        units="s",
+        minimum=0.01,
+        maximum=3600,
+        default=0.2,
+    )
+    resume_file = Parameter("Run file this run continues (set by --resume)", default="")
+
+    # ------------------------------------------------------------------ validation
+    @classmethod
+    def check_consistency(cls, values: Mapping[str, Any]) -> None:
+        """Refuse combinations that are each in range but wrong together.
+
+        Raises
+        ------
+        ParameterError
+            Naming the parameter to change.
+        """
+        first = float(values.get("first_interval", 1.0))
+        interval = float(values.get("interval", 60.0))
+        if first > interval:
+            raise ParameterError(
+                "first_interval", first, f"at most the linear interval ({interval:g} s)"
+            )
+        maximum = float(values.get("max_duration", 604800.0))
+        if interval > maximum:
+            raise ParameterError("interval", interval, f"at most max_duration ({maximum:g} s)")
+        mode = values.get("drive_mode", "current_density")
+        if mode == "voltage" and float(values.get("voltage", 4.0)) <= 0:
+            raise ParameterError("voltage", values.get("voltage"), "> 0 V for a voltage drive")
+        times = parse_time_list(values.get("jlv_times", "") or "")
+        late = [t for t in times if t >= maximum]
+        if late:
+            raise ParameterError(
+                "jlv_times", values.get("jlv_times"), f"times below max_duration ({maximum:g} s)"
+            )
+        if times and mode != "voltage":
+            top = float(values.get("jlv_stop_voltage", 6.0))
+            limit = float(values.get("compliance_voltage", 12.0))
+            if top > limit:
+                raise ParameterError(
+                    "jlv_stop_voltage", top, f"at most compliance_voltage ({limit:g} V)"
+                )
+
+    # ------------------------------------------------------------------ start-up
+    def startup(self) -> None:
+        """Resolve the set-up, load calibrations, configure the instruments, measure the dark.
+
+        Raises
+        ------
+        RuntimeError
+            If the bench lacks a role or a set-up value, or a calibration cannot be read
+            (before the output is switched on).
+        """
+        from procedures.jlv import load_calibration_csv, nominal_el_spectrum
+
+        self.check_consistency(
+            {name: getattr(self, name) for name in self.parameter_objects_of_class()}
+        )
+        self.MAX_CONSECUTIVE_FAILURES = int(self.max_consecutive_failures)
+        self.smu = self.instrument("source_meter")
+        self.photodetector = self.instrument("photodetector")
+        self.spectrometer = (
+            self.bench.get("spectrometer") if self.has_role("spectrometer") else None
+        )
+        meta = self.bench.metadata() if hasattr(self.bench, "metadata") else {}
+        self.acceleration = float(meta.get("ageing_acceleration", 1.0) or 1.0)
+        setup = dict(getattr(getattr(self.bench, "config", None), "setup", {}) or {})
+        self.area_cm2 = self._resolve(self.device_area, setup, "device_area_cm2")
+        self.pd_radius_mm = self._resolve(0.0, setup, "photodiode_radius_mm")
+        self.pd_distance_mm = self._resolve(0.0, setup, "photodiode_distance_mm")
+        responsivity_path = setup.get("responsivity_file")
+        if not responsivity_path:
+            raise RuntimeError(
+                "the bench setup has no responsivity_file (photodiode A/W against nm): "
+                "luminance cannot be computed"
+            )
+        self.responsivity = load_calibration_csv(responsivity_path)
+        self.nominal_spectrum = nominal_el_spectrum(self.el_peak, self.el_fwhm)
+        self.luminance_per_a = self._luminance_per_a(*self.nominal_spectrum)
+        self.jlv_schedule = parse_time_list(self.jlv_times)
+        self.resume: ResumeState | None = None
+        if self.resume_file:
+            from perovlab_daq.lifetime_tools import read_resume_state
+
+            self.resume = read_resume_state(self.resume_file)
+        self.segment = self.resume.segment if self.resume else 0
+        self.time_origin = time.monotonic() - (self.resume.time_offset_s if self.resume else 0.0)
+        self.acquirer: Any = None
+        self.spectra_taken = self.resume.spectra_done if self.resume else 0
+        self.jlv_done = self.resume.jlv_done if self.resume else 0
+
+        if self.resume and self.resume.world_state is not None:
+            self._restore_world(self.resume.world_state)
+
+        range_a = self.pd_range if self.pd_range > 0 else None
+        self.call_with_retry(
+            lambda: self.photodetector.configure(nplc=self.pd_nplc, current_range_a=range_a),
+            "photodetector configure",
+            role="photodetector",
+        )
+        if self.resume is not None:
+            self._note_output_state_at_resume()
+        self.call_with_retry(self._configure_source, "source meter configure", role="source_meter")
+        if self.settle_time > 0:
+            self.emit_event(
+                "info", "settle", f"rest {self.settle_time:g} s with the output off before stress"
+            )
+            self.sleep(self.settle_time)
+        self.dark_a = self._measure_dark(settle=False)
+
+    def _resolve(self, value: float, setup: Mapping[str, Any], key: str) -> float:
+        if value and value > 0:
+            return float(value)
+        if setup.get(key) is None:
+            raise RuntimeError(f"{key}: not set as a parameter and missing from the bench setup")
+        return float(setup[key])
+
+    def _luminance_per_a(self, wavelength_nm: np.ndarray, spectrum: np.ndarray) -> float:
+        from procedures.jlv import PhotometricFactors
+
+        factors = PhotometricFactors.compute(
+            wavelength_nm,
+            spectrum,
+            self.responsivity,
+            self.area_cm2,
+            self.pd_radius_mm,
+            self.pd_distance_mm,
+        )
+        return float(factors.luminance_per_a)
+
+    def _configure_source(self) -> None:
+        self.smu.output_enabled = False
+        if self.drive_mode == "voltage":
+            self.smu.apply_voltage_source(
+                compliance_current_a=self.compliance_current, nplc=self.nplc
+            )
+            self.smu.source_voltage = 0.0
+        else:
+            self.smu.apply_current_source(
+                compliance_voltage_v=self.compliance_voltage, nplc=self.nplc
+            )
+            self.smu.source_current = 0.0
+
+    def _restore_world(self, state: Mapping[str, Any]) -> None:
+        world = getattr(self.bench, "world", None)
+        if world is None:
+            self.emit_event(
+                "warning",
+                EVENT_RESUME,
+                "the file holds a simulated device state but this bench is not simulated: ignored",
+            )
+            return
+        world.load_state_dict(dict(state))
+        self.emit_event(
+            "info",
+            EVENT_RESUME,
+            "simulated device restored from its last saved ageing state "
+            f"(device time {self.resume.device_time_s / S_PER_H:.4g} h)",
+        )
+
+    def _note_output_state_at_resume(self) -> None:
+        """Record whether the source was still driving the pixel when the run was resumed."""
+        try:
+            was_on = bool(self.smu.output_enabled)
+        except Exception as exc:  # noqa: BLE001 - informative only
+            self.emit_event("warning", EVENT_RESUME, f"output state unknown at resume: {exc}")
+            return
+        self.output_was_on = was_on
+        if was_on:
+            self.emit_event(
+                "warning",
+                EVENT_RESUME,
+                "the source output was still on when the run was resumed: the pixel was "
+                "stressed during the gap, so device time includes the gap",
+            )
+
+    # ------------------------------------------------------------------ drive helpers
+    @property
+    def drive_level(self) -> float:
+        """Return the source level of the stress: A for current drives, V for voltage."""
+        if self.drive_mode == "current_density":
+            return self.current_density * 1e-3 * self.area_cm2
+        if self.drive_mode == "current":
+            return float(self.current)
+        return float(self.voltage)
+
+    def _set_level(self, level: float) -> None:
+        attribute = "source_voltage" if self.drive_mode == "voltage" else "source_current"
+        self.call_with_retry(
+            lambda: setattr(self.smu, attribute, float(level)),
+            f"set {attribute} {level:g}",
+            role="source_meter",
+        )
+
+    def _set_output(self, enabled: bool) -> None:
+        self.call_with_retry(
+            lambda: setattr(self.smu, "output_enabled", bool(enabled)),
+            "output on" if enabled else "output off",
+            role="source_meter",
+        )
+
+    @contextlib.contextmanager
+    def _stress_paused(self, why: str) -> Iterator[None]:
+        """Switch the output off for a while (dark level, dark frames); device time stops."""
+        started = time.monotonic()
+        self._set_output(False)
+        try:
+            yield
+        finally:
+            self._set_output(True)
+            paused = time.monotonic() - started
+            self.paused_s += paused
+            self.emit_event("info", "pause", f"stress paused {paused:.3g} s for {why}")
+
+    # ------------------------------------------------------------------ readings
+    def _measure_dark(self, *, settle: bool = True) -> float:
+        """Average the photodiode with the LED off; return the dark current (A)."""
+        if settle and self.dark_settle > 0:
+            self.sleep(self.dark_settle)
+        readings = []
+        for _ in range(int(self.dark_readings)):
+            reading = self.call_with_retry(
+                self.photodetector.read_current, "photodetector dark reading", role="photodetector"
+            )
+            if not reading.overflow and math.isfinite(reading.current_a):
+                readings.append(float(reading.current_a))
+        if not readings:
+            raise RuntimeError("the photodiode overflowed on every dark reading: check its range")
+        dark = float(np.mean(readings))
+        spread = float(np.std(readings)) if len(readings) > 1 else 0.0
+        self.emit_event(
+            "info",
+            "dark",
+            f"photodiode dark {dark:.4g} A (sd {spread:.2g} A, {len(readings)} readings, "
+            "output off); subtracted from every point",
+        )
+        return dark
+
+    def _read_point(self) -> tuple[Any, Any]:
+        smu = self.call_with_retry(self.smu.read_all, "source meter read", role="source_meter")
+        pd = self.call_with_retry(
+            self.photodetector.read_current, "photodetector read", role="photodetector"
+        )
+        return smu, pd
+
+    def _stress_time_s(self, now: float | None = None) -> float:
+        """Wall seconds under stress in this segment (pauses excluded)."""
+        now = time.monotonic() if now is None else now
+        return max(0.0, now - self.stress_start - self.paused_s)
+
+    def _device_time_s(self, now: float | None = None) -> float:
+        return self.device_offset_s + self._stress_time_s(now) * self.acceleration
+
+    def _schedule_time_s(self, now: float | None = None) -> float:
+        """Stress time (wall s) of the whole run: where the sampling schedule stands."""
+        return self._device_time_s(now) / self.acceleration
+
+    def _row(self, smu: Any, pd: Any, jlv_sweep: int = 0) -> dict[str, float]:
+        now = time.monotonic()
+        current = float(smu.current_a)
+        photocurrent = math.nan if pd.overflow else float(pd.current_a) - self.dark_a
+        luminance = self.luminance_per_a * photocurrent
+        relative = luminance / self.l0 if self.l0 and math.isfinite(self.l0) else math.nan
+        return {
+            "time": now - self.time_origin,
+            "device_time": self._device_time_s(now),
+            "voltage": float(smu.voltage_v),
+            "current": current,
+            "current_density": current * 1e3 / self.area_cm2,
+            "photocurrent": photocurrent,
+            "luminance": luminance,
+            "relative_luminance": relative,
+            "dark_current": self.dark_a,
+            "in_compliance": float(bool(smu.in_compliance)),
+            "jlv_sweep": float(jlv_sweep),
+            "segment": float(self.segment),
+        }
+
+    # ------------------------------------------------------------------ execute
+    def execute(self) -> None:
+        """Switch the stress on and log until a stop condition; rows, frames, events live."""
+        self.paused_s = 0.0
+        self.l0 = self.resume.l0_cd_m2 if self.resume else math.nan
+        self.device_offset_s = self.resume.device_time_s if self.resume else 0.0
+        self._announce()
+        self._set_level(self.drive_level)
+        self._set_output(True)
+        self.stress_start = time.monotonic()
+        self.emit_event(
+            "info",
+            "stress",
+            f"stress on: {self._drive_text()} (segment {self.segment}, device time "
+            f"{self.device_offset_s / S_PER_H:.4g} h, ageing_acceleration {self.acceleration:g})",
+        )
+        self._checkpoint()
+        next_checkpoint = time.monotonic() + self.checkpoint_interval
+        next_dark = self._first_due(self.dark_interval)
+        next_spectrum = self._first_due(self.spectrum_interval) if self.spectrometer else math.inf
+        pending: list[tuple[Any, Any, dict[str, float]]] = []
+        recent: list[float] = []
+        compliance_run = 0
+        stop_reason = ""
+        stop_deadline = math.inf
+        tail_samples = 0
+        next_sample = time.monotonic()
+        while True:
+            if self.should_stop():
+                self.emit_event("warning", EVENT_STOP, "stopped by the operator")
+                return
+            now = time.monotonic()
+            wall_elapsed = now - self.time_origin
+            if wall_elapsed >= self.max_duration and not stop_reason:
+                stop_reason = f"maximum duration {self.max_duration:g} s reached"
+                break
+            schedule_s = self._schedule_time_s(now)
+            # -- occasional jobs (between samples, never inside the L0 burst) ----------
+            if not pending:
+                if (
+                    self.jlv_done < len(self.jlv_schedule)
+                    and schedule_s >= self.jlv_schedule[self.jlv_done]
+                ):
+                    self._short_jlv()
+                    next_sample = time.monotonic()
+                    continue
+                if now >= next_dark:
+                    with self._stress_paused("the photodiode dark level"):
+                        self.dark_a = self._measure_dark()
+                    next_dark = time.monotonic() + self.dark_interval
+                    next_sample = time.monotonic()
+                    continue
+                if now >= next_spectrum or (
+                    self.spectrometer is not None
+                    and self.spectra_taken == 0
+                    and math.isfinite(self.l0)
+                ):
+                    self._take_spectrum()
+                    next_spectrum = time.monotonic() + (self.spectrum_interval or math.inf)
+                    next_sample = time.monotonic()
+                    continue
+                if now >= next_checkpoint:
+                    self._checkpoint()
+                    next_checkpoint = now + self.checkpoint_interval
+            # -- one sample ------------------------------------------------------------
+            if now < next_sample:
+                if not self.sleep(min(next_sample - now, 0.5), step_s=0.01):
+                    continue
+                if time.monotonic() < next_sample:
+                    continue
+            late_by = time.monotonic() - next_sample
+            wait = sampling_interval_s(
+                schedule_s, self.first_interval, self.interval, self.points_per_decade
+            )
+            if late_by > max(2.0 * wait, 0.5):
+                self.emit_event(
+                    "warning",
+                    EVENT_GAP,
+                    f"no sample for {late_by + wait:.3g} s (schedule interval {wait:.3g} s) "
+                    f"at device time {self._device_time_s() / S_PER_H:.4g} h",
+                )
+            smu, pd = self._read_point()
+            row = self._row(smu, pd)
+            next_sample = max(next_sample + wait, time.monotonic())
+            if not math.isfinite(self.l0):
+                pending.append((smu, pd, row))
+                if len(pending) >= L0_SAMPLES:
+                    self._finish_l0(pending)
+                    pending = []
+                continue
+            self.emit_row(**row)
+            # -- stop conditions -------------------------------------------------------
+            compliance_run = compliance_run + 1 if row["in_compliance"] else 0
+            if (
+                self.stop_at_compliance
+                and self.drive_mode != "voltage"
+                and compliance_run >= COMPLIANCE_STOP_SAMPLES
+            ):
+                stop_reason = (
+                    f"the source stayed in compliance ({self.compliance_voltage:g} V) for "
+                    f"{compliance_run} readings: the set current can no longer be driven"
+                )
+                self.emit_event("warning", "compliance", stop_reason)
+                break
+            if math.isfinite(row["relative_luminance"]):
+                recent.append(row["relative_luminance"])
+                del recent[:-STOP_CONFIRM_SAMPLES]
+            if (
+                not stop_reason
+                and len(recent) == STOP_CONFIRM_SAMPLES
+                and float(np.median(recent)) < self.stop_fraction
+            ):
+                stop_reason = (
+                    f"L/L0 fell below {self.stop_fraction:g} at device time "
+                    f"{row['device_time'] / S_PER_H:.4g} h"
+                )
+                stop_deadline = now + STOP_TAIL_FRACTION * self._stress_time_s(now)
+            if stop_reason:
+                tail_samples += 1
+                if tail_samples > 3 and time.monotonic() >= stop_deadline:
+                    break
+            self._progress(row)
+        self._checkpoint()
+        self.emit_event("info", EVENT_STOP, stop_reason)
+        self._set_output(False)
+        self.emit("progress", 100.0)
+
+    # ------------------------------------------------------------------ pieces
+    def _first_due(self, every_s: float) -> float:
+        return time.monotonic() + every_s if every_s > 0 else math.inf
+
+    def _drive_text(self) -> str:
+        if self.drive_mode == "current_density":
+            return (
+                f"{self.current_density:g} mA/cm^2 ({self.drive_level:.4g} A on "
+                f"{self.area_cm2:g} cm^2), compliance {self.compliance_voltage:g} V"
+            )
+        if self.drive_mode == "current":
+            return f"{self.current:g} A, compliance {self.compliance_voltage:g} V"
+        return f"{self.voltage:g} V, compliance {self.compliance_current:g} A"
+
+    def _announce(self) -> None:
+        bench_kind = "simulated" if getattr(self.bench, "world", None) is not None else "real"
+        self.emit_event(
+            "info",
+            "clock",
+            f"device_time = wall time under stress x ageing_acceleration {self.acceleration:g} "
+            f"({bench_kind} bench; 1 on real hardware)",
+        )
+        if self.spectrometer is None:
+            self.emit_event(
+                "warning",
+                "nominal_spectrum",
+                "no spectrometer: luminance uses a nominal Gaussian EL spectrum (peak "
+                f"{self.el_peak:g} nm, FWHM {self.el_fwhm:g} nm)",
+            )
+
+    def _finish_l0(self, pending: list[tuple[Any, Any, dict[str, float]]]) -> None:
+        """Fix the live L0 from the first samples (after the first spectrum) and emit them."""
+        if self.spectrometer is not None and self.spectra_taken == 0:
+            self._take_spectrum(emit_context=False)
+        values = []
+        for _smu, _pd, row in pending:
+            row["luminance"] = self.luminance_per_a * row["photocurrent"]
+            values.append(row["luminance"])
+        finite = [v for v in values if math.isfinite(v)]
+        self.l0 = float(np.median(finite)) if finite else math.nan
+        if not (self.l0 > 0):
+            raise RuntimeError(
+                f"initial luminance {self.l0:.4g} cd/m^2 is not positive: is the pixel lit, "
+                "the photodiode facing it and its sign right?"
+            )
+        self.emit_event(
+            "info",
+            "l0",
+            f"L0 = {self.l0:.6g} cd/m^2 (median of the first {len(pending)} samples)",
+        )
+        for _smu, _pd, row in pending:
+            row["relative_luminance"] = row["luminance"] / self.l0
+            self.emit_row(**row)
+
+    def _progress(self, row: Mapping[str, float]) -> None:
+        by_time = (row["time"]) / self.max_duration
+        relative = row["relative_luminance"]
+        by_decay = (1.0 - relative) / (1.0 - self.stop_fraction) if math.isfinite(relative) else 0
+        self.emit("progress", 100.0 * min(0.99, max(0.0, by_time, by_decay)))
+
+    def _checkpoint(self) -> None:
+        """Save the simulated device's ageing state into the run (nothing on real hardware)."""
+        world = getattr(self.bench, "world", None)
+        if world is None or not hasattr(world, "state_dict"):
+            return
+        state = world.state_dict()
+        record = {
+            "time_s": round(time.monotonic() - self.time_origin, 6),
+            "device_time_s": self._device_time_s(),
+            "segment": self.segment,
+            "world": state,
+        }
+        text = json.dumps(record, separators=(",", ":"))
+        if len(text) > _EVENT_MESSAGE_LIMIT:
+            state = {k: v for k, v in state.items() if k != "rng_state"}
+            record["world"] = state
+            text = json.dumps(record, separators=(",", ":"))
+        self.emit("event", {"level": "info", "kind": EVENT_DEVICE_STATE, "message": text})
+
+    def _take_spectrum(self, emit_context: bool = True) -> None:
+        """Take an EL spectrum under stress, record it and use it for the luminance."""
+        from procedures._spectrum import SpectrumAcquirer
+
+        if self.acquirer is None:
+            self.acquirer = SpectrumAcquirer.for_procedure(
+                self, dark=lambda: self._stress_paused("spectrometer dark frames")
+            )
+        before = time.monotonic()
+        frame = self.acquirer.acquire(
+            integration_time_s=self.el_integration / 1e3 or None, averages=int(self.el_averages)
+        )
+        smu, pd = self._read_point()
+        grid = frame.corrected_wavelength_nm
+        spectrum = np.asarray(frame.corrected, dtype=float)
+        if np.count_nonzero(spectrum > 0) >= 3 and not frame.saturated:
+            self.luminance_per_a = self._luminance_per_a(grid, np.clip(spectrum, 0.0, None))
+        row = self._row(smu, pd)
+        self.spectra_taken += 1
+        context = {
+            "time": row["time"],
+            "device_time": row["device_time"],
+            "voltage": row["voltage"],
+            "current_density": row["current_density"],
+            "photocurrent": row["photocurrent"],
+            "luminance": row["luminance"],
+            "relative_luminance": row["relative_luminance"],
+            "segment": float(self.segment),
+            "acquisition_s": time.monotonic() - before,
+        }
+        self.acquirer.emit(self, frame, **context)
+
+    def _short_jlv(self) -> None:
+        """Interrupt the stress for a short J-L-V sweep, then resume the stress."""
+        from procedures.jlv import sweep_voltages
+
+        index = self.jlv_done + 1
+        top = self.jlv_stop_voltage
+        voltages = sweep_voltages(0.0, top, top, self.jlv_step, self.jlv_step)
+        self.emit_event(
+            "info",
+            "jlv",
+            f"short J-L-V sweep {index}: 0 to {top:g} V in {self.jlv_step:g} V steps "
+            f"at device time {self._device_time_s() / S_PER_H:.4g} h; stress resumes after",
+        )
+        mode = self.drive_mode
+        try:
+            self.call_with_retry(
+                lambda: self.smu.apply_voltage_source(
+                    compliance_current_a=self.compliance_current, nplc=self.nplc
+                ),
+                "source meter to voltage source",
+                role="source_meter",
+            )
+            self.drive_mode = "voltage"
+            for voltage in voltages:
+                if self.should_stop():
+                    return
+                self._set_level(float(voltage))
+                if self.jlv_dwell > 0 and not self.sleep(self.jlv_dwell):
+                    return
+                smu, pd = self._read_point()
+                self.emit_row(**self._row(smu, pd, jlv_sweep=index))
+                if smu.in_compliance:
+                    self.emit_event(
+                        "info", "jlv", f"sweep {index} stopped at {voltage:g} V (compliance)"
+                    )
+                    break
+        finally:
+            self.drive_mode = mode
+            self.jlv_done = index
+            self.call_with_retry(self._restore_stress, "stress restored", role="source_meter")
+        self.emit_event("info", "jlv", f"short J-L-V sweep {index} done; stress resumed")
+
+    def _restore_stress(self) -> None:
+        if self.drive_mode == "voltage":
+            self.smu.apply_voltage_source(
+                compliance_current_a=self.compliance_current, nplc=self.nplc
+            )
+            self.smu.source_voltage = self.drive_level
+        else:
+            self.smu.apply_current_source(
+                compliance_voltage_v=self.compliance_voltage, nplc=self.nplc
+            )
+            self.smu.source_current = self.drive_level
+        self.smu.output_enabled = True
+
+    # ------------------------------------------------------------------ analysis and report
+    @classmethod
+    def analyze_results(cls, run: Any) -> dict[str, float | str]:
+        """Return the key figures of a lifetime run, from what the file holds.
+
+        See :func:`perovlab_daq.lifetime_tools.lifetime_figures`.
+        """
+        from perovlab_daq.lifetime_tools import lifetime_figures
+
+        return lifetime_figures(run)
+
+    @classmethod
+    def draw_report(cls, run: Any, figure: Any) -> None:
+        """Draw L/L0 (linear and log time), voltage, T-markers and EL peak against time."""
+        from perovlab_daq.lifetime_tools import draw_lifetime_report
+
+        draw_lifetime_report(run, figure)
