@@ -1048,6 +1048,10 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
 def _sweep_figures(rows: Any, analysis: JlvAnalysis, with_spectrum: bool) -> dict[str, float]:
     from perovlab_daq.analysis import jlv_figures
 
+    # jlv_figures reads a sweep in rising order (turn-on is the first lit point, the
+    # reference J the first crossing): present a downward sweep bottom-up.
+    if len(rows) > 1 and rows["voltage"].iloc[-1] < rows["voltage"].iloc[0]:
+        rows = rows.iloc[::-1]
     spectrum_args: tuple[Any, ...] = (
         (analysis.wavelength_nm, analysis.spectrum) if with_spectrum else (None, None)
     )
@@ -1055,7 +1059,8 @@ def _sweep_figures(rows: Any, analysis: JlvAnalysis, with_spectrum: bool) -> dic
         rows["voltage"].to_numpy(),
         rows["current_density"].to_numpy(),
         rows["luminance"].to_numpy(),
-        np.nan_to_num(rows["eqe"].to_numpy(), nan=-np.inf),
+        # EQE is undefined without forward current; jlv_figures ignores J <= 0 points.
+        np.nan_to_num(rows["eqe"].to_numpy(), nan=0.0),
         *spectrum_args,
         turn_on_threshold_cd_m2=TURN_ON_THRESHOLD_CD_M2,
         eqe_reference_current_density_ma_cm2=EQE_REFERENCE_MA_CM2,
@@ -1142,7 +1147,8 @@ def draw_jlv_report(run: Any, figure: Any) -> None:
         density = np.abs(rows["current_density"].to_numpy())
         ax_j.semilogy(volts, np.where(density > 0, density, np.nan), style, label=label)
         lum = rows["luminance"].to_numpy()
-        ax_l.semilogy(volts, np.where(lum > 0, lum, np.nan), style, label=label)
+        # Below ~0.01 cd/m^2 the dark-subtracted photocurrent is noise: not drawn.
+        ax_l.semilogy(volts, np.where(lum > 1e-2, lum, np.nan), style, label=label)
         forward_j = rows["current_density"].to_numpy()
         lit = (forward_j > 0) & (lum >= TURN_ON_THRESHOLD_CD_M2)
         ax_eqe.semilogx(forward_j[lit], rows["eqe"].to_numpy()[lit], style, label=label)
