@@ -326,3 +326,25 @@ def test_calibrate_spectrum_rejects_bad_input(kwargs: dict, match: str) -> None:
     } | kwargs
     with pytest.raises(ValueError, match=match):
         calibrate_spectrum(**arguments)
+
+
+def test_windowed_fast_path_matches_the_whole_row_path() -> None:
+    from perovlab_daq.analysis import spectra
+
+    rows, *_ = noisy_gaussians(60, seed=8)
+    extra = np.stack(
+        [
+            gaussian(QEPRO_NM, 700.0, 250.0),  # broader than the window: falls back
+            gaussian(QEPRO_NM, 372.0, 20.0),  # next to the blue end, window clipped
+            np.zeros(QEPRO_NM.size),  # dark frame
+        ]
+    )
+    rows = np.vstack([rows, extra])
+    weights = np.zeros(QEPRO_NM.size)
+    weights[:-1] += 0.5 * np.diff(QEPRO_NM)
+    weights[1:] += 0.5 * np.diff(QEPRO_NM)
+    fast = spectra._peak_metrics_chunk(QEPRO_NM, rows, 52, 5, weights)
+    full = spectra._peak_metrics_full(QEPRO_NM, rows, 52, 5, weights)
+    for fast_values, full_values in zip(fast[:4], full, strict=True):
+        np.testing.assert_allclose(fast_values, full_values, rtol=1e-9, atol=1e-9)
+    assert fast[2][-3] == pytest.approx(250.0, rel=0.02)
