@@ -13,7 +13,6 @@ The format is documented in ``docs/bench-file.md``.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -371,12 +370,6 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _driver_class(driver: str) -> type:
-    target = _known_drivers()[driver]
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
 @dataclass
 class RoleStatus:
     """What ``bench check`` found for one role."""
@@ -439,7 +432,6 @@ class Bench:
         return self
 
     def _build_simulator(self) -> None:
-        from perovlab_daq.sim.faults import FaultSpec
         from perovlab_daq.sim.visalib import SimBenchLibrary
         from perovlab_daq.sim.world import World
 
@@ -451,22 +443,21 @@ class Bench:
             setup=dict(self.config.setup),
         )
         roles = [self.config.roles[r] for r in self.role_names]
-        faults = {
-            rc.resource: FaultSpec.from_mapping(rc.faults, seed=sim.seed)
-            for rc in roles
-            if rc.faults
-        }
         self.visa_library = SimBenchLibrary(
             self.world,
-            drivers={rc.resource: rc.driver for rc in roles},
-            faults=faults,
+            # Serve each instrument at the address its simulator file gives, not at whatever
+            # the bench file says, so a misspelt resource fails as it would on real hardware.
+            instruments=sorted({rc.driver for rc in roles}),
+            faults={rc.resource: {"seed": sim.seed, **rc.faults} for rc in roles if rc.faults},
         )
 
     def _open_role(self, rc: RoleConfig) -> Any:
-        cls = _driver_class(rc.driver)
+        from instruments import VISA_DRIVERS, load_driver
+
+        cls = load_driver(rc.driver)
         entry = f"roles.{rc.role}"
         try:
-            if getattr(cls, "IS_VISA", True):
+            if rc.driver in VISA_DRIVERS:
                 instrument = cls(rc.resource, visa_library=self.visa_library, **dict(rc.options))
             else:
                 instrument = cls(rc.resource, **dict(rc.options))
