@@ -87,25 +87,20 @@ def analyze_file(path: str | Path, *, store: bool = True) -> dict[str, Any]:
     """
     cls, run = load_run(path)
     try:
-        figures = dict(cls.analyze_results(run))
-    except AnalysisInputError:
-        raise
-    except (KeyError, ValueError) as exc:
-        raise AnalysisInputError(str(exc)) from None
+        try:
+            figures = dict(cls.analyze_results(run))
+        except AnalysisInputError:
+            raise
+        except (KeyError, ValueError) as exc:
+            raise AnalysisInputError(str(exc)) from None
+        if store:
+            try:
+                run.write_analysis(figures)
+            except Exception as exc:  # noqa: BLE001 - the figures are printed anyway
+                log.warning("%s: figures not stored in the file (%s)", path, exc)
     finally:
         _close(run)
-    if store:
-        _store(path, figures)
     return figures
-
-
-def _store(path: str | Path, figures: dict[str, Any]) -> None:
-    from perovlab_daq.storage import write_analysis
-
-    try:
-        write_analysis(path, figures)
-    except Exception as exc:  # noqa: BLE001 - figures are printed anyway
-        log.warning("%s: figures not stored in the file (%s)", path, exc)
 
 
 def draw_report(path: str | Path, output: str | Path) -> Path:
