@@ -414,7 +414,8 @@ def execute_run(
         worker.start()
         last_progress = -1.0
         while worker.is_alive():
-            worker.join(0.1)
+            # Not worker.join(): pymeasure's StoppableThread.join() stops the thread.
+            threading.Thread.join(worker, 0.1)
             if stop_event.is_set() and not worker.should_stop():
                 interrupted_by = getattr(stop_event, "reason", "") or "stop requested"
                 log.warning("stopping the run safely (%s)", interrupted_by)
