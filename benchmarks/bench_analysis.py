@@ -1,6 +1,6 @@
-"""Benchmark the analysis API against its targets: peak_metrics vs a curve_fit loop, lifetime_metrics.
+"""Benchmark the analysis API: peak_metrics against a curve_fit loop, and lifetime_metrics.
 
-Run: ``python benchmarks/bench_analysis.py`` (about half a minute on 2 cores). Each line
+Run: ``python benchmarks/bench_analysis.py`` (a few seconds on 2 cores). Each line
 prints: name, value, unit, baseline value, ratio, target, met or not.
 
 - ``peak_metrics`` on 10,000 noisy Gaussian spectra of 1044 px (QE Pro-like grid, sloping
