@@ -46,6 +46,7 @@ SETUP_FIELDS: dict[str, tuple[str, float, float]] = {
     "photodiode_radius_mm": ("mm", 0.1, 100.0),
     "photodiode_distance_mm": ("mm", 0.1, 10_000.0),
     "laser_spot_area_cm2": ("cm^2", 1e-9, 100.0),
+    "sphere_spot_area_cm2": ("cm^2", 1e-9, 100.0),
 }
 SETUP_FILES: tuple[str, ...] = ("responsivity_file", "spectrometer_sensitivity_file")
 
@@ -555,6 +556,25 @@ class Bench:
                 log.error("%s: shutdown failed: %s", role, exc)
                 report[role] = f"failed: {exc}"
         return report
+
+    def output_states(self) -> dict[str, str]:
+        """Read back source outputs and laser emission: ``"on"``, ``"off"`` or ``"unreadable"``.
+
+        Never raises; used after a run to record that the outputs really ended off.
+        """
+        states: dict[str, str] = {}
+        for role, instrument in self.instruments.items():
+            for attribute, label in (
+                ("output_enabled", "output"),
+                ("emission_enabled", "emission"),
+            ):
+                if not hasattr(type(instrument), attribute):
+                    continue
+                try:
+                    states[f"{role} {label}"] = "on" if getattr(instrument, attribute) else "off"
+                except Exception as exc:  # noqa: BLE001 - a dead instrument must not stop the report
+                    states[f"{role} {label}"] = f"unreadable: {exc}"
+        return states
 
     def close(self) -> None:
         """Put every instrument in its safe state and close the connections. Never raises."""

@@ -286,16 +286,30 @@ class DaqProcedure(Procedure):
             time.sleep(min(step_s, remaining))
 
     def shutdown(self) -> None:
-        """Switch every source output and laser emission off. Never raises (REFERENCE §5)."""
+        """Switch every source output and laser emission off. Never raises (REFERENCE §5).
+
+        The states are then read back from the instruments and recorded as a
+        ``safe_state`` event, so the file says whether the outputs really ended off.
+        """
         if self.bench is None:
             return
         try:
             report = self.bench.safe_state()
         except Exception as exc:  # noqa: BLE001 - pymeasure stalls if shutdown raises
             log.error("safe state failed: %s", exc)
-            return
+            report = {"bench": f"failed: {exc}"}
         failed = {role: state for role, state in report.items() if state != "ok"}
+        try:
+            states = self.bench.output_states()
+        except Exception as exc:  # noqa: BLE001
+            states = {"bench": f"unreadable: {exc}"}
+        still_on = [name for name, state in states.items() if state == "on"]
+        level = "error" if failed or still_on else "info"
+        described = ", ".join(f"{name} {state}" for name, state in states.items()) or "none"
+        message = f"read back after shutdown: {described}"
         if failed:
-            log.error("instruments that did not reach their safe state: %s", failed)
-        else:
-            log.info("all outputs off")
+            message += f"; shutdown failed for {failed}"
+        try:
+            self.emit_event(level, "safe_state", message)
+        except Exception as exc:  # noqa: BLE001 - the emit target may be gone
+            log.error("could not record the safe state: %s (%s)", message, exc)
