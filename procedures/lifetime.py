@@ -254,7 +254,7 @@ class LifetimeProcedure(DaqProcedure):
     # -- stop conditions ------------------------------------------------------------------
     stop_fraction = FloatParameter("Stop below L/L0", minimum=0.01, maximum=0.99, default=0.5)
     max_duration = FloatParameter(
-        "Maximum duration (wall)", units="s", minimum=0.1, maximum=3.2e7, default=604800.0
+        "Maximum stress duration (wall)", units="s", minimum=0.1, maximum=3.2e7, default=604800.0
     )
     stop_at_compliance = BooleanParameter("Stop when the drive stays in compliance", default=True)
     # -- photodiode -----------------------------------------------------------------------
@@ -399,6 +399,8 @@ class LifetimeProcedure(DaqProcedure):
         self.segment = self.resume.segment if self.resume else 0
         self.time_origin = time.monotonic() - (self.resume.time_offset_s if self.resume else 0.0)
         self.acquirer: Any = None
+        self.spectrum_measured = False
+        self.output_was_on = False
         self.spectra_taken = self.resume.spectra_done if self.resume else 0
         self.jlv_done = self.resume.jlv_done if self.resume else 0
 
@@ -595,7 +597,25 @@ class LifetimeProcedure(DaqProcedure):
         self.paused_s = 0.0
         self.l0 = self.resume.l0_cd_m2 if self.resume else math.nan
         self.device_offset_s = self.resume.device_time_s if self.resume else 0.0
+        if (
+            self.resume is not None
+            and self.output_was_on
+            and getattr(self.bench, "world", None) is None
+        ):
+            gap_s = max(0.0, self.resume.time_offset_s - self.resume.last_time_s)
+            self.device_offset_s = self.resume.last_device_time_s + gap_s * self.acceleration
         self._announce()
+        if self.resume is not None:
+            gap_s = max(0.0, self.resume.time_offset_s - self.resume.last_time_s)
+            self.emit_event(
+                "warning",
+                EVENT_GAP,
+                f"resumed (segment {self.segment}) after {gap_s:.4g} s without data, from wall "
+                f"time {self.resume.last_time_s:.6g} s; device time carries on at "
+                f"{self.device_offset_s / S_PER_H:.6g} h (last row "
+                f"{self.resume.last_device_time_s / S_PER_H:.6g} h); "
+                + "; ".join(self.resume.notes),
+            )
         self._set_level(self.drive_level)
         self._set_output(True)
         self.stress_start = time.monotonic()
@@ -621,11 +641,10 @@ class LifetimeProcedure(DaqProcedure):
                 self.emit_event("warning", EVENT_STOP, "stopped by the operator")
                 return
             now = time.monotonic()
-            wall_elapsed = now - self.time_origin
-            if wall_elapsed >= self.max_duration and not stop_reason:
-                stop_reason = f"maximum duration {self.max_duration:g} s reached"
-                break
             schedule_s = self._schedule_time_s(now)
+            if schedule_s >= self.max_duration and not stop_reason:
+                stop_reason = f"maximum stress duration {self.max_duration:g} s reached"
+                break
             # -- occasional jobs (between samples, never inside the L0 burst) ----------
             if not pending:
                 if (
@@ -642,9 +661,7 @@ class LifetimeProcedure(DaqProcedure):
                     next_sample = time.monotonic()
                     continue
                 if now >= next_spectrum or (
-                    self.spectrometer is not None
-                    and self.spectra_taken == 0
-                    and math.isfinite(self.l0)
+                    self.spectrometer is not None and not self.spectrum_measured
                 ):
                     self._take_spectrum()
                     next_spectrum = time.monotonic() + (self.spectrum_interval or math.inf)
@@ -748,8 +765,8 @@ class LifetimeProcedure(DaqProcedure):
 
     def _finish_l0(self, pending: list[tuple[Any, Any, dict[str, float]]]) -> None:
         """Fix the live L0 from the first samples (after the first spectrum) and emit them."""
-        if self.spectrometer is not None and self.spectra_taken == 0:
-            self._take_spectrum(emit_context=False)
+        if self.spectrometer is not None and not self.spectrum_measured:
+            self._take_spectrum()
         values = []
         for _smu, _pd, row in pending:
             row["luminance"] = self.luminance_per_a * row["photocurrent"]
@@ -771,7 +788,7 @@ class LifetimeProcedure(DaqProcedure):
             self.emit_row(**row)
 
     def _progress(self, row: Mapping[str, float]) -> None:
-        by_time = (row["time"]) / self.max_duration
+        by_time = row["device_time"] / self.acceleration / self.max_duration
         relative = row["relative_luminance"]
         by_decay = (1.0 - relative) / (1.0 - self.stop_fraction) if math.isfinite(relative) else 0
         self.emit("progress", 100.0 * min(0.99, max(0.0, by_time, by_decay)))
@@ -795,7 +812,7 @@ class LifetimeProcedure(DaqProcedure):
             text = json.dumps(record, separators=(",", ":"))
         self.emit("event", {"level": "info", "kind": EVENT_DEVICE_STATE, "message": text})
 
-    def _take_spectrum(self, emit_context: bool = True) -> None:
+    def _take_spectrum(self) -> None:
         """Take an EL spectrum under stress, record it and use it for the luminance."""
         from procedures._spectrum import SpectrumAcquirer
 
@@ -812,6 +829,15 @@ class LifetimeProcedure(DaqProcedure):
         spectrum = np.asarray(frame.corrected, dtype=float)
         if np.count_nonzero(spectrum > 0) >= 3 and not frame.saturated:
             self.luminance_per_a = self._luminance_per_a(grid, np.clip(spectrum, 0.0, None))
+            self.spectrum_measured = True
+        elif not self.spectrum_measured:
+            self.emit_event(
+                "warning",
+                "nominal_spectrum",
+                "the EL spectrum is saturated or empty: luminance keeps the nominal spectrum "
+                "until a usable one is measured",
+            )
+            self.spectrum_measured = True
         row = self._row(smu, pd)
         self.spectra_taken += 1
         context = {
