@@ -478,6 +478,21 @@ class RunFileWriter:
         if analysis:
             self.write_analysis(analysis)
 
+    def append_closed_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Append events to a closed run's file (texts already variable-length)."""
+        self.compact_events()
+        group = self.file["entry/events"]
+        start = len(group["time"])
+        stop = start + len(events)
+        group["time"].resize((stop,))
+        group["time"][start:stop] = [float(e.get("time", np.nan)) for e in events]
+        for field in EVENT_FIELDS:
+            group[field].resize((stop,))
+            group[field][start:stop] = np.array(
+                [str(e.get(field, "")) for e in events], dtype=object
+            )
+        self.events = stop
+
     def compact_events(self) -> None:
         """Rewrite the fixed-size live event texts as variable-length strings (not SWMR)."""
         group = self.file["entry/events"]
@@ -485,7 +500,7 @@ class RunFileWriter:
             dataset = group.get(field)
             if dataset is None or h5py.check_string_dtype(dataset.dtype).length is None:
                 continue
-            values = [v.decode("utf-8", "replace") for v in dataset[: self.events]]
+            values = [v.decode("utf-8", "replace") for v in dataset[: len(group["time"])]]
             del group[field]
             group.create_dataset(
                 field,

@@ -564,6 +564,16 @@ class HDF5Results(Results):
             with contextlib.suppress(StorageError):
                 self.start()
                 self._other.append(("event", event))
+        elif self._mode == "read":  # a closed or loaded run: append to the file itself
+            try:
+                with _open_rw(self.path) as file:
+                    if "entry/events/time" in file:
+                        writer = RunFileWriter({})
+                        writer.file = file
+                        writer.append_closed_events([event])
+                _fsync_file(self.path)
+            except OSError as exc:
+                log.error("event %s not stored in %s: %s", kind, self.path, exc)
 
     def set_status(self, status: int | str, reason: str | None = None) -> None:
         """Set the run status (string or pymeasure number) and, for failures, the reason."""

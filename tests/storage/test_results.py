@@ -146,6 +146,8 @@ def test_load_gives_back_procedure_parameters_status_data_frames_events(finished
     assert loaded.analysis["peak_eqe"] == pytest.approx(17.9)
     with pytest.raises(KeyError):
         loaded.frames("photoluminescence")
+    loaded.add_event("error", "analysis", "analysis failed after the run")
+    assert [e["kind"] for e in HDF5Results.load(finished_run).events] == ["sweep_done", "analysis"]
 
 
 def test_failure_is_stored_with_its_reason(tmp_path: Path) -> None:
