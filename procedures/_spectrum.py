@@ -16,8 +16,8 @@ counts and a usable spectrum is the application's job (REFERENCE §2, §3):
 source on and off (``light`` and ``dark`` context factories), because only the procedure
 knows whether that is a laser's emission or a source meter's output. Each acquisition
 returns a :class:`SpectrumFrame` that keeps raw counts, the dark frame and the processed
-spectrum; :meth:`SpectrumAcquirer.emit` records it through
-:meth:`procedures.base.DaqProcedure.emit_frame` in three streams:
+spectrum; :meth:`SpectrumAcquirer.emit` records it as ``frame`` records (architecture §5, with
+the intensity units added) in three streams:
 
 ``spectra``
     processed spectrum (``SpectrumFrame.corrected`` on ``corrected_wavelength_nm``):
@@ -671,32 +671,144 @@ class SpectrumAcquirer:
     def emit(
         self, procedure: Any, frame: SpectrumFrame, *, raw: bool = True, **context: float
     ) -> int:
-        """Record a frame through ``procedure.emit_frame``; return its frame index.
+        """Record a frame as ``frame`` records of ``procedure``; return its frame index.
 
         Emits the processed spectrum (stream ``spectra``), the raw counts
         (``spectra_raw``, unless ``raw`` is False) and, the first time it is used, the
         dark frame (``spectra_dark``). ``context`` (numbers: bias, laser power, time...)
         is added to the acquisition settings in every frame's context.
+
+        The records are those of :meth:`procedures.base.DaqProcedure.emit_frame` plus
+        ``intensity_units`` (``W/nm``, ``counts/s`` or ``counts``), which the storage
+        worker writes as the ``units`` attribute of the stream's intensity.
         """
         shared = {**frame.context(), **context}
         micros = int(round(frame.integration_time_s * 1e6))
         dark = self._darks.get(micros)
         if dark is not None and dark.index == frame.dark_index and not dark.emitted:
-            procedure.emit_frame(
-                frame.dark_counts,
+            _emit_frame(
+                procedure,
+                STREAM_DARK,
                 frame.wavelength_nm,
-                stream=STREAM_DARK,
-                dark_index=float(dark.index),
-                integration_time_s=frame.integration_time_s,
-                averages=float(dark.averages),
+                frame.dark_counts,
+                "counts",
+                {
+                    "dark_index": float(dark.index),
+                    "integration_time_s": frame.integration_time_s,
+                    "averages": float(dark.averages),
+                },
             )
             dark.emitted = True
-        procedure.emit_frame(
-            frame.corrected, frame.corrected_wavelength_nm, stream=STREAM_PROCESSED, **shared
+        _emit_frame(
+            procedure,
+            STREAM_PROCESSED,
+            frame.corrected_wavelength_nm,
+            frame.corrected,
+            frame.corrected_units,
+            shared,
         )
         if raw:
-            procedure.emit_frame(frame.raw_counts, frame.wavelength_nm, stream=STREAM_RAW, **shared)
+            _emit_frame(
+                procedure, STREAM_RAW, frame.wavelength_nm, frame.raw_counts, "counts", shared
+            )
         return frame.index
+
+
+def _emit_frame(
+    procedure: Any,
+    stream: str,
+    wavelength: np.ndarray,
+    intensity: np.ndarray,
+    units: str,
+    context: dict[str, float],
+) -> None:
+    procedure.emit(
+        "frame",
+        {
+            "stream": stream,
+            "wavelength": wavelength,
+            "intensity": intensity,
+            "context": {key: float(value) for key, value in context.items()},
+            "intensity_units": units,
+        },
+    )
+
+
+def window_peak_metrics(
+    wavelength_nm: np.ndarray, spectra: np.ndarray, low_nm: float, high_nm: float
+) -> dict[str, np.ndarray]:
+    """Return peak figures of spectra restricted to a wavelength window.
+
+    Uses :func:`perovlab_daq.analysis.peak_metrics` (baseline from the window's edges, so
+    choose a window that ends in background on both sides, clear of the laser line).
+
+    Parameters
+    ----------
+    wavelength_nm
+        Grid of the spectra (nm).
+    spectra
+        One spectrum (1-D) or one per row (2-D).
+    low_nm, high_nm
+        The window (nm).
+
+    Returns
+    -------
+    dict
+        ``peak_wavelength``, ``centre_wavelength``, ``fwhm`` (nm), ``height`` and
+        ``integrated`` (spectrum units x nm), one value per spectrum.
+    """
+    from perovlab_daq.analysis import peak_metrics
+
+    grid = np.asarray(wavelength_nm, dtype=float)
+    rows = np.atleast_2d(np.asarray(spectra, dtype=float))
+    keep = (grid >= low_nm) & (grid <= high_nm)
+    if np.count_nonzero(keep) < 20:
+        raise ValueError(
+            f"window {low_nm:g}-{high_nm:g} nm holds {np.count_nonzero(keep)} pixels; need 20"
+        )
+    metrics = peak_metrics(grid[keep], rows[:, keep])
+    noise = noise_sigma(rows[:, keep])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(noise > 0, metrics.height / noise, np.inf)
+    return {
+        "peak_wavelength": metrics.peak_nm,
+        "centre_wavelength": metrics.centre_nm,
+        "fwhm": metrics.fwhm_nm,
+        "height": metrics.height,
+        "integrated": metrics.integrated_intensity,
+        "noise": noise,
+        "snr": snr,
+    }
+
+
+def noise_sigma(spectra: np.ndarray) -> np.ndarray:
+    """Return the per-pixel noise (rms) of each spectrum from its second differences.
+
+    A band tens of nm wide barely changes the second difference of sub-nm pixels, so
+    the median absolute second difference measures the noise alone (1.4826 MAD /
+    sqrt(6) for white noise).
+    """
+    rows = np.atleast_2d(np.asarray(spectra, dtype=float))
+    second = np.diff(rows, n=2, axis=1)
+    mad = np.median(np.abs(second - np.median(second, axis=1, keepdims=True)), axis=1)
+    return 1.4826 * mad / math.sqrt(6.0)
+
+
+def band_integrals(
+    wavelength_nm: np.ndarray, spectra: np.ndarray, low_nm: float, high_nm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (trapezoidal integral over a band, its signal-to-noise) for each spectrum."""
+    grid = np.asarray(wavelength_nm, dtype=float)
+    rows = np.atleast_2d(np.asarray(spectra, dtype=float))
+    keep = (grid >= low_nm) & (grid <= high_nm)
+    if np.count_nonzero(keep) < 3:
+        raise ValueError(f"band {low_nm:g}-{high_nm:g} nm holds fewer than 3 pixels")
+    integral = np.trapezoid(rows[:, keep], grid[keep], axis=1)
+    pitch = float(np.mean(np.diff(grid[keep])))
+    noise = noise_sigma(rows) * pitch * math.sqrt(np.count_nonzero(keep))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(noise > 0, integral / noise, np.inf)
+    return integral, snr
 
 
 def _as_transient(function: Callable[[], T]) -> T:
@@ -707,3 +819,41 @@ def _as_transient(function: Callable[[], T]) -> T:
         return function()
     except SpectrometerError as exc:
         raise TransientSpectrometerError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- run files
+def run_parameter(run: Any, name: str, default: Any = None) -> Any:
+    """Return a parameter value of a loaded run (``run.procedure`` or ``run.parameters``)."""
+    procedure = getattr(run, "procedure", None)
+    value = getattr(procedure, name, None) if procedure is not None else None
+    if value is None:
+        parameters = getattr(run, "parameters", None) or {}
+        item = parameters.get(name) if hasattr(parameters, "get") else None
+        value = getattr(item, "value", item)
+    return default if value is None else value
+
+
+def run_frames(run: Any, stream: str = STREAM_PROCESSED) -> Any:
+    """Return the frames of ``stream`` of a loaded run; AnalysisInputError if there are none."""
+    from perovlab_daq.figures import AnalysisInputError
+
+    try:
+        frames = run.frames(stream)
+    except KeyError:
+        raise AnalysisInputError(f"missing frame stream {stream!r}") from None
+    if len(frames) == 0:
+        raise AnalysisInputError(f"frame stream {stream!r} holds no spectra")
+    return frames
+
+
+def run_columns(run: Any, *names: str) -> Any:
+    """Return the run's data rows, checking that ``names`` are columns (AnalysisInputError)."""
+    from perovlab_daq.figures import AnalysisInputError
+
+    data = run.data
+    for name in names:
+        if name not in data.columns:
+            raise AnalysisInputError(f"missing column {name!r}")
+    if len(data) == 0:
+        raise AnalysisInputError("the run holds no data rows")
+    return data

@@ -171,8 +171,9 @@ def test_emit_writes_processed_raw_and_dark_once() -> None:
     records: list[dict] = []
 
     class Proc:
-        def emit_frame(self, intensity, wavelength, stream="spectra", **context):
-            records.append({"stream": stream, "n": len(intensity), "context": context})
+        def emit(self, topic, record):
+            assert topic == "frame"
+            records.append(record)
 
     for _ in range(2):
         frame = acq.acquire(0.05)
@@ -182,3 +183,5 @@ def test_emit_writes_processed_raw_and_dark_once() -> None:
     assert records[1]["context"]["laser_power_w"] == 1e-3
     assert records[3]["context"]["frame_index"] == 1.0
     assert records[1]["context"]["integration_time_s"] == pytest.approx(0.05)
+    assert records[1]["intensity_units"] == "counts/s"
+    assert records[0]["intensity_units"] == "counts"

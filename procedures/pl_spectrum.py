@@ -1,0 +1,177 @@
+"""PL spectrum of a film under the CW laser at a set power or power density (``pl-spectrum``).
+
+The laser is set to the wanted power at the sample (through the ND filter wheel when the
+power lies below the laser's regulated range), emission is switched on only while the
+power meter and the spectrometer take their readings, and the spectrum is dark-subtracted
+and sensitivity-calibrated by :class:`procedures._spectrum.SpectrumAcquirer`. Several
+repeats may be taken (each with the laser switched off in between).
+
+Records: one row per spectrum (columns :attr:`PlSpectrumProcedure.COLUMNS`) and the
+``spectra`` / ``spectra_raw`` / ``spectra_dark`` frame streams; see
+docs/procedures/spectroscopy.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+from pymeasure.experiment import FloatParameter, IntegerParameter
+
+from procedures._laser import FixedExcitationProcedure, pl_window
+from procedures._spectrum import (
+    run_columns,
+    run_frames,
+    window_peak_metrics,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PlSpectrumProcedure(FixedExcitationProcedure):
+    """PL spectrum at one excitation power: peak, centre, FWHM and integrated PL."""
+
+    NAME: ClassVar[str] = "pl-spectrum"
+    TITLE: ClassVar[str] = "PL spectrum"
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "time": "s",
+        "repeat": "",
+        "laser_wavelength": "nm",
+        "laser_power_setpoint": "W",
+        "filter_position": "",
+        "excitation_power": "W",
+        "power_density": "W/cm^2",
+        "integration_time": "s",
+        "averages": "",
+        "saturated": "",
+        "peak_wavelength": "nm",
+        "centre_wavelength": "nm",
+        "fwhm": "nm",
+        "integrated_pl": "a.u.",
+    }
+
+    repeats = IntegerParameter("Spectra taken", minimum=1, maximum=1000, default=1)
+    interval_s = FloatParameter(
+        "Laser-off time between repeats", units="s", minimum=0.0, maximum=3600.0, default=0.0
+    )
+
+    def startup(self) -> None:
+        """Laser safe and in CW power mode, sample on the PL stage, spectrometer ready."""
+        self.prepare_fixed_excitation()
+        self.started = time.monotonic()
+
+    def execute(self) -> None:
+        """Take the spectra; emission is on only while each one is measured."""
+        try:
+            for repeat in range(int(self.repeats)):
+                if self.should_stop():
+                    log.warning("pl-spectrum aborted before repeat %d", repeat)
+                    return
+                self.measure(repeat)
+                self.emit("progress", 100.0 * (repeat + 1) / self.repeats)
+                if repeat + 1 < self.repeats and not self.sleep(self.interval_s):
+                    return
+        finally:
+            self.laser_off()
+
+    def measure(self, repeat: int) -> None:
+        """Take and record one spectrum at the target power."""
+        with self.emission():
+            step, measured = self.start_excitation()
+            frame = self.acquire_spectrum()
+            after = self.read_power_w()
+        power = float(np.nanmean([measured, after])) if math.isfinite(measured) else step.target_w
+        density = power / self.area_cm2
+        low, high = self.pl_window_nm(self.pl_window_low_nm, self.pl_window_high_nm)
+        figures = window_peak_metrics(frame.corrected_wavelength_nm, frame.corrected, low, high)
+        context = {
+            "time_s": time.monotonic() - self.started,
+            "repeat": float(repeat),
+            "excitation_power_w": power,
+            "power_density_w_cm2": density,
+            "laser_power_setpoint_w": step.setpoint_w,
+            "filter_position": float(step.filter_position),
+        }
+        self.acquirer.emit(self, frame, **context)
+        self.emit_row(
+            time=context["time_s"],
+            repeat=repeat,
+            laser_wavelength=self.laser_wavelength_nm,
+            laser_power_setpoint=step.setpoint_w,
+            filter_position=step.filter_position,
+            excitation_power=power,
+            power_density=density,
+            integration_time=frame.integration_time_s,
+            averages=frame.averages,
+            saturated=float(frame.saturated),
+            peak_wavelength=float(figures["peak_wavelength"][0]),
+            centre_wavelength=float(figures["centre_wavelength"][0]),
+            fwhm=float(figures["fwhm"][0]),
+            integrated_pl=float(figures["integrated"][0]),
+        )
+
+    # -- analysis ------------------------------------------------------------------------
+    @classmethod
+    def analyze_results(cls, run: Any) -> dict[str, float | str]:
+        """Return peak, centre, FWHM and integrated PL of the mean processed spectrum."""
+        data = run_columns(run, "power_density")
+        frames = run_frames(run)
+        laser_nm = (
+            float(data["laser_wavelength"].iloc[0]) if "laser_wavelength" in data else math.nan
+        )
+        low, high = pl_window(run, laser_nm, frames.wavelength)
+        mean_spectrum = np.mean(frames.intensity, axis=0)
+        figures = window_peak_metrics(frames.wavelength, mean_spectrum, low, high)
+        result: dict[str, float | str] = {
+            "peak_wavelength_nm": float(figures["peak_wavelength"][0]),
+            "centre_wavelength_nm": float(figures["centre_wavelength"][0]),
+            "fwhm_nm": float(figures["fwhm"][0]),
+            "integrated_pl_au": float(figures["integrated"][0]),
+            "power_density_w_cm2": float(np.nanmean(data["power_density"])),
+            "spectra_count": float(len(frames)),
+            "pl_window": f"{low:.1f}-{high:.1f} nm",
+        }
+        if "saturated" in frames.context:
+            result["saturated_spectra"] = float(np.nansum(frames.context["saturated"]))
+        return result
+
+    @classmethod
+    def draw_report(cls, run: Any, figure: Any) -> None:
+        """Draw the processed spectrum (with peak and FWHM) and the raw counts with the dark."""
+        figures = cls.analyze_results(run)
+        frames = run_frames(run)
+        axes = figure.subplots(1, 2)
+        spectrum = np.mean(frames.intensity, axis=0)
+        axes[0].plot(frames.wavelength, spectrum, color="C3")
+        peak = figures["peak_wavelength_nm"]
+        axes[0].axvline(peak, color="0.5", linestyle="--")
+        axes[0].set_title(
+            f"PL: peak {peak:.1f} nm, FWHM {figures['fwhm_nm']:.1f} nm, "
+            f"{figures['power_density_w_cm2']:.3g} W/cm$^2$"
+        )
+        axes[0].set_xlabel("wavelength (nm)")
+        axes[0].set_ylabel(f"spectral power ({frames.units.get('intensity') or 'a.u.'})")
+        draw_raw_and_dark(run, axes[1])
+
+
+def draw_raw_and_dark(run: Any, axes: Any) -> None:
+    """Plot the last raw frame and the dark frames (when the run stored them)."""
+    try:
+        raw = run.frames("spectra_raw")
+        axes.plot(raw.wavelength, raw.intensity[-1], label="raw (last)", color="C0")
+        saturation = raw.context.get("peak_counts")
+        if saturation is not None and len(saturation):
+            axes.set_title(f"raw counts, peak {float(saturation.iloc[-1]):.0f}")
+    except KeyError:
+        axes.text(0.5, 0.5, "no raw spectra stored", ha="center", transform=axes.transAxes)
+    try:
+        dark = run.frames("spectra_dark")
+        axes.plot(dark.wavelength, dark.intensity[-1], label="dark (last)", color="0.4")
+    except KeyError:
+        pass
+    axes.set_xlabel("wavelength (nm)")
+    axes.set_ylabel("counts")
+    axes.legend(loc="best")

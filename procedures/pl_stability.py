@@ -1,0 +1,266 @@
+"""Photostability of a film: PL spectra at an interval under constant excitation (``pl-stability``).
+
+The film is held at one power (or power density) for a set time; here the exposure is
+the experiment, so emission stays on for the whole series (and is switched off on every
+way out, and briefly for a dark frame when the integration time has to change). Every
+spectrum gives the peak centre, FWHM and integrated PL against time, and is compared
+with the first one by :func:`perovlab_daq.analysis.new_peaks`: a film that segregates
+into iodide-rich domains grows new peaks (at about 650 and 700 nm for the mixed-halide
+matrix of [P2]), which are flagged as a ``new-peaks`` event and counted in the
+``new_peak_count`` column. A photostable film (QD-in-matrix, [P2]: no shift or shape
+change over 10 min at ~600 W/cm^2) shows no shift and no new peak.
+
+On the simulated bench, photobleaching and segregation run ``ageing_acceleration`` times
+faster than the wall clock (bench file, ``ageing_acceleration_by_procedure``); the factor
+is recorded in the run's metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from pymeasure.experiment import FloatParameter
+
+from procedures._laser import FixedExcitationProcedure, pl_window
+from procedures._spectrum import (
+    SpectrumFrame,
+    run_columns,
+    run_frames,
+    window_peak_metrics,
+)
+from procedures.base import ParameterError
+
+log = logging.getLogger(__name__)
+
+#: A peak counts as new when its prominence is this fraction of the spectrum maximum...
+NEW_PEAK_MIN_PROMINENCE = 0.05
+#: ...and no peak of the first spectrum lies within this distance (nm).
+NEW_PEAK_TOLERANCE_NM = 10.0
+
+
+def find_new_peaks(
+    wavelength_nm: np.ndarray, reference: np.ndarray, spectrum: np.ndarray, low: float, high: float
+) -> np.ndarray:
+    """Return the wavelengths of peaks of ``spectrum`` absent from ``reference`` in a window."""
+    from perovlab_daq.analysis import new_peaks
+
+    keep = (wavelength_nm >= low) & (wavelength_nm <= high)
+    return new_peaks(
+        wavelength_nm[keep],
+        reference[keep],
+        spectrum[keep],
+        min_relative_prominence=NEW_PEAK_MIN_PROMINENCE,
+        match_tolerance_nm=NEW_PEAK_TOLERANCE_NM,
+    )
+
+
+class PlStabilityProcedure(FixedExcitationProcedure):
+    """PL spectra at an interval under constant excitation: shift, width, intensity, new peaks."""
+
+    NAME: ClassVar[str] = "pl-stability"
+    TITLE: ClassVar[str] = "PL photostability"
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "time": "s",
+        "laser_wavelength": "nm",
+        "laser_power_setpoint": "W",
+        "filter_position": "",
+        "excitation_power": "W",
+        "power_density": "W/cm^2",
+        "integration_time": "s",
+        "saturated": "",
+        "peak_wavelength": "nm",
+        "centre_wavelength": "nm",
+        "fwhm": "nm",
+        "integrated_pl": "a.u.",
+        "relative_intensity": "",
+        "new_peak_count": "",
+    }
+
+    duration_s = FloatParameter(
+        "Exposure time", units="s", minimum=1.0, maximum=30 * 86400.0, default=600.0
+    )
+    interval_s = FloatParameter(
+        "Spectrum interval", units="s", minimum=0.0, maximum=86400.0, default=10.0
+    )
+
+    @classmethod
+    def check_consistency(cls, values: Mapping[str, Any]) -> None:
+        """Refuse an interval longer than the exposure."""
+        super().check_consistency(values)
+        duration = float(values.get("duration_s", 600.0))
+        interval = float(values.get("interval_s", 10.0))
+        if interval > duration:
+            raise ParameterError("interval_s", interval, f"at most duration_s = {duration:g} s")
+
+    def startup(self) -> None:
+        """Laser ready, sample on the PL stage, target power computed."""
+        self.prepare_fixed_excitation()
+        self.reference: np.ndarray | None = None
+        self.reference_integral = math.nan
+        self.flagged: set[int] = set()
+        self.fixed_time_s = float(self.integration_time_s) or None
+
+    def execute(self) -> None:
+        """Expose the film for ``duration_s`` with spectra every ``interval_s``."""
+        try:
+            with self.emission():
+                self.step, _measured = self.start_excitation()
+                self.started = time.monotonic()
+                index = 0
+                while True:
+                    if self.should_stop():
+                        log.warning("pl-stability aborted after %d spectra", index)
+                        return
+                    elapsed = time.monotonic() - self.started
+                    self.measure(index, elapsed)
+                    index += 1
+                    self.emit("progress", min(100.0, 100.0 * elapsed / self.duration_s))
+                    next_at = index * self.interval_s
+                    if next_at > self.duration_s:
+                        break
+                    wait = next_at - (time.monotonic() - self.started)
+                    if not self.sleep(max(0.0, wait)):
+                        return
+                self.emit("progress", 100.0)
+        finally:
+            self.laser_off()
+
+    def take_spectrum(self) -> SpectrumFrame:
+        """Take a spectrum at the kept integration time; re-choose it only if it saturates."""
+        frame = self.acquirer.acquire(self.fixed_time_s, int(self.averages))
+        if self.integration_time_s <= 0:
+            if frame.saturated:
+                frame = self.acquirer.acquire(None, int(self.averages))
+            self.fixed_time_s = frame.integration_time_s
+        return frame
+
+    def measure(self, index: int, elapsed: float) -> None:
+        """Take, analyse and record one spectrum of the series."""
+        before = self.read_power_w()
+        frame = self.take_spectrum()
+        after = self.read_power_w()
+        power = float(np.mean([before, after])) if math.isfinite(before) else self.target_w
+        density = power / self.area_cm2
+        low, high = self.pl_window_nm(self.pl_window_low_nm, self.pl_window_high_nm)
+        grid, spectrum = frame.corrected_wavelength_nm, frame.corrected
+        figures = window_peak_metrics(grid, spectrum, low, high)
+        integral = float(figures["integrated"][0])
+        if self.reference is None:
+            self.reference = spectrum.copy()
+            self.reference_integral = integral
+        peaks = find_new_peaks(grid, self.reference, spectrum, low, high)
+        fresh = {int(round(p)) for p in peaks} - self.flagged
+        if fresh and not any(
+            abs(f - g) <= NEW_PEAK_TOLERANCE_NM for f in fresh for g in self.flagged
+        ):
+            self.emit_event(
+                "warning",
+                "new-peaks",
+                f"new PL peak(s) at {', '.join(f'{p:.0f}' for p in sorted(peaks))} nm "
+                f"after {elapsed:.1f} s (halide segregation?)",
+            )
+            self.flagged |= fresh
+        relative = integral / self.reference_integral if self.reference_integral else math.nan
+        self.acquirer.emit(
+            self,
+            frame,
+            time_s=elapsed,
+            excitation_power_w=power,
+            power_density_w_cm2=density,
+            new_peak_count=float(len(peaks)),
+        )
+        self.emit_row(
+            time=elapsed,
+            laser_wavelength=self.laser_wavelength_nm,
+            laser_power_setpoint=self.step.setpoint_w,
+            filter_position=self.step.filter_position,
+            excitation_power=power,
+            power_density=density,
+            integration_time=frame.integration_time_s,
+            saturated=float(frame.saturated),
+            peak_wavelength=float(figures["peak_wavelength"][0]),
+            centre_wavelength=float(figures["centre_wavelength"][0]),
+            fwhm=float(figures["fwhm"][0]),
+            integrated_pl=integral,
+            relative_intensity=relative,
+            new_peak_count=float(len(peaks)),
+        )
+
+    # -- analysis ------------------------------------------------------------------------
+    @classmethod
+    def analyze_results(cls, run: Any) -> dict[str, float | str]:
+        """Return the centre shift, FWHM change, final relative PL and the new peaks.
+
+        The new peaks are those of the last spectrum absent from the first one.
+        """
+        data = run_columns(run, "time", "power_density")
+        frames = run_frames(run)
+        laser_nm = (
+            float(data["laser_wavelength"].iloc[0]) if "laser_wavelength" in data else math.nan
+        )
+        low, high = pl_window(run, laser_nm, frames.wavelength)
+        figures = window_peak_metrics(frames.wavelength, frames.intensity, low, high)
+        centre, fwhm = figures["centre_wavelength"], figures["fwhm"]
+        integral = figures["integrated"]
+        peaks = find_new_peaks(
+            frames.wavelength, frames.intensity[0], frames.intensity[-1], low, high
+        )
+        times = (
+            frames.context["time_s"].to_numpy()
+            if "time_s" in frames.context
+            else frames.context["time"].to_numpy()
+        )
+        result: dict[str, float | str] = {
+            "duration_s": float(times[-1] - times[0]),
+            "spectra_count": float(len(frames)),
+            "power_density_w_cm2": float(np.nanmean(data["power_density"])),
+            "initial_centre_nm": float(centre[0]),
+            "final_centre_nm": float(centre[-1]),
+            "centre_shift_nm": float(centre[-1] - centre[0]),
+            "max_centre_shift_nm": float(np.nanmax(np.abs(centre - centre[0]))),
+            "initial_fwhm_nm": float(fwhm[0]),
+            "fwhm_change_nm": float(fwhm[-1] - fwhm[0]),
+            "final_relative_intensity": float(integral[-1] / integral[0])
+            if integral[0]
+            else math.nan,
+            "new_peak_count": float(len(peaks)),
+            "new_peaks_nm": ", ".join(f"{p:.1f}" for p in peaks) if len(peaks) else "none",
+        }
+        first_new = np.flatnonzero(frames.context.get("new_peak_count", np.zeros(len(frames))) > 0)
+        if first_new.size:
+            result["new_peaks_first_seen_s"] = float(times[first_new[0]] - times[0])
+        return result
+
+    @classmethod
+    def draw_report(cls, run: Any, figure: Any) -> None:
+        """Draw spectra over time, centre and FWHM against time, and relative PL."""
+        figures = cls.analyze_results(run)
+        frames = run_frames(run)
+        data = run_columns(run, "time")
+        laser_nm = (
+            float(data["laser_wavelength"].iloc[0]) if "laser_wavelength" in data else math.nan
+        )
+        low, high = pl_window(run, laser_nm, frames.wavelength)
+        keep = (frames.wavelength >= low) & (frames.wavelength <= high)
+        axes = figure.subplots(2, 2)
+        colours = np.linspace(0.0, 1.0, max(len(frames), 2))
+        for colour, row in zip(colours, frames.intensity, strict=False):
+            axes[0, 0].plot(frames.wavelength[keep], row[keep], color=(colour, 0.2, 1 - colour))
+        axes[0, 0].set_title(
+            f"spectra (blue first, red last); new peaks: {figures['new_peaks_nm']}"
+        )
+        axes[0, 0].set_xlabel("wavelength (nm)")
+        axes[0, 1].plot(data["time"], data["centre_wavelength"], "o-")
+        axes[0, 1].set_ylabel("centre (nm)")
+        axes[0, 1].set_xlabel("time (s)")
+        axes[1, 0].plot(data["time"], data["fwhm"], "o-")
+        axes[1, 0].set_ylabel("FWHM (nm)")
+        axes[1, 0].set_xlabel("time (s)")
+        axes[1, 1].plot(data["time"], data["relative_intensity"], "o-")
+        axes[1, 1].set_ylabel("integrated PL / first")
+        axes[1, 1].set_xlabel("time (s)")

@@ -1,0 +1,306 @@
+"""Photoluminescence quantum yield by the de Mello three-measurement method (``plqy``).
+
+Integrating sphere, three configurations (REFERENCE §3; de Mello et al., Adv. Mater. 9,
+230 (1997)): (A) empty sphere, (B) sample in the sphere with the beam on the wall,
+(C) beam on the sample. Each spectrum is dark-subtracted and sensitivity-calibrated
+(:mod:`procedures._spectrum`), normalised to the laser power the power meter read during
+it, and :func:`perovlab_daq.analysis.plqy_de_mello` turns the three into absorptance and
+PLQY. [P1] Table 1 quotes PLQY under a 405 nm CW laser at 125 uW/cm^2, the default here.
+
+Moving the sample between A, B and C:
+
+* with a ``sample_stage`` role on the bench, the procedure moves it;
+* otherwise the operator is asked through ``procedure.prompt`` (a callable the GUI or an
+  interactive runner sets: it shows the message and returns True when the sample is in
+  place, False to abort);
+* a headless run with neither stops in ``startup`` with a message saying so, before the
+  laser is switched on.
+
+Emission is on only while each configuration's spectrum and power are measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from pymeasure.experiment import FloatParameter, ListParameter
+
+from procedures._laser import LASER_GUARD_NM, POWER_MODES, LaserSpectroscopyProcedure
+from procedures._spectrum import run_columns, run_frames, run_parameter, window_peak_metrics
+from procedures.base import ParameterError
+
+log = logging.getLogger(__name__)
+
+CONFIGURATIONS = ("A", "B", "C")
+DESCRIPTIONS = {
+    "A": "empty sphere (sample out)",
+    "B": "sample in the sphere, beam on the sphere wall",
+    "C": "beam on the sample",
+}
+#: Emission window when not given: the configuration-C band centre +- this many FWHM.
+EMISSION_HALF_WIDTH_FWHM = 3.0
+
+
+class PlqyProcedure(LaserSpectroscopyProcedure):
+    """de Mello PLQY: spectra in configurations A, B and C, absorptance and PLQY."""
+
+    NAME: ClassVar[str] = "plqy"
+    TITLE: ClassVar[str] = "PLQY (de Mello integrating sphere)"
+    REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("laser", "spectrometer", "power_meter")
+    OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ("filter_wheel", "sample_stage")
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "time": "s",
+        "configuration": "",
+        "laser_wavelength": "nm",
+        "laser_power_setpoint": "W",
+        "filter_position": "",
+        "excitation_power": "W",
+        "power_density": "W/cm^2",
+        "integration_time": "s",
+        "saturated": "",
+        "laser_band_integral": "a.u.",
+    }
+
+    power_mode = ListParameter("Excitation set as", choices=POWER_MODES, default="power density")
+    laser_power_w = FloatParameter(
+        "Power into the sphere", units="W", minimum=0.0, maximum=1.0, default=1e-5
+    )
+    power_density_w_cm2 = FloatParameter(
+        "Power density on the sample", units="W/cm^2", minimum=0.0, maximum=1e5, default=125e-6
+    )
+    spot_area_cm2 = FloatParameter(
+        "Beam spot on the sample in the sphere",
+        units="cm^2",
+        minimum=1e-9,
+        maximum=100.0,
+        default=0.08,
+    )
+    laser_half_width_nm = FloatParameter(
+        "Laser window half width", units="nm", minimum=1.0, maximum=50.0, default=10.0
+    )
+    emission_window_low_nm = FloatParameter(
+        "Emission window start (0 = from the C spectrum)",
+        units="nm",
+        minimum=0.0,
+        maximum=2000.0,
+        default=0.0,
+    )
+    emission_window_high_nm = FloatParameter(
+        "Emission window end (0 = from the C spectrum)",
+        units="nm",
+        minimum=0.0,
+        maximum=2000.0,
+        default=0.0,
+    )
+
+    #: Operator prompt: called with a message, returns True when the sample is in place.
+    prompt: Callable[[str], bool] | None = None
+
+    @classmethod
+    def check_consistency(cls, values: Mapping[str, Any]) -> None:
+        """Refuse a zero excitation and an inverted emission window."""
+        super().check_consistency(values)
+        mode = values.get("power_mode", "power density")
+        key = "laser_power_w" if mode == "power" else "power_density_w_cm2"
+        if not float(values.get(key, 0) or 0) > 0:
+            raise ParameterError(key, values.get(key), "> 0")
+        low = float(values.get("emission_window_low_nm", 0) or 0)
+        high = float(values.get("emission_window_high_nm", 0) or 0)
+        if low > 0 and high > 0 and high <= low + 5:
+            raise ParameterError("emission_window_high_nm", high, f"more than {low + 5:g} nm")
+
+    def startup(self) -> None:
+        """Check how the sample will be moved, then prepare laser and spectrometer.
+
+        Raises
+        ------
+        RuntimeError
+            Headless without a ``sample_stage`` role and without an operator prompt.
+        """
+        if not self.has_role("sample_stage") and self.prompt is None:
+            raise RuntimeError(
+                "plqy needs a sample_stage on the bench or an operator prompt (run it from the "
+                "GUI, or interactively) to move the sample between configurations A, B and C"
+            )
+        self.prepare_laser()
+        self.make_acquirer()
+        self.area_cm2 = float(self.spot_area_cm2)
+        self.target_w = (
+            self.laser_power_w
+            if self.power_mode == "power"
+            else self.power_density_w_cm2 * self.area_cm2
+        )
+        self.started = time.monotonic()
+
+    def move_to(self, configuration: str) -> bool:
+        """Bring the sample into ``configuration``; return False if the operator aborts."""
+        if self.has_role("sample_stage"):
+            self.place_sample(configuration)
+            return True
+        assert self.prompt is not None
+        message = (
+            f"PLQY: put the sample in configuration {configuration}: "
+            + (DESCRIPTIONS[configuration])
+        )
+        self.emit_event("info", "prompt", message)
+        return bool(self.prompt(message))
+
+    def execute(self) -> None:
+        """Measure A, B and C in turn; emission on only while each is measured."""
+        try:
+            for index, configuration in enumerate(CONFIGURATIONS):
+                if self.should_stop():
+                    log.warning("plqy aborted before configuration %s", configuration)
+                    return
+                if not self.move_to(configuration):
+                    self.emit_event("warning", "abort", "operator cancelled the PLQY run")
+                    return
+                self.measure(index, configuration)
+                self.emit("progress", 100.0 * (index + 1) / len(CONFIGURATIONS))
+        finally:
+            self.laser_off()
+            if self.has_role("sample_stage"):
+                try:
+                    self.place_sample("STAGE")
+                except Exception as exc:  # noqa: BLE001 - leaving the stage is not a safety issue
+                    log.warning("could not return the sample stage: %s", exc)
+
+    def measure(self, index: int, configuration: str) -> None:
+        """Take and record the spectrum of one configuration."""
+        step = self.set_power_at_sample(self.target_w)
+        with self.emission():
+            before = self.read_power_w()
+            corrected = self.correct_power(step, before)
+            if corrected is not step:
+                step = corrected
+                before = self.read_power_w()
+            frame = self.acquire_spectrum()
+            after = self.read_power_w()
+        power = float(np.mean([before, after]))
+        half = float(self.laser_half_width_nm)
+        laser_band = frame.integrated(
+            self.laser_wavelength_nm - half, self.laser_wavelength_nm + half
+        )
+        elapsed = time.monotonic() - self.started
+        self.acquirer.emit(
+            self,
+            frame,
+            time_s=elapsed,
+            configuration=float(index),
+            excitation_power_w=power,
+            power_density_w_cm2=power / self.area_cm2,
+        )
+        self.emit_row(
+            time=elapsed,
+            configuration=index,
+            laser_wavelength=self.laser_wavelength_nm,
+            laser_power_setpoint=step.setpoint_w,
+            filter_position=step.filter_position,
+            excitation_power=power,
+            power_density=power / self.area_cm2,
+            integration_time=frame.integration_time_s,
+            saturated=float(frame.saturated),
+            laser_band_integral=laser_band,
+        )
+        self.emit_event(
+            "info",
+            "plqy",
+            f"configuration {configuration} measured at {power:.4g} W "
+            f"({frame.integration_time_s:g} s x {frame.averages})",
+        )
+
+    # -- analysis ------------------------------------------------------------------------
+    @classmethod
+    def configuration_spectra(cls, run: Any) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+        """Return (grid, {A, B, C: spectrum normalised to the mean laser power}, laser nm)."""
+        from perovlab_daq.figures import AnalysisInputError
+
+        data = run_columns(run, "configuration", "excitation_power", "laser_wavelength")
+        frames = run_frames(run)
+        if "configuration" not in frames.context:
+            raise AnalysisInputError("spectra frames lack the 'configuration' context")
+        configs = frames.context["configuration"].to_numpy(dtype=float)
+        powers = (
+            frames.context["excitation_power_w"].to_numpy(dtype=float)
+            if "excitation_power_w" in frames.context
+            else np.ones(len(frames))
+        )
+        mean_power = float(np.nanmean(powers))
+        spectra: dict[str, np.ndarray] = {}
+        for index, name in enumerate(CONFIGURATIONS):
+            rows = np.flatnonzero(configs == index)
+            if rows.size == 0:
+                raise AnalysisInputError(f"missing the configuration {name} spectrum")
+            row = rows[-1]
+            scale = mean_power / powers[row] if powers[row] > 0 else 1.0
+            spectra[name] = frames.intensity[row] * scale
+        return frames.wavelength, spectra, float(data["laser_wavelength"].iloc[0])
+
+    @classmethod
+    def windows(
+        cls, run: Any, grid: np.ndarray, spectra: Mapping[str, np.ndarray], laser_nm: float
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Return the laser and emission windows (nm) used for the de Mello integrals."""
+        half = float(run_parameter(run, "laser_half_width_nm", 10.0))
+        laser = (laser_nm - half, laser_nm + half)
+        low = float(run_parameter(run, "emission_window_low_nm", 0.0) or 0.0)
+        high = float(run_parameter(run, "emission_window_high_nm", 0.0) or 0.0)
+        floor = laser[1] + LASER_GUARD_NM / 2
+        if low <= 0 or high <= 0:
+            figures = window_peak_metrics(grid, spectra["C"], laser_nm + LASER_GUARD_NM, grid[-1])
+            centre, fwhm = float(figures["centre_wavelength"][0]), float(figures["fwhm"][0])
+            if not (math.isfinite(centre) and math.isfinite(fwhm)):
+                centre, fwhm = (laser_nm + LASER_GUARD_NM + grid[-1]) / 2, grid[-1]
+            low = low if low > 0 else centre - EMISSION_HALF_WIDTH_FWHM * fwhm
+            high = high if high > 0 else centre + EMISSION_HALF_WIDTH_FWHM * fwhm
+        emission = (max(low, floor), min(high, float(grid[-1])))
+        return laser, emission
+
+    @classmethod
+    def analyze_results(cls, run: Any) -> dict[str, float | str]:
+        """Return PLQY and absorptance (percent) with the windows and excitation used."""
+        from perovlab_daq.analysis import plqy_de_mello
+
+        grid, spectra, laser_nm = cls.configuration_spectra(run)
+        laser, emission = cls.windows(run, grid, spectra, laser_nm)
+        plqy, absorptance = plqy_de_mello(
+            grid, spectra["A"], spectra["B"], spectra["C"], laser, emission
+        )
+        data = run_columns(run, "power_density")
+        figures = window_peak_metrics(grid, spectra["C"], *emission)
+        return {
+            "plqy_pct": 100.0 * plqy,
+            "absorptance_pct": 100.0 * absorptance,
+            "power_density_w_cm2": float(np.nanmean(data["power_density"])),
+            "emission_peak_nm": float(figures["peak_wavelength"][0]),
+            "laser_window": f"{laser[0]:.1f}-{laser[1]:.1f} nm",
+            "emission_window": f"{emission[0]:.1f}-{emission[1]:.1f} nm",
+        }
+
+    @classmethod
+    def draw_report(cls, run: Any, figure: Any) -> None:
+        """Draw the A, B and C spectra (laser and emission regions) with the windows."""
+        figures = cls.analyze_results(run)
+        grid, spectra, laser_nm = cls.configuration_spectra(run)
+        laser, emission = cls.windows(run, grid, spectra, laser_nm)
+        axes = figure.subplots(1, 2)
+        for name in CONFIGURATIONS:
+            axes[0].semilogy(grid, np.clip(spectra[name], 1e-30, None), label=name)
+            axes[1].plot(grid, spectra[name], label=name)
+        for ax in axes:
+            ax.axvspan(*laser, color="C0", alpha=0.1)
+            ax.axvspan(*emission, color="C3", alpha=0.1)
+            ax.set_xlabel("wavelength (nm)")
+            ax.legend(loc="best")
+        axes[0].set_ylabel("spectral power (W/nm, log)")
+        axes[1].set_xlim(*emission)
+        axes[1].set_ylabel("spectral power (W/nm)")
+        axes[0].set_title(
+            f"PLQY {figures['plqy_pct']:.1f} %, absorptance {figures['absorptance_pct']:.1f} % "
+            f"at {figures['power_density_w_cm2']:.3g} W/cm$^2$"
+        )
