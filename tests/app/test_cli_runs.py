@@ -141,7 +141,8 @@ BAD_BENCH_FILES = [
     ("simulated: true\nroles:\n  source_meter: {driver: keithley2400\n", "not a valid YAML"),
     ("!!python/object/apply:os.system ['touch pwned']", "bench"),
     (
-        "simulated: true\nroles: {source_meter: {driver: keithley2400, resource: 'GPIB0::24::INSTR'}}\n"
+        "simulated: true\n"
+        "roles: {source_meter: {driver: keithley2400, resource: 'GPIB0::24::INSTR'}}\n"
         "setup: {device_area_cm2: -3}",
         "setup.device_area_cm2",
     ),
