@@ -495,10 +495,16 @@ class JlvProcedure(DaqProcedure):
 
     def execute(self) -> None:
         """Pre-bias, sweep, then take the EL spectra; rows, frames and events are emitted live."""
-        self.emit_frame(
-            self.responsivity[1],
-            self.responsivity[0],
-            stream=RESPONSIVITY_STREAM,
+        # The curve goes into the file so that the analysis needs nothing outside it.
+        self.emit(
+            "frame",
+            {
+                "stream": RESPONSIVITY_STREAM,
+                "wavelength": self.responsivity[0],
+                "intensity": self.responsivity[1],
+                "context": {},
+                "intensity_units": "A/W",
+            },
         )
         self.emit_event(
             "info",
@@ -688,10 +694,18 @@ class JlvProcedure(DaqProcedure):
                 "info", "el_spectrum", f"EL spectrum at the brightest point, {main_bias:g} V"
             )
         jobs = [(main_bias, 1.0), *((b, 0.0) for b in parse_bias_list(self.el_biases))]
+        from procedures._spectrum import SpectrumAcquisitionError
+        from procedures.base import InstrumentFault
+
         for bias, for_eqe in jobs:
             if self.should_stop():
                 return
-            self._el_spectrum_at(bias, for_eqe)
+            try:
+                self._el_spectrum_at(bias, for_eqe)
+            except (SpectrumAcquisitionError, InstrumentFault) as exc:
+                # The sweep is stored already; a missing spectrum only changes which
+                # spectrum the analysis uses (another frame, else the nominal band).
+                self.emit_event("error", "el_spectrum", f"no EL spectrum at {bias:g} V: {exc}")
 
     @contextlib.contextmanager
     def _led_off(self) -> Iterator[None]:
@@ -1154,6 +1168,7 @@ def draw_jlv_report(run: Any, figure: Any) -> None:
         ax_eqe.semilogx(forward_j[lit], rows["eqe"].to_numpy()[lit], style, label=label)
     ax_j.set(xlabel="Voltage (V)", ylabel="|J| (mA/cm$^2$)", title="J-V")
     ax_l.set(xlabel="Voltage (V)", ylabel="Luminance (cd/m$^2$)", title="L-V")
+    ax_l.set_xlim(ax_j.get_xlim())
     turn_on = float(figures["turn_on_voltage_v"])
     if math.isfinite(turn_on):
         ax_l.axvline(turn_on, color="grey", lw=0.8, ls=":")
@@ -1182,11 +1197,17 @@ def draw_jlv_report(run: Any, figure: Any) -> None:
         f"FWHM {float(figures['el_fwhm_nm']):.1f} nm",
     )
     ax_el.legend(fontsize="small", loc="upper left")
-    inset = ax_el.inset_axes([0.66, 0.52, 0.32, 0.45])
+    inset = ax_el.inset_axes([0.64, 0.40, 0.34, 0.56])
     locus_x, locus_y = _spectral_locus_xy()
     inset.plot(np.append(locus_x, locus_x[0]), np.append(locus_y, locus_y[0]), "k-", lw=0.6)
     inset.plot([figures["cie_x"]], [figures["cie_y"]], "o", color="crimson", ms=4)
     inset.set(xlim=(0, 0.8), ylim=(0, 0.9), xticks=[], yticks=[])
-    inset.set_title(
-        f"CIE ({float(figures['cie_x']):.3f}, {float(figures['cie_y']):.3f})", fontsize="small"
+    inset.text(
+        0.97,
+        0.95,
+        f"CIE 1931\nx = {float(figures['cie_x']):.3f}\ny = {float(figures['cie_y']):.3f}",
+        transform=inset.transAxes,
+        ha="right",
+        va="top",
+        fontsize="small",
     )

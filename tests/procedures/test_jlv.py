@@ -400,6 +400,23 @@ def test_without_a_spectrometer_the_nominal_band_is_used_and_said() -> None:
     assert figures["peak_eqe_pct"] == pytest.approx(18.0, rel=0.10)
 
 
+def test_a_failed_el_spectrum_keeps_the_sweep_and_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from procedures import _spectrum
+
+    def saturated(*args: Any, **kwargs: Any) -> Any:
+        raise _spectrum.SpectrumAcquisitionError("saturates even at its shortest time")
+
+    monkeypatch.setattr(_spectrum.SpectrumAcquirer, "acquire", saturated)
+    recorded = run_headless(el_biases="4")
+    assert len(recorded.events("el_spectrum")) == 3  # brightest point + 2 failures
+    assert "saturates" in recorded.events("el_spectrum")[-1]["message"]
+    figures = jlv_key_figures(recorded.as_run())
+    assert figures["el_spectrum_source"] == "nominal"
+    assert figures["peak_eqe_pct"] == pytest.approx(18.0, rel=0.10)
+
+
 # --------------------------------------------------------------------------- analysis input
 def _gaussian(grid: np.ndarray, peak: float, fwhm: float) -> np.ndarray:
     return np.exp(-4.0 * math.log(2.0) * ((grid - peak) / fwhm) ** 2)
