@@ -273,7 +273,7 @@ def test_hysteresis_figures_summarise_the_reverse_sweep(matrix_figures: dict[str
     assert matrix_figures["forward_sweep_rate_v_s"] > 0
 
 
-def test_analysis_matches_the_simulated_truth(matrix_run: Recorded) -> None:
+def test_analysis_matches_the_simulated_truth() -> None:
     """Luminance and EQE recomputed from the file agree with the world's noise-free state."""
     world = run_headless("qd-in-matrix", stop_v=4.0, changeover_v=3.0, keep_open=True)
     try:
