@@ -1,0 +1,153 @@
+"""PL procedures on the simulated bench: Table 1 of [P1], power law, photostability of [P2]."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from perovlab_daq.sim.presets import PRESETS
+from procedures.pl_fluence import PlFluenceProcedure
+from procedures.pl_spectrum import PlSpectrumProcedure
+from procedures.pl_stability import PlStabilityProcedure
+from procedures.plqy import PlqyProcedure
+
+# pytest runs with --import-mode=importlib: make the helper module beside this file importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pl_helpers import laser_emitting, run_procedure, sim_bench_open  # noqa: E402
+
+TABLE1 = {
+    # preset: (PL peak nm, FWHM nm, PLQY %) of [P1] Table 1
+    "nc-hexane": (653.0, 35.0, 81.9),
+    "nc-methyl-acetate": (638.0, 35.0, 62.9),
+    "nc-acetone": (599.0, 32.0, 32.1),
+    "nc-butanol": (533.0, 34.0, 10.1),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(TABLE1))
+def test_pl_spectrum_reports_table1_peak_and_fwhm(preset: str) -> None:
+    peak_nm, fwhm_nm, _plqy = TABLE1[preset]
+    with sim_bench_open(preset, "pl-spectrum") as bench:
+        run = run_procedure(
+            PlSpectrumProcedure,
+            bench,
+            {"power_mode": "power density", "power_density_w_cm2": 60.0, "averages": 2},
+        )
+        assert not laser_emitting(bench)
+    figures = PlSpectrumProcedure.analyze_results(run)
+    assert figures["peak_wavelength_nm"] == pytest.approx(peak_nm, abs=2.0)
+    assert figures["fwhm_nm"] == pytest.approx(fwhm_nm, abs=2.0)
+    assert figures["power_density_w_cm2"] == pytest.approx(60.0, rel=0.03)
+    assert figures["saturated_spectra"] == 0
+    # Raw counts, the dark frame and the processed spectrum are all kept.
+    assert {"spectra", "spectra_raw", "spectra_dark"} <= set(run.frame_records)
+    assert run.frames("spectra").units["intensity"] == "W/nm"
+
+
+@pytest.mark.parametrize("preset", sorted(TABLE1))
+def test_plqy_gives_table1_within_3_points(preset: str) -> None:
+    _peak, _fwhm, plqy_pct = TABLE1[preset]
+    with sim_bench_open(preset, "plqy") as bench:
+        run = run_procedure(PlqyProcedure, bench, {"max_integration_time_s": 1.0})
+        assert not laser_emitting(bench)
+        assert bench["sample_stage"].position == "STAGE"
+    figures = PlqyProcedure.analyze_results(run)
+    assert figures["plqy_pct"] == pytest.approx(plqy_pct, abs=3.0)
+    assert figures["power_density_w_cm2"] == pytest.approx(125e-6, rel=0.03)
+    assert list(run.data["configuration"]) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("preset", "sweep_down"), [("nc-butanol", True), ("matrix-only", False), ("nc-hexane", False)]
+)
+def test_pl_fluence_recovers_power_law_exponent(preset: str, sweep_down: bool) -> None:
+    with sim_bench_open(preset, "pl-fluence") as bench:
+        run = run_procedure(
+            PlFluenceProcedure,
+            bench,
+            {
+                "power_min_w": 1e-5,
+                "power_max_w": 0.1,
+                "steps": 7,
+                "sweep_down": sweep_down,
+                "max_integration_time_s": 1.0,
+            },
+        )
+        assert not laser_emitting(bench)
+    figures = PlFluenceProcedure.analyze_results(run)
+    expected = PRESETS[preset].film.power_law_exponent
+    assert figures["power_law_exponent"] == pytest.approx(expected, abs=0.05)
+    data = run.data
+    # Below the laser's 1 mW the series went through the ND filters, metered at every step.
+    assert set(data["filter_position"]) > {1}
+    assert data["excitation_power"].notna().all()
+    assert len(data) == (13 if sweep_down else 7)
+    if sweep_down:
+        assert abs(figures["hysteresis_mean_pct"]) < 5
+
+
+def test_pl_fluence_pulsed_reports_fluence_per_pulse() -> None:
+    with sim_bench_open("nc-hexane", "pl-fluence") as bench:
+        run = run_procedure(
+            PlFluenceProcedure,
+            bench,
+            {
+                "power_min_w": 2e-3,
+                "power_max_w": 0.02,
+                "steps": 3,
+                "excitation": "pulsed",
+                "repetition_rate_hz": 2.5e6,
+                "max_integration_time_s": 0.5,
+            },
+        )
+    data = run.data
+    area = bench.config.setup["laser_spot_area_cm2"]
+    expected = data["excitation_power"] / 2.5e6 / area
+    assert data["fluence"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-9)
+    figures = PlFluenceProcedure.analyze_results(run)
+    assert figures["excitation_axis"] == "fluence"
+
+
+def test_pl_stability_flags_segregation_peaks_of_matrix_film() -> None:
+    with sim_bench_open("matrix-only", "pl-stability") as bench:
+        run = run_procedure(
+            PlStabilityProcedure,
+            bench,
+            {
+                "power_mode": "power density",
+                "power_density_w_cm2": 600.0,
+                "duration_s": 3.0,
+                "interval_s": 0.5,
+            },
+        )
+        assert not laser_emitting(bench)
+    figures = PlStabilityProcedure.analyze_results(run)
+    peaks = [float(p) for p in str(figures["new_peaks_nm"]).split(",")]
+    assert any(abs(p - 650) < 10 for p in peaks)
+    assert any(abs(p - 700) < 10 for p in peaks)
+    assert any(e["kind"] == "new-peaks" for e in run.events)
+    assert run.data["new_peak_count"].iloc[-1] >= 2
+    assert figures["centre_shift_nm"] > 5  # red-shift of the segregating matrix
+
+
+def test_pl_stability_qd_in_matrix_shows_no_shift() -> None:
+    with sim_bench_open("qd-in-matrix", "pl-stability") as bench:
+        run = run_procedure(
+            PlStabilityProcedure,
+            bench,
+            {
+                "power_mode": "power density",
+                "power_density_w_cm2": 600.0,
+                "duration_s": 3.0,
+                "interval_s": 0.5,
+            },
+        )
+    figures = PlStabilityProcedure.analyze_results(run)
+    assert figures["new_peak_count"] == 0
+    assert abs(figures["max_centre_shift_nm"]) < 0.5
+    assert abs(figures["fwhm_change_nm"]) < 0.5
+    assert figures["final_relative_intensity"] > 0.95
+    assert not any(e["kind"] == "new-peaks" for e in run.events)
+    assert len(run.data) == 7
