@@ -190,6 +190,7 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
             power_density_w_cm2=density,
             fluence_j_cm2=fluence,
             filter_position=float(step.filter_position),
+            signal_to_noise=float(figures["snr"][0]),
         )
         self.emit_row(
             time=elapsed,
@@ -365,9 +366,11 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
         data = run_columns(run, "laser_wavelength")
         low, high = pl_window(run, float(data["laser_wavelength"].iloc[0]), frames.wavelength)
         keep = (frames.wavelength >= low) & (frames.wavelength <= high)
-        for row in frames.intensity:
+        snr = frames.context.get("signal_to_noise")
+        for i, row in enumerate(frames.intensity):
             top = np.max(row[keep])
-            if top > 0:
+            # Normalising a noise-dominated spectrum to its maximum shows only noise.
+            if top > 0 and (snr is None or float(snr.iloc[i]) >= FIT_MIN_SNR):
                 axes[2].plot(frames.wavelength[keep], row[keep] / top, lw=0.8)
         axes[2].set_xlabel("wavelength (nm)")
-        axes[2].set_ylabel("normalised PL")
+        axes[2].set_ylabel(f"normalised PL (steps with SNR >= {FIT_MIN_SNR:g})")

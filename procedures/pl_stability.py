@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from pymeasure.experiment import FloatParameter
+from pymeasure.experiment import FloatParameter, ListParameter
 
-from procedures._laser import FixedExcitationProcedure, pl_window
+from procedures._laser import POWER_MODES, FixedExcitationProcedure, pl_window
 from procedures._spectrum import (
     SpectrumFrame,
     run_columns,
@@ -81,6 +81,11 @@ class PlStabilityProcedure(FixedExcitationProcedure):
         "new_peak_count": "",
     }
 
+    # [P2] held its films at about 600 W/cm^2 for more than 10 min.
+    power_mode = ListParameter("Excitation set as", choices=POWER_MODES, default="power density")
+    power_density_w_cm2 = FloatParameter(
+        "CW power density at the sample", units="W/cm^2", minimum=0.0, maximum=1e5, default=600.0
+    )
     duration_s = FloatParameter(
         "Exposure time", units="s", minimum=1.0, maximum=30 * 86400.0, default=600.0
     )

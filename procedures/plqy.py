@@ -289,17 +289,23 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
         grid, spectra, laser_nm = cls.configuration_spectra(run)
         laser, emission = cls.windows(run, grid, spectra, laser_nm)
         axes = figure.subplots(1, 2)
-        for name in CONFIGURATIONS:
-            axes[0].semilogy(grid, np.clip(spectra[name], 1e-30, None), label=name)
-            axes[1].plot(grid, spectra[name], label=name)
-        for ax in axes:
-            ax.axvspan(*laser, color="C0", alpha=0.1)
-            ax.axvspan(*emission, color="C3", alpha=0.1)
-            ax.set_xlabel("wavelength (nm)")
+        for ax, (low, high), what in (
+            (axes[0], laser, "laser window"),
+            (axes[1], emission, "emission window"),
+        ):
+            # A margin either side of the laser window; none below the emission window,
+            # whose lower side is the laser line that would swamp the scale.
+            pad = 0.3 * (high - low) if what == "laser window" else 0.0
+            keep = (grid >= low - pad) & (grid <= high + pad)
+            top = 0.0
+            for name in CONFIGURATIONS:
+                ax.plot(grid[keep], spectra[name][keep], label=name)
+                top = max(top, float(np.max(spectra[name][keep])))
+            ax.axvspan(low, high, color="0.85", zorder=0)
+            ax.set_ylim(-0.05 * top, 1.1 * top)
+            ax.set_xlabel(f"wavelength (nm); shaded: {what}")
+            ax.set_ylabel("spectral power (W/nm)")
             ax.legend(loc="best")
-        axes[0].set_ylabel("spectral power (W/nm, log)")
-        axes[1].set_xlim(*emission)
-        axes[1].set_ylabel("spectral power (W/nm)")
         axes[0].set_title(
             f"PLQY {figures['plqy_pct']:.1f} %, absorptance {figures['absorptance_pct']:.1f} % "
             f"at {figures['power_density_w_cm2']:.3g} W/cm$^2$"
