@@ -439,6 +439,7 @@ def draw_lifetime_report(run: Any, figure: Any) -> None:
     ax_peak.plot(el_hours, el.centre_nm, "o-", ms=3, color="tab:red", label="peak centre")
     ax_peak.set_xlabel("device time (h)")
     ax_peak.set_ylabel("EL peak centre (nm)")
+    ax_peak.ticklabel_format(axis="y", useOffset=False)
     twin = ax_peak.twinx()
     twin.plot(el_hours, el.fwhm_nm, "s--", ms=2, color="tab:gray", label="FWHM")
     twin.set_ylabel("FWHM (nm)")
@@ -457,6 +458,10 @@ def draw_lifetime_report(run: Any, figure: Any) -> None:
             lw=1,
             label=f"{el_hours[index]:.3g} h",
         )
+    centre = float(np.nanmedian(el.centre_nm))
+    width = float(np.nanmax(el.fwhm_nm)) if np.isfinite(el.fwhm_nm).any() else 100.0
+    shift = float(np.nanmax(el.centre_nm) - np.nanmin(el.centre_nm))
+    ax_spec.set_xlim(centre - 3 * width - shift, centre + 3 * width + shift)
     ax_spec.set_xlabel("wavelength (nm)")
     ax_spec.set_ylabel("EL (normalised)")
     ax_spec.legend(fontsize=7)

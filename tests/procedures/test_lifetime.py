@@ -180,7 +180,7 @@ def test_abort_stops_safely_with_the_output_off() -> None:
         sim_config("qd-in-matrix", 100),
         recorder,
         ("source_meter", "photodetector"),
-        **FAST,
+        **{**FAST, "dark_interval": 0.25, "dark_settle": 0.01},
     )
     try:
         assert error is None
@@ -189,6 +189,10 @@ def test_abort_stops_safely_with_the_output_off() -> None:
     finally:
         bench.close()
     assert any(e["kind"] == "stop" and "operator" in e["message"] for e in recorder.events)
+    # the dark level is measured again during the run, with the stress paused meanwhile
+    kinds = recorder.kinds()
+    assert kinds["dark"] >= 2 and kinds["pause"] >= 1
+    assert len({r["dark_current"] for r in recorder.rows}) >= 2
 
 
 def test_instrument_that_keeps_failing_ends_the_run_with_the_output_off() -> None:

@@ -112,19 +112,25 @@ def test_three_currents_give_the_published_acceleration_law(tmp_path: Path) -> N
 
 
 def test_qd_only_control_reaches_t50_as_published(tmp_path: Path) -> None:
-    """[P2]: the QD-only control lasts 25 min at 184 cd/m^2 (n = 1.8 assumed by the preset)."""
-    density = 16.5  # ~184 cd/m^2 fresh
+    """[P2]: the QD-only control lasts 25 min at 184 cd/m^2 (n = 1.8 assumed by the preset).
+
+    Its stretched exponential (beta 0.6) loses ~1 % in the first 1 ms of wall time, so the
+    measured L0 sits a little below the fresh 184 cd/m^2 and T50 is compared with what the
+    published point implies at the measured L0.
+    """
+    density = 16.72  # fresh luminance 184 cd/m^2
     acceleration = acceleration_for("qd-only", density, 2.0)
     outcome = run(
         tmp_path / "qd_only.h5",
         sim_config("qd-only", acceleration),
         current_density=density,
-        **FAST,
+        **{**FAST, "first_interval": "0.001"},
     )
     figures = outcome.figures
-    assert figures["l0_cd_m2"] == pytest.approx(184.0, rel=0.05)
+    assert figures["l0_cd_m2"] == pytest.approx(184.0, rel=0.06)
     implied_min = 25.0 * (184.0 / figures["l0_cd_m2"]) ** 1.8
     assert figures["t50_h"] * 60.0 == pytest.approx(implied_min, rel=0.1)
+    assert figures["t50_h"] * 60.0 == pytest.approx(25.0, rel=0.15)
 
 
 def test_injected_timeouts_are_retried_and_logged(tmp_path: Path) -> None:
