@@ -916,6 +916,33 @@ def plan_resume(
     return ResumePlan(file_path, segment_path, run_plan, segment)
 
 
+def simulated_bench_of(path: str | Path) -> Any:
+    """Return the shipped simulated bench with the preset and seed a run file was taken with.
+
+    For ``run lifetime --resume FILE --sim`` without a preset: the continuation must run on
+    the same simulated sample.
+
+    Raises
+    ------
+    perovlab_daq.runner.RunInputError
+        If the file was not taken on the simulated bench or cannot be read.
+    """
+    import h5py
+
+    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.runner import RunInputError
+
+    try:
+        with h5py.File(Path(path), "r", locking=False) as file:
+            meta = _file_metadata(file)
+    except OSError as exc:
+        raise RunInputError(f"--resume {path}: cannot read it ({exc})") from None
+    if not meta.get("simulated"):
+        raise RunInputError(f"--resume {path}: the run was on real instruments; give --bench")
+    seed = meta.get("sim_seed")
+    return sim_bench(str(meta.get("sim_preset")) or None, seed=None if seed is None else int(seed))
+
+
 def _next_segment(path: Path) -> int:
     import h5py
 

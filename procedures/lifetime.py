@@ -282,7 +282,11 @@ class LifetimeProcedure(DaqProcedure):
     )
     # -- EL spectra -----------------------------------------------------------------------
     spectrum_interval = FloatParameter(
-        "EL spectrum every (0 = none)", units="s", minimum=0, maximum=1e7, default=600.0
+        "EL spectrum every (0 = only one at the start)",
+        units="s",
+        minimum=0,
+        maximum=1e7,
+        default=600.0,
     )
     el_integration = FloatParameter(
         "EL integration time (0 = automatic)", units="ms", minimum=0, maximum=60000, default=0.0
