@@ -894,6 +894,11 @@ def plan_resume(
                 f"--resume {file_path}: simulated preset {preset!r}, the bench has "
                 f"{bench_config.sim.preset!r} (use --sim {preset})"
             )
+    if not _leftover_segments(file_path):
+        try:
+            read_resume_state(file_path)
+        except (ResumeError, KeyError) as exc:
+            raise RunInputError(f"--resume {file_path}: {exc}") from None
     for leftover in _leftover_segments(file_path):
         log.info("a previous continuation %s will be appended first", leftover)
     segment = _next_segment(file_path)
