@@ -476,6 +476,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return recipe_exit_code(results)
 
 
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from perovlab_daq.gui.app import run_gui
+
+    config = bench_config_from_args(args)
+    if args.run and args.screenshot is None:
+        raise UsageError("--run is for screenshots: use it with --screenshot OUT.png")
+    return run_gui(
+        config,
+        data_dir=args.output,
+        procedure=args.procedure,
+        values=_parse_sets(args.set),
+        screenshot=args.screenshot,
+        runs=args.run or [],
+    )
+
+
 # --------------------------------------------------------------------------- wiring
 Command = Callable[[argparse.Namespace], int]
 
@@ -586,6 +602,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="noise seed")
     demo.set_defaults(func=_cmd_demo)
+
+    gui = sub.add_parser("gui", help="the operator window (queue runs, live plots, re-open files)")
+    add_bench_arguments(gui)
+    gui.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("data"),
+        metavar="DIR",
+        help="default folder for the run files (default ./data)",
+    )
+    gui.add_argument("--procedure", metavar="NAME", help="procedure selected at start")
+    gui.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="prefill a parameter of --procedure"
+    )
+    gui.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="OUT.png",
+        help="run the --run procedures, save a picture of the window when done, and quit",
+    )
+    gui.add_argument(
+        "--run",
+        action="append",
+        metavar="PROCEDURE",
+        help="procedure to run with short demo parameters before the screenshot (repeatable)",
+    )
+    gui.set_defaults(func=_cmd_gui)
     return parser
 
 
