@@ -1,0 +1,761 @@
+"""Live plots of the operator window: one tab per procedure, fed from memory on a GUI timer.
+
+Every tab is a pymeasure ``TabWidget`` (``new_curve``/``load``/``remove``/``set_color``), so
+pymeasure's manager, browser and check boxes drive it as they drive ``PlotWidget``. What is
+different from pymeasure's ``ResultsCurve``:
+
+* curves are fed from the run's :class:`~perovlab_daq.gui.live.RunData` (memory), and only
+  the rows new since the last tick are transformed and appended;
+* a curve of more than a few thousand points is reduced to a min/max envelope of the
+  visible x range at screen resolution (two points per pixel column) before it reaches
+  pyqtgraph, so a million-point lifetime curve costs a few milliseconds per tick, in
+  linear and in log time alike (pyqtgraph's own auto-downsampling assumes evenly spaced
+  x and would merge the first decades of a log-time axis into one pixel). pyqtgraph's
+  downsampling (peak) and clip-to-view stay on for every curve as well;
+* log axes are drawn by transforming new values once (``log10``) and setting the axis
+  to log labels, instead of pyqtgraph re-taking ``log10`` of the whole curve each tick;
+* spectra show as the newest spectrum per run and a spectra-against-time image.
+
+Only widgets are touched here, and only from the GUI thread (the refresh timer).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from pymeasure.display.Qt import QtCore, QtGui, QtWidgets
+from pymeasure.display.widgets.tab_widget import TabWidget
+
+from .live import RunData, crossing_index, format_hours
+
+log = logging.getLogger(__name__)
+
+#: Curves longer than this are reduced to a min/max envelope before drawing.
+ENVELOPE_THRESHOLD = 4000
+#: Placeholder columns of the tab for procedures this program does not know.
+GENERIC_COLUMNS = ("__first__", "__second__")
+#: Reference lines of the lifetime plot (L/L0 levels and their names).
+LIFETIME_LEVELS = ((0.95, "T95"), (0.90, "T90"), (0.50, "T50"))
+LABEL_STYLE = {"color": "#202020", "font-size": "9pt"}
+
+
+# --------------------------------------------------------------------------- axes
+@dataclass(frozen=True)
+class AxisSpec:
+    """One plot axis: which column, how it is scaled, and its title with units.
+
+    Attributes
+    ----------
+    column
+        Data column (or ``"frame_time"`` for spectra).
+    label, units
+        Axis title and units (always shown; units '' means dimensionless).
+    factor
+        Multiplier applied to the column (e.g. 1/3600 for hours).
+    absolute
+        Plot the magnitude (current densities of either sign on a log axis).
+    log
+        Logarithmic axis: values are stored as log10, non-positive values are not drawn.
+    """
+
+    column: str
+    label: str
+    units: str = ""
+    factor: float = 1.0
+    absolute: bool = False
+    log: bool = False
+
+    def title(self) -> str:
+        """Return the axis title with its units, e.g. ``Voltage (V)``."""
+        return f"{self.label} ({self.units})" if self.units else f"{self.label} (1)"
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """Map column values to plot coordinates (NaN where the axis cannot show them)."""
+        out = np.asarray(values, dtype=np.float64) * self.factor
+        if self.absolute:
+            out = np.abs(out)
+        if self.log:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.where(out > 0, np.log10(np.where(out > 0, out, 1.0)), np.nan)
+        return out
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """One x-y plot of a tab: its title, axes and reference lines."""
+
+    key: str
+    title: str
+    x: AxisSpec
+    y: AxisSpec
+    lines: tuple[tuple[float, str], ...] = ()
+
+
+def style_plot(plot: pg.PlotItem, title: str, x: AxisSpec, y: AxisSpec) -> None:
+    """Give a plot its title, axis titles with units, log labels, grid and speed options."""
+    plot.setTitle(title, size="10pt")
+    for side, spec in (("bottom", x), ("left", y)):
+        axis = plot.getAxis(side)
+        axis.enableAutoSIPrefix(False)  # composite units (mA/cm^2) must not get prefixes
+        axis.setLabel(spec.title(), **LABEL_STYLE)
+        axis.setLogMode(spec.log)  # labels only: the data are stored as log10 already
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setDownsampling(auto=True, mode="peak")
+    plot.setClipToView(True)
+
+
+# --------------------------------------------------------------------------- curves
+def envelope(
+    x: np.ndarray, y: np.ndarray, low: float, high: float, columns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce sorted ``x``/``y`` to the points needed to draw x in [low, high] on ``columns`` px.
+
+    Returns the visible points unchanged when there are few of them, else the minimum and
+    maximum of each pixel column (plus the last point), which draws the same picture.
+    """
+    start = max(0, int(np.searchsorted(x, low, "left")) - 1)
+    stop = min(len(x), int(np.searchsorted(x, high, "right")) + 1)
+    xs, ys = x[start:stop], y[start:stop]
+    columns = max(16, int(columns))
+    if len(xs) <= 4 * columns:
+        return xs, ys
+    edges = np.linspace(xs[0], xs[-1], columns + 1)[:-1]
+    starts = np.unique(np.searchsorted(xs, edges, "left"))
+    starts = starts[starts < len(xs)]
+    highs = np.maximum.reduceat(ys, starts)
+    lows = np.minimum.reduceat(ys, starts)
+    out_x = np.empty(2 * len(starts) + 1)
+    out_y = np.empty_like(out_x)
+    out_x[0:-1:2] = xs[starts]
+    out_x[1:-1:2] = xs[starts]
+    out_y[0:-1:2] = highs
+    out_y[1:-1:2] = lows
+    out_x[-1], out_y[-1] = xs[-1], ys[-1]
+    return out_x, out_y
+
+
+class EnvelopeCurve(pg.PlotDataItem):
+    """A curve that grows by appending and draws a screen-resolution envelope when long.
+
+    Points whose x or y the axes cannot show (NaN, or non-positive on a log axis) are
+    not kept. :meth:`plotted_data` returns every kept point in plot coordinates.
+    """
+
+    def __init__(self, color: QtGui.QColor, width: float = 1.5, symbol: str | None = None) -> None:
+        super().__init__(
+            pen=pg.mkPen(color=color, width=width),
+            antialias=False,
+            connect="finite",
+            symbol=symbol,
+            symbolSize=5,
+            symbolBrush=color,
+            symbolPen=None,
+        )
+        self.setDownsampling(auto=True, method="peak")
+        self.setClipToView(True)
+        self._x = np.empty(1024)
+        self._y = np.empty(1024)
+        self._count = 0
+        self._sorted = True
+        self._drawn_key: tuple[Any, ...] | None = None
+
+    def reset(self) -> None:
+        """Forget every point (the axis transform changed)."""
+        self._count = 0
+        self._sorted = True
+        self._drawn_key = None
+        self.setDownsampling(auto=True, method="peak")
+        self.setClipToView(True)
+        self.setData([], [])
+
+    def append(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Append points in plot coordinates (non-finite ones are dropped)."""
+        keep = np.isfinite(x) & np.isfinite(y)
+        x, y = x[keep], y[keep]
+        if not len(x):
+            return
+        need = self._count + len(x)
+        if need > len(self._x):
+            size = max(need, 2 * len(self._x))
+            for name in ("_x", "_y"):
+                grown = np.empty(size)
+                grown[: self._count] = getattr(self, name)[: self._count]
+                setattr(self, name, grown)
+        if self._sorted and (
+            (self._count and x[0] < self._x[self._count - 1]) or np.any(np.diff(x) < 0)
+        ):
+            self._sorted = False
+            # pyqtgraph's auto-downsampling and clip-to-view assume x increases: on a
+            # sweep that comes back (hysteresis) they would drop most points.
+            self.setDownsampling(auto=False)
+            self.setClipToView(False)
+        self._x[self._count : need] = x
+        self._y[self._count : need] = y
+        self._count = need
+
+    def plotted_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return copies of every kept point (x, y) in plot coordinates (log10 on log axes)."""
+        return self._x[: self._count].copy(), self._y[: self._count].copy()
+
+    def redraw(self) -> None:
+        """Hand pyqtgraph what the current view needs (no-op when nothing changed)."""
+        count = self._count
+        box = self.getViewBox()
+        if count <= ENVELOPE_THRESHOLD or not self._sorted or box is None:
+            key: tuple[Any, ...] = (count,)
+            if key != self._drawn_key:
+                self._drawn_key = key
+                self.setData(self._x[:count], self._y[:count])
+            return
+        columns = int(box.width()) or 800
+        x = self._x[:count]
+        if box.autoRangeEnabled()[0]:
+            low, high = float(x[0]), float(x[-1])
+            key = (count, columns)
+        else:
+            low, high = box.viewRange()[0]
+            key = (count, columns, low, high)
+        if key == self._drawn_key:
+            return
+        self._drawn_key = key
+        xs, ys = envelope(x, self._y[:count], low, high, columns)
+        self.setData(xs, ys)
+
+
+class FrameTimeAxis(pg.AxisItem):
+    """Left axis of the spectra image: rows are frames, labelled with each frame's time."""
+
+    def __init__(self) -> None:
+        super().__init__("left")
+        self.times = np.zeros(0)
+        self.factor = 1.0
+        self.enableAutoSIPrefix(False)
+
+    def set_times(self, times_s: np.ndarray) -> None:
+        """Set the time (s) of each frame; the axis shows h beyond two hours."""
+        self.times = np.asarray(times_s, dtype=np.float64)
+        last = float(np.nanmax(self.times)) if len(self.times) else 0.0
+        factor, units = (1 / 3600, "h") if last > 7200 else (1.0, "s")
+        if factor != self.factor or self.labelText == "":
+            self.factor = factor
+            self.setLabel(f"Time ({units})", **LABEL_STYLE)
+        self.picture = None
+        self.update()
+
+    def tickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        """Return the time of the frame under each tick (rows are frame centres)."""
+        if not len(self.times):
+            return ["" for _ in values]
+        index = np.arange(len(self.times)) + 0.5
+        times = np.interp(np.asarray(values, dtype=float), index, self.times) * self.factor
+        return [f"{t:.4g}" for t in times]
+
+
+# --------------------------------------------------------------------------- per-run items
+class RunCurves:
+    """What one run draws in one tab (pymeasure's "curve"): a curve per plot and spectra.
+
+    Parameters
+    ----------
+    view
+        The tab (:class:`ProcedureView`) that owns the plots.
+    run
+        The run's data in memory.
+    results
+        The run's results object (pymeasure reads ``results.procedure.status``).
+    color
+        Colour of this run's curves and browser icon.
+    """
+
+    def __init__(self, view: ProcedureView, run: RunData, results: Any, color: QtGui.QColor):
+        self.wdg = view
+        self.run = run
+        self.results = results
+        self.color = QtGui.QColor(color)
+        self.curves: dict[str, EnvelopeCurve] = {}
+        for spec in view.plot_specs:
+            symbol = "o" if view.symbols else None
+            self.curves[spec.key] = EnvelopeCurve(self.color, symbol=symbol)
+        self.spectrum = pg.PlotDataItem(pen=pg.mkPen(self.color, width=1.2), antialias=False)
+        self.spectrum.setDownsampling(auto=True, method="peak")
+        self.spectrum.setClipToView(True)
+        self.markers: list[pg.InfiniteLine] = []
+        self._rows_done = 0
+        self._frames_drawn = -1
+        self._version = -1
+        self._crossings: dict[float, float] = {}
+        self._relative_done = 0
+
+    # pymeasure calls these
+    def update_data(self) -> None:
+        """Bring the curves up to date with the run's data (pymeasure calls this at the end)."""
+        self.refresh(force=True)
+
+    def set_color(self, color: QtGui.QColor) -> None:
+        """Recolour every item of this run."""
+        self.color = QtGui.QColor(color)
+        for curve in self.curves.values():
+            curve.setPen(pg.mkPen(color=self.color, width=1.5))
+            curve.setSymbolBrush(self.color)
+        self.spectrum.setPen(pg.mkPen(self.color, width=1.2))
+
+    def reset(self) -> None:
+        """Rebuild every curve from the first row (after an axis transform change)."""
+        for curve in self.curves.values():
+            curve.reset()
+        self._rows_done = 0
+        self._version = -1
+
+    # the tab's timer calls this
+    def refresh(self, force: bool = False) -> bool:
+        """Append the rows new since the last call and redraw; return whether data changed."""
+        changed = force or self.run.version != self._version
+        if changed:
+            self._version = self.run.version
+            count, rows = self.run.rows()
+            if count > self._rows_done:
+                block = rows[self._rows_done : count]
+                for spec in self.wdg.plot_specs:
+                    x = spec.x.transform(self._column(block, spec.x.column))
+                    y = spec.y.transform(self._column(block, spec.y.column))
+                    self.curves[spec.key].append(x, y)
+                self._update_crossings(block)
+                self._rows_done = count
+            self._refresh_spectrum()
+        for curve in self.curves.values():
+            curve.redraw()
+        return changed
+
+    def _column(self, block: np.ndarray, name: str) -> np.ndarray:
+        if name in GENERIC_COLUMNS:  # a foreign procedure: its first or second column
+            position = GENERIC_COLUMNS.index(name)
+            name = self.run.columns[position] if len(self.run.columns) > position else ""
+        index = self.run._index.get(name)  # noqa: SLF001 - same package, hot path
+        if index is None:
+            return np.full(len(block), np.nan)
+        return block[:, index]
+
+    def _refresh_spectrum(self) -> None:
+        frames = self.run.frames()
+        if frames is None:
+            return
+        with self.run.lock():
+            count, intensity, _times = frames.view()
+        if count and count != self._frames_drawn:
+            self._frames_drawn = count
+            self.spectrum.setData(frames.wavelength, intensity[count - 1])
+
+    def _update_crossings(self, block: np.ndarray) -> None:
+        if not self.wdg.lifetime or not self.run.has_column("relative_luminance"):
+            return
+        relative = self._column(block, "relative_luminance")
+        times = self._column(block, self.wdg.time_column) / 3600.0
+        for level, name in LIFETIME_LEVELS:
+            if level in self._crossings:
+                continue
+            index = crossing_index(relative, level)
+            if index is None:
+                continue
+            hours = float(times[index])
+            self._crossings[level] = hours
+            self.wdg.add_crossing(self, name, hours)
+
+    def plotted(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return every point of plot ``key`` in plot coordinates (for tests and export)."""
+        return self.curves[key].plotted_data()
+
+    @property
+    def crossings_h(self) -> dict[float, float]:
+        """L/L0 level -> device time (h) at which this run first fell below it."""
+        return dict(self._crossings)
+
+
+# --------------------------------------------------------------------------- tabs
+@dataclass
+class ViewSpec:
+    """What a procedure's tab shows."""
+
+    name: str
+    procedures: tuple[str, ...]
+    plots: tuple[PlotSpec, ...]
+    spectra: bool = True
+    lifetime: bool = False
+    symbols: bool = False
+    columns_per_row: int = 3
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _hours(column: str, label: str, log: bool = False) -> AxisSpec:
+    return AxisSpec(column, label, "h", factor=1 / 3600.0, log=log)
+
+
+def view_specs(log_time: bool = False) -> list[ViewSpec]:
+    """Return the tab of every procedure (lifetime's time axis linear or log)."""
+    voltage = AxisSpec("voltage", "Voltage", "V")
+    j_log = AxisSpec("current_density", "|J|", "mA/cm^2", absolute=True, log=True)
+    return [
+        ViewSpec(
+            "J-L-V",
+            ("jlv",),
+            (
+                PlotSpec("jv", "J-V", voltage, j_log),
+                PlotSpec("lv", "L-V", voltage, AxisSpec("luminance", "Luminance", "cd/m^2", log=True)),
+                PlotSpec("eqe", "EQE-J", j_log, AxisSpec("eqe", "EQE", "%")),
+            ),
+        ),
+        ViewSpec(
+            "Lifetime",
+            ("lifetime",),
+            (
+                PlotSpec(
+                    "relative",
+                    "L/L0 against time",
+                    _hours("device_time", "Device time", log=log_time),
+                    AxisSpec("relative_luminance", "L/L0", ""),
+                    lines=LIFETIME_LEVELS,
+                ),
+                PlotSpec(
+                    "voltage",
+                    "Voltage against time",
+                    _hours("device_time", "Device time", log=log_time),
+                    voltage,
+                ),
+            ),
+            lifetime=True,
+            columns_per_row=2,
+        ),
+        ViewSpec(
+            "EL spectra",
+            ("el-spectra",),
+            (
+                PlotSpec(
+                    "integrated",
+                    "Integrated EL",
+                    AxisSpec("current_density", "|J|", "mA/cm^2", absolute=True),
+                    AxisSpec("integrated_el", "Integrated EL", "a.u."),
+                ),
+            ),
+            symbols=True,
+        ),
+        ViewSpec(
+            "PL fluence",
+            ("pl-fluence",),
+            (
+                PlotSpec(
+                    "power_law",
+                    "PL against excitation power",
+                    AxisSpec("excitation_power", "Excitation power", "W", log=True),
+                    AxisSpec("integrated_pl", "Integrated PL", "a.u.", log=True),
+                ),
+            ),
+            symbols=True,
+        ),
+        ViewSpec(
+            "PL spectrum",
+            ("pl-spectrum",),
+            (
+                PlotSpec(
+                    "integrated",
+                    "Integrated PL per spectrum",
+                    AxisSpec("time", "Time", "s"),
+                    AxisSpec("integrated_pl", "Integrated PL", "a.u."),
+                ),
+            ),
+            symbols=True,
+        ),
+        ViewSpec(
+            "PL stability",
+            ("pl-stability",),
+            (
+                PlotSpec(
+                    "relative",
+                    "PL against time",
+                    AxisSpec("time", "Time", "s"),
+                    AxisSpec("relative_intensity", "PL/PL0", ""),
+                ),
+            ),
+            symbols=True,
+        ),
+        ViewSpec(
+            "PLQY",
+            ("plqy",),
+            (
+                PlotSpec(
+                    "laser",
+                    "Laser band per configuration",
+                    AxisSpec("time", "Time", "s"),
+                    AxisSpec("laser_band_integral", "Laser band", "a.u."),
+                ),
+            ),
+            symbols=True,
+        ),
+        ViewSpec(
+            "Other runs",
+            ("*",),
+            (
+                PlotSpec(
+                    "generic",
+                    "Second column against first",
+                    AxisSpec(GENERIC_COLUMNS[0], "First column", "see file"),
+                    AxisSpec(GENERIC_COLUMNS[1], "Second column", "see file"),
+                ),
+            ),
+        ),
+    ]
+
+
+class ProcedureView(TabWidget, QtWidgets.QWidget):
+    """A tab of plots for the runs of one procedure, refreshed from memory by a GUI timer.
+
+    Parameters
+    ----------
+    spec
+        What the tab shows.
+    refresh_ms
+        Refresh period of the live curves.
+    """
+
+    def __init__(self, spec: ViewSpec, refresh_ms: int = 200, parent: Any = None) -> None:
+        super().__init__(spec.name, parent)
+        self.spec = spec
+        self.procedures = spec.procedures
+        self.plot_specs = spec.plots
+        self.lifetime = spec.lifetime
+        self.symbols = spec.symbols
+        self.time_column = "device_time"
+        self.loaded: list[RunCurves] = []
+        self.plots: dict[str, pg.PlotItem] = {}
+        self._markers: list[tuple[RunCurves, pg.InfiniteLine]] = []
+        self._image_run: RunCurves | None = None
+        self._image_key: tuple[int, int] | None = None
+        self._levels = (math.inf, -math.inf)
+        self._build()
+        self.timer = QtCore.QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(int(refresh_ms))
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        if self.lifetime:
+            row = QtWidgets.QHBoxLayout()
+            self.log_time = QtWidgets.QCheckBox("Log time axis", self)
+            self.log_time.toggled.connect(self.set_log_time)
+            row.addWidget(self.log_time)
+            row.addStretch(1)
+            layout.addLayout(row)
+        self.graphics = pg.GraphicsLayoutWidget(self)
+        self.graphics.setBackground("w")
+        layout.addWidget(self.graphics, 1)
+        per_row = self.spec.columns_per_row
+        cell = 0
+        for plot_spec in self.plot_specs:
+            plot = self.graphics.addPlot(row=cell // per_row, col=cell % per_row)
+            style_plot(plot, plot_spec.title, plot_spec.x, plot_spec.y)
+            for level, name in plot_spec.lines:
+                line = pg.InfiniteLine(
+                    pos=level,
+                    angle=0,
+                    pen=pg.mkPen("#888888", style=QtCore.Qt.PenStyle.DashLine),
+                    label=name,
+                    labelOpts={"position": 0.03, "color": "#555555", "anchors": [(0, 1), (0, 1)]},
+                )
+                plot.addItem(line, ignoreBounds=True)
+            plot.getViewBox().sigXRangeChanged.connect(self._view_moved)
+            self.plots[plot_spec.key] = plot
+            cell += 1
+        if self.spec.spectra:
+            row = (cell + per_row - 1) // per_row
+            spectrum = self.graphics.addPlot(row=row, col=0)
+            style_plot(
+                spectrum,
+                "Newest spectrum",
+                AxisSpec("wavelength", "Wavelength", "nm"),
+                AxisSpec("intensity", "Intensity", "counts"),
+            )
+            self.plots["spectrum"] = spectrum
+            self.time_axis = FrameTimeAxis()
+            image_plot = self.graphics.addPlot(
+                row=row, col=1, colspan=max(1, per_row - 1), axisItems={"left": self.time_axis}
+            )
+            image_plot.setTitle("Spectra against time", size="10pt")
+            bottom = image_plot.getAxis("bottom")
+            bottom.enableAutoSIPrefix(False)
+            bottom.setLabel("Wavelength (nm)", **LABEL_STYLE)
+            self.time_axis.setLabel("Time (s)", **LABEL_STYLE)
+            self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
+            image_plot.addItem(self.image)
+            self.colorbar = pg.ColorBarItem(
+                colorMap=pg.colormap.get("viridis"),
+                interactive=False,
+                width=12,
+                rounding=1e-300,
+            )
+            self.colorbar.setImageItem(self.image, insert_in=image_plot)
+            self.colorbar.axis.enableAutoSIPrefix(False)
+            self.colorbar.axis.setLabel("Intensity (counts)", **LABEL_STYLE)
+            self.plots["waterfall"] = image_plot
+
+    def set_log_time(self, log_time: bool) -> None:
+        """Switch the lifetime tab's time axis between linear and log (rebuilds the curves)."""
+        specs = {s.name: s for s in view_specs(log_time=log_time)}
+        self.spec = specs[self.spec.name]
+        self.plot_specs = self.spec.plots
+        for plot_spec in self.plot_specs:
+            axis = self.plots[plot_spec.key].getAxis("bottom")
+            axis.setLogMode(plot_spec.x.log)
+            self.plots[plot_spec.key].enableAutoRange()
+        for _curves, line in self._markers:
+            line.setValue(self._marker_x(line.hours))  # type: ignore[attr-defined]
+        for curves in self.loaded:
+            curves.reset()
+            curves.refresh(force=True)
+
+    def _marker_x(self, hours: float) -> float:
+        log_time = self.plot_specs[0].x.log
+        return math.log10(hours) if log_time and hours > 0 else hours
+
+    def add_crossing(self, curves: RunCurves, name: str, hours: float) -> None:
+        """Mark where a run's L/L0 first fell below a level (T95, T90, T50)."""
+        plot = self.plots.get("relative")
+        if plot is None:
+            return
+        line = pg.InfiniteLine(
+            pos=self._marker_x(hours),
+            angle=90,
+            pen=pg.mkPen(curves.color, style=QtCore.Qt.PenStyle.DotLine),
+            label=f"{name} {format_hours(hours)}",
+            labelOpts={"position": 0.08 + 0.1 * len(self._markers) % 0.8, "color": "#303030"},
+        )
+        line.hours = hours  # type: ignore[attr-defined]
+        plot.addItem(line, ignoreBounds=True)
+        self._markers.append((curves, line))
+
+    def _view_moved(self, box: pg.ViewBox, _range: Any) -> None:
+        if box.autoRangeEnabled()[0]:
+            return  # the next tick draws the whole range anyway
+        for curves in self.loaded:
+            for curve in curves.curves.values():
+                if curve.getViewBox() is box:
+                    curve.redraw()
+
+    # ------------------------------------------------------------------ pymeasure API
+    def handles(self, procedure_name: str) -> bool:
+        """Return whether this tab draws runs of ``procedure_name`` (``*``: any other)."""
+        return procedure_name in self.procedures
+
+    def new_curve(self, results: Any, color: Any = None, run: RunData | None = None, **_: Any):
+        """Return this tab's items for a run (None without the run's data).
+
+        The window asks only the tab that :meth:`handles` the run's procedure.
+        """
+        if run is None:
+            return None
+        return RunCurves(self, run, results, color if color is not None else pg.intColor(0))
+
+    def load(self, curves: RunCurves) -> None:
+        """Show a run's items (pymeasure calls this when a run is added or re-checked)."""
+        if curves in self.loaded:
+            return
+        for key, curve in curves.curves.items():
+            self.plots[key].addItem(curve)
+        if "spectrum" in self.plots:
+            self.plots["spectrum"].addItem(curves.spectrum)
+        self.loaded.append(curves)
+        for owner, line in self._markers:
+            if owner is curves:
+                line.show()
+        curves.refresh(force=True)
+        self._image_run = curves
+        self._image_key = None
+
+    def remove(self, curves: RunCurves) -> None:
+        """Hide a run's items (unchecked in the browser, or removed)."""
+        if curves not in self.loaded:
+            return
+        for key, curve in curves.curves.items():
+            self.plots[key].removeItem(curve)
+        if "spectrum" in self.plots:
+            self.plots["spectrum"].removeItem(curves.spectrum)
+        for owner, line in self._markers:
+            if owner is curves:
+                line.hide()
+        self.loaded.remove(curves)
+        if self._image_run is curves:
+            self._image_run = self.loaded[-1] if self.loaded else None
+            self._image_key = None
+            if self._image_run is None and "waterfall" in self.plots:
+                self.image.clear()
+
+    def set_color(self, curves: RunCurves, color: QtGui.QColor) -> None:
+        """Recolour a run (browser menu)."""
+        curves.set_color(color)
+
+    def clear_widget(self) -> None:
+        """Remove every run from the tab."""
+        for curves in list(self.loaded):
+            self.remove(curves)
+
+    # ------------------------------------------------------------------ refresh
+    def refresh(self) -> None:
+        """Timer tick: append new rows of every shown run and redraw what changed."""
+        for curves in self.loaded:
+            curves.refresh()
+        self._refresh_image()
+
+    def _refresh_image(self) -> None:
+        curves = self._image_run
+        if curves is None or "waterfall" not in self.plots:
+            return
+        frames = curves.run.frames()
+        if frames is None:
+            return
+        with curves.run.lock():
+            count, intensity, times = frames.view()
+        key = (id(curves), count)
+        if not count or key == self._image_key:
+            return
+        new_from = 0 if self._image_key is None or self._image_key[0] != id(curves) else (
+            self._image_key[1]
+        )
+        self._image_key = key
+        block = intensity[new_from:count]
+        finite = block[np.isfinite(block)]
+        low, high = self._levels if new_from else (math.inf, -math.inf)
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        if not high > low:
+            high = low + 1.0
+        self._levels = (low, high)
+        wavelength = frames.wavelength
+        self.image.setImage(intensity[:count], autoLevels=False, levels=(low, high))
+        self.image.setRect(
+            QtCore.QRectF(
+                float(wavelength[0]), 0.0, float(wavelength[-1] - wavelength[0]), float(count)
+            )
+        )
+        self.colorbar.setLevels((low, high))
+        self.colorbar.axis.setLabel(f"Intensity ({frames.units})", **LABEL_STYLE)
+        self.plots["spectrum"].getAxis("left").setLabel(
+            f"Intensity ({frames.units})", **LABEL_STYLE
+        )
+        self.time_axis.set_times(times[:count])
+
+    def image_data(self) -> np.ndarray | None:
+        """Return the spectra image currently shown (frames x pixels), for tests."""
+        return None if "waterfall" not in self.plots else self.image.image
+
+
+def make_views(refresh_ms: int = 200) -> list[ProcedureView]:
+    """Create one tab per procedure family (see :func:`view_specs`)."""
+    return [ProcedureView(spec, refresh_ms=refresh_ms) for spec in view_specs()]
+
+
+ColorFactory = Callable[[int], QtGui.QColor]

@@ -1,0 +1,111 @@
+"""Instrument status strip: simulated or real, which roles are connected, outputs and laser.
+
+The strip only displays what it is given (:meth:`InstrumentStatusPanel.show_states`); who
+reads the instruments, and from which thread, is decided by the window (see
+``docs/gui.md``, threading model).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymeasure.display.Qt import QtWidgets
+
+log = logging.getLogger(__name__)
+
+_STYLE = {
+    "on": "background:#d62728;color:white;font-weight:bold;",
+    "off": "background:#2ca02c;color:white;",
+    "unknown": "background:#c7c7c7;color:black;",
+    "info": "background:#1f77b4;color:white;",
+    "missing": "background:#ff7f0e;color:black;",
+}
+
+
+def _chip(text: str, kind: str, parent: QtWidgets.QWidget) -> QtWidgets.QLabel:
+    label = QtWidgets.QLabel(text, parent)
+    label.setStyleSheet(f"QLabel{{{_STYLE[kind]}border-radius:3px;padding:2px 6px;}}")
+    return label
+
+
+class InstrumentStatusPanel(QtWidgets.QFrame):
+    """A row of coloured chips: bench kind, connected roles, source outputs, laser emission.
+
+    Red means an output or the laser emission is ON; green means it is off; grey means
+    not known yet (or not readable); orange marks a role of the bench file that is not
+    connected.
+
+    Parameters
+    ----------
+    bench_label
+        ``SIMULATED bench (preset)`` or ``REAL bench: name``.
+    simulated
+        Whether the bench is simulated (colours the first chip).
+    connected, missing
+        Roles that are open, and roles of the bench file that could not be opened.
+    """
+
+    def __init__(
+        self,
+        bench_label: str,
+        simulated: bool,
+        connected: Iterable[str],
+        missing: Iterable[str] = (),
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(4)
+        self.bench_chip = _chip(bench_label, "info" if simulated else "missing", self)
+        layout.addWidget(self.bench_chip)
+        self.role_chips: dict[str, QtWidgets.QLabel] = {}
+        for role in connected:
+            chip = _chip(f"{role} \u2713", "off", self)
+            chip.setToolTip(f"{role}: connected")
+            self.role_chips[role] = chip
+            layout.addWidget(chip)
+        for role in missing:
+            chip = _chip(f"{role} \u2717", "missing", self)
+            chip.setToolTip(f"{role}: in the bench file but not connected")
+            self.role_chips[role] = chip
+            layout.addWidget(chip)
+        layout.addSpacing(12)
+        self.state_layout = QtWidgets.QHBoxLayout()
+        self.state_layout.setSpacing(4)
+        layout.addLayout(self.state_layout)
+        self.state_chips: dict[str, QtWidgets.QLabel] = {}
+        layout.addStretch(1)
+        self.run_label = QtWidgets.QLabel("idle", self)
+        layout.addWidget(self.run_label)
+        self.states: dict[str, str] = {}
+
+    def show_states(self, states: Mapping[str, str], source: str = "") -> None:
+        """Show output and emission states (``role output`` -> on/off/unreadable...)."""
+        self.states = dict(states)
+        for name, state in states.items():
+            text = state if state in ("on", "off") else "?"
+            kind = {"on": "on", "off": "off"}.get(state, "unknown")
+            role, _, what = name.partition(" ")
+            label = f"{'Laser emission' if what == 'emission' else role + ' output'}: {text.upper()}"
+            chip = self.state_chips.get(name)
+            if chip is None:
+                chip = _chip(label, kind, self)
+                self.state_layout.addWidget(chip)
+                self.state_chips[name] = chip
+            chip.setText(label)
+            chip.setStyleSheet(f"QLabel{{{_STYLE[kind]}border-radius:3px;padding:2px 6px;}}")
+            chip.setToolTip(f"{name}: {state}" + (f" ({source})" if source else ""))
+
+    def show_run(self, text: str) -> None:
+        """Show what the queue is doing (``idle``, ``running jlv 45 %``)."""
+        self.run_label.setText(text)
+
+    def chip_text(self, name: str) -> str:
+        """Return the text of a state chip (for tests)."""
+        chip = self.state_chips.get(name)
+        return chip.text() if chip is not None else ""
+
