@@ -54,9 +54,9 @@ def open_bench(config: Any) -> tuple[Any, list[str]]:
     good = [s.role for s in statuses if s.ok]
     missing = [s.role for s in statuses if not s.ok]
     if not good:
-        raise BenchError("no instrument of the bench answered: " + "; ".join(
-            s.problem for s in statuses
-        ))
+        raise BenchError(
+            "no instrument of the bench answered: " + "; ".join(s.problem for s in statuses)
+        )
     return Bench(config, roles=good).open(), missing
 
 

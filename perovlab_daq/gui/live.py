@@ -97,6 +97,8 @@ class RunData:
         self._start = time.monotonic()
         #: Increases with every record, so a reader can tell cheaply that nothing changed.
         self.version = 0
+        #: True while a worker appends (False for a run read from its file).
+        self.live = True
 
     # ------------------------------------------------------------------ writer side
     def mark_start(self) -> None:
@@ -172,10 +174,16 @@ class RunData:
             return list(self._streams)
 
     def frames(self, stream: str | None = None) -> FrameBuffer | None:
-        """Return the frame buffer of ``stream`` (default: ``spectra`` or the first one)."""
+        """Return the frame buffer of ``stream``.
+
+        Default: ``spectra`` (the processed spectra of docs/hdf5-layout.md); a run without
+        it (a file from another program) shows its first stream.
+        """
         with self._lock:
             if stream is None:
                 stream = "spectra" if "spectra" in self._streams else next(iter(self._streams), "")
+                if stream != "spectra" and self.live:
+                    return None  # live: the spectra stream may come after calibration frames
             return self._streams.get(stream)
 
     def lock(self) -> threading.Lock:
@@ -217,6 +225,7 @@ class RunData:
                 buffer.append(frames.intensity[index], context)
             run._streams[stream] = buffer
         run.version = count + sum(b.count for b in run._streams.values())
+        run.live = False
         return run
 
 

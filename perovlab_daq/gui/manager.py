@@ -57,6 +57,11 @@ class StatusSlot:
             self._states = dict(states)
             self._time = time.monotonic()
 
+    def clear(self) -> None:
+        """Forget the last reading (a new run starts)."""
+        with self._lock:
+            self._states = None
+
     def take(self) -> tuple[dict[str, str] | None, float]:
         """Return (latest states or None, age in s) (GUI thread)."""
         with self._lock:
@@ -242,6 +247,8 @@ class DaqManager(Manager):
 
     def _start(self, experiment: Experiment) -> None:
         self._running_experiment = experiment
+        if self.status_slot is not None:
+            self.status_slot.clear()
         worker = GuiWorker(
             experiment.results,
             experiment.run_data,

@@ -287,7 +287,7 @@ class RunCurves:
         self.spectrum.setClipToView(True)
         self.markers: list[pg.InfiniteLine] = []
         self._rows_done = 0
-        self._frames_drawn = -1
+        self._frames_drawn: tuple[int, int] | None = None
         self._version = -1
         self._crossings: dict[float, float] = {}
         self._relative_done = 0
@@ -296,6 +296,8 @@ class RunCurves:
     def update_data(self) -> None:
         """Bring the curves up to date with the run's data (pymeasure calls this at the end)."""
         self.refresh(force=True)
+        if self.wdg.image_run is self:
+            self.wdg.refresh_image()
 
     def set_color(self, color: QtGui.QColor) -> None:
         """Recolour every item of this run."""
@@ -347,8 +349,9 @@ class RunCurves:
             return
         with self.run.lock():
             count, intensity, _times = frames.view()
-        if count and count != self._frames_drawn:
-            self._frames_drawn = count
+        key = (id(frames), count)
+        if count and key != self._frames_drawn:
+            self._frames_drawn = key
             self.spectrum.setData(frames.wavelength, intensity[count - 1])
 
     def _update_crossings(self, block: np.ndarray) -> None:
@@ -405,7 +408,9 @@ def view_specs(log_time: bool = False) -> list[ViewSpec]:
             ("jlv",),
             (
                 PlotSpec("jv", "J-V", voltage, j_log),
-                PlotSpec("lv", "L-V", voltage, AxisSpec("luminance", "Luminance", "cd/m^2", log=True)),
+                PlotSpec(
+                    "lv", "L-V", voltage, AxisSpec("luminance", "Luminance", "cd/m^2", log=True)
+                ),
                 PlotSpec("eqe", "EQE-J", j_log, AxisSpec("eqe", "EQE", "%")),
             ),
         ),
@@ -532,8 +537,8 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         self.loaded: list[RunCurves] = []
         self.plots: dict[str, pg.PlotItem] = {}
         self._markers: list[tuple[RunCurves, pg.InfiniteLine]] = []
-        self._image_run: RunCurves | None = None
-        self._image_key: tuple[int, int] | None = None
+        self.image_run: RunCurves | None = None
+        self._image_key: tuple[int, int] | None = None  # (frame buffer id, frames shown)
         self._levels = (math.inf, -math.inf)
         self._build()
         self.timer = QtCore.QTimer(self)
@@ -673,8 +678,9 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
             if owner is curves:
                 line.show()
         curves.refresh(force=True)
-        self._image_run = curves
+        self.image_run = curves
         self._image_key = None
+        self.refresh_image()
 
     def remove(self, curves: RunCurves) -> None:
         """Hide a run's items (unchecked in the browser, or removed)."""
@@ -688,10 +694,10 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
             if owner is curves:
                 line.hide()
         self.loaded.remove(curves)
-        if self._image_run is curves:
-            self._image_run = self.loaded[-1] if self.loaded else None
+        if self.image_run is curves:
+            self.image_run = self.loaded[-1] if self.loaded else None
             self._image_key = None
-            if self._image_run is None and "waterfall" in self.plots:
+            if self.image_run is None and "waterfall" in self.plots:
                 self.image.clear()
 
     def set_color(self, curves: RunCurves, color: QtGui.QColor) -> None:
@@ -708,10 +714,11 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         """Timer tick: append new rows of every shown run and redraw what changed."""
         for curves in self.loaded:
             curves.refresh()
-        self._refresh_image()
+        self.refresh_image()
 
-    def _refresh_image(self) -> None:
-        curves = self._image_run
+    def refresh_image(self) -> None:
+        """Show the spectra of the newest shown run as an image (only when new frames came)."""
+        curves = self.image_run
         if curves is None or "waterfall" not in self.plots:
             return
         frames = curves.run.frames()
@@ -719,12 +726,11 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
             return
         with curves.run.lock():
             count, intensity, times = frames.view()
-        key = (id(curves), count)
+        key = (id(frames), count)
         if not count or key == self._image_key:
             return
-        new_from = 0 if self._image_key is None or self._image_key[0] != id(curves) else (
-            self._image_key[1]
-        )
+        same = self._image_key is not None and self._image_key[0] == id(frames)
+        new_from = self._image_key[1] if same else 0
         self._image_key = key
         block = intensity[new_from:count]
         finite = block[np.isfinite(block)]

@@ -90,7 +90,9 @@ class InstrumentStatusPanel(QtWidgets.QFrame):
             text = state if state in ("on", "off") else "?"
             kind = {"on": "on", "off": "off"}.get(state, "unknown")
             role, _, what = name.partition(" ")
-            label = f"{'Laser emission' if what == 'emission' else role + ' output'}: {text.upper()}"
+            label = (
+                f"{'Laser emission' if what == 'emission' else role + ' output'}: {text.upper()}"
+            )
             chip = self.state_chips.get(name)
             if chip is None:
                 chip = _chip(label, kind, self)
@@ -108,4 +110,3 @@ class InstrumentStatusPanel(QtWidgets.QFrame):
         """Return the text of a state chip (for tests)."""
         chip = self.state_chips.get(name)
         return chip.text() if chip is not None else ""
-

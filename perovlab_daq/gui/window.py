@@ -261,7 +261,9 @@ class OperatorWindow(ManagedWindowBase):
         form.addWidget(self.procedure_box)
         grid = QtWidgets.QGridLayout()
         for index, (key, field) in enumerate(self.sample_fields.items()):
-            grid.addWidget(QtWidgets.QLabel(key.capitalize() + ":", inputs_panel), index // 2, 2 * (index % 2))
+            grid.addWidget(
+                QtWidgets.QLabel(key.capitalize() + ":", inputs_panel), index // 2, 2 * (index % 2)
+            )
             grid.addWidget(field, index // 2, 2 * (index % 2) + 1)
         form.addLayout(grid)
         form.addWidget(self.notes_field)
@@ -371,7 +373,9 @@ class OperatorWindow(ManagedWindowBase):
         return values
 
     def _choose_folder(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Data folder", self.folder_field.text())
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Data folder", self.folder_field.text()
+        )
         if folder:
             self.folder_field.setText(folder)
 
@@ -516,7 +520,9 @@ class OperatorWindow(ManagedWindowBase):
 
     def new_experiment(self, results: Any, run: RunData | None = None, curve: Any = None):
         """Build the experiment of a run: its curves in its procedure's tab, a browser row."""
-        name = getattr(results, "procedure_name", "") or getattr(type(results.procedure), "NAME", "")
+        name = getattr(results, "procedure_name", "") or getattr(
+            type(results.procedure), "NAME", ""
+        )
         view = self.view_for(name)
         color = pg.intColor(self.browser.topLevelItemCount() % 8, hues=8)
         if run is None:
@@ -640,8 +646,26 @@ class OperatorWindow(ManagedWindowBase):
         )
         return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
+    def abort_returned(self, experiment: Experiment) -> None:
+        """Handle the end of an aborted run: queued runs wait for Resume; none: reset Abort.
+
+        pymeasure leaves the queue paused even when nothing is queued, so the next run
+        queued would wait for a Resume the operator has no reason to press.
+        """
+        if self.manager.experiments.has_next():
+            self.abort_button.setText("Resume")
+            self.abort_button.setEnabled(True)
+            return
+        self.browser_widget.clear_button.setEnabled(True)
+        self.manager._start_on_add = True
+        self.manager._is_continuous = True
+        self.abort_button.setText("Abort")
+        self.abort_button.clicked.disconnect()
+        self.abort_button.clicked.connect(self.abort)
+        self.abort_button.setEnabled(False)
+
     def failed(self, experiment: Experiment) -> None:
-        """A run failed: re-enable the controls, as pymeasure does after an abort."""
+        """Re-enable the controls after a failed run, as pymeasure does after an abort."""
         self.abort_button.setEnabled(self.manager.experiments.has_next())
         self.browser_widget.clear_button.setEnabled(True)
 

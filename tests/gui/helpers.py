@@ -1,0 +1,34 @@
+"""Helpers of the operator-window tests: short parameters, queueing from the window."""
+
+from __future__ import annotations
+
+#: Short runs (a few seconds each) of every procedure on the simulated bench.
+TEST_PARAMETERS = {
+    "jlv": {"dwell_s": 0.0, "direction": "both", "coarse_step_v": 0.25},
+    "lifetime": {
+        "current_density": 20.0,
+        "first_interval": 0.02,
+        "interval": 0.1,
+        "spectrum_interval": 1.0,
+        "dark_settle": 0.05,
+        "dark_readings": 2,
+        "max_duration": 4.0,
+    },
+    "el-spectra": {"levels": "4, 8", "settle_s": 0.02},
+    "pl-spectrum": {"laser_power_w": 0.005, "repeats": 2},
+    "pl-fluence": {"steps": 4},
+    "pl-stability": {"duration_s": 3.0, "interval_s": 1.0, "laser_power_w": 0.1},
+    "plqy": {},
+}
+
+
+def queue_run(window, name, **overrides):
+    """Select ``name``, put the short test parameters in its inputs and press Queue."""
+    window.select_procedure(name)
+    values = dict(TEST_PARAMETERS[name])
+    values.update(overrides)
+    window.set_inputs(values)
+    before = len(window.manager.experiments.queue)
+    window.queue_button.click()
+    assert len(window.manager.experiments.queue) == before + 1, window.warnings
+    return window.manager.experiments.queue[-1]
