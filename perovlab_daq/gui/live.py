@@ -192,6 +192,19 @@ class RunData:
 
     # ------------------------------------------------------------------ loading
     @classmethod
+    def from_arrays(cls, columns: Mapping[str, str], values: Mapping[str, Any]) -> RunData:
+        """Return a run holding the given columns (equal-length arrays), e.g. for benchmarks."""
+        run = cls(columns)
+        count = len(next(iter(values.values()))) if values else 0
+        run._rows = np.full((max(count, 16), len(run.columns)), np.nan)
+        for i, name in enumerate(run.columns):
+            if name in values:
+                run._rows[:count, i] = np.asarray(values[name], dtype=np.float64)
+        run._count = count
+        run.version = count
+        return run
+
+    @classmethod
     def from_results(cls, results: Any) -> RunData:
         """Fill a :class:`RunData` once from a run file's :class:`HDF5Results`.
 

@@ -540,6 +540,9 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         self.image_run: RunCurves | None = None
         self._image_key: tuple[int, int] | None = None  # (frame buffer id, frames shown)
         self._levels = (math.inf, -math.inf)
+        self._seen = (math.inf, -math.inf)
+        self._indices = np.zeros((0, 0), dtype=np.uint8)
+        self._shown: np.ndarray | None = None
         self._build()
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.refresh)
@@ -595,15 +598,21 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
             bottom.enableAutoSIPrefix(False)
             bottom.setLabel("Wavelength (nm)", **LABEL_STYLE)
             self.time_axis.setLabel("Time (s)", **LABEL_STYLE)
-            self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
+            # The image holds 8-bit colour indices, quantised once per spectrum as it
+            # arrives (all rows again only when the level range must widen), so a new
+            # spectrum costs one lookup-table pass, not a float rescale of every frame.
+            colormap = pg.colormap.get("viridis")
+            self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=False)
+            self.image.setLookupTable(colormap.getLookupTable(nPts=256))
             image_plot.addItem(self.image)
             self.colorbar = pg.ColorBarItem(
-                colorMap=pg.colormap.get("viridis"),
+                values=(0.0, 1.0),
+                colorMap=colormap,
                 interactive=False,
                 width=12,
                 rounding=1e-300,
             )
-            self.colorbar.setImageItem(self.image, insert_in=image_plot)
+            self.graphics.addItem(self.colorbar, row=row, col=per_row)
             self.colorbar.axis.enableAutoSIPrefix(False)
             self.colorbar.axis.setLabel("Intensity (counts)", **LABEL_STYLE)
             self.plots["waterfall"] = image_plot
@@ -735,13 +744,32 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         block = intensity[new_from:count]
         finite = block[np.isfinite(block)]
         low, high = self._levels if new_from else (math.inf, -math.inf)
-        if finite.size:
-            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        if finite.size and (finite.min() < low or finite.max() > high):
+            seen_low = float(finite.min()) if not new_from else min(self._seen[0], finite.min())
+            seen_high = float(finite.max()) if not new_from else max(self._seen[1], finite.max())
+            self._seen = (float(seen_low), float(seen_high))
+            span = (seen_high - seen_low) or 1.0
+            low, high = seen_low, seen_high + 0.25 * span  # headroom: fewer requantisations
+            new_from = 0
+        elif finite.size:
+            self._seen = (min(self._seen[0], finite.min()), max(self._seen[1], finite.max()))
         if not high > low:
             high = low + 1.0
         self._levels = (low, high)
+        if self._indices.shape[0] < count or self._indices.shape[1] != intensity.shape[1]:
+            grown = np.zeros((max(16, 2 * count), intensity.shape[1]), dtype=np.uint8)
+            keep = min(new_from, self._indices.shape[0])
+            if self._indices.shape[1] == intensity.shape[1]:
+                grown[:keep] = self._indices[:keep]
+            else:
+                new_from = 0
+            self._indices = grown
+        scaled = (intensity[new_from:count] - low) * (255.0 / (high - low))
+        np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255, out=scaled)
+        self._indices[new_from:count] = scaled.astype(np.uint8)
+        self._shown = intensity[:count]
         wavelength = frames.wavelength
-        self.image.setImage(intensity[:count], autoLevels=False, levels=(low, high))
+        self.image.setImage(self._indices[:count], autoLevels=False, levels=(0, 255))
         self.image.setRect(
             QtCore.QRectF(
                 float(wavelength[0]), 0.0, float(wavelength[-1] - wavelength[0]), float(count)
@@ -755,8 +783,8 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         self.time_axis.set_times(times[:count])
 
     def image_data(self) -> np.ndarray | None:
-        """Return the spectra image currently shown (frames x pixels), for tests."""
-        return None if "waterfall" not in self.plots else self.image.image
+        """Return the spectra the image shows (frames x pixels, in their units)."""
+        return None if "waterfall" not in self.plots else self._shown
 
 
 def make_views(refresh_ms: int = 200) -> list[ProcedureView]:

@@ -498,6 +498,8 @@ class OperatorWindow(ManagedWindowBase):
             return {}
         started = time.monotonic()
         try:
+            # From the closed file, exactly as 'perovlab-daq analyze FILE' would.
+            results = HDF5Results.load(results.data_filename)
             figures = dict(analyse(results))
         except Exception as exc:  # noqa: BLE001 - an analysis failure must not lose the run
             log.warning("analysis of %s: %s", results.data_filename, exc)

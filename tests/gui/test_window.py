@@ -54,6 +54,7 @@ def assert_plots_match_file(experiment, path):
         view = curves.wdg
         if view.image_run is curves:
             np.testing.assert_array_equal(view.image_data(), frames.intensity)
+            assert view.image.image.shape == frames.intensity.shape  # one row per spectrum
 
 
 @pytest.mark.parametrize("name", list(TEST_PARAMETERS))
