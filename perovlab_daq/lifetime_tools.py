@@ -51,32 +51,8 @@ def _analysis_error(message: str) -> Exception:
 
 
 def run_metadata(run: Any) -> dict[str, Any]:
-    """Return the run's metadata (bench: simulated, preset, ageing_acceleration, setup_*).
-
-    Uses ``run.metadata`` when the results object offers it, else reads
-    ``entry/metadata`` of the file.
-    """
-    meta = getattr(run, "metadata", None)
-    if isinstance(meta, Mapping):
-        return dict(meta)
-    header = getattr(run, "_header", None)
-    if isinstance(header, Mapping) and isinstance(header.get("metadata"), Mapping):
-        return dict(header["metadata"])
-    path = getattr(run, "path", None) or getattr(run, "data_filename", None)
-    if path is None or not Path(path).exists():
-        return {}
-    import h5py
-
-    try:
-        with h5py.File(path, "r", locking=False) as file:
-            return _file_metadata(file)
-    except OSError:
-        try:
-            with h5py.File(path, "r", swmr=True, locking=False) as file:
-                return _file_metadata(file)
-        except OSError as exc:
-            log.warning("%s: metadata unreadable (%s)", path, exc)
-            return {}
+    """Return the run's metadata (bench: simulated, preset, ageing_acceleration, setup_*)."""
+    return dict(getattr(run, "metadata", None) or {})
 
 
 def _file_metadata(file: Any) -> dict[str, Any]:

@@ -809,27 +809,6 @@ def _error(message: str) -> Exception:
     return AnalysisInputError(message)
 
 
-def _file_group_values(run: Any, group_name: str) -> dict[str, Any] | None:
-    """Read ``entry/<group_name>`` (attributes and scalar datasets) from the run's file."""
-    path = getattr(run, "path", None) or getattr(run, "data_filename", None)
-    if not path or not Path(path).is_file():
-        return None
-    import h5py
-
-    try:
-        with h5py.File(path, "r", locking=False, swmr=False) as handle:
-            group = handle.get(f"entry/{group_name}")
-            if group is None:
-                return {}
-            values: dict[str, Any] = {k: _plain(v) for k, v in group.attrs.items()}
-            for key, item in group.items():
-                if isinstance(item, h5py.Dataset) and item.shape is not None and item.size <= 16:
-                    values[key] = _plain(item[()])
-            return values
-    except OSError:
-        return None
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -841,23 +820,20 @@ def _plain(value: Any) -> Any:
 
 
 def _run_parameters(run: Any) -> dict[str, Any]:
-    """Return the parameters the file holds (not class defaults) by attribute name."""
-    stored = _file_group_values(run, "parameters")
+    """Return the parameters the file holds (not class defaults) by attribute name.
+
+    An in-memory run (tests, the GUI's live view) has no file: its parameter objects' values.
+    """
+    stored = getattr(run, "stored_parameters", None)
     if stored is not None:
-        return stored
+        return dict(stored)
     parameters = getattr(run, "parameters", None) or {}
-    values = {}
-    for key, item in dict(parameters).items():
-        values[key] = getattr(item, "value", item)
-    return values
+    return {key: getattr(item, "value", item) for key, item in dict(parameters).items()}
 
 
 def _run_metadata(run: Any) -> dict[str, Any]:
-    """Return the run's metadata: ``run.metadata`` if the results object has it, else the file's."""
-    metadata = getattr(run, "metadata", None)
-    if isinstance(metadata, Mapping):
-        return dict(metadata)
-    return _file_group_values(run, "metadata") or {}
+    """Return the run's metadata (``entry/metadata``)."""
+    return dict(getattr(run, "metadata", None) or {})
 
 
 def _positive_number(value: Any) -> float | None:

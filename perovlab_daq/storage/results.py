@@ -894,6 +894,28 @@ class HDF5Results(Results):
         return self._status_reason
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """Return the run metadata (``entry/metadata``): bench, preset, acceleration, set-up.
+
+        While a run is being written this is what it was created with plus the pymeasure
+        metadata evaluated so far; for a loaded file, what the file holds.
+        """
+        if hasattr(self, "_file_metadata"):
+            return dict(self._file_metadata)
+        return {**(self._header.get("metadata") or {}), **self._run_metadata}
+
+    @property
+    def stored_parameters(self) -> dict[str, Any]:
+        """Return the parameters exactly as stored in ``entry/parameters``.
+
+        Unlike ``procedure`` (whose class fills in defaults), a parameter the file lacks
+        is absent here, so an analysis can tell "missing" from "default".
+        """
+        if hasattr(self, "_stored_parameters"):
+            return dict(self._stored_parameters)
+        return dict(self.procedure.parameter_values())
+
+    @property
     def columns(self) -> dict[str, str]:
         """Column name -> unit, in column order."""
         return dict(self._units)
@@ -1052,6 +1074,16 @@ class HDF5Results(Results):
         ):
             self.procedure.DATA_COLUMNS = list(self._column_keys)
         self._events = _read_events(entry)
+        self._stored_parameters = (
+            layout.read_mapping(entry["parameters"]) if "parameters" in entry else {}
+        )
+        self._file_metadata: dict[str, Any] = {}
+        if "metadata" in entry:
+            group = entry["metadata"]
+            self._file_metadata.update(
+                {key: _attr(group.attrs, key, None) for key in group.attrs if key != "NX_class"}
+            )
+            self._file_metadata.update(layout.read_mapping(group))
         if "analysis" in entry:
             self._analysis = layout.read_mapping(entry["analysis"])
         self.procedure.status = STATUS_TO_PYMEASURE.get(self._status, Procedure.FINISHED)

@@ -421,3 +421,25 @@ def test_run_file_path_is_safe_and_never_reuses_a_name(tmp_path: Path) -> None:
         run_file_path(tmp_path, sample="S", procedure="jlv")
     with pytest.raises(ValueError, match="folder"):
         run_file_path(tmp_path, "../{sample}.h5", sample="S")
+
+
+def test_metadata_and_stored_parameters_are_public(tmp_path):
+    """Analyses read run metadata and the parameters as stored (no class defaults)."""
+    import h5py
+
+    from perovlab_daq.storage import HDF5Results
+    from storage_test_procedures import SweepProcedure
+
+    path = tmp_path / "run.h5"
+    procedure = SweepProcedure(points=3)
+    results = HDF5Results(procedure, path, metadata={"ageing_acceleration": 250.0, "preset": "x"})
+    assert results.metadata["ageing_acceleration"] == 250.0
+    results.start()
+    results.close("finished")
+    loaded = HDF5Results.load(path)
+    assert loaded.metadata["ageing_acceleration"] == 250.0
+    assert loaded.metadata["preset"] == "x"
+    assert loaded.stored_parameters["points"] == 3
+    with h5py.File(path, "r+") as handle:
+        del handle["entry/parameters/points"]
+    assert "points" not in HDF5Results.load(path).stored_parameters
