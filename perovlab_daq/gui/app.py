@@ -132,6 +132,8 @@ def run_gui(
         app.quit()
 
     def start_runs() -> None:
+        for key, value in (("sample", "demo"), ("pixel", "A1"), ("operator", "screenshot")):
+            window.sample_fields[key].setText(value)
         for name in runs:
             window.select_procedure(name)
             window.set_inputs(DEMO_PARAMETERS.get(name, {}))

@@ -254,7 +254,13 @@ class FrameTimeAxis(pg.AxisItem):
             return ["" for _ in values]
         index = np.arange(len(self.times)) + 0.5
         times = np.interp(np.asarray(values, dtype=float), index, self.times) * self.factor
-        return [f"{t:.4g}" for t in times]
+        steps = np.diff(np.sort(times))
+        step = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.0
+        biggest = float(np.max(np.abs(times))) if len(times) else 0.0
+        digits = 3
+        if step > 0 and biggest > 0:  # enough digits that neighbouring ticks differ
+            digits = max(3, int(math.ceil(math.log10(biggest / step))) + 1)
+        return [f"{t:.{digits}g}" for t in times]
 
 
 # --------------------------------------------------------------------------- per-run items

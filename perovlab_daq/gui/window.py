@@ -722,9 +722,25 @@ class OperatorWindow(ManagedWindowBase):
         logging.getLogger().removeHandler(self.log_handler)
 
 
+#: Figures shown first in the browser when a run has them.
+KEY_FIGURES = (
+    "t95_h",
+    "t90_h",
+    "t50_h",
+    "max_luminance_cd_m2",
+    "peak_eqe_pct",
+    "turn_on_voltage_v",
+    "plqy_pct",
+    "power_law_exponent",
+    "peak_wavelength_nm",
+    "fwhm_nm",
+)
+
+
 def _figures_text(figures: Mapping[str, Any], limit: int = 3) -> str:
+    keys = [k for k in KEY_FIGURES if k in figures] + [k for k in figures if k not in KEY_FIGURES]
     parts = []
-    for key, value in list(figures.items())[:limit]:
+    for key, value in [(k, figures[k]) for k in keys[:limit]]:
         if isinstance(value, Mapping):
             value = value.get("value", "")
         parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
