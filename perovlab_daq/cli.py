@@ -263,6 +263,8 @@ def _sample_from_args(args: argparse.Namespace) -> dict[str, str | None]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import execute_run, plan_run, read_parameter_file
 
+    if args.resume is not None:
+        return _resume_run(args)
     config = bench_config_from_args(args)
     values: dict[str, Any] = {}
     if args.params is not None:
@@ -282,6 +284,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
         outcome = execute_run(plan, stop_event=stop, on_progress=progress.update)
     _print_outcome(outcome, as_json=args.json)
     return outcome.exit_code
+
+
+def _resume_run(args: argparse.Namespace) -> int:
+    """Continue an interrupted lifetime run in the same file (``run lifetime --resume FILE``)."""
+    from perovlab_daq.lifetime_tools import execute_resume, plan_resume, simulated_bench_of
+
+    if args.procedure != "lifetime":
+        raise UsageError("--resume applies to 'run lifetime' only")
+    if args.set or args.params or args.output:
+        raise UsageError("--resume takes parameters and file from FILE: drop --set, --params, -o")
+    if not args.resume.exists():
+        raise UsageError(f"--resume: {args.resume}: no such file")
+    if args.bench is None and args.sim is None:
+        config = simulated_bench_of(args.resume)
+    else:
+        config = bench_config_from_args(args)
+    plan = plan_resume(
+        args.resume,
+        config,
+        durability_interval_s=args.durability,
+        power_loss_safe=args.power_loss_safe,
+    )
+    stop = _StopFlag()
+    with _stop_on_signals(stop), _Progress(f"lifetime (resumed) -> {plan.path.name}") as progress:
+        outcome = execute_resume(plan, stop_event=stop, on_progress=progress.update)
+    _print_outcome(outcome, as_json=args.json)
+    return outcome.exit_code
+
+
+def _cmd_lifetime_fit(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import AnalysisInputError
+    from perovlab_daq.lifetime_tools import (
+        draw_lifetime_fit,
+        format_fit_report,
+        lifetime_fit_report,
+    )
+    from perovlab_daq.runner import _jsonable
+
+    for path in args.files:
+        if not path.exists():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if args.output is not None and args.output.suffix.lower() not in {".png", ".pdf"}:
+        raise UsageError(f"-o {args.output}: the figure must be a .png or .pdf file")
+    for value in args.at or []:
+        if not (value > 0 and value < 1e7):
+            raise UsageError(f"--at {value}: a luminance from 0 to 1e7 cd/m^2 (exclusive)")
+    try:
+        report = lifetime_fit_report(args.files, at=args.at or [100.0, 1000.0])
+    except AnalysisInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.output is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(7, 5), layout="constrained")
+        draw_lifetime_fit(args.files, figure, report=report)
+        figure.savefig(args.output, dpi=110)
+    print(json.dumps(report, default=_jsonable) if args.json else format_fit_report(report))
+    return EXIT_OK
 
 
 def _print_outcome(outcome: Any, *, as_json: bool) -> None:
@@ -565,7 +630,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="fsync the journal at every commit (survives a power cut)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON summary at the end")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="FILE",
+        help="continue an interrupted lifetime run in FILE (after 'perovlab-daq recover')",
+    )
     run.set_defaults(func=_cmd_run)
+
+    fit = sub.add_parser(
+        "lifetime-fit", help="acceleration factor n (L0^n T50 = C) over lifetime runs"
+    )
+    fit.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    fit.add_argument(
+        "--at",
+        action="append",
+        type=float,
+        metavar="CD_M2",
+        help="luminance to extrapolate T50 to (repeatable; default 100 and 1000)",
+    )
+    fit.add_argument("--json", action="store_true", help="print one JSON document")
+    fit.add_argument("-o", "--output", type=Path, metavar="OUT.png", help="log-log figure")
+    fit.set_defaults(func=_cmd_lifetime_fit)
 
     rec = sub.add_parser("recover", help="make a file left by a killed run readable")
     rec.add_argument("files", nargs="+", type=Path, metavar="FILE")
