@@ -80,13 +80,23 @@ class SimConfig:
     preset: str = DEFAULT_PRESET
     seed: int = 0
     ageing_acceleration: float = 1.0
-    ageing_acceleration_by_procedure: Mapping[str, float] = field(default_factory=dict)
+    #: procedure -> factor, or procedure -> {preset: factor, "default": factor}
+    ageing_acceleration_by_procedure: Mapping[str, float | Mapping[str, float]] = field(
+        default_factory=dict
+    )
 
     def acceleration_for(self, procedure: str | None) -> float:
-        """Return the ageing acceleration (device s per wall s) used for ``procedure``."""
+        """Return the ageing acceleration (device s per wall s) for ``procedure`` on this preset.
+
+        Samples age at very different rates (a QD-only control dies in minutes, the
+        QD-in-matrix LED in days), so a procedure's factor may depend on the preset.
+        """
+        chosen: Any = self.ageing_acceleration
         if procedure is not None and procedure in self.ageing_acceleration_by_procedure:
-            return float(self.ageing_acceleration_by_procedure[procedure])
-        return float(self.ageing_acceleration)
+            chosen = self.ageing_acceleration_by_procedure[procedure]
+            if isinstance(chosen, Mapping):
+                chosen = chosen.get(self.preset, chosen.get("default", self.ageing_acceleration))
+        return float(chosen)
 
 
 @dataclass(frozen=True)
@@ -265,16 +275,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         acceleration = _number(
             sim_in.get("ageing_acceleration", 1.0), path, "sim.ageing_acceleration", 1e-3, 1e9
         )
-        by_procedure = {
-            str(name): _number(
-                value, path, f"sim.ageing_acceleration_by_procedure.{name}", 1e-3, 1e9
-            )
-            for name, value in _as_mapping(
-                sim_in.get("ageing_acceleration_by_procedure"),
-                path,
-                "sim.ageing_acceleration_by_procedure",
-            ).items()
-        }
+        by_procedure = _accelerations(sim_in.get("ageing_acceleration_by_procedure"), path)
         sim = SimConfig(preset, seed, acceleration, by_procedure)
     elif "sim" in data:
         raise _fail(path, "sim", "a 'sim' section needs 'simulated: true'")
@@ -292,6 +293,25 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         sim=sim,
         visa_library=visa_library,
     )
+
+
+def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str, float]]:
+    """Validate ``sim.ageing_acceleration_by_procedure`` (numbers or per-preset mappings)."""
+    entry = "sim.ageing_acceleration_by_procedure"
+    result: dict[str, float | dict[str, float]] = {}
+    for name, factor in _as_mapping(value, path, entry).items():
+        if isinstance(factor, Mapping):
+            per_preset: dict[str, float] = {}
+            for preset, number in factor.items():
+                if preset != "default":
+                    _check_preset(preset, path, f"{entry}.{name}.{preset}")
+                per_preset[str(preset)] = _number(
+                    number, path, f"{entry}.{name}.{preset}", 1e-3, 1e9
+                )
+            result[str(name)] = per_preset
+        else:
+            result[str(name)] = _number(factor, path, f"{entry}.{name}", 1e-3, 1e9)
+    return result
 
 
 def _check_preset(preset: Any, path: Path | None, entry: str) -> None:

@@ -144,3 +144,25 @@ def test_require_roles_names_missing():
     config = parse_bench(GOOD)
     with pytest.raises(BenchError, match="missing role.*laser"):
         config.require_roles(["source_meter", "laser"])
+
+
+def test_acceleration_per_preset():
+    assert sim_bench("qd-only").sim.acceleration_for("lifetime") < sim_bench().sim.acceleration_for(
+        "lifetime"
+    )
+    data = _variant(
+        sim={
+            "preset": "nc-acetone",
+            "ageing_acceleration_by_procedure": {
+                "lifetime": {"default": 100, "nc-acetone": 7},
+                "pl-stability": 3,
+            },
+        }
+    )
+    config = parse_bench(data)
+    assert config.sim.acceleration_for("lifetime") == 7
+    assert config.sim.acceleration_for("pl-stability") == 3
+    assert config.sim.acceleration_for("jlv") == 1.0
+    bad = _variant(sim={"ageing_acceleration_by_procedure": {"lifetime": {"qd-onyl": 5}}})
+    with pytest.raises(BenchError, match="lifetime.qd-onyl.*unknown preset"):
+        parse_bench(bad)
