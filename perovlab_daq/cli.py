@@ -472,7 +472,8 @@ def _print_step_table(
     for r in results:
         outcome = r.outcome
         figures = outcome.figures if outcome is not None else {}
-        key_figures = ", ".join(f"{k}={_format_figure(v)}" for k, v in list(figures.items())[:3])
+        wanted = [k for k in getattr(r, "summary_keys", ()) if k in figures] or list(figures)[:3]
+        key_figures = ", ".join(f"{k}={_format_figure(figures[k])}" for k in wanted)
         rows.append(
             {
                 "run": r.label,

@@ -76,6 +76,14 @@ class StepResult:
     error: str = ""
 
     @property
+    def summary_keys(self) -> tuple[str, ...]:
+        """Return the figure keys that summarise this run (the procedure's SUMMARY_FIGURES)."""
+        from perovlab_daq.runner import procedure_classes
+
+        cls = procedure_classes().get(self.procedure)
+        return tuple(getattr(cls, "SUMMARY_FIGURES", ()) or ())
+
+    @property
     def status(self) -> str:
         """Return the run status, or ``error`` when it could not start."""
         return self.outcome.status if self.outcome is not None else "error"

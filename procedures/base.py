@@ -131,6 +131,8 @@ class DaqProcedure(Procedure):
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ()
     OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ()
     COLUMNS: ClassVar[dict[str, str]] = {}
+    #: Keys of ``analyze_results`` that summarise a run in one line (demo/sequence tables).
+    SUMMARY_FIGURES: ClassVar[tuple[str, ...]] = ()
     #: Consecutive failures of one instrument call before the run stops ``failed``.
     MAX_CONSECUTIVE_FAILURES: ClassVar[int] = 5
 

@@ -148,6 +148,8 @@ def source_off(procedure: DaqProcedure) -> None:
 class ElSpectraProcedure(DaqProcedure):
     """EL spectra at a list of drive levels, with the source meter reading at each."""
 
+    SUMMARY_FIGURES = ("brightest_centre_nm", "brightest_fwhm_nm", "max_centre_shift_nm")
+
     NAME: ClassVar[str] = "el-spectra"
     TITLE: ClassVar[str] = "EL spectra at a list of biases or currents"
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("source_meter", "spectrometer")

@@ -239,6 +239,13 @@ class JlvProcedure(DaqProcedure):
     and EQE are computed.
     """
 
+    SUMMARY_FIGURES = (
+        "peak_eqe_pct",
+        "eqe_at_100_ma_cm2_pct",
+        "max_luminance_cd_m2",
+        "turn_on_voltage_v",
+    )
+
     NAME: ClassVar[str] = "jlv"
     TITLE: ClassVar[str] = "J-L-V sweep (current density, luminance, EQE against voltage)"
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("source_meter", "photodetector")

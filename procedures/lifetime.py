@@ -201,6 +201,8 @@ class LifetimeProcedure(DaqProcedure):
     See ``docs/procedures/lifetime.md``.
     """
 
+    SUMMARY_FIGURES = ("l0_cd_m2", "t50_h", "t50_extrapolated_h", "ageing_acceleration")
+
     NAME: ClassVar[str] = "lifetime"
     TITLE: ClassVar[str] = "Operational lifetime (T50) at constant drive"
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("source_meter", "photodetector")

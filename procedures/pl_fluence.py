@@ -47,6 +47,8 @@ BAND_HALF_WIDTH_FWHM = 2.0
 class PlFluenceProcedure(LaserSpectroscopyProcedure):
     """PL spectra against excitation power, up then optionally down; power-law exponent."""
 
+    SUMMARY_FIGURES = ("power_law_exponent", "power_law_exponent_stderr", "centre_shift_nm")
+
     NAME: ClassVar[str] = "pl-fluence"
     TITLE: ClassVar[str] = "PL excitation-power (fluence) series"
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("laser", "spectrometer", "power_meter")

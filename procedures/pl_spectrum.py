@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 class PlSpectrumProcedure(FixedExcitationProcedure):
     """PL spectrum at one excitation power: peak, centre, FWHM and integrated PL."""
 
+    SUMMARY_FIGURES = ("peak_wavelength_nm", "fwhm_nm", "power_density_w_cm2")
+
     NAME: ClassVar[str] = "pl-spectrum"
     TITLE: ClassVar[str] = "PL spectrum"
     COLUMNS: ClassVar[dict[str, str]] = {

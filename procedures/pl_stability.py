@@ -62,6 +62,8 @@ def find_new_peaks(
 class PlStabilityProcedure(FixedExcitationProcedure):
     """PL spectra at an interval under constant excitation: shift, width, intensity, new peaks."""
 
+    SUMMARY_FIGURES = ("centre_shift_nm", "final_relative_intensity", "new_peaks_nm")
+
     NAME: ClassVar[str] = "pl-stability"
     TITLE: ClassVar[str] = "PL photostability"
     COLUMNS: ClassVar[dict[str, str]] = {

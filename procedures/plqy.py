@@ -49,6 +49,8 @@ EMISSION_HALF_WIDTH_FWHM = 3.0
 class PlqyProcedure(LaserSpectroscopyProcedure):
     """de Mello PLQY: spectra in configurations A, B and C, absorptance and PLQY."""
 
+    SUMMARY_FIGURES = ("plqy_pct", "absorptance_pct")
+
     NAME: ClassVar[str] = "plqy"
     TITLE: ClassVar[str] = "PLQY (de Mello integrating sphere)"
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("laser", "spectrometer", "power_meter")
