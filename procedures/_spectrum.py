@@ -72,15 +72,6 @@ class SpectrumAcquisitionError(RuntimeError):
     """The spectrometer cannot deliver a usable spectrum (e.g. saturated at the shortest time)."""
 
 
-class TransientSpectrometerError(OSError):
-    """A spectrometer call failed in a way worth retrying (timeout, garbled reply).
-
-    Raised by the procedure-facing wrapper so that
-    :meth:`procedures.base.DaqProcedure.call_with_retry`, which retries only VISA,
-    value and OS errors, also retries the facade's :class:`SpectrometerError`.
-    """
-
-
 # --------------------------------------------------------------------------- calibration
 @dataclass(frozen=True)
 class SensitivityCalibration:
@@ -396,12 +387,14 @@ class SpectrumAcquirer:
             )
 
         def call(function: Callable[[], T], what: str) -> T:
-            return procedure.call_with_retry(
-                lambda: _as_transient(function), f"spectrometer {what}", role=role
-            )
+            return procedure.call_with_retry(function, f"spectrometer {what}", role=role)
 
         options.setdefault("call", call)
         options.setdefault("on_event", procedure.emit_event)
+        # The detector's factory nonlinearity polynomial is applied whenever it is usable
+        # (refused coefficients fall back to raw counts with an event): uncorrected counts
+        # read a strong laser line ~2 % low and bias a de Mello PLQY upwards.
+        options.setdefault("correct_nonlinearity", True)
         return cls(spectrometer, sensitivity=calibration, **options)
 
     # -- detector properties -----------------------------------------------------------
@@ -809,16 +802,6 @@ def band_integrals(
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(noise > 0, integral / noise, np.inf)
     return integral, snr
-
-
-def _as_transient(function: Callable[[], T]) -> T:
-    """Call ``function``; turn the facade's SpectrometerError into a retryable error."""
-    from instruments.spectrometer import SpectrometerError
-
-    try:
-        return function()
-    except SpectrometerError as exc:
-        raise TransientSpectrometerError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- run files

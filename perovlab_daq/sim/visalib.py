@@ -33,6 +33,8 @@ import importlib.resources
 import itertools
 import logging
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,8 @@ from perovlab_daq.sim.faults import FaultInjector, FaultSpec
 log = logging.getLogger(__name__)
 
 _library_ids = itertools.count(1)
+#: Every live SimBenchLibrary (for :meth:`SimBenchLibrary.total_command_count`).
+_LIBRARIES: weakref.WeakSet[SimBenchLibrary] = weakref.WeakSet()
 
 
 class ResourceNotServedError(errors.VisaIOError):
@@ -261,6 +265,8 @@ class ObisPersonality(Personality):
             return self._ok(f"{world.laser_wavelength_nm:.0f}")
         if text == "SOUR:POW:LIM:HIGH?":
             return self._ok(f"{world.laser_max_power_w:.5f}")
+        if text == "SOUR:POW:LIM:LOW?":
+            return self._ok(f"{world.laser_min_power_w:.5f}")
         if text == "SYST:LOCK?":
             return self._ok("ON" if world.interlock_closed else "OFF")
         if text.startswith("SOUR:POW:LEV:IMM:AMPL "):
@@ -310,6 +316,12 @@ class SpectrometerPersonality(Personality):
             return str(len(world.spectrometer_wavelengths_nm()))
         if text == "SPEC:SAT?":
             return f"{float(world.spectrometer_saturation_counts):.0f}"
+        # The detector's own calibration, as a real unit stores it in its EEPROM: the
+        # coefficients must describe the simulated detector, not a fixed table.
+        if text == "SPEC:NLIN?":
+            return ",".join(f"{c:.6e}" for c in world.spectrometer_nonlinearity_coefficients)
+        if text == "SPEC:EDARK?":
+            return ",".join(str(p) for p in world.spectrometer_electric_dark_pixels)
         if text == "SPEC:DATA?":
             integration_s = int(self.prop("integration_time_us")) * 1e-6
             return ",".join(f"{c:.0f}" for c in world.spectrometer_counts(integration_s))
@@ -479,6 +491,9 @@ class SimBenchLibrary(SimVisaLibrary):
     ):
         self.world = world
         self._clock = clock
+        #: Every write that reached the library (also during an outage), in order.
+        self.command_count = 0
+        self._command_log: deque[tuple[str, str]] = deque(maxlen=self.COMMAND_LOG_LENGTH)
         self._recipes = self._resolve(instruments, yaml_paths or {})
         self._injectors: dict[str, FaultInjector] = {}
         for resource, spec in (faults or {}).items():
@@ -490,6 +505,51 @@ class SimBenchLibrary(SimVisaLibrary):
             self._injectors[name] = FaultInjector(spec, clock)
         self._configured = True
         self._init()
+        _LIBRARIES.add(self)
+
+    #: Writes kept in :meth:`command_log` (the count in :attr:`command_count` is exact).
+    COMMAND_LOG_LENGTH = 10_000
+
+    def command_log(self, resource_name: str | None = None) -> list[str]:
+        """Return the last commands written to the simulated devices (oldest first).
+
+        Parameters
+        ----------
+        resource_name : str, optional
+            Only the commands sent to this resource.
+
+        Returns
+        -------
+        list of str
+            Commands without termination (at most :attr:`COMMAND_LOG_LENGTH`).
+        """
+        wanted = None if resource_name is None else rname.to_canonical_name(resource_name)
+        return [text for name, text in self._command_log if wanted in (None, name)]
+
+    def fault_counts(self) -> dict[str, dict[str, int]]:
+        """Return, per resource with faults, how many of each kind were injected so far.
+
+        Returns
+        -------
+        dict
+            Resource -> {``timeout``, ``garble``, ``disconnected_read``,
+            ``disconnected_write``, ``error_queued``: count} (kinds never injected absent).
+        """
+        return {name: dict(injector.counts) for name, injector in self._injectors.items()}
+
+    @staticmethod
+    def total_command_count() -> int:
+        """Return the writes that reached any simulated bench alive in this process.
+
+        Lets a test assert that bad input was refused before any instrument was touched,
+        even when the library was built deep inside the code under test.
+
+        Returns
+        -------
+        int
+            Sum of :attr:`command_count` over the live libraries.
+        """
+        return sum(library.command_count for library in list(_LIBRARIES))
 
     # -- construction -----------------------------------------------------------------
     @staticmethod
@@ -670,8 +730,11 @@ class SimBenchLibrary(SimVisaLibrary):
         """
         sess = self._session(session)
         name = self._resource_of(sess)
+        self.command_count += 1
+        self._command_log.append((name, data.decode("ascii", errors="replace").strip()))
         injector = self._injectors.get(name)
         if injector is not None and injector.disconnected():
+            injector.count("disconnected_write")
             sess.device._output_buffers.clear()
             if (
                 sess.attrs[constants.ResourceAttribute.interface_type]
@@ -683,6 +746,7 @@ class SimBenchLibrary(SimVisaLibrary):
         if injector is not None and injector.spec.error_after_write:
             command = data.decode("ascii", errors="replace").strip()
             for entry in injector.errors_after_write(command):
+                injector.count("error_queued")
                 self._push_error(sess.device, name, entry)
         return result
 
@@ -719,6 +783,7 @@ class SimBenchLibrary(SimVisaLibrary):
         injector = self._injectors.get(name)
         buffers = device._output_buffers
         if injector is not None and injector.disconnected():
+            injector.count("disconnected_read")
             buffers.clear()
             raise errors.VisaIOError(constants.VI_ERROR_TMO)
         if not buffers:

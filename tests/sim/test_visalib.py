@@ -38,7 +38,10 @@ class FakeWorld:
 
     laser_wavelength_nm = 405.0
     laser_max_power_w = 0.1
+    laser_min_power_w = 0.0005
     spectrometer_saturation_counts = 262143
+    spectrometer_nonlinearity_coefficients = (1.0, 2.0e-7, -1.0e-12, 0.0)
+    spectrometer_electric_dark_pixels = ()
 
     def __init__(self):
         self.calls = []
@@ -173,7 +176,7 @@ def test_smu_photodetector_reads_photodiode_without_touching_the_led(world, clos
 def test_laser_handshake_ok_lines_are_consumed(lib, world, closing):
     laser = CoherentObis(LASER, visa_library=lib)
     closing(laser)
-    assert laser.power_limits_w == (0.0005, 0.1)
+    assert laser.power_limits_w == (0.0005, 0.1)  # from the world, not the YAML
     laser.set_cw_power_mode()
     laser.power_setpoint_w = 0.05
     laser.emission_enabled = True
