@@ -1,7 +1,11 @@
-"""Shared reading types and safety helpers used by every driver in :mod:`instruments`.
+"""Shared reading types, error classes and safety helpers of the drivers in :mod:`instruments`.
 
 Readings are small frozen dataclasses so procedures and storage see the same fields
-whichever instrument produced them.
+whichever instrument produced them. :class:`InstrumentCommunicationError` and
+:func:`is_transient_error` are the one definition of a *transient* instrument fault (a
+timeout, a lost or garbled reply, an I/O error on the bus): the kind an unattended run
+retries (``procedures.base.DaqProcedure.call_with_retry``), as opposed to an instrument
+refusing a setting, which retrying cannot fix.
 """
 
 from __future__ import annotations
@@ -20,6 +24,51 @@ NOT_MEASURED = 9.91e37
 OVERFLOW = 9.9e37
 #: Status-word bit of the 2400 that is set while the source is in compliance.
 COMPLIANCE_BIT = 1 << 3
+
+
+class InstrumentCommunicationError(Exception):
+    """Talking to an instrument failed in a way worth retrying.
+
+    Drivers raise a subclass of this (usually together with their own error class, e.g.
+    ``class SpectrometerCommunicationError(SpectrometerError, InstrumentCommunicationError)``)
+    for timeouts, lost or garbled replies and bus I/O errors. An instrument that answers
+    but refuses a command (``ERR-102``, ``Command error``) raises a plain driver error.
+    """
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Return whether ``exc`` is a transient instrument fault that a retry may cure.
+
+    Transient: :class:`InstrumentCommunicationError` (and driver subclasses), PyVISA's
+    ``VisaIOError`` (timeouts, I/O errors, a device off the bus), other ``OSError`` (a
+    serial port that hiccups) and the errors a garbled reply produces when it is decoded
+    (``ValueError``; pymeasure's ``KeyError`` "not found in mapped values").
+    Not transient: anything else, and any exception whose class sets ``transient = False``
+    (``perovlab_daq.storage.StorageError``, ``procedures.base.ParameterError``).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The exception an instrument call raised.
+
+    Returns
+    -------
+    bool
+        True if retrying the call makes sense.
+    """
+    if isinstance(exc, InstrumentCommunicationError):
+        return True
+    if getattr(exc, "transient", None) is False:
+        return False
+    if not isinstance(exc, Exception):
+        return False  # KeyboardInterrupt, SystemExit: never swallowed by a retry
+    try:
+        from pyvisa.errors import VisaIOError
+    except ImportError:  # pragma: no cover - pyvisa is a hard dependency
+        VisaIOError = OSError  # noqa: N806
+    if isinstance(exc, VisaIOError | OSError | ValueError):
+        return True
+    return isinstance(exc, KeyError) and "not found in mapped values" in str(exc)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,17 @@ from typing import Any
 
 from pymeasure.instruments import Instrument
 
-from instruments._common import shutdown_step
+from instruments._common import InstrumentCommunicationError, shutdown_step
 
 log = logging.getLogger(__name__)
 
 
 class FW102CError(RuntimeError):
     """The wheel answered ``Command error ...`` or broke the echo/prompt protocol."""
+
+
+class FW102CCommunicationError(FW102CError, InstrumentCommunicationError):
+    """The wheel's echo or prompt was lost or garbled: worth retrying."""
 
 
 class FW102C(Instrument):
@@ -46,7 +50,8 @@ class FW102C(Instrument):
         self.write(command)
         echo = self.read().strip()
         if echo != command:
-            raise FW102CError(f"{self.name}: expected echo {command!r}, got {echo!r}")
+            self._discard_pending()
+            raise FW102CCommunicationError(f"{self.name}: expected echo {command!r}, got {echo!r}")
         reply = self.read().strip() if query else ""
         prompt = self.read_bytes(1)
         if prompt != b">":
@@ -56,6 +61,21 @@ class FW102C(Instrument):
         if reply.startswith("Command error"):
             raise FW102CError(f"{self.name}: {command!r} -> {reply}")
         return reply
+
+    def _discard_pending(self) -> None:
+        """Drop what is left of a broken exchange so the next one starts in step."""
+        connection = getattr(self.adapter, "connection", None)
+        if connection is None:
+            return
+        timeout = connection.timeout
+        try:
+            connection.timeout = 50
+            for _ in range(16):
+                connection.read_raw()
+        except Exception as exc:  # noqa: BLE001 - nothing pending any more (timeout)
+            log.debug("%s: discarded pending input until %s", self.name, exc)
+        finally:
+            connection.timeout = timeout
 
     @property
     def position(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import shutdown_step
+from instruments._common import InstrumentCommunicationError, shutdown_step
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,15 @@ class ObisError(RuntimeError):
         self.command = command
         meaning = OBIS_ERRORS.get(code, "unknown error")
         super().__init__(f"OBIS rejected {command!r}: {code} ({meaning})")
+
+
+class ObisCommunicationError(ObisError, InstrumentCommunicationError):
+    """The laser's reply broke the ``OK`` handshake (lost or garbled line): worth retrying."""
+
+    def __init__(self, reply: str, command: str):
+        self.code = ""
+        self.command = command
+        RuntimeError.__init__(self, f"OBIS: unexpected reply {reply!r} to {command!r}")
 
 
 class CoherentObis(Instrument):
@@ -83,7 +92,7 @@ class CoherentObis(Instrument):
         if not command.rstrip().endswith("?"):
             ack = self._read_line(command)
             if ack != "OK":
-                raise ObisError(f"unexpected acknowledgement {ack!r}", command)
+                raise ObisCommunicationError(ack, command)
 
     def read(self, **kwargs: Any) -> str:
         """Read one query reply and consume the ``OK`` that follows it.
@@ -102,7 +111,7 @@ class CoherentObis(Instrument):
         reply = self._read_line(command)
         ack = self._read_line(command)
         if ack != "OK":
-            raise ObisError(f"unexpected acknowledgement {ack!r}", command)
+            raise ObisCommunicationError(ack, command)
         return reply
 
     # -- properties -------------------------------------------------------------------

@@ -25,13 +25,17 @@ import numpy as np
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_range
 
-from instruments._common import shutdown_step
+from instruments._common import InstrumentCommunicationError, shutdown_step
 
 log = logging.getLogger(__name__)
 
 
 class SpectrometerError(RuntimeError):
     """Any failure of a spectrometer back end (communication, settings, bad data)."""
+
+
+class SpectrometerCommunicationError(SpectrometerError, InstrumentCommunicationError):
+    """The spectrometer did not answer, or its answer was unreadable (worth retrying)."""
 
 
 def apply_nonlinearity(counts: np.ndarray, coefficients: Sequence[float]) -> np.ndarray:
@@ -216,7 +220,7 @@ class OceanSpectrometer(Spectrometer):
         except SpectrometerError:
             raise
         except Exception as exc:  # one exception type for every back-end failure
-            raise SpectrometerError(f"{self.name}: {what} failed: {exc}") from exc
+            raise SpectrometerCommunicationError(f"{self.name}: {what} failed: {exc}") from exc
 
     @property
     def model(self) -> str:
@@ -387,7 +391,16 @@ class VisaSpectrometer(SCPIMixin, Instrument, Spectrometer):
         try:
             return self.ask(command)
         except Exception as exc:  # VISA timeouts/IO errors become the facade's error type
-            raise SpectrometerError(f"{self.name}: {command} failed: {exc}") from exc
+            raise SpectrometerCommunicationError(f"{self.name}: {command} failed: {exc}") from exc
+
+    def _floats_of(self, command: str) -> np.ndarray:
+        reply = self._ask(command)
+        try:
+            return _floats(reply)
+        except ValueError as exc:  # a garbled reply: worth asking again
+            raise SpectrometerCommunicationError(
+                f"{self.name}: unreadable reply to {command}: {exc}"
+            ) from exc
 
     @property
     def identity(self) -> str:
@@ -408,14 +421,14 @@ class VisaSpectrometer(SCPIMixin, Instrument, Spectrometer):
             One float per pixel.
         """
         if self._wavelengths is None:
-            wl = _floats(self._ask("SPEC:WAV?"))
+            wl = self._floats_of("SPEC:WAV?")
             if wl.size == 0:
-                raise SpectrometerError(f"{self.name}: empty wavelength table")
+                raise SpectrometerCommunicationError(f"{self.name}: empty wavelength table")
             self._wavelengths = wl
         return self._wavelengths.copy()
 
     def _electric_dark_pixels(self) -> np.ndarray:
-        return _floats(self._ask("SPEC:EDARK?")).astype(int)
+        return self._floats_of("SPEC:EDARK?").astype(int)
 
     def intensities(
         self, correct_dark_counts: bool = False, correct_nonlinearity: bool = False
@@ -435,10 +448,10 @@ class VisaSpectrometer(SCPIMixin, Instrument, Spectrometer):
         ndarray
             Counts per pixel (float).
         """
-        counts = _floats(self._ask("SPEC:DATA?"))
+        counts = self._floats_of("SPEC:DATA?")
         expected = len(self.wavelengths())
         if counts.size != expected:
-            raise SpectrometerError(
+            raise SpectrometerCommunicationError(
                 f"{self.name}: spectrum has {counts.size} pixels, expected {expected}"
             )
         if correct_dark_counts:
@@ -463,7 +476,7 @@ class VisaSpectrometer(SCPIMixin, Instrument, Spectrometer):
         except ValueError as exc:
             raise SpectrometerError(str(exc)) from exc
         except Exception as exc:
-            raise SpectrometerError(f"{self.name}: SPEC:INT failed: {exc}") from exc
+            raise SpectrometerCommunicationError(f"{self.name}: SPEC:INT failed: {exc}") from exc
         self._integration_time_us = int(integration_time_micros)
 
     @property
@@ -482,7 +495,7 @@ class VisaSpectrometer(SCPIMixin, Instrument, Spectrometer):
     @property
     def nonlinearity_coefficients(self) -> np.ndarray:
         """Get the nonlinearity polynomial coefficients, lowest order first (ndarray)."""
-        return _floats(self._ask("SPEC:NLIN?"))
+        return self._floats_of("SPEC:NLIN?")
 
     def close(self) -> None:
         """Close the VISA connection."""

@@ -40,16 +40,12 @@ class ParameterError(ValueError):
         self.allowed = allowed
         super().__init__(f"parameter {name!r}: value {value!r} is not allowed ({allowed})")
 
+    #: Bad input is never an instrument hiccup: ``call_with_retry`` does not retry it.
+    transient = False
+
 
 class InstrumentFault(RuntimeError):
     """An instrument kept failing after the retries allowed; the run ends ``failed``."""
-
-
-#: Errors an unattended run rides through: VISA timeouts and I/O errors, garbled replies.
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    import pyvisa.errors
-
-    return (pyvisa.errors.VisaIOError, ValueError, OSError)
 
 
 def describe_parameter(parameter: Parameter) -> dict[str, Any]:
@@ -214,18 +210,40 @@ class DaqProcedure(Procedure):
         self.emit("results", values)
 
     def emit_frame(
-        self, intensity: Any, wavelength: Any, stream: str = "spectra", **context: float
+        self,
+        intensity: Any,
+        wavelength: Any,
+        stream: str = "spectra",
+        *,
+        intensity_units: str = "counts",
+        context_units: Mapping[str, str] | None = None,
+        **context: float,
     ) -> None:
-        """Emit one array frame (a spectrum) with its context (time, bias, laser power...)."""
-        self.emit(
-            "frame",
-            {
-                "stream": stream,
-                "wavelength": wavelength,
-                "intensity": intensity,
-                "context": context,
-            },
-        )
+        """Emit one array frame (a spectrum) with its context (time, bias, laser power...).
+
+        Parameters
+        ----------
+        intensity, wavelength
+            1-D arrays of equal length (wavelength in nm).
+        stream
+            Name of the frame stream (``entry/<stream>`` in the file).
+        intensity_units
+            Units of ``intensity`` (``counts``, ``W/nm``, ``A/W``...).
+        context_units
+            Units of context values the storage does not know already.
+        **context
+            Per-frame numbers stored beside the spectrum.
+        """
+        record: dict[str, Any] = {
+            "stream": stream,
+            "wavelength": wavelength,
+            "intensity": intensity,
+            "context": {key: float(value) for key, value in context.items()},
+            "intensity_units": intensity_units,
+        }
+        if context_units:
+            record["units"] = dict(context_units)
+        self.emit("frame", record)
 
     def emit_event(self, level: str, kind: str, message: str) -> None:
         """Record a time-stamped event (warning, fault, retry, pause) in the run's file."""
@@ -248,15 +266,21 @@ class DaqProcedure(Procedure):
 
         After ``retries`` consecutive failures (default ``MAX_CONSECUTIVE_FAILURES``) the
         connection of ``role`` is re-opened once more, and if that fails too
-        :class:`InstrumentFault` ends the run ``failed`` with the reason.
+        :class:`InstrumentFault` ends the run ``failed`` with the reason. Transient means
+        :func:`instruments._common.is_transient_error` (timeouts, lost or garbled replies,
+        bus I/O errors); any other error propagates at once.
         """
+        from instruments._common import is_transient_error
+
         limit = self.MAX_CONSECUTIVE_FAILURES if retries is None else retries
-        transient = _transient_errors()
+
         attempt = 0
         while True:
             try:
                 return call()
-            except transient as exc:
+            except Exception as exc:
+                if not is_transient_error(exc):
+                    raise
                 attempt += 1
                 if attempt > limit:
                     self.emit_event(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -115,9 +116,16 @@ class FaultInjector:
         self.restart()
 
     def restart(self) -> None:
-        """Reset the random generator and the start of the outage clock."""
+        """Reset the random generator, the start of the outage clock and the counts."""
         self._rng = random.Random(self.spec.seed)
         self._t0 = self._clock()
+        #: Faults injected since the last restart, by kind: ``timeout`` (reply lost),
+        #: ``garble``, ``disconnected_read``, ``disconnected_write``, ``error_queued``.
+        self.counts: Counter[str] = Counter()
+
+    def count(self, kind: str, n: int = 1) -> None:
+        """Record that ``n`` faults of ``kind`` were injected (see :attr:`counts`)."""
+        self.counts[kind] += n
 
     def elapsed_s(self) -> float:
         """Return the seconds since the last restart.
@@ -154,7 +162,10 @@ class FaultInjector:
         bool
             True with probability ``timeout_rate``.
         """
-        return self.spec.timeout_rate > 0 and self._rng.random() < self.spec.timeout_rate
+        lost = self.spec.timeout_rate > 0 and self._rng.random() < self.spec.timeout_rate
+        if lost:
+            self.counts["timeout"] += 1
+        return lost
 
     def garble(self, message: bytes, keep_suffix: bytes = b"") -> bytes:
         """Corrupt a reply with probability ``garble_rate``, keeping its termination.
@@ -173,6 +184,7 @@ class FaultInjector:
         """
         if not (self.spec.garble_rate > 0 and self._rng.random() < self.spec.garble_rate):
             return message
+        self.counts["garble"] += 1
         body_len = (
             len(message) - len(keep_suffix) if message.endswith(keep_suffix) else len(message)
         )

@@ -14,3 +14,6 @@ class StorageError(OSError):
     choose a writable folder, run ``perovlab-daq recover FILE``). It subclasses
     :class:`OSError` so code that already handles I/O errors also catches it.
     """
+
+    #: Not an instrument hiccup: ``DaqProcedure.call_with_retry`` never retries it.
+    transient = False
