@@ -715,16 +715,7 @@ def _emit_frame(
     units: str,
     context: dict[str, float],
 ) -> None:
-    procedure.emit(
-        "frame",
-        {
-            "stream": stream,
-            "wavelength": wavelength,
-            "intensity": intensity,
-            "context": {key: float(value) for key, value in context.items()},
-            "intensity_units": units,
-        },
-    )
+    procedure.emit_frame(intensity, wavelength, stream, intensity_units=units, **context)
 
 
 def window_peak_metrics(

@@ -503,15 +503,8 @@ class JlvProcedure(DaqProcedure):
     def execute(self) -> None:
         """Pre-bias, sweep, then take the EL spectra; rows, frames and events are emitted live."""
         # The curve goes into the file so that the analysis needs nothing outside it.
-        self.emit(
-            "frame",
-            {
-                "stream": RESPONSIVITY_STREAM,
-                "wavelength": self.responsivity[0],
-                "intensity": self.responsivity[1],
-                "context": {},
-                "intensity_units": "A/W",
-            },
+        self.emit_frame(
+            self.responsivity[1], self.responsivity[0], RESPONSIVITY_STREAM, intensity_units="A/W"
         )
         self.emit_event(
             "info",

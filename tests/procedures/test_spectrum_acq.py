@@ -170,7 +170,9 @@ def test_emit_writes_processed_raw_and_dark_once() -> None:
     acq = SpectrumAcquirer(spec, light=light_of(spec))
     records: list[dict] = []
 
-    class Proc:
+    from procedures.base import DaqProcedure
+
+    class Proc(DaqProcedure):
         def emit(self, topic, record):
             assert topic == "frame"
             records.append(record)
