@@ -244,11 +244,20 @@ class LifetimeProcedure(DaqProcedure):
         default=0.0,
     )
     # -- sampling -------------------------------------------------------------------------
+    # 0 s: sample as fast as the instruments answer (no wait between samples).
     first_interval = FloatParameter(
-        "First sampling interval", units="s", minimum=0.001, maximum=3600, default=1.0
+        "First sampling interval (0 = as fast as possible)",
+        units="s",
+        minimum=0.0,
+        maximum=3600,
+        default=1.0,
     )
     interval = FloatParameter(
-        "Sampling interval (linear part)", units="s", minimum=0.001, maximum=86400, default=60.0
+        "Sampling interval (linear part; 0 = as fast as possible)",
+        units="s",
+        minimum=0.0,
+        maximum=86400,
+        default=60.0,
     )
     points_per_decade = IntegerParameter(
         "Samples per decade (log part)", minimum=1, maximum=1000, default=20
