@@ -36,6 +36,34 @@ class InstrumentCommunicationError(Exception):
     """
 
 
+class GarbledReplyError(InstrumentCommunicationError, ValueError):
+    """A reply could not be decoded: bytes were lost or corrupted on the way."""
+
+
+class StrictRepliesMixin:
+    """Make pymeasure's ``values()`` refuse a garbled number instead of passing it on.
+
+    pymeasure keeps an element it cannot cast as a string, so ``meter.power_w`` would
+    return ``'9.99E&0%'`` and the caller's ``float()`` would fail outside any retry.
+    An element that fails its cast and contains a digit was meant to be a number: this
+    raises :class:`GarbledReplyError` (transient, so the query is retried). Elements
+    without digits (``ON``, ``CWP``, quoted SCPI error texts) are left to pymeasure.
+    Put it before ``Instrument`` in the bases of a driver.
+    """
+
+    def values(self, command: str, *args: Any, **kwargs: Any) -> list[Any]:  # noqa: D102
+        results = super().values(command, *args, **kwargs)  # type: ignore[misc]
+        cast = kwargs.get("cast", args[1] if len(args) > 1 else float)
+        if cast is not str:
+            for element in results:
+                if isinstance(element, str) and any(ch.isdigit() for ch in element):
+                    raise GarbledReplyError(
+                        f"{getattr(self, 'name', 'instrument')}: unreadable reply to "
+                        f"{command!r}: {element!r}"
+                    )
+        return results
+
+
 def is_transient_error(exc: BaseException) -> bool:
     """Return whether ``exc`` is a transient instrument fault that a retry may cure.
 

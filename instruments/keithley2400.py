@@ -18,6 +18,7 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 from instruments._common import (
     COMPLIANCE_BIT,
     SourceMeterReading,
+    StrictRepliesMixin,
     not_measured_to_nan,
     shutdown_step,
 )
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 READ_ELEMENTS = ("voltage_v", "current_a", "resistance_ohm", "time_s", "status")
 
 
-class Keithley2400(_PymeasureKeithley2400):
+class Keithley2400(StrictRepliesMixin, _PymeasureKeithley2400):
     """Keithley 2400 SourceMeter (SCPI, GPIB/RS-232), with the bench source-meter facade.
 
     Parameters

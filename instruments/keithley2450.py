@@ -14,14 +14,19 @@ from typing import Any
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import COMPLIANCE_BIT, SourceMeterReading, shutdown_step
+from instruments._common import (
+    COMPLIANCE_BIT,
+    SourceMeterReading,
+    StrictRepliesMixin,
+    shutdown_step,
+)
 
 log = logging.getLogger(__name__)
 
 READ_COMMAND = ':READ? "defbuffer1", SOUR, READ, REL'
 
 
-class Keithley2450(SCPIMixin, Instrument):
+class Keithley2450(StrictRepliesMixin, SCPIMixin, Instrument):
     """Keithley 2450 SourceMeter (SCPI command set) with the bench source-meter facade.
 
     Parameters

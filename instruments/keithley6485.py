@@ -13,7 +13,13 @@ from typing import Any
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import OVERFLOW, PhotodetectorReading, parse_float, shutdown_step
+from instruments._common import (
+    OVERFLOW,
+    PhotodetectorReading,
+    StrictRepliesMixin,
+    parse_float,
+    shutdown_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +30,7 @@ def _on_off(value: str) -> str:
     return {"1": "ON", "0": "OFF"}.get(text, text)
 
 
-class Keithley6485(SCPIMixin, Instrument):
+class Keithley6485(StrictRepliesMixin, SCPIMixin, Instrument):
     """Keithley 6485 picoammeter (SCPI over GPIB/RS-232) with the photodetector facade.
 
     Parameters

@@ -15,7 +15,7 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import InstrumentCommunicationError, shutdown_step
+from instruments._common import InstrumentCommunicationError, StrictRepliesMixin, shutdown_step
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class ObisCommunicationError(ObisError, InstrumentCommunicationError):
         RuntimeError.__init__(self, f"OBIS: unexpected reply {reply!r} to {command!r}")
 
 
-class CoherentObis(Instrument):
+class CoherentObis(StrictRepliesMixin, Instrument):
     """Coherent OBIS LX/LS laser with the bench laser facade.
 
     Parameters

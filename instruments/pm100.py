@@ -13,10 +13,12 @@ from typing import Any
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
+from instruments._common import StrictRepliesMixin
+
 log = logging.getLogger(__name__)
 
 
-class ThorlabsPM100(SCPIMixin, Instrument):
+class ThorlabsPM100(StrictRepliesMixin, SCPIMixin, Instrument):
     """Thorlabs PM100D / PM100USB console with the bench power-meter facade.
 
     Parameters

@@ -14,10 +14,12 @@ from typing import Any
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set
 
+from instruments._common import StrictRepliesMixin
+
 log = logging.getLogger(__name__)
 
 
-class SampleStage(SCPIMixin, Instrument):
+class SampleStage(StrictRepliesMixin, SCPIMixin, Instrument):
     """Sample positioner with the PLQY sphere positions.
 
     Parameters

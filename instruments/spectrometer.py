@@ -25,7 +25,7 @@ import numpy as np
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_range
 
-from instruments._common import InstrumentCommunicationError, shutdown_step
+from instruments._common import InstrumentCommunicationError, StrictRepliesMixin, shutdown_step
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ def _floats(reply: str) -> np.ndarray:
     return np.array([float(x) for x in text.split(",")], dtype=float)
 
 
-class VisaSpectrometer(SCPIMixin, Instrument, Spectrometer):
+class VisaSpectrometer(StrictRepliesMixin, SCPIMixin, Instrument, Spectrometer):
     """Spectrometer behind a VISA resource speaking the ``SPEC:*`` command set.
 
     The simulated bench serves this command set (``sim_configs/visa_spectrometer.yaml``);
