@@ -34,7 +34,7 @@ import itertools
 import logging
 import time
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -496,6 +496,7 @@ class SimBenchLibrary(SimVisaLibrary):
         self._command_log: deque[tuple[str, str]] = deque(maxlen=self.COMMAND_LOG_LENGTH)
         self._recipes = self._resolve(instruments, yaml_paths or {})
         self._injectors: dict[str, FaultInjector] = {}
+        self._past_counts: dict[str, Counter[str]] = {}
         for resource, spec in (faults or {}).items():
             name = rname.to_canonical_name(resource)
             if name not in self._recipes:
@@ -535,7 +536,36 @@ class SimBenchLibrary(SimVisaLibrary):
             Resource -> {``timeout``, ``garble``, ``disconnected_read``,
             ``disconnected_write``, ``error_queued``: count} (kinds never injected absent).
         """
-        return {name: dict(injector.counts) for name, injector in self._injectors.items()}
+        totals = {name: Counter(counts) for name, counts in self._past_counts.items()}
+        for name, injector in self._injectors.items():
+            totals.setdefault(name, Counter()).update(injector.counts)
+        return {name: dict(counts) for name, counts in totals.items()}
+
+    def inject(self, resource_name: str, spec: FaultSpec | Mapping[str, Any] | None) -> None:
+        """Replace the faults of one resource while the bench runs (None: no faults).
+
+        The new spec's clock starts now, so ``{"disconnect_after_s": 0,
+        "disconnect_for_s": 2}`` takes the device off the bus at once for 2 s: tests use
+        this to put a fault at a chosen moment of a run.
+
+        Parameters
+        ----------
+        resource_name : str
+            A resource this library serves.
+        spec : FaultSpec, mapping or None
+            The faults from now on.
+        """
+        name = rname.to_canonical_name(resource_name)
+        if name not in self._recipes:
+            raise ValueError(f"faults given for {resource_name!r}, which the bench does not serve")
+        previous = self._injectors.pop(name, None)
+        if previous is not None:  # keep what it injected in fault_counts()
+            self._past_counts.setdefault(name, Counter()).update(previous.counts)
+        if spec is None:
+            return
+        if not isinstance(spec, FaultSpec):
+            spec = FaultSpec.from_mapping(spec)
+        self._injectors[name] = FaultInjector(spec, self._clock)
 
     @staticmethod
     def total_command_count() -> int:
