@@ -43,6 +43,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _positive_int(text: str) -> int:
+    """Parse a whole number >= 1 (``--jobs``); argparse reports anything else as a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the mutually exclusive ``--sim [PRESET]`` / ``--bench FILE`` options."""
     group = parser.add_mutually_exclusive_group()
@@ -385,19 +396,17 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from perovlab_daq.figures import AnalysisInputError, analyze_file
+    from perovlab_daq.figures import analyze_files
 
     results: dict[str, Any] = {}
     code = EXIT_OK
-    for path in args.files:
-        try:
-            figures = analyze_file(path, store=not args.no_store)
-        except FileNotFoundError:
+    for path, figures in analyze_files(args.files, store=not args.no_store, jobs=args.jobs):
+        if isinstance(figures, FileNotFoundError):
             print(f"error: {path}: no such file", file=sys.stderr)
             code = EXIT_BAD_INPUT
             continue
-        except AnalysisInputError as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
+        if isinstance(figures, Exception):
+            print(f"error: {path}: {figures}", file=sys.stderr)
             code = EXIT_BAD_INPUT
             continue
         results[str(path)] = figures
@@ -663,6 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--json", action="store_true", help="print one JSON document")
     ana.add_argument(
         "--no-store", action="store_true", help="do not write the figures into entry/analysis"
+    )
+    ana.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="files analysed in parallel (default: one per core)",
     )
     ana.set_defaults(func=_cmd_analyze)
 

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,68 @@ def analyze_file(path: str | Path, *, store: bool = True) -> dict[str, Any]:
     finally:
         _close(run)
     return figures
+
+
+def _analyze_one(path: str | Path, store: bool) -> dict[str, Any] | Exception:
+    """Analyse one file; return its figures, or the input error that stopped it.
+
+    Runs in a worker process of :func:`analyze_files`: the expected errors come back as
+    values, so one bad file neither stops the others nor changes the output order.
+    """
+    try:
+        return analyze_file(path, store=store)
+    except (FileNotFoundError, AnalysisInputError) as exc:
+        return exc
+
+
+def default_jobs() -> int:
+    """Return the number of worker processes ``analyze`` uses by default: the usable cores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def analyze_files(
+    paths: Sequence[str | Path], *, store: bool = True, jobs: int | None = None
+) -> Iterator[tuple[str | Path, dict[str, Any] | Exception]]:
+    """Analyse many run files in parallel; yield ``(path, figures or error)`` in input order.
+
+    Parameters
+    ----------
+    paths
+        Run files following ``docs/hdf5-layout.md``.
+    store
+        Write each file's figures into its ``entry/analysis`` (see :func:`analyze_file`).
+    jobs
+        Worker processes (default :func:`default_jobs`); 1, or a single file, analyses
+        in this process.
+
+    Yields
+    ------
+    tuple
+        The path and its figures, or the :class:`FileNotFoundError` /
+        :class:`AnalysisInputError` it raised. Any other exception propagates, as it
+        does from :func:`analyze_file`.
+    """
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    jobs = min(jobs, len(paths))
+    if jobs <= 1:
+        for path in paths:
+            yield path, _analyze_one(path, store)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    # Small chunks keep the order streaming and the cores evenly loaded; each file's
+    # cost is dominated by reading and analysis, not by passing it to a worker.
+    chunk = max(1, min(16, len(paths) // (jobs * 8)))
+    log.info("analysing %d files with %d worker processes", len(paths), jobs)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        results = pool.map(partial(_analyze_one, store=store), paths, chunksize=chunk)
+        yield from zip(paths, results, strict=True)
 
 
 def draw_report(path: str | Path, output: str | Path) -> Path:

@@ -1,0 +1,98 @@
+"""`perovlab-daq analyze` over many files in worker processes: same output, order, exit codes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perovlab_daq.cli import main
+from perovlab_daq.figures import analyze_files
+from perovlab_daq.storage import HDF5Results
+from procedures.lifetime import LifetimeProcedure
+
+
+def _lifetime_file(path: Path, rows: int, tau_device_s: float) -> Path:
+    """Write a small lifetime run file (stretched-exponential decay) without instruments."""
+    rng = np.random.default_rng(int(tau_device_s))
+    results = HDF5Results(
+        LifetimeProcedure(), path, metadata={"ageing_acceleration": 1e4, "simulated": True}
+    )
+    wall = np.linspace(0.0, 20.0, rows)
+    device = wall * 1e4
+    relative = np.exp(-((device / tau_device_s) ** 0.7)) * (1 + 1e-3 * rng.standard_normal(rows))
+    constant = np.ones(rows)
+    results.append_rows(
+        {
+            "time": wall,
+            "device_time": device,
+            "voltage": 3.1 * constant,
+            "current": 1.8e-3 * constant,
+            "current_density": 20.0 * constant,
+            "photocurrent": 1e-7 * relative,
+            "luminance": 914.0 * relative,
+            "relative_luminance": relative,
+            "dark_current": 2e-12 * constant,
+            "in_compliance": 0 * constant,
+            "jlv_sweep": 0 * constant,
+            "segment": 0 * constant,
+        }
+    )
+    results.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Good files with different T50s, a file that is not HDF5 and a missing one, mixed."""
+    folder = tmp_path_factory.mktemp("many")
+    good = [_lifetime_file(folder / f"run{i}.h5", 400, 5e4 * (i + 1)) for i in range(6)]
+    bad = folder / "not_a_run.h5"
+    bad.write_text("not HDF5")
+    missing = folder / "missing.h5"
+    return [good[3], bad, good[0], good[5], missing, good[1], good[4], good[2]]
+
+
+def _analyze(files: list[Path], jobs: int, capsys: pytest.CaptureFixture[str]):
+    code = main(["analyze", *map(str, files), "--json", "--no-store", "--jobs", str(jobs)])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err.strip().splitlines()
+
+
+def test_parallel_output_matches_sequential_in_input_order(files, capsys):
+    code_1, out_1, err_1 = _analyze(files, 1, capsys)
+    code_2, out_2, err_2 = _analyze(files, 2, capsys)
+    assert code_1 == code_2 == 2  # bad input reported, the good files still analysed
+    assert out_2 == out_1
+    good = [str(p) for p in files if p.exists() and p.name.startswith("run")]
+    assert list(out_2) == good  # the order given, not the order of completion
+    t50 = [out_2[p]["t50_h"] for p in good]
+    assert len(set(t50)) == len(t50)  # each file's own figures, not a neighbour's
+    assert err_2 == err_1
+    assert [line.split(": ")[1] for line in err_2] == [str(files[1]), str(files[4])]
+    assert "no such file" in err_2[1]
+
+
+def test_several_jobs_use_a_process_pool(files, monkeypatch):
+    pools: list[int] = []
+    real_pool = concurrent.futures.ProcessPoolExecutor
+
+    class CountingPool(real_pool):  # type: ignore[misc, valid-type]
+        def __init__(self, max_workers: int | None = None, **kwargs):
+            pools.append(max_workers or 0)
+            super().__init__(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountingPool)
+    results = list(analyze_files(files, store=False, jobs=2))
+    assert pools == [2]
+    assert [path for path, _ in results] == files
+    assert isinstance(results[1][1], ValueError) and isinstance(results[4][1], FileNotFoundError)
+    assert all(isinstance(r, dict) for i, (_p, r) in enumerate(results) if i not in (1, 4))
+
+
+def test_jobs_must_be_a_positive_whole_number(files, capsys):
+    assert main(["analyze", str(files[0]), "--jobs", "0"]) == 2
+    assert "--jobs" in capsys.readouterr().err
