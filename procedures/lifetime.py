@@ -76,6 +76,15 @@ _EVENT_MESSAGE_LIMIT = 1000
 
 
 # --------------------------------------------------------------------------- schedule
+def _median_of_few(values: list[float]) -> float:
+    """Return the median of a short list (numpy's median costs ~10 us per call on 5 values)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return 0.5 * (ordered[middle - 1] + ordered[middle])
+
+
 def sampling_interval_s(
     stress_time_s: float, first_interval_s: float, interval_s: float, points_per_decade: int
 ) -> float:
@@ -731,7 +740,7 @@ class LifetimeProcedure(DaqProcedure):
             if (
                 not stop_reason
                 and len(recent) == STOP_CONFIRM_SAMPLES
-                and float(np.median(recent)) < self.stop_fraction
+                and _median_of_few(recent) < self.stop_fraction
             ):
                 stop_reason = (
                     f"L/L0 fell below {self.stop_fraction:g} at device time "

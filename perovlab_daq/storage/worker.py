@@ -41,6 +41,9 @@ class DaqWorker(Worker):
         Ignored: this worker never opens a network port.
     """
 
+    #: Smallest change of the progress percentage passed on to the monitor queue.
+    PROGRESS_RESOLUTION = 0.1
+
     def __init__(
         self,
         results: HDF5Results,
@@ -56,6 +59,7 @@ class DaqWorker(Worker):
         super().__init__(results, log_queue=log_queue, log_level=log_level, port=None)
         self.port = None
         self.failure_reason = ""
+        self._last_progress = -1.0
 
     def emit(self, topic: str, record: Any) -> None:
         """Route one record of the procedure to the storage back end or the monitor."""
@@ -84,7 +88,19 @@ class DaqWorker(Worker):
             results.set_status(record)
             self.monitor_queue.put((topic, record))
         elif topic == "progress":
-            self.monitor_queue.put((topic, record))
+            # A sweep reports progress at every point: forward only visible changes, so
+            # a 100,000-point run does not push 100,000 items through the monitor queue.
+            try:
+                value = float(record)
+            except (TypeError, ValueError):
+                self.monitor_queue.put((topic, record))
+                return
+            if (
+                abs(value - self._last_progress) >= self.PROGRESS_RESOLUTION
+                or value in (0.0, 100.0)
+            ) and value != self._last_progress:
+                self._last_progress = value
+                self.monitor_queue.put((topic, record))
         elif topic == "error":
             pass  # the traceback is logged by handle_error; the reason is stored as status
         else:
