@@ -86,3 +86,17 @@ def test_preset_per_run_on_simulated_bench(tmp_path: Path):
     steps = plan_recipe(load_recipe(path), bench_config=sim_bench(), output=tmp_path)
     assert steps[0].plan.bench_config.sim.preset == "nc-hexane"
     assert steps[1].plan.bench_config.sim.preset == "qd-in-matrix"
+
+
+def test_shipped_demo_recipe_plans_every_procedure(tmp_path: Path, monkeypatch):
+    """The demo is the README's main job: its recipe must stay valid as parameters evolve."""
+    from importlib import resources
+
+    monkeypatch.undo()  # the real procedures, not the fake
+    from perovlab_daq.runner import procedure_classes
+
+    with resources.as_file(resources.files("sim_configs") / "demo_recipe.yaml") as path:
+        recipe = load_recipe(path)
+    steps = plan_recipe(recipe, bench_config=sim_bench(), output=tmp_path)
+    assert {s.plan.procedure_cls.NAME for s in steps} == set(procedure_classes())
+    assert list(tmp_path.iterdir()) == []
