@@ -125,21 +125,29 @@ def _cmd_bench_presets(args: argparse.Namespace) -> int:
 
     if args.json:
         out = {name: _preset_summary(p) for name, p in PRESETS.items()}
-        print(json.dumps(out, indent=1, default=str))
+        print(json.dumps(out, indent=1))
         return EXIT_OK
     for name, preset in PRESETS.items():
         summary = _preset_summary(preset)
         print(f"{name}: {summary['description']}")
-        for key, value in summary["published"].items():
-            print(f"    {key}: {value}")
+        for figure in summary["published"]:
+            print(
+                f"    {figure['quantity']}: {figure['value']:g} {figure['unit']}"
+                f"  ({figure['source']})"
+            )
+        for assumption in summary["assumptions"]:
+            print(f"    model choice: {assumption}")
     return EXIT_OK
 
 
 def _preset_summary(preset: Any) -> dict[str, Any]:
-    published = getattr(preset, "published", {}) or {}
     return {
-        "description": getattr(preset, "description", ""),
-        "published": dict(published),
+        "description": preset.description,
+        "published": [
+            {"quantity": f.quantity, "value": f.value, "unit": f.unit, "source": f.source}
+            for f in preset.published
+        ],
+        "assumptions": list(preset.assumptions),
     }
 
 
@@ -788,6 +796,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, details in the log
+        log.debug("internal error", exc_info=True)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback; "
+            "please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

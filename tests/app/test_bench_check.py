@@ -137,3 +137,35 @@ def test_unreachable_visa_resource_is_bench_error():
     with pytest.raises(BenchError, match="cannot open"):
         bench._open_role(RoleConfig("source_meter", "keithley2400", "GPIB0::3::INSTR"))
     assert issubclass(VisaIOError, Exception)
+
+
+def test_presets_list_published_figures(capsys):
+    assert main(["bench", "presets"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "qd-in-matrix",
+        "qd-only",
+        "matrix-only",
+        "nc-hexane",
+        "nc-methyl-acetate",
+        "nc-acetone",
+        "nc-butanol",
+    ):
+        assert f"{name}:" in out
+    assert "2100 h" in out and "[P2]" in out and "[P1] Table 1" in out
+    assert main(["bench", "presets", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    hexane = {f["quantity"]: f["value"] for f in data["nc-hexane"]["published"]}
+    assert any(v == 653 for v in hexane.values())
+
+
+def test_internal_error_is_one_line_exit_1(monkeypatch, capsys):
+    import perovlab_daq.cli as cli
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_cmd_bench_presets", broken)
+    assert main(["bench", "presets"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("internal error: RuntimeError: boom") and "Traceback" not in err
