@@ -313,6 +313,30 @@ class LaserSpectroscopyProcedure(DaqProcedure):
         transmissions = self.measure_filter_transmissions() if self.has_role("filter_wheel") else {}
         self._planner = ExcitationPlanner(*self.laser_limits_w, transmissions)
 
+    def check_interlock(self) -> None:
+        """Refuse to go on when the laser interlock is open (emission stopped behind our back).
+
+        Called after the light frames of every spectrum: an enclosure opened mid-run
+        stops the laser, and the spectra after that point would be dark frames stored as
+        PL. The run ends ``failed`` with the reason; emission is switched off on the way out.
+
+        Raises
+        ------
+        LaserInterlockOpen
+            If the laser reports its interlock open.
+        """
+        laser = self.laser
+        closed = self.call_with_retry(
+            lambda: laser.interlock_closed, "laser interlock", role="laser"
+        )
+        if not closed:
+            message = (
+                "the laser interlock opened during the run (emission stopped); the spectrum "
+                "taken meanwhile was discarded: close the enclosure and run again"
+            )
+            self.emit_event("error", "interlock", message)
+            raise LaserInterlockOpen(message)
+
     def place_sample(self, position: str) -> None:
         """Move the optional sample stage to ``position`` (``STAGE``, ``A``, ``B``, ``C``)."""
         if not self.has_role("sample_stage"):
@@ -426,6 +450,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
             self,
             dark=dark_with_emission_off(self),
             max_auto_integration_s=float(self.max_integration_time_s),
+            light_check=self.check_interlock,
         )
         return self._acquirer
 
@@ -459,6 +484,10 @@ class LaserSpectroscopyProcedure(DaqProcedure):
         except Exception as exc:  # noqa: BLE001 - shutdown must never raise
             log.error("laser off in shutdown failed: %s", exc)
         super().shutdown()
+
+
+class LaserInterlockOpen(RuntimeError):
+    """The laser interlock opened while the procedure needed emission."""
 
 
 def dark_with_emission_off(procedure: LaserSpectroscopyProcedure) -> Any:

@@ -305,6 +305,10 @@ class SpectrumAcquirer:
         procedure helper uses it for retries. Default: call directly.
     on_event
         ``on_event(level, kind, message)`` for warnings (saturation, calibration).
+    light_check
+        Called after the light frames of every spectrum, with the light still on; it
+        raises to refuse the frame when the light source cannot be trusted (e.g. the
+        laser interlock opened during the integration).
     """
 
     def __init__(
@@ -320,6 +324,7 @@ class SpectrumAcquirer:
         max_auto_integration_s: float = 5.0,
         call: Callable[[Callable[[], Any], str], Any] | None = None,
         on_event: Callable[[str, str, str], None] | None = None,
+        light_check: Callable[[], None] | None = None,
     ) -> None:
         if not 0 < target_fraction < saturation_fraction <= 1:
             raise ValueError(
@@ -335,6 +340,7 @@ class SpectrumAcquirer:
         self.target_fraction = target_fraction
         self.max_auto_integration_s = max_auto_integration_s
         self._call = call or (lambda function, _what: function())
+        self._light_check = light_check
         self._on_event = on_event
         self._darks: dict[int, _Dark] = {}
         self._dark_count = 0
@@ -603,6 +609,8 @@ class SpectrumAcquirer:
                     self._last_auto_s = shorter
                     self.set_integration_time(shorter)
                     raw, peak, saturated = self._frames(averages)
+            if self._light_check is not None:
+                self._light_check()
         dark = self._dark_entry(integration_time_s, averages)
         self._frame_count += 1
         frame = self._process(raw, dark, integration_time_s, averages, peak, saturated)
