@@ -399,7 +399,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             print(f"error: {path}: {exc}", file=sys.stderr)
             code = EXIT_FAILED
             continue
-        print(f"{path}: {report}")
+        print(report)
     return code
 
 
