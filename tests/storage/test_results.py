@@ -426,9 +426,9 @@ def test_run_file_path_is_safe_and_never_reuses_a_name(tmp_path: Path) -> None:
 def test_metadata_and_stored_parameters_are_public(tmp_path):
     """Analyses read run metadata and the parameters as stored (no class defaults)."""
     import h5py
+    from storage_test_procedures import SweepProcedure
 
     from perovlab_daq.storage import HDF5Results
-    from storage_test_procedures import SweepProcedure
 
     path = tmp_path / "run.h5"
     procedure = SweepProcedure(points=3)
