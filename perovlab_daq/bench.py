@@ -596,6 +596,31 @@ class Bench:
                     states[f"{role} {label}"] = f"unreadable: {exc}"
         return states
 
+    def error_queues(self, limit: int = 10) -> dict[str, list[str]]:
+        """Read and empty the SCPI error queue of every instrument that has one. Never raises.
+
+        Returns
+        -------
+        dict
+            Role -> the entries read (``'-222,"Data out of range"'``), only for roles
+            that reported something; an unreadable queue is logged and skipped.
+        """
+        found: dict[str, list[str]] = {}
+        for role, instrument in self.instruments.items():
+            if not hasattr(type(instrument), "next_error"):
+                continue
+            for _ in range(limit):
+                try:
+                    code, message = instrument.next_error
+                    code = int(float(code))
+                except Exception as exc:  # noqa: BLE001 - a dead instrument must not stop this
+                    log.debug("%s: error queue unreadable: %s", role, exc)
+                    break
+                if code == 0:
+                    break
+                found.setdefault(role, []).append(f"{code},{str(message).strip()}")
+        return found
+
     def close(self) -> None:
         """Put every instrument in its safe state and close the connections. Never raises."""
         if self.instruments:

@@ -300,6 +300,35 @@ class DaqProcedure(Procedure):
                             )
                 time.sleep(min(backoff_s * 2 ** (attempt - 1), 2.0))
 
+    def check_instrument_errors(self, when: str) -> dict[str, list[str]]:
+        """Read the instruments' SCPI error queues; record an ``instrument_error`` event.
+
+        Returns
+        -------
+        dict
+            Role -> error entries (empty when every queue was clean).
+        """
+        queues = getattr(self.bench, "error_queues", None)
+        found = queues() if queues is not None else {}
+        for role, entries in found.items():
+            self.emit_event(
+                "error", "instrument_error", f"{role} reported {'; '.join(entries)} {when}"
+            )
+        return found
+
+    def evaluate_metadata(self) -> None:
+        """Evaluate pymeasure metadata, then refuse a run whose set-up an instrument rejected.
+
+        The worker calls this right after ``startup``: an entry in an instrument's error
+        queue at that point means a setting was refused, so the run would not measure
+        what its parameters say. It ends ``failed`` with the instrument's error as reason.
+        """
+        super().evaluate_metadata()
+        found = self.check_instrument_errors("while the run was set up")
+        if found:
+            described = "; ".join(f"{role}: {', '.join(e)}" for role, e in found.items())
+            raise InstrumentFault(f"an instrument refused a setting ({described})")
+
     def sleep(self, seconds: float, step_s: float = 0.05) -> bool:
         """Wait ``seconds`` while staying responsive to an abort; return False if aborted."""
         deadline = time.monotonic() + max(0.0, seconds)
@@ -324,6 +353,10 @@ class DaqProcedure(Procedure):
         except Exception as exc:  # noqa: BLE001 - pymeasure stalls if shutdown raises
             log.error("safe state failed: %s", exc)
             report = {"bench": f"failed: {exc}"}
+        try:
+            self.check_instrument_errors("during the run")
+        except Exception as exc:  # noqa: BLE001 - shutdown must never raise
+            log.error("could not read the error queues: %s", exc)
         failed = {role: state for role, state in report.items() if state != "ok"}
         try:
             states = self.bench.output_states()
