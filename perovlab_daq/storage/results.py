@@ -947,7 +947,9 @@ class HDF5Results(Results):
         if self._data is None:
             self._data = pd.DataFrame({key: pd.Series(dtype="f8") for key in self._column_keys})
         if available > have and new:
-            frame = pd.DataFrame(new, index=pd.RangeIndex(have, available))
+            # The arrays were just read for this frame: no copy (a default DataFrame
+            # consolidates them into one block, doubling the memory of a 1M-row run).
+            frame = pd.DataFrame(new, index=pd.RangeIndex(have, available), copy=False)
             self._data = frame if have == 0 else pd.concat([self._data, frame])
         return self._data
 
