@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from perovlab_daq.calibration import load_calibration_csv
+
 log = logging.getLogger(__name__)
 
 #: Roles the application knows. A bench file naming another role is a typo, not an extension.
@@ -251,7 +253,12 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             _unit, low, high = SETUP_FIELDS[key]
             setup[key] = _number(value, path, entry_name, low, high)
         elif key in SETUP_FILES:
-            setup[key] = str(_resolve_file(value, base, path, entry_name))
+            resolved = _resolve_file(value, base, path, entry_name)
+            try:
+                load_calibration_csv(resolved, positive=key == "spectrometer_sensitivity_file")
+            except ValueError as exc:
+                raise _fail(path, entry_name, str(exc)) from None
+            setup[key] = str(resolved)
         else:
             allowed = ", ".join([*SETUP_FIELDS, *SETUP_FILES])
             raise _fail(path, entry_name, f"unknown entry (allowed: {allowed})")

@@ -52,6 +52,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from perovlab_daq.calibration import load_calibration_csv
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -105,33 +107,8 @@ class SensitivityCalibration:
         ValueError
             If the file has fewer than two rows, repeated wavelengths, or a value <= 0.
         """
-        file_path = Path(path)
-        rows: list[tuple[float, float]] = []
-        header_seen = False
-        for number, line in enumerate(file_path.read_text(encoding="utf-8").splitlines(), 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            parts = [p.strip() for p in text.split(",")]
-            try:
-                values = (float(parts[0]), float(parts[1]))
-            except (IndexError, ValueError):
-                if not header_seen and not rows:
-                    header_seen = True
-                    continue
-                raise ValueError(
-                    f"{file_path}: line {number}: expected 'wavelength_nm,sensitivity', "
-                    f"got {text!r}"
-                ) from None
-            rows.append(values)
-        if len(rows) < 2:
-            raise ValueError(f"{file_path}: needs at least two calibration rows")
-        table = np.array(sorted(rows))
-        if np.any(np.diff(table[:, 0]) <= 0):
-            raise ValueError(f"{file_path}: wavelengths repeat")
-        if not np.all(np.isfinite(table)) or np.any(table[:, 1] <= 0):
-            raise ValueError(f"{file_path}: sensitivity values must be finite and > 0")
-        return cls(table[:, 0], table[:, 1], str(file_path))
+        wavelength_nm, sensitivity = load_calibration_csv(path, positive=True)
+        return cls(wavelength_nm, sensitivity, str(path))
 
     def on_grid(self, wavelength_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Interpolate onto a detector grid; return (mask of calibrated pixels, sensitivity).

@@ -39,6 +39,7 @@ from pymeasure.experiment import (
     Parameter,
 )
 
+from perovlab_daq.calibration import load_calibration_csv
 from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
@@ -154,37 +155,6 @@ def sweep_voltages(
     if stop_v - points[-1] > eps:
         points = np.append(points, stop_v)
     return np.round(points, 6)
-
-
-def load_calibration_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a two-column calibration CSV (``wavelength_nm,<value>``; ``#`` comments).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Wavelengths (nm, strictly increasing) and values.
-
-    Raises
-    ------
-    ValueError
-        If the file holds fewer than two numeric rows or wavelengths do not increase.
-    """
-    rows: list[tuple[float, float]] = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        fields = [f.strip() for f in text.split(",")]
-        try:
-            rows.append((float(fields[0]), float(fields[1])))
-        except (ValueError, IndexError):
-            continue  # the header line
-    if len(rows) < 2:
-        raise ValueError(f"{path}: expected rows 'wavelength_nm,value'; found {len(rows)}")
-    table = np.asarray(rows, dtype=float)
-    if np.any(np.diff(table[:, 0]) <= 0):
-        raise ValueError(f"{path}: wavelengths must increase strictly")
-    return table[:, 0], table[:, 1]
 
 
 def nominal_el_spectrum(peak_nm: float, fwhm_nm: float) -> tuple[np.ndarray, np.ndarray]:

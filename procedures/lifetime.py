@@ -388,7 +388,8 @@ class LifetimeProcedure(DaqProcedure):
             If the bench lacks a role or a set-up value, or a calibration cannot be read
             (before the output is switched on).
         """
-        from procedures.jlv import load_calibration_csv, nominal_el_spectrum
+        from perovlab_daq.calibration import load_calibration_csv
+        from procedures.jlv import nominal_el_spectrum
 
         self.check_consistency(
             {name: getattr(self, name) for name in self.parameter_objects_of_class()}

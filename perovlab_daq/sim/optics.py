@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from scipy import constants
 
+from perovlab_daq.calibration import load_calibration_csv
+
 log = logging.getLogger(__name__)
 
 PLANCK_J_S: float = constants.h
@@ -201,29 +203,6 @@ _SETUP_ALIASES: dict[str, str] = {
     "responsivity_file": "photodiode_responsivity_csv",
     "spectrometer_sensitivity_file": "spectrometer_sensitivity_csv",
 }
-
-
-def load_calibration_csv(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
-    """Read a two-column calibration CSV (``#`` comments, one header line).
-
-    Parameters
-    ----------
-    path
-        File with columns wavelength (nm) and value.
-
-    Returns
-    -------
-    wavelength_nm, values
-        Arrays sorted by wavelength.
-    """
-    data_lines = [
-        line
-        for line in Path(path).read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    table = np.loadtxt(data_lines[1:], delimiter=",", ndmin=2)
-    order = np.argsort(table[:, 0])
-    return table[order, 0], table[order, 1]
 
 
 def interpolate_calibration(path: Path | str, wavelength_nm: np.ndarray) -> np.ndarray:

@@ -166,3 +166,25 @@ def test_acceleration_per_preset():
     bad = _variant(sim={"ageing_acceleration_by_procedure": {"lifetime": {"qd-onyl": 5}}})
     with pytest.raises(BenchError, match="lifetime.qd-onyl.*unknown preset"):
         parse_bench(bad)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("wavelength_nm,responsivity\n400,0.2\n", "at least two"),
+        ("wavelength_nm,responsivity\n400,0.2\nfour hundred,0.3\n", "line 3"),
+        ("wavelength_nm,responsivity\n400,0.2\n400,0.3\n", "repeat"),
+        ("wavelength_nm,responsivity\n400,nan\n500,0.3\n", "finite"),
+    ],
+)
+def test_malformed_calibration_file_is_refused_naming_the_entry(tmp_path: Path, content, words):
+    (tmp_path / "r.csv").write_text(content)
+    with pytest.raises(BenchError) as info:
+        parse_bench(_variant(setup__responsivity_file="r.csv"), base=tmp_path)
+    assert "setup.responsivity_file" in str(info.value) and words in str(info.value)
+
+
+def test_sensitivity_must_be_positive(tmp_path: Path):
+    (tmp_path / "s.csv").write_text("wavelength_nm,sensitivity\n400,1e9\n500,0\n")
+    with pytest.raises(BenchError, match="setup.spectrometer_sensitivity_file.*> 0"):
+        parse_bench(_variant(setup__spectrometer_sensitivity_file="s.csv"), base=tmp_path)

@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 
 from perovlab_daq.bench import Bench, sim_bench
+from perovlab_daq.calibration import load_calibration_csv
 from perovlab_daq.figures import AnalysisInputError
 from procedures.base import ParameterError
 from procedures.jlv import (
     JlvProcedure,
     PhotometricFactors,
     jlv_key_figures,
-    load_calibration_csv,
     parse_bias_list,
     parse_el_bias,
     sweep_voltages,
@@ -455,7 +455,10 @@ def test_calibration_csv_is_read_with_comments_and_header(tmp_path: Any) -> None
     grid, values = load_calibration_csv(path)
     assert grid.tolist() == [400.0, 500.0] and values.tolist() == [0.1, 0.2]
     path.write_text("wavelength_nm,a\n500,0.1\n400,0.2\n")
-    with pytest.raises(ValueError, match="increase"):
+    grid, values = load_calibration_csv(path)
+    assert grid.tolist() == [400.0, 500.0] and values.tolist() == [0.2, 0.1]
+    path.write_text("wavelength_nm,a\n500,0.1\n500,0.2\n")
+    with pytest.raises(ValueError, match="repeat"):
         load_calibration_csv(path)
 
 
