@@ -9,13 +9,24 @@ prints: name, value, unit, baseline value, ratio, target, met or not.
   ``FIT_SUBSAMPLE`` spectra and scaled to 10,000 (the output says so); the centres are
   compared on that subsample.
 - ``lifetime_metrics`` on 1,000,000 points of a noisy stretched-exponential decay.
+- ``perovlab-daq analyze`` (:func:`perovlab_daq.figures.analyze_files`) over 1,000 small
+  lifetime run files (1,000 rows each) with one worker process per core, against the
+  same files analysed one after the other in one process (what a lab script does); the
+  cores kept busy come from the CPU time of the worker processes.
+- Time to analyse one lifetime file of 10^3, 10^4, 10^5 and 10^6 rows, and how it grows
+  for each tenfold (linear growth would be 10x).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import resource
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import curve_fit
@@ -29,6 +40,10 @@ N_PIXELS = 1044
 FIT_SUBSAMPLE = 300
 N_LIFETIME_POINTS = 1_000_000
 REPEATS = 3
+N_FILES = 1_000
+FILE_ROWS = 1_000
+DISTINCT_FILES = 20
+GROWTH_ROWS = (1_000, 10_000, 100_000, 1_000_000)
 
 
 def gaussian_with_line(
@@ -147,10 +162,170 @@ def bench_lifetime() -> None:
     )
 
 
+def make_lifetime_file(path: Path, rows: int, seed: int = 0) -> Path:
+    """Write a lifetime run file of ``rows`` rows (a noisy stretched-exponential decay)."""
+    from perovlab_daq.storage import HDF5Results
+    from procedures.lifetime import LifetimeProcedure
+
+    rng = np.random.default_rng(seed)
+    results = HDF5Results(
+        LifetimeProcedure(), path, metadata={"ageing_acceleration": 1e4, "simulated": True}
+    )
+    wall = np.linspace(0.0, 20.0, rows)
+    device = wall * 1e4
+    tau = 1.4e5 * (1 + 0.5 * rng.random())
+    relative = np.exp(-((device / tau) ** 0.7)) * (1 + 2e-3 * rng.standard_normal(rows))
+    constant = np.ones(rows)
+    results.append_rows(
+        {
+            "time": wall,
+            "device_time": device,
+            "voltage": 3.1 * constant,
+            "current": 1.8e-3 * constant,
+            "current_density": 20.0 * constant,
+            "photocurrent": 1e-7 * relative,
+            "luminance": 914.0 * relative,
+            "relative_luminance": relative,
+            "dark_current": 2e-12 * constant,
+            "in_compliance": 0 * constant,
+            "jlv_sweep": 0 * constant,
+            "segment": 0 * constant,
+        }
+    )
+    results.close()
+    return path
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all processes of the machine have used (``/proc/stat``; NaN elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return math.nan
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_many_files(folder: Path) -> None:
+    from perovlab_daq.figures import analyze_files, default_jobs
+
+    distinct = [
+        make_lifetime_file(folder / f"distinct{i}.h5", FILE_ROWS, seed=i)
+        for i in range(DISTINCT_FILES)
+    ]
+    paths = []
+    for index in range(N_FILES):
+        path = folder / f"run{index:04d}.h5"
+        shutil.copyfile(distinct[index % DISTINCT_FILES], path)
+        paths.append(path)
+
+    def analyse(jobs: int) -> float:
+        start = time.perf_counter()
+        results = list(analyze_files(paths, store=False, jobs=jobs))
+        elapsed = time.perf_counter() - start
+        failed = [p for p, r in results if not isinstance(r, dict)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} files failed, e.g. {failed[0]}")
+        return elapsed
+
+    jobs = default_jobs()
+    list(analyze_files(paths[:2], store=False, jobs=1))  # imports, caches
+    sequential_s = analyse(1)
+    cpu_before = _children_cpu_s() + _self_cpu_s()
+    machine_before = _machine_busy_s()
+    parallel_s = analyse(jobs)
+    ours = _children_cpu_s() + _self_cpu_s() - cpu_before
+    busy = ours / parallel_s
+    # On a shared machine other processes take cores too: what was left for us.
+    others = max(0.0, (_machine_busy_s() - machine_before - ours) / parallel_s)
+    available = max(0.5, min(float(jobs), jobs - others)) if math.isfinite(others) else jobs
+    print(
+        f"# analyze: {N_FILES} lifetime files of {FILE_ROWS} rows; {jobs} worker processes "
+        f"(--jobs default) against one process; other processes used {others:.2f} cores "
+        f"meanwhile, leaving {available:.2f}"
+    )
+    report(
+        f"analyze {N_FILES} files, per file",
+        parallel_s / N_FILES * 1e3,
+        "ms",
+        sequential_s / N_FILES * 1e3,
+        parallel_s / sequential_s,
+        "(info)",
+        True,
+    )
+    report(
+        f"analyze {N_FILES} files, speed-up",
+        sequential_s / parallel_s,
+        "x",
+        float(jobs),
+        sequential_s / parallel_s / jobs,
+        f">= {0.75 * jobs:g}x",
+        sequential_s / parallel_s >= 0.75 * jobs,
+    )
+    report(
+        f"analyze {N_FILES} files, cores busy",
+        busy,
+        "cores",
+        available,
+        busy / available,
+        ">= 0.9 x free",
+        busy >= 0.9 * available,
+    )
+
+
+def bench_growth(folder: Path) -> None:
+    from perovlab_daq.figures import analyze_file
+
+    times = []
+    for rows in GROWTH_ROWS:
+        path = make_lifetime_file(folder / f"rows{rows}.h5", rows, seed=rows)
+        elapsed, _figures = best_time(lambda p=path: analyze_file(p, store=False))
+        times.append(elapsed)
+        report(
+            f"analyze one file of {rows:.0e} rows",
+            elapsed * 1e3,
+            "ms",
+            math.nan,
+            math.nan,
+            "(info)",
+            True,
+        )
+    for (small, t_small), (large, t_large) in zip(
+        zip(GROWTH_ROWS, times, strict=True),
+        zip(GROWTH_ROWS[1:], times[1:], strict=True),
+        strict=False,
+    ):
+        growth = t_large / t_small
+        report(
+            f"analyze time growth {small:.0e}->{large:.0e}",
+            growth,
+            "x",
+            large / small,
+            growth / (large / small),
+            f"<= {large / small:g}x",
+            growth <= large / small,
+        )
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("pymeasure").setLevel(logging.ERROR)
+    print(f"# {os.cpu_count()} CPUs")
     bench_peak_metrics()
     bench_lifetime()
+    with tempfile.TemporaryDirectory(prefix="bench_analysis_") as tmp:
+        bench_many_files(Path(tmp))
+        bench_growth(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,454 @@
+"""Benchmark whole-application runs against a bare PyVISA loop on the simulated bench.
+
+Run: ``python benchmarks/bench_procedure.py`` (about 3 minutes on 2 cores). Each line
+prints: name, value, unit, baseline value, ratio, target, met or not.
+
+- J-L-V: a 9,999-point hysteresis loop (0 to 4.999 V and back in 1 mV steps, the most
+  one sweep allows, dwell 0) through ``plan_run``/``execute_run`` (procedure, DaqWorker,
+  HDF5 storage, events, end-of-run analysis) against a bare loop that sends the same
+  ``:SOURCE:VOLTAGE``, ``:READ?`` and ``READ?`` to the same simulated instruments with
+  PyVISA and stores the numbers in a numpy array.
+- Lifetime: about 100,000 samples at constant current, sampling as fast as the
+  instruments answer (``interval=0``), against a bare ``:READ?`` + ``READ?`` loop. The
+  run length is set from a short calibration run, so the count varies a little.
+- Per point means the steady state: time between the first and last rows of the file
+  (the application) or of the loop (the baseline). The whole run, fixed costs
+  included, is printed as information. The simulated instruments cost the same in both;
+  the ratio is what the application adds on top.
+- Peak memory of a lifetime run with 1,000,000 rows and 10,000 spectra (1044 px), in a
+  fresh process: the real procedure, worker, storage and end-of-run analysis, with the
+  readings made up in the process (the simulator would need ~5 minutes for a million
+  readings), against a lab script that holds the same data in numpy arrays and writes
+  them with h5py at the end.
+
+Both are run ``--repeats`` times, interleaved; the best of each is compared and the
+range of the ratios is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+JLV_STEP_V = 0.001
+JLV_TOP_V = 4.999
+LIFETIME_POINTS = 100_000
+CALIBRATION_S = 3.0
+MEMORY_ROWS = 1_000_000
+MEMORY_SPECTRA = 10_000
+PIXELS = 1044
+MEMORY_LIMIT_MB = 300.0
+RATIO_TARGET = 1.2
+
+
+def report(
+    name: str, value: float, unit: str, baseline: float, target: str, met: bool | None
+) -> None:
+    """Print one figure: name, value, unit, baseline, ratio, target, met."""
+    base = "-" if baseline is None or math.isnan(baseline) else f"{baseline:.4g}"
+    ratio = "-" if baseline is None or math.isnan(baseline) else f"{value / baseline:.2f}x"
+    verdict = {True: "met", False: "NOT MET", None: "-"}[met]
+    print(
+        f"{name:<44} {value:>10.4g} {unit:<7} baseline {base:>9}  ratio {ratio:>7}"
+        f"  target {target:<12} {verdict}",
+        flush=True,
+    )
+
+
+# --------------------------------------------------------------------------- bench
+def bench_config() -> Any:
+    """Return the shipped simulated bench with no ageing acceleration for any procedure.
+
+    At the shipped 1e4 the lifetime pixel would reach T50 within seconds and stop the run;
+    ageing is integrated lazily at every reading whatever the factor, so the cost per
+    reading is the same.
+    """
+    from perovlab_daq.bench import sim_bench
+
+    config = sim_bench()
+    sim = dataclasses.replace(config.sim, ageing_acceleration_by_procedure={})
+    return dataclasses.replace(config, sim=sim)
+
+
+def open_bench(procedure: str) -> Any:
+    """Open the source meter and photodiode of the simulated bench."""
+    from perovlab_daq.bench import Bench
+
+    return Bench(
+        bench_config(), procedure=procedure, roles=["source_meter", "photodetector"]
+    ).open()
+
+
+def jlv_voltages() -> np.ndarray:
+    """Return the set-points of the J-L-V loop, as the procedure sweeps them."""
+    from procedures.jlv import sweep_voltages
+
+    up = sweep_voltages(0.0, JLV_TOP_V, JLV_TOP_V, JLV_STEP_V, 1.0)
+    return np.concatenate([up, up[:-1][::-1]])
+
+
+# --------------------------------------------------------------------------- baselines
+def bare_jlv() -> tuple[float, int]:
+    """Bare loop: set V, ``:READ?``, ``READ?``, numbers into a numpy array; s per point."""
+    voltages = jlv_voltages()
+    with open_bench("jlv") as bench:
+        smu, pd = bench["source_meter"], bench["photodetector"]
+        # Configured as the procedure configures them; only the loop is timed.
+        pd.configure(nplc=1.0, current_range_a=None)
+        smu.apply_voltage_source(compliance_current_a=0.1, nplc=1.0)
+        smu.source_voltage = 0.0
+        smu.output_enabled = True
+        smu_io, pd_io = smu.adapter.connection, pd.adapter.connection
+        data = np.empty((len(voltages), 5))
+        start = time.perf_counter()
+        for index, voltage in enumerate(voltages):
+            smu_io.write(f":SOURCE:VOLTAGE {voltage:g}")
+            smu_values = smu_io.query(":READ?").split(",")
+            pd_values = pd_io.query("READ?").split(",")
+            data[index] = (
+                time.monotonic(),
+                voltage,
+                float(smu_values[0]),
+                float(smu_values[1]),
+                float(pd_values[0]),
+            )
+        elapsed = time.perf_counter() - start
+        smu.output_enabled = False
+    return elapsed / (len(voltages) - 1), len(voltages)
+
+
+def bare_lifetime(points: int) -> tuple[float, int]:
+    """Bare loop at constant current: ``:READ?`` + ``READ?`` into a numpy array; s per point."""
+    with open_bench("lifetime") as bench:
+        smu, pd = bench["source_meter"], bench["photodetector"]
+        pd.configure(nplc=1.0, current_range_a=None)
+        smu.apply_current_source(compliance_voltage_v=12.0, nplc=1.0)
+        smu.source_current = 20.0 * 1e-3 * 0.09  # 20 mA/cm^2 on the 0.09 cm^2 pixel
+        smu.output_enabled = True
+        smu_io, pd_io = smu.adapter.connection, pd.adapter.connection
+        data = np.empty((points, 4))
+        start = time.perf_counter()
+        for index in range(points):
+            smu_values = smu_io.query(":READ?").split(",")
+            pd_values = pd_io.query("READ?").split(",")
+            data[index] = (
+                time.monotonic(),
+                float(smu_values[0]),
+                float(smu_values[1]),
+                float(pd_values[0]),
+            )
+        elapsed = time.perf_counter() - start
+        smu.output_enabled = False
+    return elapsed / (points - 1), points
+
+
+# --------------------------------------------------------------------------- application
+def run_application(procedure: str, folder: Path, parameters: dict[str, Any]) -> tuple[Any, float]:
+    """Plan and execute a run as the command line does; return (outcome, wall seconds)."""
+    from perovlab_daq.runner import execute_run, plan_run
+
+    plan = plan_run(
+        procedure,
+        bench_config=bench_config(),
+        parameters=parameters,
+        output=folder,
+        sample={"sample": "bench", "pixel": "A1"},
+    )
+    start = time.perf_counter()
+    outcome = execute_run(plan)
+    elapsed = time.perf_counter() - start
+    if outcome.status != "finished":
+        raise RuntimeError(f"{procedure} run ended {outcome.status}: {outcome.reason}")
+    return outcome, elapsed
+
+
+def app_jlv(folder: Path) -> tuple[float, int, float]:
+    """Run the J-L-V loop; return (s per point in the sweep, points, whole-run s)."""
+    outcome, elapsed = run_application(
+        "jlv",
+        folder,
+        {
+            "start_v": 0.0,
+            "stop_v": JLV_TOP_V,
+            "changeover_v": JLV_TOP_V,
+            "fine_step_v": JLV_STEP_V,
+            "coarse_step_v": 1.0,
+            "direction": "both",
+            "dwell_s": 0.0,
+            "stop_at_compliance": False,
+            "stop_at_saturation": False,
+        },
+    )
+    with h5py.File(outcome.path, "r") as file:
+        times = file["entry/data/time"][:]
+    return (times[-1] - times[0]) / (times.size - 1), times.size, elapsed
+
+
+def app_lifetime(folder: Path, duration_s: float) -> tuple[float, int, float]:
+    """Run a free-running lifetime for ``duration_s``; return (s per point, points, run s)."""
+    outcome, elapsed = run_application(
+        "lifetime",
+        folder,
+        {
+            "first_interval": 0.0,
+            "interval": 0.0,
+            "max_duration": duration_s,
+            "spectrum_interval": 0.0,
+            "checkpoint_interval": 0.2,
+        },
+    )
+    with h5py.File(outcome.path, "r") as file:
+        times = file["entry/data/time"][:]
+        stress = file["entry/data/jlv_sweep"][:] == 0
+    times = times[stress][5:]  # after the L0 burst (held back until the first spectrum)
+    return (times[-1] - times[0]) / (times.size - 1), int(stress.sum()), elapsed
+
+
+# --------------------------------------------------------------------------- memory
+def memory_child(kind: str, folder: Path) -> None:
+    """In a fresh process: do one memory run and print its peak RSS as JSON."""
+    import gc
+
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if kind == "application":
+        _memory_application(folder)
+    else:
+        _memory_lab_script(folder)
+    gc.collect()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak_mb, "start_mb": baseline_mb}))
+
+
+def _fake_spectrum(wavelength: np.ndarray, index: int) -> np.ndarray:
+    centre = 662.0 + 2.0 * index / MEMORY_SPECTRA
+    return 1500.0 + 5e4 * np.exp(-0.5 * ((wavelength - centre) / 13.6) ** 2)
+
+
+def _memory_application(folder: Path) -> None:
+    """A lifetime run of 1e6 rows and 1e4 spectra through worker, storage and analysis."""
+    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.runner import _analyse_and_store, _close_results
+    from perovlab_daq.storage import DaqWorker, HDF5Results
+    from procedures.lifetime import LifetimeProcedure
+
+    class MadeUpReadings(LifetimeProcedure):
+        """The lifetime procedure's rows and spectra, with made-up numbers (no instruments)."""
+
+        def startup(self) -> None:
+            self.acceleration = 1e4
+
+        def execute(self) -> None:
+            wavelength = np.linspace(350.0, 950.0, PIXELS)
+            every = MEMORY_ROWS // MEMORY_SPECTRA
+            l0 = 914.0
+            for index in range(MEMORY_ROWS):
+                t = index * 0.01
+                device_t = t * self.acceleration
+                relative = math.exp(-((device_t / 1.4e5) ** 0.7))
+                self.emit_row(
+                    time=t,
+                    device_time=device_t,
+                    voltage=3.1,
+                    current=1.8e-3,
+                    current_density=20.0,
+                    photocurrent=1e-7 * relative,
+                    luminance=l0 * relative,
+                    relative_luminance=relative,
+                    dark_current=2e-12,
+                    in_compliance=0.0,
+                    jlv_sweep=0.0,
+                    segment=0.0,
+                )
+                if index % every == 0:
+                    self.emit_frame(
+                        _fake_spectrum(wavelength, index // every),
+                        wavelength,
+                        time=t,
+                        device_time=device_t,
+                        luminance=l0 * relative,
+                        relative_luminance=relative,
+                    )
+
+    config = sim_bench()
+    procedure = MadeUpReadings()
+    results = HDF5Results(
+        procedure,
+        folder / "memory.h5",
+        metadata={"ageing_acceleration": 1e4, "simulated": True}
+        | {f"setup_{k}": v for k, v in config.setup.items()},
+    )
+    worker = DaqWorker(results)
+    worker.start()
+    while worker.is_alive():
+        time.sleep(0.05)
+    if results.status != "finished":
+        raise RuntimeError(f"memory run ended {results.status}: {results.status_reason}")
+    figures = _analyse_and_store(LifetimeProcedure, results)
+    _close_results(results)
+    if not figures:
+        raise RuntimeError("the end-of-run analysis of the memory run failed")
+
+
+def _memory_lab_script(folder: Path) -> None:
+    """What a lab script does: the same numbers in numpy arrays, written at the end."""
+    wavelength = np.linspace(350.0, 950.0, PIXELS)
+    rows = np.empty((MEMORY_ROWS, 12))
+    spectra = np.empty((MEMORY_SPECTRA, PIXELS))
+    every = MEMORY_ROWS // MEMORY_SPECTRA
+    for index in range(MEMORY_ROWS):
+        t = index * 0.01
+        relative = math.exp(-((t * 1e4 / 1.4e5) ** 0.7))
+        rows[index] = (
+            t,
+            t * 1e4,
+            3.1,
+            1.8e-3,
+            20.0,
+            1e-7 * relative,
+            914.0 * relative,
+            relative,
+            2e-12,
+            0.0,
+            0.0,
+            0.0,
+        )
+        if index % every == 0:
+            spectra[index // every] = _fake_spectrum(wavelength, index // every)
+    with h5py.File(folder / "lab_script.h5", "w") as file:
+        file["rows"] = rows
+        file["spectra"] = spectra
+        file["wavelength"] = wavelength
+
+
+def measure_memory(kind: str) -> float:
+    """Run one memory measurement in a fresh interpreter; return its peak RSS (MB)."""
+    with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
+        completed = subprocess.run(
+            [sys.executable, __file__, "--memory-child", kind, "--folder", tmp],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return float(json.loads(completed.stdout.strip().splitlines()[-1])["peak_mb"])
+
+
+# --------------------------------------------------------------------------- main
+def ratio_range(pairs: list[tuple[float, float]]) -> str:
+    ratios = [app / bare for app, bare in pairs]
+    return f"{min(ratios):.2f}-{max(ratios):.2f}x"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats (default 2)")
+    parser.add_argument("--lifetime-points", type=int, default=LIFETIME_POINTS)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--memory-child", choices=["application", "lab-script"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from perovlab_daq.cli import configure_logging
+
+    configure_logging(0)
+    if args.memory_child:
+        memory_child(args.memory_child, args.folder)
+        return 0
+
+    print(f"# {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; repeats {args.repeats}")
+    with tempfile.TemporaryDirectory(prefix="bench_procedure_") as tmp:
+        folder = Path(tmp)
+        jlv_pairs: list[tuple[float, float]] = []
+        jlv_runs: list[float] = []
+        points = 0
+        for _ in range(args.repeats):
+            bare, _count = bare_jlv()
+            app, points, whole = app_jlv(folder)
+            jlv_pairs.append((app, bare))
+            jlv_runs.append(whole)
+        app_best = min(a for a, _ in jlv_pairs)
+        bare_best = min(b for _, b in jlv_pairs)
+        print(f"# J-L-V: {points} points; app/bare per point {ratio_range(jlv_pairs)}")
+        report(
+            f"J-L-V per point ({points} pts), app",
+            app_best * 1e6,
+            "us",
+            bare_best * 1e6,
+            f"<= {RATIO_TARGET}x",
+            app_best <= RATIO_TARGET * bare_best,
+        )
+        report(
+            "J-L-V whole run per point (info)",
+            min(jlv_runs) / points * 1e6,
+            "us",
+            bare_best * 1e6,
+            "-",
+            None,
+        )
+
+        calibration, _n, _t = app_lifetime(folder, CALIBRATION_S)
+        duration = args.lifetime_points * calibration
+        life_pairs: list[tuple[float, float]] = []
+        life_runs: list[float] = []
+        count = 0
+        for _ in range(args.repeats):
+            bare, _count = bare_lifetime(args.lifetime_points)
+            app, count, whole = app_lifetime(folder, duration)
+            life_pairs.append((app, bare))
+            life_runs.append(whole / count)
+        app_best = min(a for a, _ in life_pairs)
+        bare_best = min(b for _, b in life_pairs)
+        print(
+            f"# lifetime: {count} points in the last run ({duration:.1f} s set from a "
+            f"{CALIBRATION_S:g} s calibration run); app/bare per point {ratio_range(life_pairs)}"
+        )
+        report(
+            f"lifetime per point (~{args.lifetime_points} pts), app",
+            app_best * 1e6,
+            "us",
+            bare_best * 1e6,
+            f"<= {RATIO_TARGET}x",
+            app_best <= RATIO_TARGET * bare_best,
+        )
+        report(
+            "lifetime whole run per point (info)",
+            min(life_runs) * 1e6,
+            "us",
+            bare_best * 1e6,
+            "-",
+            None,
+        )
+
+    if not args.skip_memory:
+        lab = measure_memory("lab-script")
+        app_peak = measure_memory("application")
+        report(
+            f"peak RSS, {MEMORY_ROWS} rows + {MEMORY_SPECTRA} spectra",
+            app_peak,
+            "MB",
+            lab,
+            f"< {MEMORY_LIMIT_MB:g} MB",
+            app_peak < MEMORY_LIMIT_MB,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
