@@ -362,7 +362,8 @@ class DaqProcedure(Procedure):
             states = self.bench.output_states()
         except Exception as exc:  # noqa: BLE001
             states = {"bench": f"unreadable: {exc}"}
-        still_on = [name for name, state in states.items() if state == "on"]
+        # "unreadable" counts too: an output nobody could read back is not known to be off.
+        still_on = [name for name, state in states.items() if state != "off"]
         level = "error" if failed or still_on else "info"
         described = ", ".join(f"{name} {state}" for name, state in states.items()) or "none"
         message = f"read back after shutdown: {described}"
