@@ -664,6 +664,7 @@ class LifetimeProcedure(DaqProcedure):
         while True:
             if self.should_stop():
                 self.emit_event("warning", EVENT_STOP, "stopped by the operator")
+                self._store_unfinished_l0(pending)
                 return
             now = time.monotonic()
             schedule_s = self._schedule_time_s(now)
@@ -753,6 +754,7 @@ class LifetimeProcedure(DaqProcedure):
                 if tail_samples > 3 and time.monotonic() >= stop_deadline:
                     break
             self._progress(row)
+        self._store_unfinished_l0(pending)
         self._checkpoint()
         self.emit_event("info", EVENT_STOP, stop_reason)
         self._set_output(False)
@@ -797,6 +799,11 @@ class LifetimeProcedure(DaqProcedure):
             row["luminance"] = self.luminance_per_a * row["photocurrent"]
             values.append(row["luminance"])
         finite = [v for v in values if math.isfinite(v)]
+        if not finite and all(pd.overflow for _smu, pd, _row in pending):
+            raise RuntimeError(
+                f"the photodiode overflowed on all {len(pending)} samples that fix L0: "
+                "widen its range (pd_range, 0 = auto) or reduce the drive"
+            )
         self.l0 = float(np.median(finite)) if finite else math.nan
         if not (self.l0 > 0):
             raise RuntimeError(
@@ -811,6 +818,19 @@ class LifetimeProcedure(DaqProcedure):
         for _smu, _pd, row in pending:
             row["relative_luminance"] = row["luminance"] / self.l0
             self.emit_row(**row)
+
+    def _store_unfinished_l0(self, pending: list[tuple[Any, Any, dict[str, float]]]) -> None:
+        """Store the samples of an L0 burst the run ended in the middle of (never drop data)."""
+        if not pending:
+            return
+        for _smu, _pd, row in pending:
+            self.emit_row(**row)
+        self.emit_event(
+            "warning",
+            "l0",
+            f"the run ended after {len(pending)} of the {L0_SAMPLES} samples that fix L0: "
+            "they are stored without L/L0",
+        )
 
     def _progress(self, row: Mapping[str, float]) -> None:
         by_time = row["device_time"] / self.acceleration / self.max_duration

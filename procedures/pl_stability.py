@@ -128,7 +128,10 @@ class PlStabilityProcedure(FixedExcitationProcedure):
                     index += 1
                     self.emit("progress", min(100.0, 100.0 * elapsed / self.duration_s))
                     next_at = index * self.interval_s
-                    if next_at > self.duration_s:
+                    # interval_s = 0 means back to back: stop once the duration is over.
+                    if next_at > self.duration_s or (
+                        time.monotonic() - self.started >= self.duration_s
+                    ):
                         break
                     wait = next_at - (time.monotonic() - self.started)
                     if not self.sleep(max(0.0, wait)):
