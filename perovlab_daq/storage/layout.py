@@ -40,6 +40,12 @@ TERMINAL_STATUSES = (FINISHED, ABORTED, FAILED, INTERRUPTED)
 
 #: Rows per chunk of a live column; frames per chunk is chosen per stream.
 ROW_CHUNK = 4096
+#: Chunk cache per open dataset (``rdcc_nbytes``) of the files this package opens.
+#: HDF5 2.0 raised its default from 1 MiB to 8 MiB per dataset; a run file has a dozen
+#: column datasets written in order (only the chunk being filled needs caching), so
+#: the new default kept ~100 MB of a 1M-row run's chunks in memory while it ran.
+#: 1 MiB holds 32 column chunks or 4 spectrum chunks.
+CHUNK_CACHE_BYTES = 1 << 20
 #: Fixed sizes of live event fields (UTF-8 bytes; longer texts are cut at a character).
 EVENT_FIELDS = {"timestamp": 40, "level": 16, "kind": 64, "message": 1024}
 
