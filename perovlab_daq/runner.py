@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 import pkgutil
 import queue
 import re
@@ -428,7 +429,10 @@ def execute_run(
             bench.close()
         if handler is not None:
             logging.getLogger().removeHandler(handler)
-            handler.close()
+            try:
+                handler.close()
+            except OSError as exc:  # a full or vanished disk must not hide how the run ended
+                log.error("closing the log file failed: %s", exc)
     outcome = RunOutcome(
         path=plan.path,
         status=str(results.status),
@@ -489,6 +493,8 @@ def _close_results(results: Any) -> None:
 
 
 def _attach_log_file(path: Path) -> logging.Handler:
+    # Created 0644 (minus umask) first: FileHandler alone would give 0666 under umask 0.
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

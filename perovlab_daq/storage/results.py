@@ -585,6 +585,8 @@ class HDF5Results(Results):
             with contextlib.suppress(StorageError):
                 self.start()
                 self._other.append(("event", event))
+        elif self._error is not None:  # the disk failed: never touch the file again
+            log.error("event %s kept in memory only (storage failed): %s", kind, message)
         elif self._mode == "read":  # a closed or loaded run: append to the file itself
             try:
                 with _open_rw(self.path) as file:
@@ -627,6 +629,8 @@ class HDF5Results(Results):
         mappings. Works while the run is open (written at close) and after it is closed.
         """
         analysis = dict(analysis)
+        if self._error is not None:
+            raise StorageError(f"analysis not written: {self._error}") from self._error
         if self._accepting:
             self._analysis.update(analysis)
             self._other.append(("analysis", analysis))
@@ -880,6 +884,9 @@ class HDF5Results(Results):
         self._status = layout.FAILED
         self._status_reason = message
         # Best effort: mark the file failed and close it; the journal stays for recovery.
+        # Not on a full, read-only or vanished disk: HDF5 can hang for ever rewriting a
+        # file it cannot extend, and recover() rebuilds it from the journal anyway.
+        disk_unusable = _disk_unusable(exc)
         with contextlib.suppress(Exception):
             if self._journal is not None:
                 self._journal.append(
@@ -891,9 +898,10 @@ class HDF5Results(Results):
             if self._file is not None:
                 self._file.close()
                 self._file = None
-            with _open_rw(self.path) as file:
-                self._writer.attach(file)
-                self._writer.finalize(layout.FAILED, message, layout.now_iso())
+            if not disk_unusable:
+                with _open_rw(self.path) as file:
+                    self._writer.attach(file)
+                    self._writer.finalize(layout.FAILED, message, layout.now_iso())
             self._writer.file = None
         with contextlib.suppress(Exception):
             if self._journal is not None:
@@ -1245,6 +1253,36 @@ def _attr(attrs: Any, name: str, default: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+#: errno values of a disk that cannot take more writes (full, quota, size cap, read-only).
+_DISK_ERRNOS = {28, 122, 27, 30, 5, 2, 20}
+_DISK_TEXTS = (
+    "no space left",
+    "disk is full",
+    "disk quota",
+    "file too large",
+    "read-only file system",
+    "errno = 28",
+    "errno = 30",
+    "errno = 27",
+    "readonly database",
+    "disk i/o error",
+)
+
+
+def _disk_unusable(exc: BaseException | None) -> bool:
+    """Return whether ``exc`` (or its causes) says the disk cannot be written any more."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+            return True
+        text = str(exc).lower()
+        if any(marker in text for marker in _DISK_TEXTS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _fsync_file(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from perovlab_daq.bench import Bench, BenchConfig, sim_bench
 from perovlab_daq.runner import RunOutcome, execute_run, plan_run
-from perovlab_daq.storage import HDF5Results
+from perovlab_daq.storage import HDF5Results, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class FaultyRun:
     """What a run on a faulty bench left: outcome, file, events and instrument states."""
 
     outcome: RunOutcome
-    run: HDF5Results
+    run: HDF5Results  # None only when the test moved the file away
     states: dict[str, str]
     injected: dict[str, dict[str, int]]
     commands: int
@@ -143,5 +143,8 @@ def run_faulty(
         states = device_states(bench)
         injected = bench.visa_library.fault_counts()
         commands = bench.visa_library.command_count
-    run = HDF5Results.load(outcome.path)
+    try:
+        run = HDF5Results.load(outcome.path)
+    except StorageError:  # the test took the file away (folder pulled mid-run)
+        run = None
     return FaultyRun(outcome, run, states, injected, commands)
