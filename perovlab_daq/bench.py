@@ -217,7 +217,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             if key not in {"driver", "resource", "options", "faults", "expect_identity"}:
                 raise _fail(path, f"{entry_name}.{key}", "unknown entry")
         driver = entry.get("driver")
-        if driver not in drivers:
+        if not isinstance(driver, str) or driver not in drivers:
             raise _fail(
                 path,
                 f"{entry_name}.driver",
@@ -324,7 +324,7 @@ def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str,
 def _check_preset(preset: Any, path: Path | None, entry: str) -> None:
     from perovlab_daq.sim.presets import PRESETS
 
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise _fail(path, entry, f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
 
 
