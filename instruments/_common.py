@@ -64,6 +64,62 @@ class StrictRepliesMixin:
         return results
 
 
+class LeanQueryMixin:
+    """One query per reading with a lean parse, for the per-point paths of a driver.
+
+    pymeasure's ``values()`` goes ``values -> ask -> write -> adapter.write``, then
+    ``wait_for``, ``read -> adapter.read``, and every attribute of an instrument passes
+    through ``CommonBase.__getattribute__`` (a Python call plus a ``hasattr``): about
+    17 such lookups per J-L-V point, ~20 us. These methods send the same messages through
+    the same adapter (so pymeasure's protocol tests and its message log still see every
+    command) with one attribute lookup. Only for drivers that do not override
+    ``write``/``read``/``ask``. Put it before ``Instrument`` in the bases of a driver.
+    """
+
+    def query_reply(self, command: str) -> str:
+        """Write ``command`` and return the reply (what ``ask`` does with no query delay).
+
+        Parameters
+        ----------
+        command : str
+            The query, without termination.
+
+        Returns
+        -------
+        str
+            The reply without read termination.
+        """
+        adapter = self.adapter  # type: ignore[attr-defined]
+        adapter.write(command)
+        return adapter.read()
+
+    def query_numbers(self, command: str) -> list[float]:
+        """Send ``command`` and parse a comma-separated reply of numbers strictly.
+
+        Parameters
+        ----------
+        command : str
+            The query, without termination.
+
+        Returns
+        -------
+        list of float
+            Every element of the reply, as a number.
+
+        Raises
+        ------
+        GarbledReplyError
+            If an element is not a number (bytes lost or corrupted on the way; transient).
+        """
+        reply = self.query_reply(command)
+        try:
+            return [float(element) for element in reply.split(",")]
+        except ValueError:
+            raise GarbledReplyError(
+                f"{getattr(self, 'name', 'instrument')}: unreadable reply to {command!r}: {reply!r}"
+            ) from None
+
+
 def is_transient_error(exc: BaseException) -> bool:
     """Return whether ``exc`` is a transient instrument fault that a retry may cure.
 

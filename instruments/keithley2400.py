@@ -9,6 +9,7 @@ empty command after it as a command error.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from pymeasure.instruments import Instrument
@@ -17,9 +18,10 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments._common import (
     COMPLIANCE_BIT,
+    OVERFLOW,
+    LeanQueryMixin,
     SourceMeterReading,
     StrictRepliesMixin,
-    not_measured_to_nan,
     shutdown_step,
 )
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 READ_ELEMENTS = ("voltage_v", "current_a", "resistance_ohm", "time_s", "status")
 
 
-class Keithley2400(StrictRepliesMixin, _PymeasureKeithley2400):
+class Keithley2400(LeanQueryMixin, StrictRepliesMixin, _PymeasureKeithley2400):
     """Keithley 2400 SourceMeter (SCPI, GPIB/RS-232), with the bench source-meter facade.
 
     Parameters
@@ -137,16 +139,19 @@ class Keithley2400(StrictRepliesMixin, _PymeasureKeithley2400):
         Raises
         ------
         ValueError
-            If the reply does not hold the five ``:FORM:ELEM`` elements.
+            If the reply does not hold the five ``:FORM:ELEM`` elements
+            (:class:`~instruments._common.GarbledReplyError` if one is not a number).
         """
-        values = self.values(":READ?")
+        # Called at every point of a sweep: one query and a lean parse (LeanQueryMixin).
+        values = self.query_numbers(":READ?")
         if len(values) != len(READ_ELEMENTS):
             raise ValueError(f"{self.name}: :READ? returned {values!r}, expected 5 numbers")
-        status = int(values[4])
+        voltage, current, _resistance, time_s, status_value = values
+        status = int(status_value)
         return SourceMeterReading(
-            voltage_v=not_measured_to_nan(float(values[0])),
-            current_a=not_measured_to_nan(float(values[1])),
-            time_s=float(values[3]),
+            voltage_v=math.nan if abs(voltage) >= OVERFLOW else voltage,
+            current_a=math.nan if abs(current) >= OVERFLOW else current,
+            time_s=time_s,
             status=status,
             in_compliance=bool(status & COMPLIANCE_BIT),
         )

@@ -15,6 +15,7 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments._common import (
     OVERFLOW,
+    LeanQueryMixin,
     PhotodetectorReading,
     StrictRepliesMixin,
     parse_float,
@@ -30,7 +31,7 @@ def _on_off(value: str) -> str:
     return {"1": "ON", "0": "OFF"}.get(text, text)
 
 
-class Keithley6485(StrictRepliesMixin, SCPIMixin, Instrument):
+class Keithley6485(LeanQueryMixin, StrictRepliesMixin, SCPIMixin, Instrument):
     """Keithley 6485 picoammeter (SCPI over GPIB/RS-232) with the photodetector facade.
 
     Parameters
@@ -129,11 +130,12 @@ class Keithley6485(StrictRepliesMixin, SCPIMixin, Instrument):
         ValueError
             If the reply holds no number.
         """
-        reply = self.ask("READ?")
-        elements = [e for e in reply.strip().split(",") if e]
-        if not elements:
+        # Called at every point: one query through the adapter (LeanQueryMixin).
+        reply = self.query_reply("READ?")
+        first = reply.strip().split(",", 1)[0]
+        if not first:
             raise ValueError(f"{self.name}: empty READ? reply")
-        value = parse_float(elements[0])
+        value = parse_float(first)
         overflow = abs(value) >= OVERFLOW
         return PhotodetectorReading(
             current_a=float("nan") if overflow else value, overflow=overflow
