@@ -270,17 +270,18 @@ class DaqProcedure(Procedure):
         :func:`instruments._common.is_transient_error` (timeouts, lost or garbled replies,
         bus I/O errors); any other error propagates at once.
         """
-        from instruments._common import is_transient_error
-
-        limit = self.MAX_CONSECUTIVE_FAILURES if retries is None else retries
-
         attempt = 0
         while True:
             try:
                 return call()
             except Exception as exc:
+                # Imported here, not on entry: this wraps every reading of a sweep, and an
+                # import statement costs ~1 us even when the module is loaded.
+                from instruments._common import is_transient_error
+
                 if not is_transient_error(exc):
                     raise
+                limit = self.MAX_CONSECUTIVE_FAILURES if retries is None else retries
                 attempt += 1
                 if attempt > limit:
                     self.emit_event(

@@ -569,7 +569,8 @@ class JlvProcedure(DaqProcedure):
                 log.warning("sweep %d aborted at %g V", sweep_index, voltage)
                 return False, reached
             self._set_voltage(voltage)
-            if not self.sleep(self.dwell_s):
+            # No sleep call for dwell 0: should_stop was just checked above.
+            if self.dwell_s > 0 and not self.sleep(self.dwell_s):
                 return False, reached
             smu, pd = self._measure_point()
             row = self._row(voltage, smu, pd, sweep_index, sign)
