@@ -117,6 +117,7 @@ def run_faulty(
     preset: str | None = None,
     during: Callable[[Bench], None] | None = None,
     roles: list[str] | None = None,
+    log_file: bool = False,
 ) -> FaultyRun:
     """Run procedure ``name`` with fast parameters on a bench with ``faults``.
 
@@ -137,7 +138,7 @@ def run_faulty(
         if during is not None:
             thread = threading.Thread(target=during, args=(bench,), daemon=True)
             thread.start()
-        outcome = execute_run(plan, bench=bench, log_file=False)
+        outcome = execute_run(plan, bench=bench, log_file=log_file)
         if thread is not None:
             thread.join(10)
         states = device_states(bench)
