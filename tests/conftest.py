@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# CI must be reproducible: the same examples every run (set CI=true). Locally hypothesis
+# explores new examples each time, which is how edge cases get found.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # Qt must never look for a display in CI or on a headless lab PC.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
