@@ -750,6 +750,23 @@ def _missing(parser: argparse.ArgumentParser) -> int:
     return EXIT_BAD_INPUT
 
 
+class _ConsoleFormatter(logging.Formatter):
+    """One line per message on the console; tracebacks only with ``-vv`` (and in run logs)."""
+
+    def __init__(self, fmt: str, *, tracebacks: bool) -> None:
+        super().__init__(fmt)
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks or not (record.exc_info or record.stack_info):
+            return super().format(record)
+        quiet = logging.makeLogRecord(record.__dict__)
+        quiet.exc_info = None
+        quiet.exc_text = None
+        quiet.stack_info = None
+        return super().format(quiet).splitlines()[0]
+
+
 def configure_logging(verbosity: int) -> None:
     """Log warnings to stderr (info with ``-v``, debug with ``-vv``); run log files get info.
 
@@ -763,7 +780,11 @@ def configure_logging(verbosity: int) -> None:
     root.setLevel(min(console_level, logging.INFO))
     console = logging.StreamHandler()
     console.setLevel(console_level)
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console.setFormatter(
+        _ConsoleFormatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", tracebacks=verbosity >= 2
+        )
+    )
     root.addHandler(console)
     # pyvisa logs every byte at DEBUG; keep it quiet unless asked three times.
     if verbosity < 3:

@@ -13,6 +13,7 @@ goes through :func:`execute_run`, so every run has the same guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -20,6 +21,7 @@ import os
 import pkgutil
 import queue
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -492,10 +494,30 @@ def _close_results(results: Any) -> None:
         log.error("closing the results file failed: %s", exc)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """The run's log file; on a write error (disk full) it says so once and stops."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging API
+        if getattr(self, "_failed", False):
+            return
+        self._failed = True
+        print(
+            f"warning: the run log {self.baseFilename} cannot be written any more "
+            "(disk full or folder gone?); the run goes on without it",
+            file=sys.stderr,
+        )
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(self, "_failed", False):
+            super().emit(record)
+
+
 def _attach_log_file(path: Path) -> logging.Handler:
     # Created 0644 (minus umask) first: FileHandler alone would give 0666 under umask 0.
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644))
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _RunLogHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)

@@ -14,7 +14,7 @@ The layout is documented in ``docs/hdf5-layout.md``.
 
 import logging
 
-from .errors import StorageError
+from .errors import DiskFullError, StorageError
 from .layout import FILE_FORMAT_VERSION
 from .naming import DEFAULT_PATTERN, run_file_path, sanitize_field
 from .recovery import RecoveryReport, recover
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_PATTERN",
     "FILE_FORMAT_VERSION",
     "DaqWorker",
+    "DiskFullError",
     "FrameSet",
     "HDF5Results",
     "RecoveryReport",

@@ -17,3 +17,11 @@ class StorageError(OSError):
 
     #: Not an instrument hiccup: ``DaqProcedure.call_with_retry`` never retries it.
     transient = False
+
+
+class DiskFullError(StorageError):
+    """The disk is about to fill up: the run stopped while the file could still be closed.
+
+    Raised before a batch is written, never after HDF5 met a full disk, so everything
+    recorded before it is in the file (and in its journal).
+    """

@@ -145,6 +145,10 @@ class Journal:
             self._db = sqlite3.connect(
                 os.fspath(self.path), check_same_thread=False, isolation_level=None
             )
+            # Exclusive locking before WAL: SQLite then keeps the WAL index in heap memory
+            # instead of a memory-mapped -shm file, which raises SIGBUS when the disk
+            # fills up. Only this connection ever uses the journal (flock above).
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if power_loss_safe else 'NORMAL'}")
             self._db.execute(

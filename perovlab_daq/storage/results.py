@@ -23,6 +23,7 @@ import importlib
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 import weakref
@@ -42,11 +43,16 @@ from pymeasure.experiment.procedure import UnknownProcedure
 import perovlab_daq
 
 from . import layout
-from .errors import StorageError
+from .errors import DiskFullError, StorageError
 from .journal import Journal, fsync_directory, journal_path, writer_alive
 from .layout import RunFileWriter
 
 log = logging.getLogger(__name__)
+
+#: Room kept free on the disk for closing the run file (status, events, analysis).
+DISK_RESERVE_BYTES = 1024 * 1024
+#: Above this much free space the per-batch disk check does nothing more than one statvfs.
+DISK_COMFORTABLE_BYTES = 64 * 1024 * 1024
 
 _NAN = float("nan")
 
@@ -299,6 +305,7 @@ class HDF5Results(Results):
         self._rows: deque[tuple[Any, ...]] = deque()
         self._other: deque[tuple[str, Any]] = deque()
         self._pending_frames = 0
+        self._unflushed_bytes = 0  # given to HDF5 since its last flush (may sit in its cache)
         self._wake = threading.Event()
         self._closing = False
         self._analysis: dict[str, Any] = {}
@@ -725,6 +732,7 @@ class HDF5Results(Results):
                 if flushes or closing or now - self._last_flush >= self._flush_period:
                     with self._lock:
                         self._file.flush()
+                    self._unflushed_bytes = 0
                     self._last_flush = now
                 for request in flushes:
                     request.set()
@@ -787,6 +795,9 @@ class HDF5Results(Results):
                 (stream, wavelength, intensity, context, context_units, items[0][5])
             )
         journal.commit()  # the durable point: a kill from here on loses nothing above
+        # After the journal (SQLite fails cleanly on a full disk), before HDF5 (which
+        # must never meet one): the batch is already durable if this stops the run.
+        batch_bytes = self._check_disk_space(values, frame_batches, events)
         with self._lock:
             if values is not None:
                 self._writer.append_rows(values)
@@ -800,8 +811,53 @@ class HDF5Results(Results):
                 self._writer.append_frames(stream, intensity, context)
             if events:
                 self._writer.append_events(events)
+        self._unflushed_bytes += batch_bytes
         self._pending_frames -= sum(len(items) for items in frames.values())
         return flushes
+
+    def _check_disk_space(
+        self, values: np.ndarray | None, frame_batches: list[tuple[Any, ...]], events: list[Any]
+    ) -> int:
+        """Stop the run before HDF5 would meet a full disk; return the batch's bytes.
+
+        A write that fails inside HDF5 leaves the library in a state where closing the
+        file (or just exiting) can crash the process. So a batch goes into the HDF5 file
+        only if the disk has room for it, for what HDF5 still holds in its chunk cache
+        since the last flush, for one new chunk of every dataset, and for closing the
+        file; otherwise :class:`DiskFullError` ends the run with the file closable.
+        """
+        batch_bytes = 0 if values is None else values.nbytes
+        for _stream, _wavelength, intensity, context, _units, _iunits in frame_batches:
+            batch_bytes += intensity.nbytes + sum(np.asarray(v).nbytes for v in context.values())
+        batch_bytes += 512 * len(events)
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as exc:
+            raise StorageError(f"cannot check free space in {self.path.parent}: {exc}") from exc
+        if free >= DISK_COMFORTABLE_BYTES:
+            return batch_bytes
+        needed = batch_bytes + self._unflushed_bytes + self._chunk_bytes() + DISK_RESERVE_BYTES
+        if free < needed:
+            raise DiskFullError(
+                f"disk full: {free / 1e6:.2f} MB free in {self.path.parent}, writing on "
+                f"needs {needed / 1e6:.2f} MB; the run stopped with everything recorded so "
+                "far kept"
+            )
+        return batch_bytes
+
+    def _chunk_bytes(self) -> int:
+        """Return the bytes of one chunk of every chunked dataset in the run file."""
+        total = 0
+
+        def visit(_name: str, item: Any) -> None:
+            nonlocal total
+            if isinstance(item, h5py.Dataset) and item.chunks is not None:
+                total += int(np.prod(item.chunks)) * item.dtype.itemsize
+
+        with self._lock:
+            if self._file is not None:
+                self._file.visititems(visit)
+        return total
 
     def _rows_to_array(self, batch: list[tuple[Any, ...]]) -> np.ndarray:
         width = len(self._column_keys)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,20 @@ def test_internal_error_is_one_line_exit_1(monkeypatch, capsys):
     assert main(["bench", "presets"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("internal error: RuntimeError: boom") and "Traceback" not in err
+
+
+def test_console_log_is_one_line_per_error_unless_vv():
+    import logging
+
+    from perovlab_daq.cli import _ConsoleFormatter
+
+    try:
+        raise RuntimeError("disk full")
+    except RuntimeError:
+        record = logging.getLogger("x").makeRecord(
+            "x", logging.ERROR, __file__, 1, "run failed: %s", ("disk full",), sys.exc_info()
+        )
+    quiet = _ConsoleFormatter("%(levelname)s %(message)s", tracebacks=False).format(record)
+    loud = _ConsoleFormatter("%(levelname)s %(message)s", tracebacks=True).format(record)
+    assert quiet == "ERROR run failed: disk full"
+    assert "Traceback" in loud and "RuntimeError: disk full" in loud

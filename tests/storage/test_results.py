@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -443,3 +444,45 @@ def test_metadata_and_stored_parameters_are_public(tmp_path):
     with h5py.File(path, "r+") as handle:
         del handle["entry/parameters/points"]
     assert "points" not in HDF5Results.load(path).stored_parameters
+
+
+def test_run_stops_before_hdf5_meets_a_full_disk(tmp_path: Path, monkeypatch) -> None:
+    """Free space below what the next batch needs: the run fails cleanly, the file closes.
+
+    HDF5 that meets ENOSPC mid-write can crash the process when the file is closed; the
+    writer must stop first, with the file still closable and the rows before intact.
+    """
+    from collections import namedtuple
+
+    import perovlab_daq.storage.results as results_module
+    from perovlab_daq.storage import DiskFullError
+
+    usage = namedtuple("usage", "total used free")
+    free = {"bytes": 10 << 30}
+    real = results_module.shutil.disk_usage
+
+    def fake_disk_usage(path):
+        if Path(path) == tmp_path:
+            return usage(20 << 30, 0, free["bytes"])
+        return real(path)
+
+    monkeypatch.setattr(results_module.shutil, "disk_usage", fake_disk_usage)
+    path = tmp_path / "tight.h5"
+    results = HDF5Results(
+        SweepProcedure(points=10_000_000, delay=0.0001), path, durability_interval_s=0.2
+    )
+    worker = DaqWorker(results)
+    worker.start()
+    time.sleep(1.5)  # rows flow while the disk has room
+    free["bytes"] = 1 << 20  # the disk is nearly full now
+    threading.Thread.join(worker, 30)
+    assert not worker.is_alive()
+    assert results.status == "failed"
+    assert isinstance(results.error, StorageError)
+    assert isinstance(results.error.__cause__, DiskFullError)
+    assert "disk full" in results.status_reason
+    loaded = HDF5Results.load(path)  # closed cleanly: no recover needed
+    assert loaded.status == "failed"
+    rows = loaded.data["time"].to_numpy()
+    assert len(rows) >= 200
+    np.testing.assert_array_equal(rows, np.arange(len(rows)))
