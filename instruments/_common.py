@@ -251,3 +251,38 @@ def shutdown_step(name: str, step: str, action: Callable[[], Any]) -> bool:
         log.exception("%s: shutdown step %r failed", name, step)
         return False
     return True
+
+
+class SourceMeterFacadeMixin:
+    """The settings snapshot and safe shutdown shared by the source-meter drivers.
+
+    The drivers (2400, 2450) declare the same facade properties (``source_mode``,
+    ``source_voltage``, ``source_current``, ``compliance_current``, ``compliance_voltage``,
+    ``current_nplc``, ``output_enabled``, ``identity``) with their own commands; what is
+    recorded and how the output is switched off is the same for all of them.
+    """
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the settings worth recording with every run.
+
+        Returns
+        -------
+        dict
+            Identity, source mode, source levels, compliances, NPLC and output state.
+        """
+        return {
+            "identity": self.identity,
+            "source_mode": self.source_mode,
+            "source_voltage_v": self.source_voltage,
+            "source_current_a": self.source_current,
+            "compliance_current_a": self.compliance_current,
+            "compliance_voltage_v": self.compliance_voltage,
+            "nplc": self.current_nplc,
+            "output_enabled": self.output_enabled,
+        }
+
+    def shutdown(self) -> None:
+        """Switch the output off; never raises (failures are logged)."""
+        shutdown_step(self.name, "output off", lambda: setattr(self, "output_enabled", False))
+        self.isShutdown = True
+        log.info("%s shut down", self.name)

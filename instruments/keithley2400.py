@@ -20,9 +20,9 @@ from instruments._common import (
     COMPLIANCE_BIT,
     OVERFLOW,
     LeanQueryMixin,
+    SourceMeterFacadeMixin,
     SourceMeterReading,
     StrictRepliesMixin,
-    shutdown_step,
 )
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 READ_ELEMENTS = ("voltage_v", "current_a", "resistance_ohm", "time_s", "status")
 
 
-class Keithley2400(LeanQueryMixin, StrictRepliesMixin, _PymeasureKeithley2400):
+class Keithley2400(
+    SourceMeterFacadeMixin, LeanQueryMixin, StrictRepliesMixin, _PymeasureKeithley2400
+):
     """Keithley 2400 SourceMeter (SCPI, GPIB/RS-232), with the bench source-meter facade.
 
     Parameters
@@ -160,28 +162,3 @@ class Keithley2400(LeanQueryMixin, StrictRepliesMixin, _PymeasureKeithley2400):
     def identity(self) -> str:
         """Get the ``*IDN?`` answer (str)."""
         return str(self.id).strip()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Return the settings worth recording with every run.
-
-        Returns
-        -------
-        dict
-            Identity, source mode, source levels, compliances, NPLC and output state.
-        """
-        return {
-            "identity": self.identity,
-            "source_mode": self.source_mode,
-            "source_voltage_v": self.source_voltage,
-            "source_current_a": self.source_current,
-            "compliance_current_a": self.compliance_current,
-            "compliance_voltage_v": self.compliance_voltage,
-            "nplc": self.current_nplc,
-            "output_enabled": self.output_enabled,
-        }
-
-    def shutdown(self) -> None:
-        """Switch the output off; never raises (failures are logged)."""
-        shutdown_step(self.name, "output off", lambda: setattr(self, "output_enabled", False))
-        self.isShutdown = True
-        log.info("%s shut down", self.name)

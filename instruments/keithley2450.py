@@ -16,9 +16,9 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments._common import (
     COMPLIANCE_BIT,
+    SourceMeterFacadeMixin,
     SourceMeterReading,
     StrictRepliesMixin,
-    shutdown_step,
 )
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 READ_COMMAND = ':READ? "defbuffer1", SOUR, READ, REL'
 
 
-class Keithley2450(StrictRepliesMixin, SCPIMixin, Instrument):
+class Keithley2450(SourceMeterFacadeMixin, StrictRepliesMixin, SCPIMixin, Instrument):
     """Keithley 2450 SourceMeter (SCPI command set) with the bench source-meter facade.
 
     Parameters
@@ -185,27 +185,3 @@ class Keithley2450(StrictRepliesMixin, SCPIMixin, Instrument):
     def identity(self) -> str:
         """Get the ``*IDN?`` answer (str)."""
         return str(self.id).strip()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Return the settings worth recording with every run.
-
-        Returns
-        -------
-        dict
-            Identity, source mode and levels, limits, NPLC and output state.
-        """
-        return {
-            "identity": self.identity,
-            "source_mode": self.source_mode,
-            "source_voltage_v": self.source_voltage,
-            "source_current_a": self.source_current,
-            "compliance_current_a": self.compliance_current,
-            "compliance_voltage_v": self.compliance_voltage,
-            "nplc": self.current_nplc,
-            "output_enabled": self.output_enabled,
-        }
-
-    def shutdown(self) -> None:
-        """Switch the output off; never raises (failures are logged)."""
-        shutdown_step(self.name, "output off", lambda: setattr(self, "output_enabled", False))
-        self.isShutdown = True

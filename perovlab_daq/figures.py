@@ -167,6 +167,32 @@ def analyze_files(
         yield from zip(paths, results, strict=True)
 
 
+def analyse_and_store(procedure_cls: type, run: Any) -> dict[str, Any]:
+    """Compute a finished run's key figures and store them in its ``entry/analysis``.
+
+    Used at the end of every run (runner, GUI). Never raises: an analysis that fails is
+    recorded as an ``analysis`` error event and ``{}`` is returned, so a run is never
+    lost to its analysis.
+    """
+    analyse = getattr(procedure_cls, "analyze_results", None)
+    if analyse is None:
+        return {}
+    try:
+        figures = dict(analyse(run))
+    except Exception as exc:  # noqa: BLE001 - a failed analysis must not lose the run
+        log.error("analysis of %s failed: %s", getattr(run, "data_filename", run), exc)
+        try:
+            run.add_event("error", "analysis", f"analysis failed: {exc}")
+        except Exception:  # noqa: BLE001
+            pass
+        return {}
+    try:
+        run.write_analysis(figures)
+    except Exception as exc:  # noqa: BLE001
+        log.error("could not store the analysis: %s", exc)
+    return figures
+
+
 def draw_report(path: str | Path, output: str | Path) -> Path:
     """Draw a run's report figure to ``output`` (``.png`` or ``.pdf``); return its path."""
     import matplotlib

@@ -443,7 +443,9 @@ def execute_run(
         elapsed_s=time.monotonic() - started,
         safe_state=safe,
     )
-    outcome.figures = _analyse_and_store(cls, results)
+    from perovlab_daq.figures import analyse_and_store
+
+    outcome.figures = analyse_and_store(cls, results)
     _close_results(results)
     return outcome
 
@@ -465,26 +467,6 @@ def _drain_progress(worker: Any, callback: ProgressCallback | None, last: float)
             if value != last:
                 callback(value, "")
                 last = value
-
-
-def _analyse_and_store(cls: type, results: Any) -> dict[str, Any]:
-    analyse = getattr(cls, "analyze_results", None)
-    if analyse is None:
-        return {}
-    try:
-        figures = dict(analyse(results))
-    except Exception as exc:  # noqa: BLE001 - a failed analysis must not lose the run
-        log.error("analysis of %s failed: %s", results, exc)
-        try:
-            results.add_event("error", "analysis", f"analysis failed: {exc}")
-        except Exception:  # noqa: BLE001
-            pass
-        return {}
-    try:
-        results.write_analysis(figures)
-    except Exception as exc:  # noqa: BLE001
-        log.error("could not store the analysis: %s", exc)
-    return figures
 
 
 def _close_results(results: Any) -> None:

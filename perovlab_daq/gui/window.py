@@ -33,6 +33,7 @@ from pymeasure.display.widgets import BrowserWidget, InputsWidget, LogWidget, Se
 from pymeasure.display.windows.managed_window import ManagedWindowBase
 from pymeasure.experiment import Parameter, Procedure
 
+from perovlab_daq.figures import analyse_and_store
 from perovlab_daq.storage import HDF5Results, StorageError
 
 from .live import RunData
@@ -493,25 +494,16 @@ class OperatorWindow(ManagedWindowBase):
     def analyse(self, experiment: Experiment) -> dict[str, Any]:
         """Compute the procedure's key figures and store them in the run file."""
         results = experiment.results
-        analyse = getattr(type(experiment.procedure), "analyze_results", None)
-        if analyse is None or not isinstance(results, HDF5Results):
+        if not isinstance(results, HDF5Results):
             return {}
         started = time.monotonic()
+        # From the closed file, exactly as 'perovlab-daq analyze FILE' would.
         try:
-            # From the closed file, exactly as 'perovlab-daq analyze FILE' would.
             results = HDF5Results.load(results.data_filename)
-            figures = dict(analyse(results))
-        except Exception as exc:  # noqa: BLE001 - an analysis failure must not lose the run
+        except Exception as exc:  # noqa: BLE001 - an unreadable file must not stop the GUI
             log.warning("analysis of %s: %s", results.data_filename, exc)
-            try:
-                results.add_event("error", "analysis", f"analysis failed: {exc}")
-            except Exception:  # noqa: BLE001
-                pass
             return {}
-        try:
-            results.write_analysis(figures)
-        except Exception as exc:  # noqa: BLE001
-            log.error("could not store the analysis of %s: %s", results.data_filename, exc)
+        figures = analyse_and_store(type(experiment.procedure), results)
         log.info(
             "analysis of %s (%.2f s): %s",
             os.path.basename(results.data_filename),
