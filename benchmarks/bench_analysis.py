@@ -164,36 +164,10 @@ def bench_lifetime() -> None:
 
 def make_lifetime_file(path: Path, rows: int, seed: int = 0) -> Path:
     """Write a lifetime run file of ``rows`` rows (a noisy stretched-exponential decay)."""
-    from perovlab_daq.storage import HDF5Results
-    from procedures.lifetime import LifetimeProcedure
+    from perovlab_daq.testing import write_synthetic_lifetime_run
 
-    rng = np.random.default_rng(seed)
-    results = HDF5Results(
-        LifetimeProcedure(), path, metadata={"ageing_acceleration": 1e4, "simulated": True}
-    )
-    wall = np.linspace(0.0, 20.0, rows)
-    device = wall * 1e4
-    tau = 1.4e5 * (1 + 0.5 * rng.random())
-    relative = np.exp(-((device / tau) ** 0.7)) * (1 + 2e-3 * rng.standard_normal(rows))
-    constant = np.ones(rows)
-    results.append_rows(
-        {
-            "time": wall,
-            "device_time": device,
-            "voltage": 3.1 * constant,
-            "current": 1.8e-3 * constant,
-            "current_density": 20.0 * constant,
-            "photocurrent": 1e-7 * relative,
-            "luminance": 914.0 * relative,
-            "relative_luminance": relative,
-            "dark_current": 2e-12 * constant,
-            "in_compliance": 0 * constant,
-            "jlv_sweep": 0 * constant,
-            "segment": 0 * constant,
-        }
-    )
-    results.close()
-    return path
+    tau = 1.4e5 * (1 + 0.5 * np.random.default_rng(seed).random())
+    return write_synthetic_lifetime_run(path, rows, tau, noise=2e-3, seed=seed)
 
 
 def _children_cpu_s() -> float:

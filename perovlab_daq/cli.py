@@ -339,7 +339,7 @@ def _cmd_lifetime_fit(args: argparse.Namespace) -> int:
         format_fit_report,
         lifetime_fit_report,
     )
-    from perovlab_daq.runner import _jsonable
+    from perovlab_daq.runner import jsonable
 
     for path in args.files:
         if not path.exists():
@@ -364,7 +364,7 @@ def _cmd_lifetime_fit(args: argparse.Namespace) -> int:
         figure = Figure(figsize=(7, 5), layout="constrained")
         draw_lifetime_fit(args.files, figure, report=report)
         figure.savefig(args.output, dpi=110)
-    print(json.dumps(report, default=_jsonable) if args.json else format_fit_report(report))
+    print(json.dumps(report, default=jsonable) if args.json else format_fit_report(report))
     return EXIT_OK
 
 
@@ -423,9 +423,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             for key, value in figures.items():
                 print(f"  {key}: {_format_figure(value)}")
     if args.json:
-        from perovlab_daq.runner import _jsonable
+        from perovlab_daq.runner import jsonable
 
-        print(json.dumps({p: {k: _jsonable(v) for k, v in f.items()} for p, f in results.items()}))
+        print(json.dumps({p: {k: jsonable(v) for k, v in f.items()} for p, f in results.items()}))
     return code
 
 

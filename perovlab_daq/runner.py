@@ -211,13 +211,7 @@ class RunOutcome:
     @property
     def exit_code(self) -> int:
         """Return the command-line exit code of this outcome (0, 1 or 130)."""
-        if self.status == "finished":
-            return 0
-        if self.status == "aborted" and self.interrupted_by:
-            return 130
-        if self.status == "aborted":
-            return 130
-        return 1
+        return {"finished": 0, "aborted": 130}.get(self.status, 1)
 
     def summary(self) -> dict[str, Any]:
         """Return a JSON-friendly summary (file path, status, key figures)."""
@@ -226,12 +220,13 @@ class RunOutcome:
             "status": self.status,
             "reason": self.reason,
             "elapsed_s": round(self.elapsed_s, 3),
-            "figures": {k: _jsonable(v) for k, v in self.figures.items()},
+            "figures": {k: jsonable(v) for k, v in self.figures.items()},
             "safe_state": self.safe_state,
         }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Return ``value`` as JSON can hold it: numbers as float (NaN/inf as None), else text."""
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -6,43 +6,16 @@ import concurrent.futures
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from perovlab_daq.cli import main
 from perovlab_daq.figures import analyze_files
-from perovlab_daq.storage import HDF5Results
-from procedures.lifetime import LifetimeProcedure
+from perovlab_daq.testing import write_synthetic_lifetime_run
 
 
 def _lifetime_file(path: Path, rows: int, tau_device_s: float) -> Path:
     """Write a small lifetime run file (stretched-exponential decay) without instruments."""
-    rng = np.random.default_rng(int(tau_device_s))
-    results = HDF5Results(
-        LifetimeProcedure(), path, metadata={"ageing_acceleration": 1e4, "simulated": True}
-    )
-    wall = np.linspace(0.0, 20.0, rows)
-    device = wall * 1e4
-    relative = np.exp(-((device / tau_device_s) ** 0.7)) * (1 + 1e-3 * rng.standard_normal(rows))
-    constant = np.ones(rows)
-    results.append_rows(
-        {
-            "time": wall,
-            "device_time": device,
-            "voltage": 3.1 * constant,
-            "current": 1.8e-3 * constant,
-            "current_density": 20.0 * constant,
-            "photocurrent": 1e-7 * relative,
-            "luminance": 914.0 * relative,
-            "relative_luminance": relative,
-            "dark_current": 2e-12 * constant,
-            "in_compliance": 0 * constant,
-            "jlv_sweep": 0 * constant,
-            "segment": 0 * constant,
-        }
-    )
-    results.close()
-    return path
+    return write_synthetic_lifetime_run(path, rows, tau_device_s, seed=int(tau_device_s))
 
 
 @pytest.fixture(scope="module")
