@@ -243,7 +243,8 @@ def _fake_spectrum(wavelength: np.ndarray, index: int) -> np.ndarray:
 def _memory_application(folder: Path) -> None:
     """A lifetime run of 1e6 rows and 1e4 spectra through worker, storage and analysis."""
     from perovlab_daq.bench import sim_bench
-    from perovlab_daq.runner import _analyse_and_store, _close_results
+    from perovlab_daq.figures import analyse_and_store
+    from perovlab_daq.runner import _close_results
     from perovlab_daq.storage import DaqWorker, HDF5Results
     from procedures.lifetime import LifetimeProcedure
 
@@ -299,7 +300,7 @@ def _memory_application(folder: Path) -> None:
         time.sleep(0.05)
     if results.status != "finished":
         raise RuntimeError(f"memory run ended {results.status}: {results.status_reason}")
-    figures = _analyse_and_store(LifetimeProcedure, results)
+    figures = analyse_and_store(LifetimeProcedure, results)
     _close_results(results)
     if not figures:
         raise RuntimeError("the end-of-run analysis of the memory run failed")
