@@ -14,7 +14,9 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 # Qt must never look for a display in CI or on a headless lab PC.
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# (An empty value counts as unset: Qt would then look for a display and abort.)
+if not os.environ.get("QT_QPA_PLATFORM"):
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
