@@ -14,11 +14,9 @@ goes through :func:`execute_run`, so every run has the same guarantees:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import math
 import os
-import pkgutil
 import queue
 import re
 import sys
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +49,19 @@ class RunInputError(ValueError):
 
 # --------------------------------------------------------------------------- procedures
 def procedure_classes() -> dict[str, type]:
-    """Return command-line name -> procedure class for every procedure in ``procedures/``.
+    """Return command-line name -> procedure class for every installed procedure.
 
-    Procedures are discovered (every module of the ``procedures`` package defining a
-    :class:`procedures.base.DaqProcedure` subclass with a ``NAME``), so adding one needs
-    no registry edit.
+    The names come from :data:`procedures.registry.PROCEDURES`; nothing is imported by a
+    name read from a file or typed by a user.
     """
-    import procedures
-    from procedures.base import DaqProcedure
-
-    found: dict[str, type] = {}
-    for module_info in pkgutil.iter_modules(procedures.__path__):
-        if module_info.name.startswith("_") or module_info.name == "base":
-            continue
-        module = importlib.import_module(f"procedures.{module_info.name}")
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, DaqProcedure)
-                and value.NAME
-                and value.__module__ == module.__name__
-            ):
-                found[value.NAME] = value
-    return dict(sorted(found.items()))
+    return dict(PROCEDURES)
 
 
 def get_procedure_class(name: str) -> type:
     """Return the procedure class called ``name``; :class:`RunInputError` listing the known ones."""
     classes = procedure_classes()
     if name not in classes:
-        raise RunInputError(
-            f"unknown procedure {name!r} (known: {', '.join(classes) or 'none installed'})"
-        )
+        raise RunInputError(f"unknown procedure {str(name)[:80]!r} (known: {', '.join(classes)})")
     return classes[name]
 
 
