@@ -3,7 +3,9 @@
 A preset is a frozen dataclass holding every material and device parameter the world
 model needs, a one-line description, the published figures it is built to reproduce (with
 their source, shown by ``perovlab-daq bench presets``) and the assumptions made where the
-papers give no number. Sources (REFERENCE.md):
+papers give no number. The presets themselves are data: one YAML file per paper in
+``sim_configs/presets/`` (`PRESET_FILES`), turned into these dataclasses when this module
+is imported; a new preset is a block in such a file. Sources (REFERENCE.md):
 
 - [P1] Ye et al., J. Am. Chem. Soc. 144, 12102 (2022): CsPbBr_xI_(3-x) NCs, antisolvents.
 - [P2] Liu, Dong et al., J. Am. Chem. Soc. (2021), doi 10.1021/jacs.1c02148: QDs in matrix.
@@ -13,8 +15,15 @@ The numbers measured on the simulated bench against each target are in docs/simu
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.resources
 import logging
+import types
+import typing
 from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
 
 log = logging.getLogger(__name__)
 
@@ -320,357 +329,136 @@ class Preset:
     assumptions: tuple[str, ...] = ()
 
 
-# --- shared pieces --------------------------------------------------------------------
+# --- the preset table --------------------------------------------------------------
 
-#: Iodide-rich emission of a segregated CsPbBr_xI_(3-x) matrix: [P2] reports new peaks at
-#: 650 nm and 700 nm; widths and the split between them are model choices.
-_MATRIX_SEGREGATION = SegregationParameters(
-    segregated_bands=(EmissionBand(650.0, 30.0), EmissionBand(700.0, 34.0)),
-    segregated_weights=(0.5, 0.5),
-    max_fraction=0.85,
-    time_constant_s=120.0,
-    reference_density_w_cm2=600.0,
-    led_reference_ma_cm2=100.0,
-    parent_shift_nm=8.0,
-    dark_recovery_time_s=1800.0,
-)
+#: Preset files in the ``sim_configs`` package, read in this order (it is the order of
+#: `PRESETS` and of ``perovlab-daq bench presets``).
+PRESET_FILES: tuple[str, ...] = ("presets/p2_qd_in_matrix.yaml", "presets/p1_nc_antisolvents.yaml")
 
-#: The NC LEDs share one equivalent circuit (same stack, same NC size): an assumption.
-_NC_DIODE = DiodeParameters(
-    ideality_factor=2.3,
-    junction_voltage_at_reference_v=2.6,
-    reference_current_density_ma_cm2=10.0,
-    series_resistance_ohm_cm2=12.0,
-    shunt_resistance_ohm_cm2=1.0e6,
-)
-
-_NC_ASSUMPTIONS = (
-    "PL band Gaussian in spectral power with the Table 1 peak and FWHM.",
-    "Absorptance 0.5 at the laser line; no photobleaching or segregation of the film "
-    "(P1 reports none).",
-    "LED: EL starts at the film's PL peak and drifts to 664 nm under current "
-    "(iodide migration); EQE, roll-off, T50 at 125 mA/cm^2 and n = 1.5 are model choices "
-    "ordered as P1 describes (methyl acetate brightest and slowest to shift, decay faster "
-    "for more polar antisolvents).",
-)
+#: Units a duration (a field whose name ends in ``_s``) may be written in: "2100 h".
+_DURATION_UNITS: dict[str, float] = {"s": 1.0, "min": MINUTE_S, "h": HOUR_S}
+#: Lists a preset adds to its template's instead of replacing them.
+_APPENDED_LISTS: tuple[str, ...] = ("published", "assumptions")
 
 
-def _nc_table1_figures(
-    peak_nm: float, fwhm_nm: float, plqy_percent: float
-) -> tuple[PublishedFigure, ...]:
-    return (
-        PublishedFigure("PL peak", peak_nm, "nm", "[P1] Table 1"),
-        PublishedFigure("PL FWHM", fwhm_nm, "nm", "[P1] Table 1"),
-        PublishedFigure("PLQY (405 nm CW, 125 uW/cm^2)", plqy_percent, "%", "[P1] Table 1"),
-        PublishedFigure("EL peak after operation", 664.0, "nm", "[P1] text"),
-    )
+def _to_float(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, str):
+        number, _, unit = value.strip().partition(" ")
+        if unit and where.endswith("_s"):
+            if unit not in _DURATION_UNITS:
+                raise ValueError(
+                    f"{where}: unknown unit {unit!r}; known: {sorted(_DURATION_UNITS)}"
+                )
+            return float(number) * _DURATION_UNITS[unit]
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number, got {value!r}") from None
 
 
-def _nc_preset(
-    name: str,
-    solvent: str,
-    polarity: float,
-    pl_band: EmissionBand,
-    plqy: float,
-    power_law_exponent: float,
-    peak_eqe: float,
-    t50_at_125_ma_cm2_s: float,
-    migration_time_s: float,
-    brightening_fraction: float,
-) -> Preset:
-    return Preset(
-        name=name,
-        description=(
-            f"CsPbBr_xI_(3-x) NC film washed with {solvent} (relative polarity {polarity}) "
-            f"and an LED from it [P1]"
-        ),
-        film=FilmParameters(
-            pl_band=pl_band,
-            plqy_reference=plqy,
-            plqy_reference_density_w_cm2=125e-6,
-            power_law_exponent=power_law_exponent,
-            absorptance_at_laser=0.5,
-        ),
-        led=LedParameters(
-            el_band=pl_band,
-            diode=_NC_DIODE,
-            efficiency=EfficiencyParameters(
-                peak_eqe=peak_eqe,
-                rise_current_density_ma_cm2=0.5,
-                rise_exponent=1.5,
-                rolloff_current_density_ma_cm2=300.0,
-                rolloff_exponent=1.2,
-            ),
-            ageing=AgeingParameters(
-                acceleration_exponent=1.5,
-                t50_reference_s=t50_at_125_ma_cm2_s,
-                reference_current_density_ma_cm2=125.0,
-                stretch_exponent=0.8,
-                brightening_fraction=brightening_fraction,
-                # Early and fast, so the rise shows before the stretched decay takes over.
-                brightening_reduced_time=0.005,
-                voltage_rise_at_t50_v=0.4,
-            ),
-            drift=ElSpectralDrift(
-                migration_target_nm=664.0,
-                migration_time_s=migration_time_s,
-                migration_reference_ma_cm2=125.0,
-            ),
-        ),
-        published=_nc_table1_figures(pl_band.peak_nm, pl_band.fwhm_nm, round(plqy * 100.0, 1)),
-        assumptions=_NC_ASSUMPTIONS
-        + (
-            f"PL power-law exponent k = {power_law_exponent} (k > 1 for the trap-rich, "
-            "more polar washes, consistent with the trap filling P1 infers from PL "
-            "lifetimes).",
-        ),
-    )
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    """Turn loaded YAML into the type a dataclass field is annotated with."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [arg for arg in args if arg is not type(None)]
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is float:
+        return _to_float(value, where)
+    if not isinstance(value, hint):
+        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
 
 
-PRESETS: dict[str, Preset] = {}
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build a preset dataclass from a mapping of its fields or a list of them in order."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if isinstance(data, list):
+        if len(data) > len(names):
+            raise ValueError(f"{where}: {cls.__name__} takes at most {len(names)} values")
+        data = dict(zip(names, data, strict=False))
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping or a list, got {data!r}")
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} of {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()})
 
 
-def _register(preset: Preset) -> None:
-    PRESETS[preset.name] = preset
+def _merge(template: dict[str, Any], own: dict[str, Any], top: bool = True) -> dict[str, Any]:
+    """Merge a preset's own data over its template (mappings key by key)."""
+    merged = dict(template)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value, top=False)
+        elif top and key in _APPENDED_LISTS and key in merged:
+            merged[key] = [*merged[key], *value]
+        else:
+            merged[key] = value
+    return merged
 
 
-_register(
-    Preset(
-        name="qd-in-matrix",
-        description="CsPbI3-rich quantum dots in a perovskite matrix: bright, stable red "
-        "PeLED and photostable film [P2]",
-        film=FilmParameters(
-            pl_band=EmissionBand(660.0, 32.0),
-            plqy_reference=0.55,
-            plqy_reference_density_w_cm2=600.0,
-            power_law_exponent=1.0,
-            absorptance_at_laser=0.5,
-            # 600 W/cm^2 for 10 min keeps 98 % of the PL: "no change" within error.
-            bleach_time_s=30000.0,
-            bleach_reference_density_w_cm2=600.0,
-        ),
-        led=LedParameters(
-            el_band=EmissionBand(662.0, 32.0),
-            diode=DiodeParameters(
-                ideality_factor=2.2,
-                junction_voltage_at_reference_v=2.55,
-                reference_current_density_ma_cm2=10.0,
-                series_resistance_ohm_cm2=15.0,
-                shunt_resistance_ohm_cm2=2.0e6,
-            ),
-            # Fitted so that peak EQE = 18 %, EQE(100 mA/cm^2) = 13 %,
-            # L(20 mA/cm^2) = 914 cd/m^2 and max L = 4700 cd/m^2 with the EL band above.
-            efficiency=EfficiencyParameters(
-                peak_eqe=0.18,
-                rise_current_density_ma_cm2=0.3,
-                rise_exponent=1.5,
-                rolloff_current_density_ma_cm2=451.0,
-                rolloff_exponent=0.298,
-                quench_current_density_ma_cm2=246.3,
-                quench_exponent=3.0,
-            ),
-            ageing=AgeingParameters(
-                acceleration_exponent=1.95,
-                t50_reference_s=2100.0 * HOUR_S,
-                reference_luminance_cd_m2=100.0,
-                stretch_exponent=0.7,
-                voltage_rise_at_t50_v=0.3,
-            ),
-            drift=ElSpectralDrift(
-                high_field_shift_nm=5.0, high_field_onset_v=10.0, high_field_full_v=15.0
-            ),
-        ),
-        published=(
-            PublishedFigure("device area", 0.09, "cm^2", "[P2]"),
-            PublishedFigure("peak EQE", 18.0, "%", "[P2]"),
-            PublishedFigure("EQE at 100 mA/cm^2", 13.0, "%", "[P2]"),
-            PublishedFigure("maximum luminance", 4700.0, "cd/m^2", "[P2]"),
-            PublishedFigure("EL shift at 10 V", 0.0, "nm", "[P2]"),
-            PublishedFigure("EL shift above 15 V", 5.0, "nm", "[P2]"),
-            PublishedFigure("initial luminance in the ageing figure", 914.0, "cd/m^2", "[P2]"),
-            PublishedFigure("acceleration exponent n", 1.95, "", "[P2]"),
-            PublishedFigure("T50 at 100 cd/m^2", 2100.0, "h", "[P2]"),
-            PublishedFigure("film PLQY after 10 min at ~600 W/cm^2, above", 40.0, "%", "[P2]"),
-        ),
-        assumptions=(
-            "EL peak 662 nm, FWHM 32 nm (chosen so 914 cd/m^2 at 20 mA/cm^2 matches "
-            "EQE ~16 % there); PL 660 nm, FWHM 32 nm.",
-            "914 cd/m^2 is taken at 20 mA/cm^2 (the [P2] lifetime current density).",
-            "Film PLQY 55 % at 600 W/cm^2, power-law exponent k = 1.0 (excitonic QDs), "
-            "absorptance 0.5, photobleaching time constant 30000 s at 600 W/cm^2.",
-            "Stretched-exponential beta 0.7, no initial brightening, 0.3 V rise at T50.",
-            "Diode: ideality 2.2, 2.55 V at 10 mA/cm^2, 15 ohm cm^2 series, 2 Mohm cm^2 "
-            "shunt: luminance peaks near 5.5 V (182 mA/cm^2), inside a 0-8 V sweep at "
-            "100 mA compliance.",
-        ),
-    )
-)
+def presets_from_yaml(text: str, source: str = "<string>") -> dict[str, Preset]:
+    """Build the presets one preset file describes.
 
-_register(
-    Preset(
-        name="qd-only",
-        description="Control: the same quantum dots without the matrix: strong roll-off, "
-        "short lifetime, film photodegrades [P2]",
-        film=FilmParameters(
-            pl_band=EmissionBand(655.0, 34.0),
-            plqy_reference=0.35,
-            plqy_reference_density_w_cm2=600.0,
-            power_law_exponent=1.0,
-            absorptance_at_laser=0.5,
-            # exp(-600 / 100) = 0.25 %: PLQY 35 % -> 0.09 % after 10 min at 600 W/cm^2.
-            bleach_time_s=100.0,
-            bleach_reference_density_w_cm2=600.0,
-        ),
-        led=LedParameters(
-            el_band=EmissionBand(655.0, 34.0),
-            diode=DiodeParameters(
-                ideality_factor=2.4,
-                junction_voltage_at_reference_v=2.7,
-                reference_current_density_ma_cm2=10.0,
-                series_resistance_ohm_cm2=40.0,
-                shunt_resistance_ohm_cm2=5.0e5,
-            ),
-            # Luminance maximum 410 cd/m^2 at 5.0 V (55 mA/cm^2), falling beyond.
-            efficiency=EfficiencyParameters(
-                peak_eqe=0.02652,
-                rise_current_density_ma_cm2=0.5,
-                rise_exponent=1.5,
-                rolloff_current_density_ma_cm2=69.11,
-                rolloff_exponent=3.0,
-            ),
-            ageing=AgeingParameters(
-                acceleration_exponent=1.8,
-                t50_reference_s=25.0 * MINUTE_S,
-                reference_luminance_cd_m2=184.0,
-                stretch_exponent=0.6,
-                voltage_rise_at_t50_v=0.5,
-            ),
-        ),
-        published=(
-            PublishedFigure("luminance maximum", 410.0, "cd/m^2", "[P2]"),
-            PublishedFigure("voltage of the luminance maximum", 5.0, "V", "[P2]"),
-            PublishedFigure("T50 at 184 cd/m^2", 25.0, "min", "[P2]"),
-            PublishedFigure("film PLQY after 10 min at ~600 W/cm^2, below", 0.5, "%", "[P2]"),
-        ),
-        assumptions=(
-            "EL and PL 655 nm, FWHM 34 nm; peak EQE 2.65 %; roll-off exponent 3.",
-            "n = 1.8 (not published for the control), beta 0.6.",
-            "Film PLQY 35 % fresh, k = 1.0, photobleaching time constant 100 s at "
-            "600 W/cm^2 (rate proportional to excitation density).",
-        ),
-    )
-)
+    Parameters
+    ----------
+    text
+        The YAML: ``presets:`` (name -> fields of `Preset`, optionally ``template:``
+        naming an entry of ``templates:``). Bands are ``[peak_nm, fwhm_nm]``, published
+        figures ``[quantity, value, unit, source]``, durations (fields ending in ``_s``)
+        a number of s or a text such as ``"2100 h"`` or ``"25 min"``.
+    source
+        Where the text comes from, for error messages.
 
-_register(
-    Preset(
-        name="matrix-only",
-        description="Control: the mixed-halide CsPbBr_xI_(3-x) matrix alone: halide "
-        "segregation under light and bias [P2]",
-        film=FilmParameters(
-            pl_band=EmissionBand(625.0, 38.0),
-            plqy_reference=0.05,
-            plqy_reference_density_w_cm2=1.0,
-            power_law_exponent=1.3,
-            absorptance_at_laser=0.6,
-            segregation=_MATRIX_SEGREGATION,
-        ),
-        led=LedParameters(
-            el_band=EmissionBand(627.0, 38.0),
-            diode=DiodeParameters(
-                ideality_factor=2.3,
-                junction_voltage_at_reference_v=2.7,
-                reference_current_density_ma_cm2=10.0,
-                series_resistance_ohm_cm2=20.0,
-                shunt_resistance_ohm_cm2=5.0e5,
-            ),
-            efficiency=EfficiencyParameters(
-                peak_eqe=0.015,
-                rise_current_density_ma_cm2=2.0,
-                rise_exponent=1.5,
-                rolloff_current_density_ma_cm2=150.0,
-                rolloff_exponent=1.5,
-            ),
-            ageing=AgeingParameters(
-                acceleration_exponent=1.7,
-                t50_reference_s=2.0 * HOUR_S,
-                reference_current_density_ma_cm2=20.0,
-                stretch_exponent=0.7,
-                voltage_rise_at_t50_v=0.5,
-            ),
-            segregates_under_bias=True,
-        ),
-        published=(
-            PublishedFigure("new PL peak after illumination", 650.0, "nm", "[P2]"),
-            PublishedFigure("new PL peak after illumination", 700.0, "nm", "[P2]"),
-        ),
-        assumptions=(
-            "Fresh PL 625 nm, FWHM 38 nm; PLQY 5 % at 1 W/cm^2 with k = 1.3 "
-            "(free-carrier, trap-limited 3D film).",
-            "Segregation up to 85 % of the emission (half at 650 nm, FWHM 30 nm; half at "
-            "700 nm, FWHM 34 nm) with a 120 s time constant at 600 W/cm^2 (rate "
-            "proportional to excitation density) or at 100 mA/cm^2 in the LED; the parent "
-            "band red-shifts up to 8 nm; remixes in the dark with a 1800 s time constant.",
-            "LED: peak EQE 1.5 %, T50 2 h at 20 mA/cm^2, n = 1.7.",
-        ),
-    )
-)
+    Returns
+    -------
+    dict
+        Preset name -> `Preset`, in file order.
 
-_register(
-    _nc_preset(
-        "nc-hexane",
-        "none (hexane)",
-        0.009,
-        EmissionBand(653.0, 35.0),
-        0.819,
-        1.0,
-        peak_eqe=0.035,
-        t50_at_125_ma_cm2_s=2.0 * HOUR_S,
-        migration_time_s=600.0,
-        brightening_fraction=0.05,
-    )
-)
-_register(
-    _nc_preset(
-        "nc-methyl-acetate",
-        "methyl acetate",
-        0.253,
-        EmissionBand(638.0, 35.0),
-        0.629,
-        1.0,
-        peak_eqe=0.05,
-        t50_at_125_ma_cm2_s=1.5 * HOUR_S,
-        migration_time_s=1800.0,
-        brightening_fraction=0.15,
-    )
-)
-_register(
-    _nc_preset(
-        "nc-acetone",
-        "acetone",
-        0.355,
-        EmissionBand(599.0, 32.0),
-        0.321,
-        1.05,
-        peak_eqe=0.012,
-        t50_at_125_ma_cm2_s=30.0 * MINUTE_S,
-        migration_time_s=400.0,
-        brightening_fraction=0.0,
-    )
-)
-_register(
-    _nc_preset(
-        "nc-butanol",
-        "1-butanol",
-        0.552,
-        EmissionBand(533.0, 34.0),
-        0.101,
-        1.10,
-        peak_eqe=0.004,
-        t50_at_125_ma_cm2_s=10.0 * MINUTE_S,
-        migration_time_s=300.0,
-        brightening_fraction=0.0,
-    )
-)
+    Raises
+    ------
+    ValueError
+        On an unknown field, template or unit, or a value of the wrong type.
+    """
+    data = yaml.safe_load(text) or {}
+    templates = data.get("templates", {})
+    presets: dict[str, Preset] = {}
+    for name, own in data.get("presets", {}).items():
+        own = dict(own)
+        template_name = own.pop("template", None)
+        if template_name is not None:
+            if template_name not in templates:
+                raise ValueError(f"{source}: preset {name!r}: no template {template_name!r}")
+            own = _merge(templates[template_name], own)
+        presets[name] = _build(Preset, {"name": name, **own}, f"{source}: {name}")
+    return presets
+
+
+def _load_presets() -> dict[str, Preset]:
+    presets: dict[str, Preset] = {}
+    for file_name in PRESET_FILES:
+        resource = importlib.resources.files("sim_configs").joinpath(file_name)
+        found = presets_from_yaml(resource.read_text(encoding="utf-8"), f"sim_configs/{file_name}")
+        clash = set(found) & set(presets)
+        if clash:
+            raise ValueError(f"sim_configs/{file_name}: preset(s) {sorted(clash)} defined twice")
+        presets.update(found)
+    return presets
+
+
+#: Every preset by name (from `PRESET_FILES`).
+PRESETS: dict[str, Preset] = _load_presets()
 
 
 def get_preset(name: str) -> Preset:

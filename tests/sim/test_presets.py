@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from perovlab_daq.sim.presets import PRESETS, Preset, get_preset
+from perovlab_daq.sim.presets import PRESETS, Preset, get_preset, presets_from_yaml
 
 EXPECTED_NAMES = {
     "qd-in-matrix",
@@ -76,3 +76,50 @@ def test_qd_in_matrix_carries_p2_lifetime_law() -> None:
     assert ageing.acceleration_exponent == 1.95
     assert ageing.reference_luminance_cd_m2 == 100.0
     assert ageing.t50_reference_s == pytest.approx(2100.0 * 3600.0)
+
+
+_TEMPLATED = """
+templates:
+  base:
+    film: {pl_band: [600.0, 30.0], plqy_reference: 0.5, plqy_reference_density_w_cm2: 1.0,
+           power_law_exponent: 1.0}
+    assumptions: [shared]
+presets:
+  child:
+    template: base
+    description: d
+    film: {plqy_reference: 0.25}
+    led:
+      el_band: [610.0, 31.0]
+      diode: [2.0, 2.5, 10.0, 10.0, 1.0e+6]
+      efficiency: [0.1, 1.0, 1.5, 100.0, 1.0]
+      ageing: {acceleration_exponent: 1.5, t50_reference_s: 1.5 h,
+               reference_luminance_cd_m2: 100.0}
+    published: [[PL peak, 600.0, nm, "[P1] Table 1"]]
+    assumptions: [own]
+"""
+
+
+def test_preset_file_merges_template_and_reads_durations() -> None:
+    preset = presets_from_yaml(_TEMPLATED)["child"]
+    assert preset.name == "child"
+    assert preset.film.plqy_reference == 0.25  # the preset's own value wins
+    assert preset.film.pl_band.peak_nm == 600.0  # the template's is kept
+    assert preset.assumptions == ("shared", "own")  # template entries first
+    assert preset.led.ageing.t50_reference_s == 5400.0
+    assert preset.led.diode.shunt_resistance_ohm_cm2 == 1.0e6
+    assert preset.published[0].source == "[P1] Table 1"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("plqy_reference: 0.25", "plqy_referense: 0.25"), "unknown field"),
+        (("template: base", "template: other"), "no template 'other'"),
+        (("1.5 h", "1.5 days"), "unknown unit 'days'"),
+        (("plqy_reference: 0.25", "plqy_reference: high"), "expected a number"),
+    ],
+)
+def test_preset_file_errors_name_the_place(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        presets_from_yaml(_TEMPLATED.replace(*change))
