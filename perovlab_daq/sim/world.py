@@ -4,6 +4,11 @@ Every simulated instrument reads and writes one `World`, so the photodiode sees 
 source meter drives and the spectrometer sees the film the laser excites. The contract is
 docs/architecture.md §1; the model, its parameters and the presets are docs/simulator.md.
 
+`World` is the facade: it owns the lock, the clock, the noise generator and the persisted
+state, and delegates the physics to one object per subsystem: the LED pixel
+(:mod:`~perovlab_daq.sim.pixel`), the film (:mod:`~perovlab_daq.sim.film`), the laser path
+(:mod:`~perovlab_daq.sim.beam`) and the spectrometer (:mod:`~perovlab_daq.sim.spectrometer`).
+
 Slow processes (operational ageing, ion migration, photobleaching, halide segregation)
 are integrated lazily at the start of every call, from the drive and laser state held
 since the previous call, over device time = wall time x `ageing_acceleration`. The
@@ -17,28 +22,35 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from perovlab_daq.sim import optics
-from perovlab_daq.sim.led import LedElectricalModel, OperatingPoint
+from perovlab_daq.sim.beam import SAMPLE_POSITIONS, LaserPath, SamplePosition
+from perovlab_daq.sim.film import FilmSample
 from perovlab_daq.sim.optics import BenchSetup
-from perovlab_daq.sim.presets import EmissionBand, Preset, SegregationParameters, get_preset
+from perovlab_daq.sim.pixel import DriveMode, DriveSetting, LedPixel
+from perovlab_daq.sim.presets import Preset, get_preset
+from perovlab_daq.sim.readings import FilmTruth, LaserSetting, LedTruth, SmuReading
+from perovlab_daq.sim.spectrometer import SpectrometerModel
 
 log = logging.getLogger(__name__)
 
-DriveMode = Literal["VOLT", "CURR"]
-SamplePosition = Literal["stage", "A", "B", "C"]
-SAMPLE_POSITIONS: tuple[str, ...] = ("stage", "A", "B", "C")
-STATE_FORMAT_VERSION: int = 1
+__all__ = [
+    "SAMPLE_POSITIONS",
+    "STATE_FORMAT_VERSION",
+    "DriveMode",
+    "DriveSetting",
+    "FilmTruth",
+    "LaserSetting",
+    "LedTruth",
+    "SamplePosition",
+    "SmuReading",
+    "World",
+]
 
-#: Largest increment of the reduced age per integration sub-step: in voltage mode the
-#: current falls as the pixel ages, so long intervals are integrated in pieces.
-_MAX_REDUCED_AGE_STEP: float = 0.02
-_MAX_SUBSTEPS: int = 400
+STATE_FORMAT_VERSION: int = 1
 
 # Source-meter noise: a 2400-class reading at a medium NPLC.
 _SMU_VOLTAGE_NOISE_RELATIVE = 2e-5
@@ -47,90 +59,6 @@ _SMU_CURRENT_NOISE_RELATIVE = 1e-4
 _SMU_CURRENT_NOISE_A = 20e-12
 _PHOTODIODE_NOISE_RELATIVE = 2e-4
 _LASER_POWER_NOISE_RELATIVE = 1e-3
-
-
-class SmuReading(NamedTuple):
-    """One source-meter reading (a ``:READ?``)."""
-
-    voltage_v: float
-    current_a: float
-    in_compliance: bool
-
-
-@dataclass(frozen=True)
-class LedTruth:
-    """Noise-free state of the LED pixel, for tests and documentation (not for procedures).
-
-    Attributes
-    ----------
-    voltage_v, current_a
-        Terminal voltage and total current.
-    in_compliance
-        Whether the source meter limits the drive.
-    current_density_ma_cm2
-        Total current density.
-    eqe
-        Photons out of the front per electron of the total current.
-    luminance_cd_m2
-        Luminance of the pixel (Lambertian), from the EL spectrum and V(lambda).
-    optical_power_w
-        Forward optical power.
-    el_peak_nm
-        Peak of the (main) EL band.
-    relative_output
-        Ageing factor on the photon output (1 fresh; includes initial brightening).
-    reduced_age
-        Reduced ageing time u (T50 at constant current is reached at the preset's u50).
-    voltage_rise_v
-        Ageing rise of the junction voltage.
-    """
-
-    voltage_v: float
-    current_a: float
-    in_compliance: bool
-    current_density_ma_cm2: float
-    eqe: float
-    luminance_cd_m2: float
-    optical_power_w: float
-    el_peak_nm: float
-    relative_output: float
-    reduced_age: float
-    voltage_rise_v: float
-
-
-@dataclass(frozen=True)
-class FilmTruth:
-    """Noise-free state of the film, for tests and documentation (not for procedures).
-
-    Attributes
-    ----------
-    excitation_density_w_cm2
-        Laser power density on the film now (0 when dark or out of the beam).
-    plqy
-        PL quantum yield now (photobleaching included).
-    bleach_survival
-        Fraction of emitters not yet photobleached.
-    segregated_fraction
-        Fraction of the emission from segregated (iodide-rich) domains.
-    absorbed_photon_rate_per_s
-        Laser photons absorbed per second.
-    """
-
-    excitation_density_w_cm2: float
-    plqy: float
-    bleach_survival: float
-    segregated_fraction: float
-    absorbed_photon_rate_per_s: float
-
-
-def _smoothstep(fraction: float) -> float:
-    clipped = min(max(fraction, 0.0), 1.0)
-    return clipped * clipped * (3.0 - 2.0 * clipped)
-
-
-def _relax(value: float, equilibrium: float, rate_per_s: float, dt_s: float) -> float:
-    """Exact solution of dx/dt = -rate (x - equilibrium) over dt at a constant rate."""
-    return equilibrium + (value - equilibrium) * math.exp(-rate_per_s * dt_s)
 
 
 class World:
@@ -178,101 +106,57 @@ class World:
         self._last_update_s = clock()
         self._device_time_s = 0.0
 
-        # Slow state (what state_dict persists).
-        self._led_reduced_age = 0.0
-        self._led_ion_migration = 0.0
-        self._led_segregation = 0.0
-        self._film_bleach_survival = 1.0
-        self._film_segregation = 0.0
-
-        # Instrument-facing state.
-        self._drive_mode: DriveMode = "VOLT"
-        self._drive_level = 0.0
-        self._drive_compliance = 0.1
-        self._output_on = False
-        self._laser_setpoint_w = 0.0
-        self._laser_emission_on = False
-        self._interlock_closed = True
-        self._filter_position = 1
-        self._sample_position: SamplePosition = "stage"
-
-        self.laser_wavelength_nm: float = self.setup.laser_wavelength_nm
-        self.laser_max_power_w: float = self.setup.laser_max_power_w
-        self.laser_min_power_w: float = self.setup.laser_min_power_w
-        self.filter_optical_densities: tuple[float, ...] = self.setup.filter_optical_densities
-        self.spectrometer_saturation_counts: float = self.setup.spectrometer_saturation_counts
-        self.spectrometer_integration_limits_s: tuple[float, float] = (
-            self.setup.spectrometer_min_integration_s,
-            self.setup.spectrometer_max_integration_s,
-        )
-        # Optically masked pixels at the blue end, like a real CCD's electric-dark pixels.
-        self.spectrometer_electric_dark_pixels: tuple[int, ...] = (0, 1, 2, 3)
-
-        self._led_model = LedElectricalModel(
-            self.preset.led.diode, self.preset.led.efficiency, self.setup.device_area_cm2
-        )
-        self._precompute_optics(seed)
-        self._precompute_ageing()
-        log.debug("World created: preset %s, seed %d", self.preset.name, seed)
-
-    # --- set-up ------------------------------------------------------------------------
-
-    def _precompute_optics(self, seed: int) -> None:
-        setup = self.setup
-        grid_nm = optics.MODEL_GRID_NM
-        self._grid_photon_energy_j = optics.photon_energy_j(grid_nm)
+        self._pixel = LedPixel(self.preset, setup)
+        self._film = FilmSample(self.preset.film)
+        self._beam = LaserPath(setup)
+        self._spectrometer = SpectrometerModel(setup, seed)
         self._grid_responsivity_a_w = optics.interpolate_calibration(
-            setup.photodiode_responsivity_csv, grid_nm
+            setup.photodiode_responsivity_csv, optics.MODEL_GRID_NM
         )
         self._grid_photopic = optics.photopic_on_model_grid()
-        self._pixel_nm = setup.spectrometer_wavelengths_nm()
-        self._pixel_sensitivity = optics.interpolate_calibration(
-            setup.spectrometer_sensitivity_csv, self._pixel_nm
-        )
-        self._pixel_sensitivity[list(self.spectrometer_electric_dark_pixels)] = 0.0
-        # Fixed-pattern dark from its own stream so it does not shift the noise sequence.
-        pattern_rng = np.random.default_rng([seed, 7])
-        self._pixel_dark_offset = setup.spectrometer_dark_offset_counts * (
-            1.0 + 0.01 * pattern_rng.standard_normal(setup.spectrometer_pixels)
-        )
-        self._pixel_dark_rate = setup.spectrometer_dark_rate_counts_per_s * (
-            1.0 + 0.3 * np.abs(pattern_rng.standard_normal(setup.spectrometer_pixels))
-        )
-        self._nonlinearity_per_count = (
-            setup.spectrometer_nonlinearity_at_saturation / setup.spectrometer_saturation_counts
-        )
-        fresh_shape = optics.gaussian_band(
-            grid_nm, self.preset.led.el_band.peak_nm, self.preset.led.el_band.fwhm_nm
-        )
-        # Luminance per photon/s of the fresh EL spectrum: turns photon output into the
-        # luminance L0 that the acceleration law L0^n T50 = C is written in.
-        self._fresh_cd_m2_per_photon_s = (
-            optics.KM_LM_PER_W
-            * np.trapezoid(fresh_shape * self._grid_photopic, grid_nm)
-            / np.trapezoid(fresh_shape / self._grid_photon_energy_j, grid_nm)
-            / (math.pi * setup.device_area_m2)
-        )
+        log.debug("World created: preset %s, seed %d", self.preset.name, seed)
 
-    def _precompute_ageing(self) -> None:
-        ageing = self.preset.led.ageing
+    # --- constants of the bench --------------------------------------------------------
 
-        def relative_output_minus_half(reduced_age: float) -> float:
-            return self._relative_output(reduced_age) - 0.5
+    @property
+    def laser_wavelength_nm(self) -> float:
+        """Laser line (nm)."""
+        return self._beam.wavelength_nm
 
-        # u50: reduced age at which the output (brightening included) falls to half.
-        self._reduced_age_at_t50 = brentq(relative_output_minus_half, 0.0, 50.0, xtol=1e-12)
-        if ageing.reference_luminance_cd_m2 is not None:
-            reference_luminance = ageing.reference_luminance_cd_m2
-        elif ageing.reference_current_density_ma_cm2 is not None:
-            reference_luminance = self.fresh_luminance_cd_m2(
-                ageing.reference_current_density_ma_cm2
-            )
-        else:
-            raise ValueError(f"preset {self.preset.name}: ageing needs a reference condition")
-        # C in L0^n * T50 = C (units cd^n m^-2n s).
-        self.ageing_constant = (
-            reference_luminance**ageing.acceleration_exponent * ageing.t50_reference_s
-        )
+    @property
+    def laser_max_power_w(self) -> float:
+        """Highest laser setpoint (W); higher setpoints are clipped to it."""
+        return self._beam.max_power_w
+
+    @property
+    def laser_min_power_w(self) -> float:
+        """Power the OBIS regulates from (W): setpoints below emit this."""
+        return self._beam.min_power_w
+
+    @property
+    def filter_optical_densities(self) -> tuple[float, ...]:
+        """Optical density of each filter-wheel position (position 1 first)."""
+        return self._beam.filter_optical_densities
+
+    @property
+    def spectrometer_saturation_counts(self) -> float:
+        """Highest raw count of the spectrometer."""
+        return self._spectrometer.saturation_counts
+
+    @property
+    def spectrometer_integration_limits_s(self) -> tuple[float, float]:
+        """Shortest and longest spectrometer integration time (s)."""
+        return self._spectrometer.integration_limits_s
+
+    @property
+    def spectrometer_electric_dark_pixels(self) -> tuple[int, ...]:
+        """Optically masked spectrometer pixels (indices)."""
+        return self._spectrometer.electric_dark_pixels
+
+    @property
+    def ageing_constant(self) -> float:
+        """C in the preset's acceleration law ``L0^n * T50 = C`` (cd^n m^-2n s)."""
+        return self._pixel.ageing_constant
 
     # --- time --------------------------------------------------------------------------
 
@@ -305,104 +189,26 @@ class World:
             return
         elapsed_device_s = elapsed_wall_s * self._ageing_acceleration
         self._device_time_s += elapsed_device_s
-        self._integrate_led(elapsed_device_s)
-        self._integrate_film(elapsed_device_s)
-
-    def _integrate_led(self, elapsed_device_s: float) -> None:
-        led = self.preset.led
-        remaining_s = elapsed_device_s
-        substeps = 0
-        while remaining_s > 0.0:
-            point = self._operating_point()
-            diode_j_ma_cm2 = self._current_density_ma_cm2(max(point.diode_current_a, 0.0))
-            age_rate_per_s = self._reduced_age_rate_per_s(diode_j_ma_cm2)
-            step_s = remaining_s
-            if age_rate_per_s > 0.0 and substeps < _MAX_SUBSTEPS - 1:
-                step_s = min(remaining_s, _MAX_REDUCED_AGE_STEP / age_rate_per_s)
-            substeps += 1
-            remaining_s -= step_s
-            self._led_reduced_age += age_rate_per_s * step_s
-            if diode_j_ma_cm2 > 0.0 and led.drift.migration_target_nm is not None:
-                migration_rate = diode_j_ma_cm2 / (
-                    led.drift.migration_reference_ma_cm2 * led.drift.migration_time_s
-                )
-                self._led_ion_migration = _relax(
-                    self._led_ion_migration, 1.0, migration_rate, step_s
-                )
-            segregation = self.preset.film.segregation
-            if led.segregates_under_bias and segregation is not None:
-                drive_rate = diode_j_ma_cm2 / (
-                    segregation.led_reference_ma_cm2 * segregation.time_constant_s
-                )
-                self._led_segregation = self._segregate(
-                    self._led_segregation, drive_rate, segregation, step_s
-                )
-
-    def _integrate_film(self, elapsed_device_s: float) -> None:
-        film = self.preset.film
-        density_w_cm2 = self._film_dose_density_w_cm2()
-        if film.bleach_time_s is not None and density_w_cm2 > 0.0:
-            bleach_rate = density_w_cm2 / (film.bleach_reference_density_w_cm2 * film.bleach_time_s)
-            self._film_bleach_survival *= math.exp(-bleach_rate * elapsed_device_s)
-        if film.segregation is not None:
-            light_rate = density_w_cm2 / (
-                film.segregation.reference_density_w_cm2 * film.segregation.time_constant_s
-            )
-            self._film_segregation = self._segregate(
-                self._film_segregation, light_rate, film.segregation, elapsed_device_s
-            )
-
-    @staticmethod
-    def _segregate(
-        fraction: float, drive_rate: float, params: SegregationParameters, dt_s: float
-    ) -> float:
-        recovery_rate = 1.0 / params.dark_recovery_time_s
-        total_rate = drive_rate + recovery_rate
-        equilibrium = params.max_fraction * drive_rate / total_rate
-        return _relax(fraction, equilibrium, total_rate, dt_s)
+        self._pixel.integrate(elapsed_device_s)
+        self._film.integrate(self._beam.film_dose_density_w_cm2(), elapsed_device_s)
 
     # --- ageing law --------------------------------------------------------------------
-
-    def _relative_output(self, reduced_age: float) -> float:
-        ageing = self.preset.led.ageing
-        brightening = 1.0 + ageing.brightening_fraction * (
-            1.0 - math.exp(-reduced_age / ageing.brightening_reduced_time)
-        )
-        return brightening * math.exp(-(reduced_age**ageing.stretch_exponent))
-
-    def _voltage_rise_v(self) -> float:
-        lost = 1.0 - math.exp(-(self._led_reduced_age**self.preset.led.ageing.stretch_exponent))
-        return self.preset.led.ageing.voltage_rise_at_t50_v * lost / 0.5
-
-    def _reduced_age_rate_per_s(self, diode_current_density_ma_cm2: float) -> float:
-        if diode_current_density_ma_cm2 <= 0.0:
-            return 0.0
-        return self._reduced_age_at_t50 / self.t50_device_s(diode_current_density_ma_cm2)
 
     def fresh_luminance_cd_m2(self, current_density_ma_cm2: float) -> float:
         """Return the luminance of the fresh pixel at a junction current density.
 
         This is the L0 of the acceleration law for a constant-current run at that density.
         """
-        if current_density_ma_cm2 <= 0.0:
-            return 0.0
-        current_a = current_density_ma_cm2 * 1e-3 * self.setup.device_area_cm2
-        photon_rate = (
-            self._led_model.radiative_efficiency(current_density_ma_cm2)
-            * current_a
-            / optics.ELEMENTARY_CHARGE_C
-        )
-        return photon_rate * self._fresh_cd_m2_per_photon_s
+        return self._pixel.fresh_luminance_cd_m2(current_density_ma_cm2)
 
     def t50_device_s(self, current_density_ma_cm2: float) -> float:
         """Return T50 (device seconds) of a fresh pixel at a constant current density.
 
         From the preset's acceleration law: T50 = C / L0^n with L0 the fresh luminance.
         """
-        exponent = self.preset.led.ageing.acceleration_exponent
-        return self.ageing_constant / self.fresh_luminance_cd_m2(current_density_ma_cm2) ** exponent
+        return self._pixel.t50_device_s(current_density_ma_cm2)
 
-    # --- source meter ------------------------------------------------------------------
+    # --- source meter, photodiode ------------------------------------------------------
 
     def set_drive(self, mode: DriveMode, level: float, compliance: float, output_on: bool) -> None:
         """Set the source meter driving the LED.
@@ -425,41 +231,19 @@ class World:
             raise ValueError("compliance must be > 0")
         with self._lock:
             self._advance()
-            self._drive_mode = mode
-            self._drive_level = float(level)
-            self._drive_compliance = float(compliance)
-            self._output_on = bool(output_on)
+            self._pixel.drive = DriveSetting(mode, float(level), float(compliance), bool(output_on))
 
-    def _operating_point(self) -> OperatingPoint:
-        if not self._output_on:
-            return OperatingPoint(0.0, 0.0, 0.0, False)
-        offset_v = self._voltage_rise_v()
-        model = self._led_model
-        limit = self._drive_compliance
-        if self._drive_mode == "VOLT":
-            point = model.at_voltage(self._drive_level, offset_v)
-            if abs(point.current_a) > limit:
-                clamped = model.at_current(math.copysign(limit, point.current_a), offset_v)
-                return OperatingPoint(
-                    clamped.voltage_v, clamped.current_a, clamped.diode_current_a, True
-                )
-            return point
-        point = model.at_current(self._drive_level, offset_v)
-        if abs(point.voltage_v) > limit:
-            clamped = model.at_voltage(math.copysign(limit, point.voltage_v), offset_v)
-            return OperatingPoint(
-                clamped.voltage_v, clamped.current_a, clamped.diode_current_a, True
-            )
-        return point
-
-    def _current_density_ma_cm2(self, current_a: float) -> float:
-        return current_a * 1e3 / self.setup.device_area_cm2
+    @property
+    def drive_setting(self) -> DriveSetting:
+        """The source meter's present setting: ``world.set_drive(*setting)`` restores it."""
+        with self._lock:
+            return self._pixel.drive
 
     def smu_reading(self) -> SmuReading:
         """Return a noisy source-meter reading of the LED (voltage, current, compliance)."""
         with self._lock:
             self._advance()
-            point = self._operating_point()
+            point = self._pixel.operating_point()
             noise = self._rng.standard_normal(2)
             voltage_v = point.voltage_v + noise[0] * (
                 _SMU_VOLTAGE_NOISE_V + _SMU_VOLTAGE_NOISE_RELATIVE * abs(point.voltage_v)
@@ -469,86 +253,6 @@ class World:
             )
             return SmuReading(voltage_v, current_a, point.in_compliance)
 
-    # --- LED emission ------------------------------------------------------------------
-
-    def _el_bands(self, voltage_v: float) -> list[tuple[float, float, float]]:
-        led = self.preset.led
-        peak_nm = led.el_band.peak_nm
-        drift = led.drift
-        if drift.migration_target_nm is not None:
-            peak_nm += (drift.migration_target_nm - peak_nm) * self._led_ion_migration
-        if drift.high_field_shift_nm:
-            span_v = drift.high_field_full_v - drift.high_field_onset_v
-            peak_nm += drift.high_field_shift_nm * _smoothstep(
-                (abs(voltage_v) - drift.high_field_onset_v) / span_v
-            )
-        band = EmissionBand(peak_nm, led.el_band.fwhm_nm)
-        segregation = self.preset.film.segregation
-        if led.segregates_under_bias and segregation is not None:
-            return self._segregated_bands(band, self._led_segregation, segregation)
-        return [(band.peak_nm, band.fwhm_nm, 1.0)]
-
-    @staticmethod
-    def _segregated_bands(
-        parent: EmissionBand, fraction: float, params: SegregationParameters
-    ) -> list[tuple[float, float, float]]:
-        parent_peak_nm = parent.peak_nm + params.parent_shift_nm * fraction / params.max_fraction
-        bands = [(parent_peak_nm, parent.fwhm_nm, 1.0 - fraction)]
-        for band, weight in zip(params.segregated_bands, params.segregated_weights, strict=True):
-            bands.append((band.peak_nm, band.fwhm_nm, fraction * weight))
-        return bands
-
-    def _led_photon_rate_per_s(self, point: OperatingPoint) -> float:
-        diode_j = self._current_density_ma_cm2(point.diode_current_a)
-        if diode_j <= 0.0:
-            return 0.0
-        return (
-            self._led_model.radiative_efficiency(diode_j)
-            * point.diode_current_a
-            / optics.ELEMENTARY_CHARGE_C
-            * self._relative_output(self._led_reduced_age)
-        )
-
-    @staticmethod
-    def _spectral_power_w_nm(
-        wavelength_nm: np.ndarray,
-        bands: list[tuple[float, float, float]],
-        photon_rate_per_s: float,
-        broadening_fwhm_nm: float = 0.0,
-    ) -> np.ndarray:
-        """Return spectral power (W/nm) of bands carrying a photon rate in total.
-
-        Each band's share of the photons is its weight; broadening adds in quadrature to
-        the FWHM (the spectrometer's line-spread function).
-        """
-        grid_nm = optics.MODEL_GRID_NM
-        grid_energy_j = optics.photon_energy_j(grid_nm)
-        spectrum = np.zeros_like(wavelength_nm, dtype=float)
-        if photon_rate_per_s <= 0.0:
-            return spectrum
-        for peak_nm, fwhm_nm, weight in bands:
-            if weight <= 0.0:
-                continue
-            # Photons per joule of this band's shape, to convert a photon rate into watts.
-            photons_per_j = np.trapezoid(
-                optics.gaussian_band(grid_nm, peak_nm, fwhm_nm) / grid_energy_j, grid_nm
-            )
-            seen_fwhm = math.hypot(fwhm_nm, broadening_fwhm_nm)
-            spectrum += (
-                weight
-                * photon_rate_per_s
-                / photons_per_j
-                * optics.gaussian_band(wavelength_nm, peak_nm, seen_fwhm)
-            )
-        return spectrum
-
-    def _led_spectrum_on_grid(self) -> tuple[OperatingPoint, np.ndarray]:
-        point = self._operating_point()
-        bands = self._el_bands(point.voltage_v)
-        photon_rate = self._led_photon_rate_per_s(point)
-        spectrum = self._spectral_power_w_nm(optics.MODEL_GRID_NM, bands, photon_rate)
-        return point, spectrum
-
     def photodiode_current_a(self) -> float:
         """Return the photodiode current (A): LED photocurrent + dark current + noise.
 
@@ -557,7 +261,7 @@ class World:
         """
         with self._lock:
             self._advance()
-            _, spectrum = self._led_spectrum_on_grid()
+            _, spectrum = self._pixel.spectrum_on_grid()
             photocurrent_a = self.setup.photodiode_collection_fraction * np.trapezoid(
                 spectrum * self._grid_responsivity_a_w, optics.MODEL_GRID_NM
             )
@@ -570,7 +274,8 @@ class World:
         """Return the noise-free LED state (tests, documentation; never for procedures)."""
         with self._lock:
             self._advance()
-            point, spectrum = self._led_spectrum_on_grid()
+            pixel = self._pixel
+            point, spectrum = pixel.spectrum_on_grid()
             grid_nm = optics.MODEL_GRID_NM
             optical_power_w = float(np.trapezoid(spectrum, grid_nm))
             luminance = (
@@ -578,7 +283,7 @@ class World:
                 * float(np.trapezoid(spectrum * self._grid_photopic, grid_nm))
                 / (math.pi * self.setup.device_area_m2)
             )
-            photon_rate = self._led_photon_rate_per_s(point)
+            photon_rate = pixel.photon_rate_per_s(point)
             eqe = (
                 photon_rate * optics.ELEMENTARY_CHARGE_C / point.current_a
                 if point.current_a > 0.0
@@ -588,14 +293,14 @@ class World:
                 voltage_v=point.voltage_v,
                 current_a=point.current_a,
                 in_compliance=point.in_compliance,
-                current_density_ma_cm2=self._current_density_ma_cm2(point.current_a),
+                current_density_ma_cm2=pixel.current_density_ma_cm2(point.current_a),
                 eqe=eqe,
                 luminance_cd_m2=luminance,
                 optical_power_w=optical_power_w,
-                el_peak_nm=self._el_bands(point.voltage_v)[0][0],
-                relative_output=self._relative_output(self._led_reduced_age),
-                reduced_age=self._led_reduced_age,
-                voltage_rise_v=self._voltage_rise_v(),
+                el_peak_nm=pixel.el_bands(point.voltage_v)[0][0],
+                relative_output=pixel.relative_output(pixel.reduced_age),
+                reduced_age=pixel.reduced_age,
+                voltage_rise_v=pixel.voltage_rise_v(),
             )
 
     # --- laser, filter wheel, power meter ----------------------------------------------
@@ -606,46 +311,44 @@ class World:
             raise ValueError("laser power setpoint must be >= 0")
         with self._lock:
             self._advance()
-            self._laser_setpoint_w = min(float(power_setpoint_w), self.laser_max_power_w)
-            self._laser_emission_on = bool(emission_on)
+            self._beam.setpoint_w = min(float(power_setpoint_w), self._beam.max_power_w)
+            self._beam.emission_on = bool(emission_on)
+
+    @property
+    def laser_setting(self) -> LaserSetting:
+        """The laser's present setting: ``world.set_laser(*setting)`` restores it."""
+        with self._lock:
+            return LaserSetting(self._beam.setpoint_w, self._beam.emission_on)
 
     def set_interlock(self, closed: bool) -> None:
         """Close or open the laser interlock (open stops emission)."""
         with self._lock:
             self._advance()
-            self._interlock_closed = bool(closed)
+            self._beam.interlock_closed = bool(closed)
 
     @property
     def interlock_closed(self) -> bool:
         """Whether the laser interlock is closed."""
         with self._lock:
-            return self._interlock_closed
+            return self._beam.interlock_closed
 
     @property
     def filter_position(self) -> int:
         """Current filter-wheel position (1-based)."""
         with self._lock:
-            return self._filter_position
+            return self._beam.filter_position
 
     @property
     def sample_position(self) -> str:
         """Current sample position: "stage", "A", "B" or "C"."""
         with self._lock:
-            return self._sample_position
-
-    def _true_laser_output_w(self) -> float:
-        if not (self._laser_emission_on and self._interlock_closed):
-            return 0.0
-        if self._laser_setpoint_w <= 0.0:
-            return 0.0
-        # The OBIS does not regulate below its minimum power.
-        return max(self._laser_setpoint_w, self.laser_min_power_w)
+            return self._beam.sample_position
 
     def laser_output_w(self) -> float:
         """Return the power the laser emits (W): 0 when off or with the interlock open."""
         with self._lock:
             self._advance()
-            power_w = self._true_laser_output_w()
+            power_w = self._beam.output_w()
             return power_w * (1.0 + _LASER_POWER_NOISE_RELATIVE * self._rng.standard_normal())
 
     def set_filter_position(self, pos: int) -> None:
@@ -655,11 +358,7 @@ class World:
             raise ValueError(f"filter position must be 1..{count}, not {pos}")
         with self._lock:
             self._advance()
-            self._filter_position = int(pos)
-
-    def _power_after_filter_w(self) -> float:
-        optical_density = self.filter_optical_densities[self._filter_position - 1]
-        return self._true_laser_output_w() * 10.0 ** (-optical_density)
+            self._beam.filter_position = int(pos)
 
     def power_meter_w(self, wavelength_nm: float) -> float:
         """Return the power meter reading (W) after the filter wheel.
@@ -672,7 +371,7 @@ class World:
         """
         with self._lock:
             self._advance()
-            true_w = self._power_after_filter_w()
+            true_w = self._beam.power_after_filter_w()
             response = optics.interpolate_calibration(
                 self.setup.photodiode_responsivity_csv,
                 np.array([self.laser_wavelength_nm, wavelength_nm], dtype=float),
@@ -696,57 +395,26 @@ class World:
             raise ValueError(f"sample position must be one of {SAMPLE_POSITIONS}, not {pos!r}")
         with self._lock:
             self._advance()
-            self._sample_position = pos
-
-    def _plqy_at(self, density_w_cm2: float) -> float:
-        film = self.preset.film
-        if density_w_cm2 <= 0.0:
-            base = film.plqy_reference if film.power_law_exponent == 1.0 else 0.0
-        else:
-            base = film.plqy_reference * (density_w_cm2 / film.plqy_reference_density_w_cm2) ** (
-                film.power_law_exponent - 1.0
-            )
-        return min(base, film.plqy_ceiling) * self._film_bleach_survival
-
-    def _beam_density_w_cm2(self) -> float:
-        """Excitation density that sets the PLQY: beam power over the spot it would make."""
-        power_w = self._power_after_filter_w()
-        if self._sample_position == "stage":
-            return power_w / self.setup.laser_spot_area_cm2
-        return power_w / self.setup.sphere_spot_area_cm2
-
-    def _film_dose_density_w_cm2(self) -> float:
-        """Excitation density that drives photobleaching and segregation."""
-        if self._sample_position in ("stage", "C"):
-            return self._beam_density_w_cm2()
-        if self._sample_position == "B":
-            # Diffuse sphere light only: weak.
-            return self._beam_density_w_cm2() * self.setup.sphere_diffuse_absorption_ratio
-        return 0.0
-
-    def _pl_bands(self) -> list[tuple[float, float, float]]:
-        film = self.preset.film
-        if film.segregation is not None:
-            return self._segregated_bands(film.pl_band, self._film_segregation, film.segregation)
-        return [(film.pl_band.peak_nm, film.pl_band.fwhm_nm, 1.0)]
+            self._beam.sample_position = pos
 
     def film_truth(self) -> FilmTruth:
         """Return the noise-free film state (tests, documentation; never for procedures)."""
         with self._lock:
             self._advance()
-            density = self._film_dose_density_w_cm2()
+            beam = self._beam
+            density = beam.film_dose_density_w_cm2()
             absorbed = 0.0
-            if self._sample_position != "A":
+            if beam.sample_position != "A":
                 absorbed = (
-                    self._power_after_filter_w()
-                    / float(optics.photon_energy_j(self.laser_wavelength_nm))
+                    beam.power_after_filter_w()
+                    / float(optics.photon_energy_j(beam.wavelength_nm))
                     * self.preset.film.absorptance_at_laser
                 )
             return FilmTruth(
                 excitation_density_w_cm2=density,
-                plqy=self._plqy_at(self._beam_density_w_cm2()),
-                bleach_survival=self._film_bleach_survival,
-                segregated_fraction=self._film_segregation,
+                plqy=self._film.plqy_at(beam.beam_density_w_cm2()),
+                bleach_survival=self._film.bleach_survival,
+                segregated_fraction=self._film.segregated_fraction,
                 absorbed_photon_rate_per_s=absorbed,
             )
 
@@ -754,60 +422,12 @@ class World:
 
     def spectrometer_wavelengths_nm(self) -> np.ndarray:
         """Return the spectrometer's pixel wavelengths (nm), 1044 pixels, 350-950 nm."""
-        return self._pixel_nm.copy()
+        return self._spectrometer.pixel_nm.copy()
 
     @property
     def spectrometer_nonlinearity_coefficients(self) -> tuple[float, ...]:
-        """Return seabreeze-style coefficients: true = raw / poly(raw), raw above the offset.
-
-        The detector responds as raw = true (1 - a true) above its electronic offset; these
-        are the first terms of the inverse series.
-        """
-        per_count = self._nonlinearity_per_count
-        return (1.0, -per_count, -(per_count**2), -2.0 * per_count**3)
-
-    def _fibre_spectral_power_w_nm(self) -> np.ndarray:
-        """Spectral power (W/nm) reaching the fibre at each pixel wavelength."""
-        setup = self.setup
-        pixel_nm = self._pixel_nm
-        spread_nm = setup.spectrometer_line_spread_fwhm_nm
-        power_w = self._power_after_filter_w()
-        laser_photon_rate = power_w / float(optics.photon_energy_j(self.laser_wavelength_nm))
-        laser_line = optics.gaussian_band(pixel_nm, self.laser_wavelength_nm, spread_nm)
-        film = self.preset.film
-        plqy = self._plqy_at(self._beam_density_w_cm2())
-        pl_bands = self._pl_bands()
-        if self._sample_position == "stage":
-            point = self._operating_point()
-            led_spectrum = self._spectral_power_w_nm(
-                pixel_nm,
-                self._el_bands(point.voltage_v),
-                self._led_photon_rate_per_s(point),
-                spread_nm,
-            )
-            pl_spectrum = self._spectral_power_w_nm(
-                pixel_nm, pl_bands, laser_photon_rate * film.absorptance_at_laser * plqy, spread_nm
-            )
-            return (
-                setup.led_collection_fraction * led_spectrum
-                + setup.pl_collection_fraction * pl_spectrum
-                + setup.pl_laser_leakage_fraction * power_w * laser_line
-            )
-        # de Mello configurations: the sphere mixes everything; the fibre sees a fixed
-        # fraction of the light in the sphere.
-        absorptance = film.absorptance_at_laser
-        diffuse_absorptance = absorptance * setup.sphere_diffuse_absorption_ratio
-        if self._sample_position == "A":
-            laser_left, absorbed_fraction = 1.0, 0.0
-        elif self._sample_position == "B":
-            laser_left, absorbed_fraction = 1.0 - diffuse_absorptance, diffuse_absorptance
-        else:
-            laser_left = (1.0 - absorptance) * (1.0 - diffuse_absorptance)
-            absorbed_fraction = absorptance + (1.0 - absorptance) * diffuse_absorptance
-        pl_spectrum = self._spectral_power_w_nm(
-            pixel_nm, pl_bands, laser_photon_rate * absorbed_fraction * plqy, spread_nm
-        )
-        return setup.sphere_collection_fraction * (pl_spectrum + laser_left * power_w * laser_line)
+        """Return seabreeze-style coefficients: true = raw / poly(raw), raw above the offset."""
+        return self._spectrometer.nonlinearity_coefficients
 
     def spectrometer_counts(self, integration_time_s: float) -> np.ndarray:
         """Return one raw spectrum (counts per pixel) over an integration time.
@@ -820,25 +440,9 @@ class World:
             raise ValueError("integration time must be > 0")
         with self._lock:
             self._advance()
-            setup = self.setup
-            light_counts = (
-                self._fibre_spectral_power_w_nm() * self._pixel_sensitivity * integration_time_s
-            )
-            dark_counts = self._pixel_dark_rate * integration_time_s
-            generated = light_counts + dark_counts
-            noise = self._rng.standard_normal((2, setup.spectrometer_pixels))
-            generated = generated + noise[0] * np.sqrt(
-                generated * setup.spectrometer_counts_per_electron
-            )
-            generated = np.maximum(generated, 0.0)
-            # Nonlinear response of the photo-generated counts (not the electronic offset).
-            generated = generated * (1.0 - self._nonlinearity_per_count * generated)
-            raw = (
-                self._pixel_dark_offset
-                + generated
-                + noise[1] * setup.spectrometer_read_noise_counts
-            )
-            return np.clip(np.rint(raw), 0.0, setup.spectrometer_saturation_counts)
+            spectrometer = self._spectrometer
+            fibre_w_nm = spectrometer.fibre_spectral_power_w_nm(self._pixel, self._film, self._beam)
+            return spectrometer.counts(fibre_w_nm, integration_time_s, self._rng)
 
     # --- persistence -------------------------------------------------------------------
 
@@ -855,11 +459,11 @@ class World:
                 "seed": self._seed,
                 "ageing_acceleration": self._ageing_acceleration,
                 "device_time_s": self._device_time_s,
-                "led_reduced_age": self._led_reduced_age,
-                "led_ion_migration": self._led_ion_migration,
-                "led_segregation": self._led_segregation,
-                "film_bleach_survival": self._film_bleach_survival,
-                "film_segregation": self._film_segregation,
+                "led_reduced_age": self._pixel.reduced_age,
+                "led_ion_migration": self._pixel.ion_migration,
+                "led_segregation": self._pixel.segregated_fraction,
+                "film_bleach_survival": self._film.bleach_survival,
+                "film_segregation": self._film.segregated_fraction,
                 "rng_state": self._rng.bit_generator.state,
             }
 
@@ -877,11 +481,11 @@ class World:
             )
         with self._lock:
             self._device_time_s = float(state["device_time_s"])
-            self._led_reduced_age = float(state["led_reduced_age"])
-            self._led_ion_migration = float(state["led_ion_migration"])
-            self._led_segregation = float(state["led_segregation"])
-            self._film_bleach_survival = float(state["film_bleach_survival"])
-            self._film_segregation = float(state["film_segregation"])
+            self._pixel.reduced_age = float(state["led_reduced_age"])
+            self._pixel.ion_migration = float(state["led_ion_migration"])
+            self._pixel.segregated_fraction = float(state["led_segregation"])
+            self._film.bleach_survival = float(state["film_bleach_survival"])
+            self._film.segregated_fraction = float(state["film_segregation"])
             if "rng_state" in state:
                 self._rng.bit_generator.state = state["rng_state"]
             self._last_update_s = self._clock()

@@ -83,13 +83,8 @@ def relative_spectrum(world: World, frames: int = 1) -> tuple[np.ndarray, np.nda
 
 def dark_frame(world: World, integration_s: float, frames: int = 1) -> np.ndarray:
     """Dark frame with the LED output and the laser switched off, then restored."""
-    saved_drive = (
-        world._drive_mode,
-        world._drive_level,
-        world._drive_compliance,
-        world._output_on,
-    )
-    saved_laser = (world._laser_setpoint_w, world._laser_emission_on)
+    saved_drive = world.drive_setting
+    saved_laser = world.laser_setting
     world.set_drive(saved_drive[0], saved_drive[1], saved_drive[2], False)
     world.set_laser(saved_laser[0], False)
     dark = np.mean([world.spectrometer_counts(integration_s) for _ in range(frames)], axis=0)
@@ -146,7 +141,7 @@ def peak_and_fwhm(
 
 
 def photodiode_dark_a(world: World) -> float:
-    saved = (world._drive_mode, world._drive_level, world._drive_compliance, world._output_on)
+    saved = world.drive_setting
     world.set_drive(saved[0], saved[1], saved[2], False)
     dark = np.mean([world.photodiode_current_a() for _ in range(5)])
     world.set_drive(*saved)
