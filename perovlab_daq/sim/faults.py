@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from perovlab_daq.sim.clock import Stopwatch
+
 log = logging.getLogger(__name__)
 
 #: Bytes a garbled reply may be corrupted with (never the termination characters).
@@ -99,8 +101,10 @@ class FaultSpec:
         )
 
 
-class FaultInjector:
+class FaultInjector(Stopwatch):
     """Running state of a :class:`FaultSpec`: seeded decisions and the outage window.
+
+    `elapsed_s` counts from construction or the last `restart`.
 
     Parameters
     ----------
@@ -118,7 +122,7 @@ class FaultInjector:
     def restart(self) -> None:
         """Reset the random generator, the start of the outage clock and the counts."""
         self._rng = random.Random(self.spec.seed)
-        self._t0 = self._clock()
+        self.start_stopwatch()
         #: Faults injected since the last restart, by kind: ``timeout`` (reply lost),
         #: ``garble``, ``disconnected_read``, ``disconnected_write``, ``error_queued``.
         self.counts: Counter[str] = Counter()
@@ -126,16 +130,6 @@ class FaultInjector:
     def count(self, kind: str, n: int = 1) -> None:
         """Record that ``n`` faults of ``kind`` were injected (see :attr:`counts`)."""
         self.counts[kind] += n
-
-    def elapsed_s(self) -> float:
-        """Return the seconds since the last restart.
-
-        Returns
-        -------
-        float
-            Elapsed time in s.
-        """
-        return self._clock() - self._t0
 
     def disconnected(self) -> bool:
         """Return whether the device is off the bus right now.

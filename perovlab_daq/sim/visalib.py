@@ -5,10 +5,12 @@
 - merges one YAML per instrument (package data of ``sim_configs``, found with
   :mod:`importlib.resources`, so it works from a wheel) into one device set, with only
   the instruments the bench uses;
-- wraps each ``Device._match`` after ``_init()`` with a *personality* that answers the
-  dynamic queries (``:READ?``, ``READ?``, ``MEAS:POW?``, ``SPEC:DATA?``, ...) from the
-  physics world and pushes setter changes into it, while the YAML keeps the static
-  replies, the validation and the error queues;
+- wraps each ``Device._match`` after ``_init()`` with a *personality*
+  (:mod:`perovlab_daq.sim.personalities`, bound per driver in
+  :mod:`perovlab_daq.sim.catalogue`) that answers the dynamic queries (``:READ?``,
+  ``READ?``, ``MEAS:POW?``, ``SPEC:DATA?``, ...) from the physics world and pushes setter
+  changes into it, while the YAML keeps the static replies, the validation and the error
+  queues;
 - refuses to open a resource it does not serve (``VI_ERROR_RSRC_NFOUND``) instead of
   pyvisa-sim's silent session 0;
 - injects faults per resource (:mod:`perovlab_daq.sim.faults`);
@@ -29,26 +31,33 @@ Examples
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import itertools
 import logging
 import time
 import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pyvisa import constants, errors, rname
 from pyvisa.util import LibraryPath
 from pyvisa_sim import parser
-from pyvisa_sim.component import NoResponse
 from pyvisa_sim.devices import Device, Devices
 from pyvisa_sim.highlevel import SimVisaLibrary
 
+from perovlab_daq.sim.catalogue import SIM_INSTRUMENTS, SimInstrument, load_sim_yaml
+from perovlab_daq.sim.clock import Stopwatch
 from perovlab_daq.sim.faults import FaultInjector, FaultSpec
+from perovlab_daq.sim.personalities import Personality
+
+__all__ = [
+    "SIM_INSTRUMENTS",
+    "ResourceNotServedError",
+    "SimBenchLibrary",
+    "SimInstrument",
+    "load_sim_yaml",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,384 +81,22 @@ class ResourceNotServedError(errors.VisaIOError):
         )
 
 
-# --------------------------------------------------------------------------------------
-# Personalities: the Python layer between a pyvisa-sim Device and the World.
-# --------------------------------------------------------------------------------------
-class Personality:
-    """Dynamic behaviour of one simulated instrument on top of its YAML device.
+def _sim_instrument(driver: str) -> SimInstrument:
+    """Return the simulation recipe of a driver, or raise naming the known drivers."""
+    if driver not in SIM_INSTRUMENTS:
+        raise ValueError(f"no simulator for driver {driver!r}; known: {sorted(SIM_INSTRUMENTS)}")
+    return SIM_INSTRUMENTS[driver]
 
-    Parameters
-    ----------
-    library : SimBenchLibrary
-        Owning library (clock, world).
-    device : pyvisa_sim.devices.Device
-        The YAML-built device this personality wraps.
-    """
 
-    def __init__(self, library: SimBenchLibrary, device: Device):
-        self.library = library
-        self.device = device
+def _served(recipes: Mapping[str, Any], resource: str, what: str) -> str:
+    """Return the canonical name of a resource the bench serves, or raise naming `what`."""
+    name = rname.to_canonical_name(resource)
+    if name not in recipes:
+        raise ValueError(f"{what} given for {resource!r}, which the bench does not serve")
+    return name
 
-    @property
-    def world(self) -> Any:
-        """Get the physics world (or None: YAML-only behaviour)."""
-        return self.library.world
 
-    def prop(self, name: str) -> Any:
-        """Return the current value of a YAML property.
-
-        Parameters
-        ----------
-        name : str
-            Property name in the YAML.
-
-        Returns
-        -------
-        object
-            Its value (typed per the YAML specs).
-        """
-        return self.device._properties[name].get_value()
-
-    def set_prop(self, name: str, value: str) -> None:
-        """Set a YAML property as the instrument itself would (validated by its specs).
-
-        Parameters
-        ----------
-        name : str
-            Property name in the YAML.
-        value : str
-            New value as text.
-        """
-        self.device._properties[name].set_value(value)
-
-    def match(self, original: Callable[[bytes], Any], query: bytes) -> Any:
-        """Answer one message: world first for dynamic queries, YAML otherwise.
-
-        Parameters
-        ----------
-        original : callable
-            The device's own ``_match``.
-        query : bytes
-            One message without termination.
-
-        Returns
-        -------
-        bytes, NoResponse or None
-            As ``Device._match`` (None means "no match", i.e. a command error).
-        """
-        text = query.decode("ascii", errors="replace").strip()
-        if self.world is not None:
-            dynamic = self.dynamic_reply(text)
-            if dynamic is not None:
-                return dynamic if dynamic is NoResponse else dynamic.encode("ascii")
-        response = original(query)
-        if self.world is not None and response is not None and not text.endswith("?"):
-            self.sync_world()
-        return self.post_process(text, response)
-
-    def dynamic_reply(self, text: str) -> Any:
-        """Return the world-computed reply to ``text``, or None to defer to the YAML."""
-        return None
-
-    def sync_world(self) -> None:
-        """Push the device settings into the world after a setter."""
-
-    def post_process(self, text: str, response: Any) -> Any:
-        """Adjust a YAML reply before it is queued (default: unchanged)."""
-        return response
-
-
-def _e(value: float) -> str:
-    return f"{value:+.6E}"
-
-
-class SmuLedPersonality(Personality):
-    """Keithley 2400 on the LED: setters -> ``world.set_drive``; ``:READ?`` -> ``smu_reading``."""
-
-    READ_QUERIES = (":READ?", ":MEASURE:CURRENT?", ":MEASURE:VOLTAGE?")
-
-    def sync_world(self) -> None:  # noqa: D102 - documented on the base class
-        mode = str(self.prop("source_function"))
-        if mode == "VOLT":
-            level, compliance = self.prop("source_voltage"), self.prop("compliance_current")
-        else:
-            level, compliance = self.prop("source_current"), self.prop("compliance_voltage")
-        self.world.set_drive(mode, float(level), abs(float(compliance)), bool(self.prop("output")))
-
-    def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
-        if text not in self.READ_QUERIES:
-            return None
-        reading = self.world.smu_reading()
-        status = 8 if reading.in_compliance else 0
-        return ",".join(
-            [
-                _e(reading.voltage_v),
-                _e(reading.current_a),
-                _e(9.91e37),
-                _e(self.library.elapsed_s()),
-                _e(status),
-            ]
-        )
-
-
-class Smu2450LedPersonality(SmuLedPersonality):
-    """Keithley 2450 on the LED: buffer ``:READ?`` and limit-trip queries from the world."""
-
-    READ_QUERY = ':READ? "defbuffer1", SOUR, READ, REL'
-    TRIP_QUERIES = (":SOUR:VOLT:ILIM:TRIP?", ":SOUR:CURR:VLIM:TRIP?")
-
-    def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
-        if text in self.TRIP_QUERIES:
-            return "1" if self.world.smu_reading().in_compliance else "0"
-        if text != self.READ_QUERY:
-            return None
-        reading = self.world.smu_reading()
-        if str(self.prop("source_function")) == "VOLT":
-            source, measured = reading.voltage_v, reading.current_a
-        else:
-            source, measured = reading.current_a, reading.voltage_v
-        return ",".join([_e(source), _e(measured), _e(self.library.elapsed_s())])
-
-
-class SmuPhotodetectorPersonality(Personality):
-    """Keithley 2400 at 0 V on the photodiode: ``:READ?`` -> ``world.photodiode_current_a``."""
-
-    READ_QUERIES = SmuLedPersonality.READ_QUERIES
-
-    def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
-        if text not in self.READ_QUERIES:
-            return None
-        compliance = abs(float(self.prop("compliance_current")))
-        current = self.world.photodiode_current_a() if int(self.prop("output")) else 0.0
-        in_compliance = abs(current) > compliance
-        if in_compliance:
-            current = compliance if current > 0 else -compliance
-        voltage = float(self.prop("source_voltage"))
-        status = 8 if in_compliance else 0
-        return ",".join(
-            [_e(voltage), _e(current), _e(9.91e37), _e(self.library.elapsed_s()), _e(status)]
-        )
-
-
-class PicoammeterPersonality(Personality):
-    """Keithley 6485/6487: ``READ?`` -> ``world.photodiode_current_a``, overflow 9.9e37."""
-
-    def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
-        if text != "READ?":
-            return None
-        if str(self.prop("zero_check")) == "ON":
-            current = 0.0
-        else:
-            current = float(self.world.photodiode_current_a())
-            auto = str(self.prop("current_range_auto")) == "ON"
-            full_scale = 0.021 if auto else 1.05 * float(self.prop("current_range"))
-            if abs(current) > full_scale:
-                current = 9.9e37
-        return ",".join([_e(current), _e(self.library.elapsed_s()), _e(0.0)])
-
-    def post_process(self, text: str, response: Any) -> Any:  # noqa: D102
-        # A fixed range switches auto-range off, as on the instrument.
-        if response is not None and text.startswith("CURR:RANG "):
-            self.set_prop("current_range_auto", "OFF")
-        return response
-
-
-class ObisPersonality(Personality):
-    """Coherent OBIS: setpoint/emission -> ``world.set_laser``; power, limits, interlock from it."""
-
-    def dynamic_reply(self, text: str) -> Any:  # noqa: D102
-        world = self.world
-        if text == "SOUR:POW:LEV?":
-            return self._ok(f"{world.laser_output_w():.5f}")
-        if text == "SYST:INF:WAV?":
-            return self._ok(f"{world.laser_wavelength_nm:.0f}")
-        if text == "SOUR:POW:LIM:HIGH?":
-            return self._ok(f"{world.laser_max_power_w:.5f}")
-        if text == "SOUR:POW:LIM:LOW?":
-            return self._ok(f"{world.laser_min_power_w:.5f}")
-        if text == "SYST:LOCK?":
-            return self._ok("ON" if world.interlock_closed else "OFF")
-        if text.startswith("SOUR:POW:LEV:IMM:AMPL "):
-            try:
-                requested = float(text.split()[-1])
-            except ValueError:
-                return "ERR-102"
-            if requested > world.laser_max_power_w:
-                return "ERR-102"
-        return None
-
-    def _ok(self, reply: str) -> str:
-        return reply + "\r\nOK" if self._handshake else reply
-
-    @property
-    def _handshake(self) -> bool:
-        return str(self.prop("handshake")) == "ON"
-
-    def sync_world(self) -> None:  # noqa: D102
-        self.world.set_laser(float(self.prop("power_setpoint")), str(self.prop("emission")) == "ON")
-
-    def post_process(self, text: str, response: Any) -> Any:  # noqa: D102
-        if self._handshake or not isinstance(response, bytes):
-            return response
-        if response == b"OK":
-            return NoResponse
-        return response.removesuffix(b"\r\nOK")
-
-
-class PowerMeterPersonality(Personality):
-    """Thorlabs PM100: ``MEAS:POW?`` -> ``world.power_meter_w(correction wavelength)``."""
-
-    def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
-        if text != "MEAS:POW?":
-            return None
-        return f"{self.world.power_meter_w(float(self.prop('wavelength'))):.6E}"
-
-
-class SpectrometerPersonality(Personality):
-    """``SPEC:*``: wavelengths, counts and saturation level from the world."""
-
-    def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
-        world = self.world
-        if text == "SPEC:WAV?":
-            return ",".join(f"{w:.4f}" for w in world.spectrometer_wavelengths_nm())
-        if text == "SPEC:PIX?":
-            return str(len(world.spectrometer_wavelengths_nm()))
-        if text == "SPEC:SAT?":
-            return f"{float(world.spectrometer_saturation_counts):.0f}"
-        # The detector's own calibration, as a real unit stores it in its EEPROM: the
-        # coefficients must describe the simulated detector, not a fixed table.
-        if text == "SPEC:NLIN?":
-            return ",".join(f"{c:.6e}" for c in world.spectrometer_nonlinearity_coefficients)
-        if text == "SPEC:EDARK?":
-            return ",".join(str(p) for p in world.spectrometer_electric_dark_pixels)
-        if text == "SPEC:DATA?":
-            integration_s = int(self.prop("integration_time_us")) * 1e-6
-            return ",".join(f"{c:.0f}" for c in world.spectrometer_counts(integration_s))
-        return None
-
-
-class FilterWheelPersonality(Personality):
-    """Thorlabs FW102C: echoes every command (as the wheel does); ``pos=n`` -> world."""
-
-    def match(self, original: Callable[[bytes], Any], query: bytes) -> Any:  # noqa: D102
-        response = super().match(original, query)
-        if response is None:
-            response = b"Command error CMD_NOT_DEFINED\r>"
-        if response is NoResponse:
-            response = b">"
-        return query + b"\r" + response
-
-    def sync_world(self) -> None:  # noqa: D102
-        self.world.set_filter_position(int(self.prop("position")))
-
-
-class SampleStagePersonality(Personality):
-    """Simulated PLQY stage: ``POS A|B|C|STAGE`` -> ``world.set_sample_position``."""
-
-    def sync_world(self) -> None:  # noqa: D102
-        pos = str(self.prop("position"))
-        self.world.set_sample_position("stage" if pos == "STAGE" else pos)
-
-
-@dataclass(frozen=True)
-class SimInstrument:
-    """How the bench simulates one driver: YAML file, device in it, default resource, behaviour.
-
-    Attributes
-    ----------
-    yaml : str
-        File name in the ``sim_configs`` package.
-    device : str
-        Device name inside that YAML.
-    resource : str
-        Default VISA resource (``docs/architecture.md`` §2).
-    personality : type
-        :class:`Personality` subclass adding the world-driven behaviour.
-    """
-
-    yaml: str
-    device: str
-    resource: str
-    personality: type[Personality]
-
-
-#: Driver name (bench file, ``instruments.DRIVERS``) -> simulation recipe.
-SIM_INSTRUMENTS: dict[str, SimInstrument] = {
-    "keithley2400": SimInstrument(
-        "keithley2400.yaml", "keithley2400", "GPIB0::24::INSTR", SmuLedPersonality
-    ),
-    "keithley2450": SimInstrument(
-        "keithley2450.yaml",
-        "keithley2450",
-        "USB0::0x05E6::0x2450::04096331::INSTR",
-        Smu2450LedPersonality,
-    ),
-    "smu-photodetector": SimInstrument(
-        "keithley2400.yaml", "keithley2400", "GPIB0::25::INSTR", SmuPhotodetectorPersonality
-    ),
-    "keithley6485": SimInstrument(
-        "keithley6485.yaml", "keithley6485", "GPIB0::14::INSTR", PicoammeterPersonality
-    ),
-    "keithley6487": SimInstrument(
-        "keithley6487.yaml", "keithley6487", "GPIB0::22::INSTR", PicoammeterPersonality
-    ),
-    "obis": SimInstrument("obis.yaml", "obis", "ASRL1::INSTR", ObisPersonality),
-    "pm100d": SimInstrument(
-        "pm100d.yaml", "pm100d", "USB0::0x1313::0x8078::P0012345::INSTR", PowerMeterPersonality
-    ),
-    "visa-spectrometer": SimInstrument(
-        "visa_spectrometer.yaml",
-        "visa_spectrometer",
-        "TCPIP0::127.0.0.1::5025::SOCKET",
-        SpectrometerPersonality,
-    ),
-    "fw102c": SimInstrument("fw102c.yaml", "fw102c", "ASRL2::INSTR", FilterWheelPersonality),
-    "sim-sample-stage": SimInstrument(
-        "sample_stage.yaml", "sample_stage", "ASRL3::INSTR", SampleStagePersonality
-    ),
-}
-
-_KNOWN = sorted(SIM_INSTRUMENTS)
-
-
-def load_sim_yaml(ref: str | Path) -> dict[str, Any]:
-    """Load one pyvisa-sim YAML from a path or from the ``sim_configs`` package.
-
-    Parameters
-    ----------
-    ref : str or Path
-        A path to an existing file, or a file name (with or without ``.yaml``) in the
-        ``sim_configs`` package (resolved with :mod:`importlib.resources`).
-
-    Returns
-    -------
-    dict
-        The YAML, loaded as pyvisa-sim does (every scalar a string).
-
-    Raises
-    ------
-    ValueError
-        If the file has no ``spec`` or a spec newer than the installed pyvisa-sim reads.
-    FileNotFoundError
-        If neither a file nor a package resource of that name exists.
-    """
-    path = Path(ref)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-    else:
-        name = str(ref) if str(ref).endswith((".yaml", ".yml")) else f"{ref}.yaml"
-        resource = importlib.resources.files("sim_configs").joinpath(name)
-        if not resource.is_file():
-            raise FileNotFoundError(f"no simulator YAML {ref!r} (file or sim_configs/{name})")
-        text = resource.read_text(encoding="utf-8")
-    data = yaml.load(text, Loader=yaml.BaseLoader)
-    spec = tuple(int(p) for p in str((data or {}).get("spec", "0")).split("."))
-    if spec[0] != parser.SPEC_VERSION_TUPLE[0] or spec > parser.SPEC_VERSION_TUPLE:
-        raise ValueError(f"{ref}: spec {spec} not readable by pyvisa-sim {parser.SPEC_VERSION}")
-    return data
-
-
-class SimBenchLibrary(SimVisaLibrary):
+class SimBenchLibrary(Stopwatch, SimVisaLibrary):
     """pyvisa-sim library serving the simulated bench, answering from a physics World.
 
     Parameters
@@ -498,12 +145,7 @@ class SimBenchLibrary(SimVisaLibrary):
         self._injectors: dict[str, FaultInjector] = {}
         self._past_counts: dict[str, Counter[str]] = {}
         for resource, spec in (faults or {}).items():
-            name = rname.to_canonical_name(resource)
-            if name not in self._recipes:
-                raise ValueError(f"faults given for {resource!r}, which the bench does not serve")
-            if not isinstance(spec, FaultSpec):
-                spec = FaultSpec.from_mapping(spec)
-            self._injectors[name] = FaultInjector(spec, clock)
+            self._injectors[_served(self._recipes, resource, "faults")] = self._injector(spec)
         self._configured = True
         self._init()
         _LIBRARIES.add(self)
@@ -555,17 +197,17 @@ class SimBenchLibrary(SimVisaLibrary):
         spec : FaultSpec, mapping or None
             The faults from now on.
         """
-        name = rname.to_canonical_name(resource_name)
-        if name not in self._recipes:
-            raise ValueError(f"faults given for {resource_name!r}, which the bench does not serve")
+        name = _served(self._recipes, resource_name, "faults")
         previous = self._injectors.pop(name, None)
         if previous is not None:  # keep what it injected in fault_counts()
             self._past_counts.setdefault(name, Counter()).update(previous.counts)
-        if spec is None:
-            return
+        if spec is not None:
+            self._injectors[name] = self._injector(spec)
+
+    def _injector(self, spec: FaultSpec | Mapping[str, Any] | None) -> FaultInjector:
         if not isinstance(spec, FaultSpec):
             spec = FaultSpec.from_mapping(spec)
-        self._injectors[name] = FaultInjector(spec, self._clock)
+        return FaultInjector(spec, self._clock)
 
     @staticmethod
     def total_command_count() -> int:
@@ -592,29 +234,16 @@ class SimBenchLibrary(SimVisaLibrary):
         elif isinstance(instruments, Mapping):
             pairs = list(instruments.items())
         else:
-            pairs = []
-            for driver in instruments:
-                if driver not in SIM_INSTRUMENTS:
-                    raise ValueError(
-                        f"no simulator for driver {driver!r}; known: {sorted(SIM_INSTRUMENTS)}"
-                    )
-                pairs.append((SIM_INSTRUMENTS[driver].resource, driver))
+            pairs = [(_sim_instrument(driver).resource, driver) for driver in instruments]
         recipes: dict[str, tuple[SimInstrument, str | Path]] = {}
         for resource, driver in pairs:
-            if driver not in SIM_INSTRUMENTS:
-                raise ValueError(
-                    f"no simulator for driver {driver!r}; known: {sorted(SIM_INSTRUMENTS)}"
-                )
+            recipe = _sim_instrument(driver)
             name = rname.to_canonical_name(resource)
             if name in recipes:
                 raise ValueError(f"resource {resource!r} given twice")
-            recipes[name] = (SIM_INSTRUMENTS[driver], SIM_INSTRUMENTS[driver].yaml)
+            recipes[name] = (recipe, recipe.yaml)
         for resource, path in yaml_paths.items():
-            name = rname.to_canonical_name(resource)
-            if name not in recipes:
-                raise ValueError(
-                    f"yaml_paths given for {resource!r}, which the bench does not serve"
-                )
+            name = _served(recipes, resource, "yaml_paths")
             recipes[name] = (recipes[name][0], path)
         return recipes
 
@@ -636,7 +265,7 @@ class SimBenchLibrary(SimVisaLibrary):
         self.personalities: dict[str, Personality] = {}
         if not getattr(self, "_configured", False):
             return  # called by VisaLibraryBase.__new__ before __init__ has run
-        self._t0 = self._clock()
+        self.start_stopwatch()
         for resource, (recipe, yaml_ref) in self._recipes.items():
             device = self._build_device(resource, recipe, yaml_ref)
             self.devices.add_device(resource, device)
@@ -660,16 +289,6 @@ class SimBenchLibrary(SimVisaLibrary):
                 continue
             sess.device = self.devices[self._resource_of(sess)]
             self.sessions[handle] = sess
-
-    def elapsed_s(self) -> float:
-        """Return the seconds since creation or the last reset (instrument timestamps).
-
-        Returns
-        -------
-        float
-            Elapsed time in s.
-        """
-        return self._clock() - self._t0
 
     def served_resources(self) -> tuple[str, ...]:
         """Return the resource names this library serves.
