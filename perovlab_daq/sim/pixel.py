@@ -188,17 +188,15 @@ class LedPixel:
             return OperatingPoint(0.0, 0.0, 0.0, False)
         offset_v = self.voltage_rise_v()
         model = self.model
+        # Source one quantity; if the other exceeds the compliance, source that at the limit.
         if mode == "VOLT":
             point = model.at_voltage(level, offset_v)
-            if abs(point.current_a) > limit:
-                clamped = model.at_current(math.copysign(limit, point.current_a), offset_v)
-                return OperatingPoint(
-                    clamped.voltage_v, clamped.current_a, clamped.diode_current_a, True
-                )
-            return point
-        point = model.at_current(level, offset_v)
-        if abs(point.voltage_v) > limit:
-            clamped = model.at_voltage(math.copysign(limit, point.voltage_v), offset_v)
+            limited, at_limit = point.current_a, model.at_current
+        else:
+            point = model.at_current(level, offset_v)
+            limited, at_limit = point.voltage_v, model.at_voltage
+        if abs(limited) > limit:
+            clamped = at_limit(math.copysign(limit, limited), offset_v)
             return OperatingPoint(
                 clamped.voltage_v, clamped.current_a, clamped.diode_current_a, True
             )
