@@ -1,5 +1,9 @@
-"""Shared reading types, error classes and safety helpers of the drivers in :mod:`instruments`.
+"""Shared base class, property specs, reading types and errors of the drivers in :mod:`instruments`.
 
+:class:`BenchDriverMixin` (and :class:`ScpiDriver`, the usual base of a SCPI driver) holds
+what every driver does the same way: constructor defaults, ``identity``, ``snapshot()`` and
+a ``shutdown()`` that never raises. A driver only declares its own data: its name, its
+connection settings, what its snapshot records and which settings its shutdown changes.
 Readings are small frozen dataclasses so procedures and storage see the same fields
 whichever instrument produced them. :class:`InstrumentCommunicationError` and
 :func:`is_transient_error` are the one definition of a *transient* instrument fault (a
@@ -12,9 +16,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar
+
+from pymeasure.instruments import Instrument, SCPIMixin
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 
@@ -253,36 +261,200 @@ def shutdown_step(name: str, step: str, action: Callable[[], Any]) -> bool:
     return True
 
 
-class SourceMeterFacadeMixin:
-    """The settings snapshot and safe shutdown shared by the source-meter drivers.
+def set_current_range(instrument: Any, current_range_a: float | None) -> None:
+    """Set a fixed current range, or auto-range for None (picoammeters and source meters).
 
-    The drivers (2400, 2450) declare the same facade properties (``source_mode``,
-    ``source_voltage``, ``source_current``, ``compliance_current``, ``compliance_voltage``,
-    ``current_nplc``, ``output_enabled``, ``identity``) with their own commands; what is
-    recorded and how the output is switched off is the same for all of them.
+    Parameters
+    ----------
+    instrument : object
+        A driver with ``current_range`` and ``current_range_auto_enabled`` controls.
+    current_range_a : float or None
+        Fixed range in A, or None for auto-range.
+    """
+    if current_range_a is None:
+        instrument.current_range_auto_enabled = True
+    else:
+        instrument.current_range = current_range_a
+
+
+def _on_off(value: Any) -> str:
+    """Map the SCPI boolean reply ``1``/``0`` to ``ON``/``OFF`` (and keep ``ON``/``OFF``)."""
+    text = str(value).strip()
+    return {"1": "ON", "0": "OFF"}.get(text, text)
+
+
+# -- property specs: validator and mapping of a kind of control, spread into
+# ``Instrument.control(get, set, docs, **SPEC)`` so each driver declares one line per setting.
+#: A bool the instrument writes and reads as ``1``/``0``.
+BOOL_1_0: Mapping[str, Any] = {
+    "validator": strict_discrete_set,
+    "values": {True: 1, False: 0},
+    "map_values": True,
+}
+#: A bool the instrument writes as ``ON``/``OFF`` and may read back as ``1``/``0``.
+BOOL_ON_OFF: Mapping[str, Any] = {
+    "validator": strict_discrete_set,
+    "values": {True: "ON", False: "OFF"},
+    "map_values": True,
+    "cast": str,
+    "get_process": _on_off,
+}
+#: Source-meter source voltage (2400 and 2450 share the range).
+SMU_SOURCE_VOLTAGE: Mapping[str, Any] = {
+    "docs": """Control the source voltage in V (float strictly from -210 to 210).""",
+    "validator": strict_range,
+    "values": [-210, 210],
+}
+#: Source-meter source current (2400 and 2450 share the range).
+SMU_SOURCE_CURRENT: Mapping[str, Any] = {
+    "docs": """Control the source current in A (float strictly from -1.05 to 1.05).""",
+    "validator": strict_range,
+    "values": [-1.05, 1.05],
+}
+#: Source-meter output switch.
+SMU_OUTPUT: Mapping[str, Any] = {
+    "docs": """Control whether the source output is on (bool).""",
+    **BOOL_1_0,
+}
+
+
+class BenchDriverMixin:
+    """Constructor, identity, settings snapshot and safe shutdown of a bench driver.
+
+    Put it first in the bases of a pymeasure driver (or use :class:`ScpiDriver`). The
+    driver declares, as class data:
+
+    - ``DEFAULT_NAME``: the name used in logs when none is given;
+    - ``CONNECTION``: adapter defaults (terminations, timeout in ms, ``asrl`` serial
+      settings); keyword arguments of the constructor override them;
+    - ``SNAPSHOT``: run-record key -> attribute, read in this order by :meth:`snapshot`;
+    - ``SHUTDOWN_STEPS``: ``(what, attribute, value)`` set in this order by :meth:`shutdown`.
+
+    Parameters
+    ----------
+    adapter : str or pymeasure Adapter
+        VISA resource name or adapter.
+    name : str or None
+        Human-readable name used in logs (``DEFAULT_NAME`` when None).
+    **kwargs
+        Passed on to the adapter (e.g. ``visa_library``, ``timeout``).
     """
 
+    DEFAULT_NAME: ClassVar[str] = "instrument"
+    CONNECTION: ClassVar[Mapping[str, Any]] = {
+        "read_termination": "\n",
+        "write_termination": "\n",
+        "timeout": 5000,
+    }
+    SNAPSHOT: ClassVar[Mapping[str, str]] = {"identity": "identity"}
+    SHUTDOWN_STEPS: ClassVar[tuple[tuple[str, str, Any], ...]] = ()
+
+    def __init__(self, adapter: Any, name: str | None = None, **kwargs: Any) -> None:
+        for key, value in self.CONNECTION.items():
+            kwargs.setdefault(key, dict(value) if isinstance(value, Mapping) else value)
+        kwargs.setdefault("includeSCPI", False)  # SCPI commands come from SCPIMixin, if at all
+        super().__init__(adapter, self.DEFAULT_NAME if name is None else name, **kwargs)  # type: ignore[call-arg]
+
+    @property
+    def identity(self) -> str:
+        """Get the ``*IDN?`` answer (str)."""
+        return self.ask("*IDN?").strip()  # type: ignore[attr-defined]
+
     def snapshot(self) -> dict[str, Any]:
-        """Return the settings worth recording with every run.
+        """Return the settings worth recording with every run (the ``SNAPSHOT`` table).
 
         Returns
         -------
         dict
-            Identity, source mode, source levels, compliances, NPLC and output state.
+            One entry per ``SNAPSHOT`` key, read from the instrument in table order.
         """
-        return {
-            "identity": self.identity,
-            "source_mode": self.source_mode,
-            "source_voltage_v": self.source_voltage,
-            "source_current_a": self.source_current,
-            "compliance_current_a": self.compliance_current,
-            "compliance_voltage_v": self.compliance_voltage,
-            "nplc": self.current_nplc,
-            "output_enabled": self.output_enabled,
-        }
+        return {key: getattr(self, attribute) for key, attribute in self.SNAPSHOT.items()}
 
     def shutdown(self) -> None:
-        """Switch the output off; never raises (failures are logged)."""
-        shutdown_step(self.name, "output off", lambda: setattr(self, "output_enabled", False))
+        """Apply ``SHUTDOWN_STEPS`` in order; never raises (failures are logged)."""
+        name = self.name  # type: ignore[attr-defined]
+        for step, attribute, value in self.SHUTDOWN_STEPS:
+            shutdown_step(name, step, partial(setattr, self, attribute, value))
         self.isShutdown = True
-        log.info("%s shut down", self.name)
+        log.info("%s shut down", name)
+
+
+class ScpiDriver(BenchDriverMixin, StrictRepliesMixin, SCPIMixin, Instrument):
+    """Base of a SCPI bench driver: :class:`BenchDriverMixin` with strict number replies.
+
+    Parameters
+    ----------
+    adapter : str or pymeasure Adapter
+        VISA resource name or adapter.
+    name : str or None
+        Human-readable name used in logs (``DEFAULT_NAME`` when None).
+    **kwargs
+        Passed on to the adapter.
+    """
+
+
+class SourceMeterFacadeMixin:
+    """The source-meter facade shared by the 2400 and 2450 drivers.
+
+    The drivers declare the facade properties (``source_mode``, ``source_voltage``,
+    ``source_current``, ``compliance_current``, ``compliance_voltage``, ``current_nplc``,
+    ``voltage_nplc``, ``output_enabled``) with their own commands and choose the measured
+    function in :meth:`_select_sense`; configuring a source, what is recorded and how the
+    output is switched off is the same for all of them. Put it before
+    :class:`BenchDriverMixin`.
+    """
+
+    SNAPSHOT: ClassVar[Mapping[str, str]] = {
+        "identity": "identity",
+        "source_mode": "source_mode",
+        "source_voltage_v": "source_voltage",
+        "source_current_a": "source_current",
+        "compliance_current_a": "compliance_current",
+        "compliance_voltage_v": "compliance_voltage",
+        "nplc": "current_nplc",
+        "output_enabled": "output_enabled",
+    }
+    SHUTDOWN_STEPS: ClassVar[tuple[tuple[str, str, Any], ...]] = (
+        ("output off", "output_enabled", False),
+    )
+    #: Source mode -> (compliance control, NPLC control) of the measured quantity.
+    SOURCE_MODES: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "voltage": ("compliance_current", "current_nplc"),
+        "current": ("compliance_voltage", "voltage_nplc"),
+    }
+
+    def _select_sense(self, mode: str) -> None:
+        """Select what is measured while sourcing ``mode`` (the driver's own command)."""
+        raise NotImplementedError
+
+    def _apply_source(self, mode: str, compliance: float, nplc: float) -> None:
+        self.source_mode = mode
+        self._select_sense(mode)
+        compliance_control, nplc_control = self.SOURCE_MODES[mode]
+        setattr(self, compliance_control, compliance)
+        setattr(self, nplc_control, nplc)
+        self._mode = mode
+
+    def apply_voltage_source(self, compliance_current_a: float, nplc: float = 1.0) -> None:
+        """Configure a voltage source that measures current.
+
+        Parameters
+        ----------
+        compliance_current_a : float
+            Current compliance (limit) in A, within the driver's ``compliance_current`` range.
+        nplc : float
+            Integration time in power-line cycles (0.01 to 10).
+        """
+        self._apply_source("voltage", compliance_current_a, nplc)
+
+    def apply_current_source(self, compliance_voltage_v: float, nplc: float = 1.0) -> None:
+        """Configure a current source that measures voltage.
+
+        Parameters
+        ----------
+        compliance_voltage_v : float
+            Voltage compliance (limit) in V, within the driver's ``compliance_voltage`` range.
+        nplc : float
+            Integration time in power-line cycles (0.01 to 10).
+        """
+        self._apply_source("current", compliance_voltage_v, nplc)

@@ -7,11 +7,10 @@ each command, then the reply (for queries) and a ``>`` prompt without terminator
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pymeasure.instruments import Instrument
 
-from instruments._common import InstrumentCommunicationError, shutdown_step
+from instruments._common import BenchDriverMixin, InstrumentCommunicationError
 
 log = logging.getLogger(__name__)
 
@@ -24,27 +23,23 @@ class FW102CCommunicationError(FW102CError, InstrumentCommunicationError):
     """The wheel's echo or prompt was lost or garbled: worth retrying."""
 
 
-class FW102C(Instrument):
+class FW102C(BenchDriverMixin, Instrument):
     """Thorlabs FW102C filter wheel.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name (serial port, e.g. ``ASRL2::INSTR``) or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`. The adapter is a serial port
+    such as ``ASRL2::INSTR``.
     """
 
     POSITIONS = range(1, 7)
-
-    def __init__(self, adapter: Any, name: str = "Thorlabs FW102C filter wheel", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\r")
-        kwargs.setdefault("write_termination", "\r")
-        kwargs.setdefault("timeout", 5000)
-        kwargs.setdefault("asrl", {"baud_rate": 115200})
-        super().__init__(adapter, name, includeSCPI=False, **kwargs)
+    DEFAULT_NAME = "Thorlabs FW102C filter wheel"
+    CONNECTION = {
+        "read_termination": "\r",
+        "write_termination": "\r",
+        "timeout": 5000,
+        "asrl": {"baud_rate": 115200},
+    }
+    SNAPSHOT = {"identity": "identity", "position": "position"}
 
     def _exchange(self, command: str, query: bool) -> str:
         self.write(command)
@@ -97,17 +92,3 @@ class FW102C(Instrument):
     def identity(self) -> str:
         """Get the ``*idn?`` answer (str)."""
         return self._exchange("*idn?", query=True)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Return the settings worth recording with every run.
-
-        Returns
-        -------
-        dict
-            Identity and position.
-        """
-        return {"identity": self.identity, "position": self.position}
-
-    def shutdown(self) -> None:
-        """Mark the wheel shut down (it stays where it is); never raises."""
-        shutdown_step(self.name, "mark shut down", lambda: setattr(self, "isShutdown", True))

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pymeasure.instruments.validators import strict_discrete_set
 
 from instruments._common import (
     COMPLIANCE_BIT,
     OVERFLOW,
+    SMU_OUTPUT,
+    SMU_SOURCE_CURRENT,
+    SMU_SOURCE_VOLTAGE,
+    BenchDriverMixin,
     LeanQueryMixin,
     SourceMeterFacadeMixin,
     SourceMeterReading,
@@ -32,18 +35,16 @@ READ_ELEMENTS = ("voltage_v", "current_a", "resistance_ohm", "time_s", "status")
 
 
 class Keithley2400(
-    SourceMeterFacadeMixin, LeanQueryMixin, StrictRepliesMixin, _PymeasureKeithley2400
+    SourceMeterFacadeMixin,
+    BenchDriverMixin,
+    LeanQueryMixin,
+    StrictRepliesMixin,
+    _PymeasureKeithley2400,
 ):
     """Keithley 2400 SourceMeter (SCPI, GPIB/RS-232), with the bench source-meter facade.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter (e.g. ``visa_library``, ``timeout``).
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`.
 
     Examples
     --------
@@ -53,24 +54,19 @@ class Keithley2400(
     >>> smu.read_all().current_a  # doctest: +SKIP
     """
 
-    def __init__(self, adapter: Any, name: str = "Keithley 2400 SourceMeter", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
-        super().__init__(adapter, name, **kwargs)
+    DEFAULT_NAME = "Keithley 2400 SourceMeter"
 
     def reset_data_format(self) -> None:
         """Select the ``:READ?`` elements V, I, R, time, status (the order the 2400 uses)."""
         self.write(":FORM:ELEM VOLT,CURR,RES,TIME,STAT")
 
-    output_enabled = Instrument.control(
-        "OUTPUT?",
-        "OUTPUT %d",
-        """Control whether the source output is on (bool).""",
-        validator=strict_discrete_set,
-        values={True: 1, False: 0},
-        map_values=True,
+    source_voltage = Instrument.control(
+        ":SOURCE:VOLTAGE?", ":SOURCE:VOLTAGE %g", **SMU_SOURCE_VOLTAGE
     )
+    source_current = Instrument.control(
+        ":SOURCE:CURRENT?", ":SOURCE:CURRENT %g", **SMU_SOURCE_CURRENT
+    )
+    output_enabled = Instrument.control("OUTPUT?", "OUTPUT %d", **SMU_OUTPUT)
 
     sense_functions = Instrument.control(
         ":SENSE:FUNCTION:ON?",
@@ -83,51 +79,9 @@ class Keithley2400(
         separator="|",
     )
 
-    source_voltage = Instrument.control(
-        ":SOURCE:VOLTAGE?",
-        ":SOURCE:VOLTAGE %g",
-        """Control the source voltage in V (float strictly from -210 to 210).""",
-        validator=strict_range,
-        values=[-210, 210],
-    )
-
-    source_current = Instrument.control(
-        ":SOURCE:CURRENT?",
-        ":SOURCE:CURRENT %g",
-        """Control the source current in A (float strictly from -1.05 to 1.05).""",
-        validator=strict_range,
-        values=[-1.05, 1.05],
-    )
-
-    def apply_voltage_source(self, compliance_current_a: float, nplc: float = 1.0) -> None:
-        """Configure a voltage source that measures current.
-
-        Parameters
-        ----------
-        compliance_current_a : float
-            Current compliance in A (-1.05 to 1.05).
-        nplc : float
-            Integration time in power-line cycles (0.01 to 10).
-        """
-        self.source_mode = "voltage"
+    def _select_sense(self, mode: str) -> None:
+        # The 2400 measures voltage and current concurrently whatever it sources.
         self.sense_functions = '"VOLT","CURR"'
-        self.compliance_current = compliance_current_a
-        self.current_nplc = nplc
-
-    def apply_current_source(self, compliance_voltage_v: float, nplc: float = 1.0) -> None:
-        """Configure a current source that measures voltage.
-
-        Parameters
-        ----------
-        compliance_voltage_v : float
-            Voltage compliance in V (-210 to 210).
-        nplc : float
-            Integration time in power-line cycles (0.01 to 10).
-        """
-        self.source_mode = "current"
-        self.sense_functions = '"VOLT","CURR"'
-        self.compliance_voltage = compliance_voltage_v
-        self.voltage_nplc = nplc
 
     def read_all(self) -> SourceMeterReading:
         """Trigger one measurement with ``:READ?`` and decode V, I, time and status.
@@ -157,8 +111,3 @@ class Keithley2400(
             status=status,
             in_compliance=bool(status & COMPLIANCE_BIT),
         )
-
-    @property
-    def identity(self) -> str:
-        """Get the ``*IDN?`` answer (str)."""
-        return str(self.id).strip()

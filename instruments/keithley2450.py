@@ -9,41 +9,35 @@ query (2450 reference manual, ``:SOURce:VOLTage:ILIMit:TRIPped?``).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from pymeasure.instruments import Instrument, SCPIMixin
+from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments._common import (
     COMPLIANCE_BIT,
+    SMU_OUTPUT,
+    SMU_SOURCE_CURRENT,
+    SMU_SOURCE_VOLTAGE,
+    ScpiDriver,
     SourceMeterFacadeMixin,
     SourceMeterReading,
-    StrictRepliesMixin,
 )
 
 log = logging.getLogger(__name__)
 
 READ_COMMAND = ':READ? "defbuffer1", SOUR, READ, REL'
+#: Source mode -> the function measured while sourcing it.
+SENSE_OF_SOURCE = {"voltage": "CURR", "current": "VOLT"}
 
 
-class Keithley2450(SourceMeterFacadeMixin, StrictRepliesMixin, SCPIMixin, Instrument):
+class Keithley2450(SourceMeterFacadeMixin, ScpiDriver):
     """Keithley 2450 SourceMeter (SCPI command set) with the bench source-meter facade.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`.
     """
 
-    def __init__(self, adapter: Any, name: str = "Keithley 2450 SourceMeter", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
-        super().__init__(adapter, name, **kwargs)
+    DEFAULT_NAME = "Keithley 2450 SourceMeter"
 
     source_mode = Instrument.control(
         ":SOUR:FUNC?",
@@ -63,21 +57,9 @@ class Keithley2450(SourceMeterFacadeMixin, StrictRepliesMixin, SCPIMixin, Instru
         get_process=lambda v: str(v).strip('"').split(":")[0],
     )
 
-    source_voltage = Instrument.control(
-        ":SOUR:VOLT?",
-        ":SOUR:VOLT %g",
-        """Control the source voltage in V (float strictly from -210 to 210).""",
-        validator=strict_range,
-        values=[-210, 210],
-    )
-
-    source_current = Instrument.control(
-        ":SOUR:CURR?",
-        ":SOUR:CURR %g",
-        """Control the source current in A (float strictly from -1.05 to 1.05).""",
-        validator=strict_range,
-        values=[-1.05, 1.05],
-    )
+    source_voltage = Instrument.control(":SOUR:VOLT?", ":SOUR:VOLT %g", **SMU_SOURCE_VOLTAGE)
+    source_current = Instrument.control(":SOUR:CURR?", ":SOUR:CURR %g", **SMU_SOURCE_CURRENT)
+    output_enabled = Instrument.control(":OUTP?", ":OUTP %d", **SMU_OUTPUT)
 
     compliance_current = Instrument.control(
         ":SOUR:VOLT:ILIM?",
@@ -115,46 +97,8 @@ class Keithley2450(SourceMeterFacadeMixin, StrictRepliesMixin, SCPIMixin, Instru
         values=[0.01, 10],
     )
 
-    output_enabled = Instrument.control(
-        ":OUTP?",
-        ":OUTP %d",
-        """Control whether the source output is on (bool).""",
-        validator=strict_discrete_set,
-        values={True: 1, False: 0},
-        map_values=True,
-    )
-
-    def apply_voltage_source(self, compliance_current_a: float, nplc: float = 1.0) -> None:
-        """Configure a voltage source that measures current.
-
-        Parameters
-        ----------
-        compliance_current_a : float
-            Current limit in A (1e-9 to 1.05).
-        nplc : float
-            Integration time in power-line cycles (0.01 to 10).
-        """
-        self.source_mode = "voltage"
-        self.sense_function = "CURR"
-        self.compliance_current = compliance_current_a
-        self.current_nplc = nplc
-        self._mode = "voltage"
-
-    def apply_current_source(self, compliance_voltage_v: float, nplc: float = 1.0) -> None:
-        """Configure a current source that measures voltage.
-
-        Parameters
-        ----------
-        compliance_voltage_v : float
-            Voltage limit in V (0.02 to 210).
-        nplc : float
-            Integration time in power-line cycles (0.01 to 10).
-        """
-        self.source_mode = "current"
-        self.sense_function = "VOLT"
-        self.compliance_voltage = compliance_voltage_v
-        self.voltage_nplc = nplc
-        self._mode = "current"
+    def _select_sense(self, mode: str) -> None:
+        self.sense_function = SENSE_OF_SOURCE[mode]
 
     def read_all(self) -> SourceMeterReading:
         """Read source value, measurement and time with one ``:READ?``, then the limit trip.
@@ -180,8 +124,3 @@ class Keithley2450(SourceMeterFacadeMixin, StrictRepliesMixin, SCPIMixin, Instru
             status=COMPLIANCE_BIT if tripped else 0,
             in_compliance=tripped,
         )
-
-    @property
-    def identity(self) -> str:
-        """Get the ``*IDN?`` answer (str)."""
-        return str(self.id).strip()

@@ -8,57 +8,52 @@ overflowed reading is reported as 9.9e37 (6485 reference manual, "Data elements"
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from pymeasure.instruments import Instrument, SCPIMixin
+from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments._common import (
+    BOOL_ON_OFF,
     OVERFLOW,
     LeanQueryMixin,
     PhotodetectorReading,
-    StrictRepliesMixin,
+    ScpiDriver,
     parse_float,
-    shutdown_step,
+    set_current_range,
 )
 
 log = logging.getLogger(__name__)
 
 
-def _on_off(value: str) -> str:
-    """Map the SCPI boolean reply ``1``/``0`` to ``ON``/``OFF`` (and keep ``ON``/``OFF``)."""
-    text = str(value).strip()
-    return {"1": "ON", "0": "OFF"}.get(text, text)
-
-
-class Keithley6485(LeanQueryMixin, StrictRepliesMixin, SCPIMixin, Instrument):
+class Keithley6485(LeanQueryMixin, ScpiDriver):
     """Keithley 6485 picoammeter (SCPI over GPIB/RS-232) with the photodetector facade.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`.
     """
 
-    def __init__(self, adapter: Any, name: str = "Keithley 6485 Picoammeter", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
-        super().__init__(adapter, name, **kwargs)
+    DEFAULT_NAME = "Keithley 6485 Picoammeter"
+    SNAPSHOT = {
+        "identity": "identity",
+        "nplc": "nplc",
+        "current_range_a": "current_range",
+        "current_range_auto": "current_range_auto_enabled",
+        "zero_check": "zero_check_enabled",
+    }
+    SHUTDOWN_STEPS = (("zero check on", "zero_check_enabled", True),)
 
     zero_check_enabled = Instrument.control(
         "SYST:ZCH?",
         "SYST:ZCH %s",
         """Control whether zero check is on (bool); the input is shunted while it is on.""",
-        validator=strict_discrete_set,
-        values={True: "ON", False: "OFF"},
-        map_values=True,
-        cast=str,
-        get_process=_on_off,
+        **BOOL_ON_OFF,
+    )
+
+    current_range_auto_enabled = Instrument.control(
+        "CURR:RANG:AUTO?",
+        "CURR:RANG:AUTO %s",
+        """Control whether current auto-range is on (bool).""",
+        **BOOL_ON_OFF,
     )
 
     current_range = Instrument.control(
@@ -68,17 +63,6 @@ class Keithley6485(LeanQueryMixin, StrictRepliesMixin, SCPIMixin, Instrument):
         switches auto-range off.""",
         validator=strict_range,
         values=[0, 0.021],
-    )
-
-    current_range_auto_enabled = Instrument.control(
-        "CURR:RANG:AUTO?",
-        "CURR:RANG:AUTO %s",
-        """Control whether current auto-range is on (bool).""",
-        validator=strict_discrete_set,
-        values={True: "ON", False: "OFF"},
-        map_values=True,
-        cast=str,
-        get_process=_on_off,
     )
 
     nplc = Instrument.control(
@@ -111,10 +95,7 @@ class Keithley6485(LeanQueryMixin, StrictRepliesMixin, SCPIMixin, Instrument):
         """
         self.data_elements = "READ,TIME,STAT"
         self.nplc = nplc
-        if current_range_a is None:
-            self.current_range_auto_enabled = True
-        else:
-            self.current_range = current_range_a
+        set_current_range(self, current_range_a)
         self.zero_check_enabled = False
 
     def read_current(self) -> PhotodetectorReading:
@@ -141,48 +122,16 @@ class Keithley6485(LeanQueryMixin, StrictRepliesMixin, SCPIMixin, Instrument):
             current_a=float("nan") if overflow else value, overflow=overflow
         )
 
-    @property
-    def identity(self) -> str:
-        """Get the ``*IDN?`` answer (str)."""
-        return str(self.id).strip()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Return the settings worth recording with every run.
-
-        Returns
-        -------
-        dict
-            Identity, NPLC, range, auto-range and zero-check state.
-        """
-        return {
-            "identity": self.identity,
-            "nplc": self.nplc,
-            "current_range_a": self.current_range,
-            "current_range_auto": self.current_range_auto_enabled,
-            "zero_check": self.zero_check_enabled,
-        }
-
-    def shutdown(self) -> None:
-        """Put the input under zero check; never raises (failures are logged)."""
-        shutdown_step(self.name, "zero check on", lambda: setattr(self, "zero_check_enabled", True))
-        self.isShutdown = True
-
 
 class Keithley6487(Keithley6485):
     """Keithley 6487 picoammeter/voltage source: a 6485 plus a ±505 V bias source.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`.
     """
 
-    def __init__(self, adapter: Any, name: str = "Keithley 6487 Picoammeter", **kwargs: Any):
-        super().__init__(adapter, name, **kwargs)
+    DEFAULT_NAME = "Keithley 6487 Picoammeter"
+    SHUTDOWN_STEPS = (("source off", "source_enabled", False), *Keithley6485.SHUTDOWN_STEPS)
 
     source_voltage = Instrument.control(
         "SOUR:VOLT?",
@@ -196,14 +145,5 @@ class Keithley6487(Keithley6485):
         "SOUR:VOLT:STAT?",
         "SOUR:VOLT:STAT %s",
         """Control whether the bias source output is on (bool).""",
-        validator=strict_discrete_set,
-        values={True: "ON", False: "OFF"},
-        map_values=True,
-        cast=str,
-        get_process=_on_off,
+        **BOOL_ON_OFF,
     )
-
-    def shutdown(self) -> None:
-        """Switch the bias source off and zero check on; never raises."""
-        shutdown_step(self.name, "source off", lambda: setattr(self, "source_enabled", False))
-        super().shutdown()

@@ -15,7 +15,11 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import InstrumentCommunicationError, StrictRepliesMixin, shutdown_step
+from instruments._common import (
+    BenchDriverMixin,
+    InstrumentCommunicationError,
+    StrictRepliesMixin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +52,25 @@ class ObisCommunicationError(ObisError, InstrumentCommunicationError):
         RuntimeError.__init__(self, f"OBIS: unexpected reply {reply!r} to {command!r}")
 
 
-class CoherentObis(StrictRepliesMixin, Instrument):
+class CoherentObis(BenchDriverMixin, StrictRepliesMixin, Instrument):
     """Coherent OBIS LX/LS laser with the bench laser facade.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name (a serial port, e.g. ``ASRL1::INSTR``) or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`. The adapter is a serial port
+    such as ``ASRL1::INSTR``.
     """
 
-    def __init__(self, adapter: Any, name: str = "Coherent OBIS laser", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\r\n")
-        kwargs.setdefault("write_termination", "\r\n")
-        kwargs.setdefault("timeout", 3000)
-        kwargs.setdefault("asrl", {"baud_rate": 115200})
-        super().__init__(adapter, name, includeSCPI=False, **kwargs)
+    DEFAULT_NAME = "Coherent OBIS laser"
+    CONNECTION = {
+        "read_termination": "\r\n",
+        "write_termination": "\r\n",
+        "timeout": 3000,
+        "asrl": {"baud_rate": 115200},
+    }
+    SHUTDOWN_STEPS = (("emission off", "emission_enabled", False),)
+
+    def __init__(self, adapter: Any, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(adapter, name, **kwargs)
         # The acknowledgement protocol below relies on handshaking being on.
         self.write("SYST:COMM:HAND ON")
 
@@ -185,11 +189,6 @@ class CoherentObis(StrictRepliesMixin, Instrument):
         self.power_setpoint_w_values = [low, high]
         return low, high
 
-    @property
-    def identity(self) -> str:
-        """Get the ``*IDN?`` answer (str)."""
-        return self.ask("*IDN?").strip()
-
     def set_cw_power_mode(self) -> None:
         """Select constant-power CW operation (``SOUR:AM:INT CWP``)."""
         self.operating_mode = "CWP"
@@ -214,8 +213,3 @@ class CoherentObis(StrictRepliesMixin, Instrument):
             "interlock_closed": self.interlock_closed,
             "fault_code": self.fault_code,
         }
-
-    def shutdown(self) -> None:
-        """Switch emission off; never raises (failures are logged)."""
-        shutdown_step(self.name, "emission off", lambda: setattr(self, "emission_enabled", False))
-        self.isShutdown = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from instruments._common import PhotodetectorReading, shutdown_step
+from instruments._common import PhotodetectorReading, set_current_range, shutdown_step
 from instruments.keithley2400 import Keithley2400
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,7 @@ class SourceMeterPhotodetector:
         """
         self.smu.apply_voltage_source(self.compliance_current_a, nplc)
         self.smu.source_voltage = 0.0
-        if current_range_a is None:
-            self.smu.current_range_auto_enabled = True
-        else:
-            self.smu.current_range = current_range_a
+        set_current_range(self.smu, current_range_a)
         self.smu.output_enabled = True
 
     def read_current(self) -> PhotodetectorReading:

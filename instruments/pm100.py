@@ -8,34 +8,31 @@ each), ``SYST:SENS:IDN?`` for the connected sensor head.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from pymeasure.instruments import Instrument, SCPIMixin
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_range
 
-from instruments._common import StrictRepliesMixin
+from instruments._common import BOOL_1_0, ScpiDriver
 
 log = logging.getLogger(__name__)
 
 
-class ThorlabsPM100(StrictRepliesMixin, SCPIMixin, Instrument):
+class ThorlabsPM100(ScpiDriver):
     """Thorlabs PM100D / PM100USB console with the bench power-meter facade.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name (``USB0::0x1313::0x8078::<serial>::INSTR``) or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`. The resource name is
+    ``USB0::0x1313::0x8078::<serial>::INSTR``.
     """
 
-    def __init__(self, adapter: Any, name: str = "Thorlabs PM100 power meter", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
-        super().__init__(adapter, name, **kwargs)
+    DEFAULT_NAME = "Thorlabs PM100 power meter"
+    SNAPSHOT = {
+        "identity": "identity",
+        "sensor_id": "sensor_id",
+        "wavelength_nm": "wavelength_nm",
+        "averaging_count": "averaging_count",
+        "power_range_auto": "power_range_auto_enabled",
+    }
 
     wavelength_nm = Instrument.control(
         "SENS:CORR:WAV?",
@@ -59,9 +56,7 @@ class ThorlabsPM100(StrictRepliesMixin, SCPIMixin, Instrument):
         "SENS:POW:RANG:AUTO?",
         "SENS:POW:RANG:AUTO %d",
         """Control whether power auto-range is on (bool).""",
-        validator=strict_discrete_set,
-        values={True: 1, False: 0},
-        map_values=True,
+        **BOOL_1_0,
         cast=int,
     )
 
@@ -76,28 +71,3 @@ class ThorlabsPM100(StrictRepliesMixin, SCPIMixin, Instrument):
         cast=str,
         maxsplit=0,
     )
-
-    @property
-    def identity(self) -> str:
-        """Get the ``*IDN?`` answer (str)."""
-        return str(self.id).strip()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Return the settings worth recording with every run.
-
-        Returns
-        -------
-        dict
-            Identity, sensor, wavelength, averaging and auto-range.
-        """
-        return {
-            "identity": self.identity,
-            "sensor_id": self.sensor_id,
-            "wavelength_nm": self.wavelength_nm,
-            "averaging_count": self.averaging_count,
-            "power_range_auto": self.power_range_auto_enabled,
-        }
-
-    def shutdown(self) -> None:
-        """Mark the meter shut down (it has no output to switch off); never raises."""
-        self.isShutdown = True

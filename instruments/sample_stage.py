@@ -9,34 +9,24 @@ hand or with its own stage; this small SCPI device exists for the simulated benc
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from pymeasure.instruments import Instrument, SCPIMixin
+from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
-from instruments._common import StrictRepliesMixin
+from instruments._common import ScpiDriver
 
 log = logging.getLogger(__name__)
 
 
-class SampleStage(StrictRepliesMixin, SCPIMixin, Instrument):
+class SampleStage(ScpiDriver):
     """Sample positioner with the PLQY sphere positions.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`.
     """
 
-    def __init__(self, adapter: Any, name: str = "Sample stage", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
-        super().__init__(adapter, name, **kwargs)
+    DEFAULT_NAME = "Sample stage"
+    SNAPSHOT = {"identity": "identity", "position": "position"}
 
     position = Instrument.control(
         "POS?",
@@ -47,22 +37,3 @@ class SampleStage(StrictRepliesMixin, SCPIMixin, Instrument):
         values=["A", "B", "C", "STAGE"],
         cast=str,
     )
-
-    @property
-    def identity(self) -> str:
-        """Get the ``*IDN?`` answer (str)."""
-        return str(self.id).strip()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Return the settings worth recording with every run.
-
-        Returns
-        -------
-        dict
-            Identity and position.
-        """
-        return {"identity": self.identity, "position": self.position}
-
-    def shutdown(self) -> None:
-        """Mark the stage shut down (it stays where it is); never raises."""
-        self.isShutdown = True

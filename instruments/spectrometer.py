@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pymeasure.instruments import Instrument, SCPIMixin
+from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_range
 
-from instruments._common import InstrumentCommunicationError, StrictRepliesMixin, shutdown_step
+from instruments._common import InstrumentCommunicationError, ScpiDriver, shutdown_step
 
 log = logging.getLogger(__name__)
 
@@ -320,26 +320,23 @@ def _floats(reply: str) -> np.ndarray:
     return np.array([float(x) for x in text.split(",")], dtype=float)
 
 
-class VisaSpectrometer(StrictRepliesMixin, SCPIMixin, Instrument, Spectrometer):
+class VisaSpectrometer(ScpiDriver, Spectrometer):
     """Spectrometer behind a VISA resource speaking the ``SPEC:*`` command set.
 
     The simulated bench serves this command set (``sim_configs/visa_spectrometer.yaml``);
     a real Ocean device is read with :class:`OceanSpectrometer` instead.
 
-    Parameters
-    ----------
-    adapter : str or pymeasure Adapter
-        VISA resource name or adapter.
-    name : str
-        Human-readable name used in logs.
-    **kwargs
-        Passed on to the adapter.
+    Constructed as every bench driver: ``(adapter, name=None, **kwargs)``, see
+    :class:`~instruments._common.BenchDriverMixin`.
     """
 
-    def __init__(self, adapter: Any, name: str = "VISA spectrometer", **kwargs: Any):
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 10000)
+    DEFAULT_NAME = "VISA spectrometer"
+    CONNECTION = {"read_termination": "\n", "write_termination": "\n", "timeout": 10000}
+    #: The facade's record; shutdown switches nothing off and leaves the connection open
+    #: (``close()`` releases it).
+    snapshot = Spectrometer.snapshot
+
+    def __init__(self, adapter: Any, name: str | None = None, **kwargs: Any) -> None:
         self._wavelengths: np.ndarray | None = None
         self._integration_time_us = None
         super().__init__(adapter, name, **kwargs)
@@ -503,7 +500,3 @@ class VisaSpectrometer(StrictRepliesMixin, SCPIMixin, Instrument, Spectrometer):
             self.adapter.close()
         except Exception as exc:
             raise SpectrometerError(f"{self.name}: close failed: {exc}") from exc
-
-    def shutdown(self) -> None:
-        """Mark the spectrometer shut down (nothing to switch off); never raises."""
-        self.isShutdown = True

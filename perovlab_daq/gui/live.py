@@ -186,6 +186,22 @@ class RunData:
                     return None  # live: the spectra stream may come after calibration frames
             return self._streams.get(stream)
 
+    def newest_frames(self) -> tuple[FrameBuffer, int, np.ndarray, np.ndarray] | None:
+        """Return the default frame buffer (see :meth:`frames`) with a consistent view of it.
+
+        Returns
+        -------
+        tuple or None
+            ``(buffer, count, intensity rows, times)`` read under the lock (rows below
+            ``count`` never change), or None while the run has no frames to show.
+        """
+        frames = self.frames()
+        if frames is None:
+            return None
+        with self._lock:
+            count, intensity, times = frames.view()
+        return frames, count, intensity, times
+
     def lock(self) -> threading.Lock:
         """Return the lock guarding growth (hold it to read a frame buffer consistently)."""
         return self._lock

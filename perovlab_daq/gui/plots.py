@@ -1,30 +1,23 @@
-"""Live plots of the operator window: one tab per procedure, fed from memory on a GUI timer.
+"""Live plot tabs of the operator window: one tab per procedure, fed from memory on a GUI timer.
 
-Every tab is a pymeasure ``TabWidget`` (``new_curve``/``load``/``remove``/``set_color``), so
-pymeasure's manager, browser and check boxes drive it as they drive ``PlotWidget``. What is
-different from pymeasure's ``ResultsCurve``:
+Every tab (:class:`ProcedureView`) is a pymeasure ``TabWidget`` (``new_curve``/``load``/
+``remove``/``set_color``), so pymeasure's manager, browser and check boxes drive it as they
+drive ``PlotWidget``. What is different from pymeasure's ``ResultsCurve``:
 
-* curves are fed from the run's :class:`~perovlab_daq.gui.live.RunData` (memory), and only
-  the rows new since the last tick are transformed and appended;
-* a curve of more than a few thousand points is reduced to a min/max envelope of the
-  visible x range at screen resolution (two points per pixel column) before it reaches
-  pyqtgraph, so a million-point lifetime curve costs a few milliseconds per tick, in
-  linear and in log time alike (pyqtgraph's own auto-downsampling assumes evenly spaced
-  x and would merge the first decades of a log-time axis into one pixel). pyqtgraph's
-  downsampling (peak) and clip-to-view stay on for every curve as well;
-* log axes are drawn by transforming new values once (``log10``) and setting the axis
-  to log labels, instead of pyqtgraph re-taking ``log10`` of the whole curve each tick;
+* a run's items (:class:`RunCurves`) are fed from its
+  :class:`~perovlab_daq.gui.live.RunData` (memory), and only the rows new since the last
+  tick are transformed and appended to :class:`~perovlab_daq.gui.curves.EnvelopeCurve`
+  s, which draw a screen-resolution envelope when long (see :mod:`perovlab_daq.gui.curves`);
 * spectra show as the newest spectrum per run and a spectra-against-time image.
 
-Only widgets are touched here, and only from the GUI thread (the refresh timer).
+What each tab shows is data in :mod:`perovlab_daq.gui.views`. Only widgets are touched
+here, and only from the GUI thread (the refresh timer).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,235 +25,38 @@ import pyqtgraph as pg
 from pymeasure.display.Qt import QtCore, QtGui, QtWidgets
 from pymeasure.display.widgets.tab_widget import TabWidget
 
+from .curves import (
+    ENVELOPE_THRESHOLD,
+    LABEL_STYLE,
+    AxisSpec,
+    EnvelopeCurve,
+    FrameTimeAxis,
+    PlotSpec,
+    envelope,
+    style_plot,
+)
 from .live import RunData, crossing_index, format_hours
+from .views import GENERIC_COLUMNS, LIFETIME_LEVELS, ViewSpec, view_specs
 
 log = logging.getLogger(__name__)
 
-#: Curves longer than this are reduced to a min/max envelope before drawing.
-ENVELOPE_THRESHOLD = 4000
-#: Placeholder columns of the tab for procedures this program does not know.
-GENERIC_COLUMNS = ("__first__", "__second__")
-#: Reference lines of the lifetime plot (L/L0 levels and their names).
-LIFETIME_LEVELS = ((0.95, "T95"), (0.90, "T90"), (0.50, "T50"))
-LABEL_STYLE = {"color": "#202020", "font-size": "9pt"}
-
-
-# --------------------------------------------------------------------------- axes
-@dataclass(frozen=True)
-class AxisSpec:
-    """One plot axis: which column, how it is scaled, and its title with units.
-
-    Attributes
-    ----------
-    column
-        Data column (or ``"frame_time"`` for spectra).
-    label, units
-        Axis title and units (always shown; units '' means dimensionless).
-    factor
-        Multiplier applied to the column (e.g. 1/3600 for hours).
-    absolute
-        Plot the magnitude (current densities of either sign on a log axis).
-    log
-        Logarithmic axis: values are stored as log10, non-positive values are not drawn.
-    """
-
-    column: str
-    label: str
-    units: str = ""
-    factor: float = 1.0
-    absolute: bool = False
-    log: bool = False
-
-    def title(self) -> str:
-        """Return the axis title with its units, e.g. ``Voltage (V)``."""
-        return f"{self.label} ({self.units})" if self.units else f"{self.label} (1)"
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        """Map column values to plot coordinates (NaN where the axis cannot show them)."""
-        out = np.asarray(values, dtype=np.float64) * self.factor
-        if self.absolute:
-            out = np.abs(out)
-        if self.log:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.where(out > 0, np.log10(np.where(out > 0, out, 1.0)), np.nan)
-        return out
-
-
-@dataclass(frozen=True)
-class PlotSpec:
-    """One x-y plot of a tab: its title, axes and reference lines."""
-
-    key: str
-    title: str
-    x: AxisSpec
-    y: AxisSpec
-    lines: tuple[tuple[float, str], ...] = ()
-
-
-def style_plot(plot: pg.PlotItem, title: str, x: AxisSpec, y: AxisSpec) -> None:
-    """Give a plot its title, axis titles with units, log labels, grid and speed options."""
-    plot.setTitle(title, size="10pt")
-    for side, spec in (("bottom", x), ("left", y)):
-        axis = plot.getAxis(side)
-        axis.enableAutoSIPrefix(False)  # composite units (mA/cm^2) must not get prefixes
-        axis.setLabel(spec.title(), **LABEL_STYLE)
-        axis.setLogMode(spec.log)  # labels only: the data are stored as log10 already
-    plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.setDownsampling(auto=True, mode="peak")
-    plot.setClipToView(True)
-
-
-# --------------------------------------------------------------------------- curves
-def envelope(
-    x: np.ndarray, y: np.ndarray, low: float, high: float, columns: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce sorted ``x``/``y`` to the points needed to draw x in [low, high] on ``columns`` px.
-
-    Returns the visible points unchanged when there are few of them, else the minimum and
-    maximum of each pixel column (plus the last point), which draws the same picture.
-    """
-    start = max(0, int(np.searchsorted(x, low, "left")) - 1)
-    stop = min(len(x), int(np.searchsorted(x, high, "right")) + 1)
-    xs, ys = x[start:stop], y[start:stop]
-    columns = max(16, int(columns))
-    if len(xs) <= 4 * columns:
-        return xs, ys
-    edges = np.linspace(xs[0], xs[-1], columns + 1)[:-1]
-    starts = np.unique(np.searchsorted(xs, edges, "left"))
-    starts = starts[starts < len(xs)]
-    highs = np.maximum.reduceat(ys, starts)
-    lows = np.minimum.reduceat(ys, starts)
-    out_x = np.empty(2 * len(starts) + 1)
-    out_y = np.empty_like(out_x)
-    out_x[0:-1:2] = xs[starts]
-    out_x[1:-1:2] = xs[starts]
-    out_y[0:-1:2] = highs
-    out_y[1:-1:2] = lows
-    out_x[-1], out_y[-1] = xs[-1], ys[-1]
-    return out_x, out_y
-
-
-class EnvelopeCurve(pg.PlotDataItem):
-    """A curve that grows by appending and draws a screen-resolution envelope when long.
-
-    Points whose x or y the axes cannot show (NaN, or non-positive on a log axis) are
-    not kept. :meth:`plotted_data` returns every kept point in plot coordinates.
-    """
-
-    def __init__(self, color: QtGui.QColor, width: float = 1.5, symbol: str | None = None) -> None:
-        super().__init__(
-            pen=pg.mkPen(color=color, width=width),
-            antialias=False,
-            connect="finite",
-            symbol=symbol,
-            symbolSize=5,
-            symbolBrush=color,
-            symbolPen=None,
-        )
-        self.setDownsampling(auto=True, method="peak")
-        self.setClipToView(True)
-        self._x = np.empty(1024)
-        self._y = np.empty(1024)
-        self._count = 0
-        self._sorted = True
-        self._drawn_key: tuple[Any, ...] | None = None
-
-    def reset(self) -> None:
-        """Forget every point (the axis transform changed)."""
-        self._count = 0
-        self._sorted = True
-        self._drawn_key = None
-        self.setDownsampling(auto=True, method="peak")
-        self.setClipToView(True)
-        self.setData([], [])
-
-    def append(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Append points in plot coordinates (non-finite ones are dropped)."""
-        keep = np.isfinite(x) & np.isfinite(y)
-        x, y = x[keep], y[keep]
-        if not len(x):
-            return
-        need = self._count + len(x)
-        if need > len(self._x):
-            size = max(need, 2 * len(self._x))
-            for name in ("_x", "_y"):
-                grown = np.empty(size)
-                grown[: self._count] = getattr(self, name)[: self._count]
-                setattr(self, name, grown)
-        if self._sorted and (
-            (self._count and x[0] < self._x[self._count - 1]) or np.any(np.diff(x) < 0)
-        ):
-            self._sorted = False
-            # pyqtgraph's auto-downsampling and clip-to-view assume x increases: on a
-            # sweep that comes back (hysteresis) they would drop most points.
-            self.setDownsampling(auto=False)
-            self.setClipToView(False)
-        self._x[self._count : need] = x
-        self._y[self._count : need] = y
-        self._count = need
-
-    def plotted_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return copies of every kept point (x, y) in plot coordinates (log10 on log axes)."""
-        return self._x[: self._count].copy(), self._y[: self._count].copy()
-
-    def redraw(self) -> None:
-        """Hand pyqtgraph what the current view needs (no-op when nothing changed)."""
-        count = self._count
-        box = self.getViewBox()
-        if count <= ENVELOPE_THRESHOLD or not self._sorted or box is None:
-            key: tuple[Any, ...] = (count,)
-            if key != self._drawn_key:
-                self._drawn_key = key
-                self.setData(self._x[:count], self._y[:count])
-            return
-        columns = int(box.width()) or 800
-        x = self._x[:count]
-        if box.autoRangeEnabled()[0]:
-            low, high = float(x[0]), float(x[-1])
-            key = (count, columns)
-        else:
-            low, high = box.viewRange()[0]
-            key = (count, columns, low, high)
-        if key == self._drawn_key:
-            return
-        self._drawn_key = key
-        xs, ys = envelope(x, self._y[:count], low, high, columns)
-        self.setData(xs, ys)
-
-
-class FrameTimeAxis(pg.AxisItem):
-    """Left axis of the spectra image: rows are frames, labelled with each frame's time."""
-
-    def __init__(self) -> None:
-        super().__init__("left")
-        self.times = np.zeros(0)
-        self.factor = 1.0
-        self.enableAutoSIPrefix(False)
-
-    def set_times(self, times_s: np.ndarray) -> None:
-        """Set the time (s) of each frame; the axis shows h beyond two hours."""
-        self.times = np.asarray(times_s, dtype=np.float64)
-        last = float(np.nanmax(self.times)) if len(self.times) else 0.0
-        factor, units = (1 / 3600, "h") if last > 7200 else (1.0, "s")
-        if factor != self.factor or self.labelText == "":
-            self.factor = factor
-            self.setLabel(f"Time ({units})", **LABEL_STYLE)
-        self.picture = None
-        self.update()
-
-    def tickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
-        """Return the time of the frame under each tick (rows are frame centres)."""
-        if not len(self.times):
-            return ["" for _ in values]
-        index = np.arange(len(self.times)) + 0.5
-        times = np.interp(np.asarray(values, dtype=float), index, self.times) * self.factor
-        steps = np.diff(np.sort(times))
-        step = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.0
-        biggest = float(np.max(np.abs(times))) if len(times) else 0.0
-        digits = 3
-        if step > 0 and biggest > 0:  # enough digits that neighbouring ticks differ
-            digits = max(3, int(math.ceil(math.log10(biggest / step))) + 1)
-        return [f"{t:.{digits}g}" for t in times]
+#: Names that moved to :mod:`.curves` and :mod:`.views` stay importable from here.
+__all__ = [
+    "ENVELOPE_THRESHOLD",
+    "GENERIC_COLUMNS",
+    "LIFETIME_LEVELS",
+    "AxisSpec",
+    "EnvelopeCurve",
+    "FrameTimeAxis",
+    "PlotSpec",
+    "ProcedureView",
+    "RunCurves",
+    "ViewSpec",
+    "envelope",
+    "make_views",
+    "style_plot",
+    "view_specs",
+]
 
 
 # --------------------------------------------------------------------------- per-run items
@@ -350,11 +146,10 @@ class RunCurves:
         return block[:, index]
 
     def _refresh_spectrum(self) -> None:
-        frames = self.run.frames()
-        if frames is None:
+        newest = self.run.newest_frames()
+        if newest is None:
             return
-        with self.run.lock():
-            count, intensity, _times = frames.view()
+        frames, count, intensity, _times = newest
         key = (id(frames), count)
         if count and key != self._frames_drawn:
             self._frames_drawn = key
@@ -386,141 +181,6 @@ class RunCurves:
 
 
 # --------------------------------------------------------------------------- tabs
-@dataclass
-class ViewSpec:
-    """What a procedure's tab shows."""
-
-    name: str
-    procedures: tuple[str, ...]
-    plots: tuple[PlotSpec, ...]
-    spectra: bool = True
-    lifetime: bool = False
-    symbols: bool = False
-    columns_per_row: int = 3
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _hours(column: str, label: str, log: bool = False) -> AxisSpec:
-    return AxisSpec(column, label, "h", factor=1 / 3600.0, log=log)
-
-
-def view_specs(log_time: bool = False) -> list[ViewSpec]:
-    """Return the tab of every procedure (lifetime's time axis linear or log)."""
-    voltage = AxisSpec("voltage", "Voltage", "V")
-    j_log = AxisSpec("current_density", "|J|", "mA/cm^2", absolute=True, log=True)
-    return [
-        ViewSpec(
-            "J-L-V",
-            ("jlv",),
-            (
-                PlotSpec("jv", "J-V", voltage, j_log),
-                PlotSpec(
-                    "lv", "L-V", voltage, AxisSpec("luminance", "Luminance", "cd/m^2", log=True)
-                ),
-                PlotSpec("eqe", "EQE-J", j_log, AxisSpec("eqe", "EQE", "%")),
-            ),
-        ),
-        ViewSpec(
-            "Lifetime",
-            ("lifetime",),
-            (
-                PlotSpec(
-                    "relative",
-                    "L/L0 against time",
-                    _hours("device_time", "Device time", log=log_time),
-                    AxisSpec("relative_luminance", "L/L0", ""),
-                    lines=LIFETIME_LEVELS,
-                ),
-                PlotSpec(
-                    "voltage",
-                    "Voltage against time",
-                    _hours("device_time", "Device time", log=log_time),
-                    voltage,
-                ),
-            ),
-            lifetime=True,
-            columns_per_row=2,
-        ),
-        ViewSpec(
-            "EL spectra",
-            ("el-spectra",),
-            (
-                PlotSpec(
-                    "integrated",
-                    "Integrated EL",
-                    AxisSpec("current_density", "|J|", "mA/cm^2", absolute=True),
-                    AxisSpec("integrated_el", "Integrated EL", "a.u."),
-                ),
-            ),
-            symbols=True,
-        ),
-        ViewSpec(
-            "PL fluence",
-            ("pl-fluence",),
-            (
-                PlotSpec(
-                    "power_law",
-                    "PL against excitation power",
-                    AxisSpec("excitation_power", "Excitation power", "W", log=True),
-                    AxisSpec("integrated_pl", "Integrated PL", "a.u.", log=True),
-                ),
-            ),
-            symbols=True,
-        ),
-        ViewSpec(
-            "PL spectrum",
-            ("pl-spectrum",),
-            (
-                PlotSpec(
-                    "integrated",
-                    "Integrated PL per spectrum",
-                    AxisSpec("time", "Time", "s"),
-                    AxisSpec("integrated_pl", "Integrated PL", "a.u."),
-                ),
-            ),
-            symbols=True,
-        ),
-        ViewSpec(
-            "PL stability",
-            ("pl-stability",),
-            (
-                PlotSpec(
-                    "relative",
-                    "PL against time",
-                    AxisSpec("time", "Time", "s"),
-                    AxisSpec("relative_intensity", "PL/PL0", ""),
-                ),
-            ),
-            symbols=True,
-        ),
-        ViewSpec(
-            "PLQY",
-            ("plqy",),
-            (
-                PlotSpec(
-                    "laser",
-                    "Laser band per configuration",
-                    AxisSpec("time", "Time", "s"),
-                    AxisSpec("laser_band_integral", "Laser band", "a.u."),
-                ),
-            ),
-            symbols=True,
-        ),
-        ViewSpec(
-            "Other runs",
-            ("*",),
-            (
-                PlotSpec(
-                    "generic",
-                    "Second column against first",
-                    AxisSpec(GENERIC_COLUMNS[0], "First column", "see file"),
-                    AxisSpec(GENERIC_COLUMNS[1], "Second column", "see file"),
-                ),
-            ),
-        ),
-    ]
-
-
 class ProcedureView(TabWidget, QtWidgets.QWidget):
     """A tab of plots for the runs of one procedure, refreshed from memory by a GUI timer.
 
@@ -736,11 +396,10 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         curves = self.image_run
         if curves is None or "waterfall" not in self.plots:
             return
-        frames = curves.run.frames()
-        if frames is None:
+        newest = curves.run.newest_frames()
+        if newest is None:
             return
-        with curves.run.lock():
-            count, intensity, times = frames.view()
+        frames, count, intensity, times = newest
         key = (id(frames), count)
         if not count or key == self._image_key:
             return
@@ -796,6 +455,3 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
 def make_views(refresh_ms: int = 200) -> list[ProcedureView]:
     """Create one tab per procedure family (see :func:`view_specs`)."""
     return [ProcedureView(spec, refresh_ms=refresh_ms) for spec in view_specs()]
-
-
-ColorFactory = Callable[[int], QtGui.QColor]

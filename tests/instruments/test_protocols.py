@@ -406,3 +406,51 @@ def test_pm100_snapshot_lists_settings():
     with expected_protocol(ThorlabsPM100, pairs) as meter:
         snap = meter.snapshot()
     assert snap["wavelength_nm"] == 405 and snap["identity"].startswith("Thorlabs")
+
+
+def test_k6485_snapshot_reads_its_table_in_order():
+    pairs = [
+        ("*IDN?", "KEITHLEY INSTRUMENTS INC.,MODEL 6485,1234567,B04"),
+        ("CURR:NPLC?", "1"),
+        ("CURR:RANG?", "2.0E-06"),
+        ("CURR:RANG:AUTO?", "0"),
+        ("SYST:ZCH?", "0"),
+    ]
+    with expected_protocol(Keithley6485, pairs) as pa:
+        snap = pa.snapshot()
+    assert list(snap) == ["identity", "nplc", "current_range_a", "current_range_auto", "zero_check"]
+    assert snap["identity"].startswith("KEITHLEY") and snap["current_range_a"] == 2e-6
+    assert snap["current_range_auto"] is False and snap["zero_check"] is False
+
+
+def test_k6487_shutdown_goes_on_after_a_failed_step():
+    with expected_protocol(Keithley6487, []) as pa:
+        pa.write = Mock(side_effect=[OSError("bus gone"), None])
+        pa.shutdown()
+    assert [c.args[0] for c in pa.write.call_args_list] == ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
+    assert pa.isShutdown
+
+
+def test_constructor_keyword_overrides_connection_defaults_without_touching_them(monkeypatch):
+    from pymeasure.adapters import ProtocolAdapter
+
+    opened = {}
+
+    def fake_visa_adapter(resource, **kwargs):
+        opened.update(kwargs, resource=resource)
+        return ProtocolAdapter([])
+
+    monkeypatch.setattr("pymeasure.instruments.instrument.VISAAdapter", fake_visa_adapter)
+    wheel = FW102C("ASRL2::INSTR", timeout=1234)
+    assert wheel.name == "Thorlabs FW102C filter wheel"
+    assert opened == {
+        "resource": "ASRL2::INSTR",
+        "read_termination": "\r",
+        "write_termination": "\r",
+        "timeout": 1234,
+        "asrl": {"baud_rate": 115200},
+    }
+    opened["asrl"]["baud_rate"] = 9600  # an adapter that edits its settings
+    assert FW102C.CONNECTION["timeout"] == 5000
+    assert FW102C.CONNECTION["asrl"] == {"baud_rate": 115200}
+    assert SampleStage("ASRL3::INSTR", name="stage 2").name == "stage 2"
