@@ -307,7 +307,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _resume_run(args: argparse.Namespace) -> int:
     """Continue an interrupted lifetime run in the same file (``run lifetime --resume FILE``)."""
-    from perovlab_daq.lifetime_tools import execute_resume, plan_resume, simulated_bench_of
+    from perovlab_daq.resume import execute_resume, plan_resume, simulated_bench_of
 
     if args.procedure != "lifetime":
         raise UsageError("--resume applies to 'run lifetime' only")
@@ -334,7 +334,7 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 def _cmd_lifetime_fit(args: argparse.Namespace) -> int:
     from perovlab_daq.figures import AnalysisInputError
-    from perovlab_daq.lifetime_tools import (
+    from perovlab_daq.figures.lifetime_fit import (
         draw_lifetime_fit,
         format_fit_report,
         lifetime_fit_report,
