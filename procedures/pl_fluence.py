@@ -10,8 +10,9 @@ bleaching, segregation) shows as a difference between the two branches.
 Excitation (REFERENCE §3): CW power density I = P / A_spot (W/cm^2); for a pulsed source
 with repetition rate f, pulse energy E_p = P / f and fluence per pulse F = E_p / A_spot
 (J/cm^2, flat-top spot convention; the Gaussian peak fluence would be 2x for A = pi w^2 / 2).
-The analysis fits integrated PL = C x^k on the upward branch (x = power density or fluence)
-with :func:`perovlab_daq.analysis.power_law_slope`.
+The analysis (:mod:`perovlab_daq.figures.pl_fluence`) fits integrated PL = C x^k on the
+upward branch (x = power density or fluence) with
+:func:`perovlab_daq.analysis.power_law_slope`.
 """
 
 from __future__ import annotations

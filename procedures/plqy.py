@@ -5,7 +5,8 @@ Integrating sphere, three configurations (REFERENCE §3; de Mello et al., Adv. M
 (C) beam on the sample. Each spectrum is dark-subtracted and sensitivity-calibrated
 (:mod:`procedures._spectrum`), normalised to the laser power the power meter read during
 it, and :func:`perovlab_daq.analysis.plqy_de_mello` turns the three into absorptance and
-PLQY. [P1] Table 1 quotes PLQY under a 405 nm CW laser at 125 uW/cm^2, the default here.
+PLQY (:mod:`perovlab_daq.figures.plqy`). [P1] Table 1 quotes PLQY under a 405 nm CW laser
+at 125 uW/cm^2, the default here.
 
 Moving the sample between A, B and C:
 
