@@ -31,6 +31,7 @@ from perovlab_daq.figures import (
     plqy,
 )
 from perovlab_daq.figures._run import AnalysisInputError, close
+from procedures.registry import UnknownProcedureError, procedure_class
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ __all__ = [
     "procedure_name_of",
 ]
 
-#: Procedure name (``entry/procedure``) -> the module with its ``key_figures`` and ``draw``.
+#: Procedure name (``entry/procedure``) -> the module with its ``key_figures`` and ``draw``;
+#: one entry per procedure of :data:`procedures.registry.PROCEDURES`.
 FIGURES: dict[str, ModuleType] = {
     "el-spectra": el_spectra,
     "jlv": jlv,
@@ -67,12 +69,11 @@ def figures_module(name: str) -> ModuleType:
     AnalysisInputError
         If no installed procedure has that name (the message lists the known ones).
     """
-    module = FIGURES.get(str(name))
-    if module is None:
-        raise AnalysisInputError(
-            f"unknown procedure {str(name)[:80]!r} (known: {', '.join(sorted(FIGURES))})"
-        )
-    return module
+    try:
+        procedure_class(name)
+    except UnknownProcedureError as exc:
+        raise AnalysisInputError(str(exc)) from None
+    return FIGURES[str(name)]
 
 
 def procedure_name_of(path: str | Path) -> str:
