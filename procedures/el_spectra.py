@@ -23,9 +23,9 @@ from typing import Any, ClassVar
 
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
+from perovlab_daq.analysis.windows import window_peak_metrics
 from procedures._spectrum import (
     SpectrumAcquirer,
-    window_peak_metrics,
 )
 from procedures.base import DaqProcedure, ParameterError
 

@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 import numpy as np
 from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
 
+from perovlab_daq.analysis.windows import window_peak_metrics
 from procedures._laser import (
     CLAMP_TOLERANCE,
     LaserSpectroscopyProcedure,
     log_spaced,
 )
-from procedures._spectrum import window_peak_metrics
 from procedures.base import ParameterError
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,8 @@ from typing import ClassVar
 import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
+from perovlab_daq.analysis.windows import window_peak_metrics
 from procedures._laser import FixedExcitationProcedure
-from procedures._spectrum import (
-    window_peak_metrics,
-)
 
 log = logging.getLogger(__name__)
 

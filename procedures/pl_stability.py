@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pymeasure.experiment import FloatParameter, ListParameter
 
+from perovlab_daq.analysis.windows import window_peak_metrics
 from procedures._laser import POWER_MODES, FixedExcitationProcedure
 from procedures._spectrum import (
     SpectrumFrame,
-    window_peak_metrics,
 )
 from procedures.base import ParameterError
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from perovlab_daq.analysis.windows import window_peak_metrics
 from perovlab_daq.figures import _run
-from procedures._spectrum import window_peak_metrics
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from perovlab_daq.analysis.windows import window_peak_metrics
 from perovlab_daq.figures import _run
-from procedures._spectrum import window_peak_metrics
 from procedures.pl_stability import find_new_peaks
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from perovlab_daq.analysis import plqy_de_mello
+from perovlab_daq.analysis.windows import window_peak_metrics
 from perovlab_daq.figures import _run
 from perovlab_daq.figures._run import AnalysisInputError
 from procedures._laser import LASER_GUARD_NM
-from procedures._spectrum import window_peak_metrics
 from procedures.plqy import CONFIGURATIONS, EMISSION_HALF_WIDTH_FWHM
 
 log = logging.getLogger(__name__)
