@@ -564,16 +564,3 @@ class FixedExcitationProcedure(LaserSpectroscopyProcedure):
             step = corrected
             measured = self.read_power_w()
         return step, measured
-
-
-def pl_window(run: Any, laser_nm: float, grid: np.ndarray) -> tuple[float, float]:
-    """Return the PL analysis window of a run: the parameters, else laser + 20 nm to the end."""
-    from procedures._spectrum import run_parameter
-
-    low = float(run_parameter(run, "pl_window_low_nm", 0.0) or 0.0)
-    high = float(run_parameter(run, "pl_window_high_nm", 0.0) or 0.0)
-    if low <= 0:
-        low = (laser_nm if math.isfinite(laser_nm) else float(grid[0])) + LASER_GUARD_NM
-    if high <= 0:
-        high = float(grid[-1])
-    return low, high

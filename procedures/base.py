@@ -127,7 +127,7 @@ class DaqProcedure(Procedure):
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ()
     OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ()
     COLUMNS: ClassVar[dict[str, str]] = {}
-    #: Keys of ``analyze_results`` that summarise a run in one line (demo/sequence tables).
+    #: Key figures (``perovlab_daq.figures``) that summarise a run in one line (demo, sequence).
     SUMMARY_FIGURES: ClassVar[tuple[str, ...]] = ()
     #: Consecutive failures of one instrument call before the run stops ``failed``.
     MAX_CONSECUTIVE_FAILURES: ClassVar[int] = 5

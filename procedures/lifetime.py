@@ -21,7 +21,7 @@ every instrument call is retried with backoff and re-opens the connection (event
 ``retry``/``reopen``), a schedule slip is recorded as a ``gap`` event, and after
 ``max_consecutive_failures`` failures in a row the run stops ``failed`` with the output
 off. A run left ``interrupted`` can be continued in the same file with
-``perovlab-daq run lifetime --resume FILE`` (:mod:`perovlab_daq.lifetime_tools`); on the
+``perovlab-daq run lifetime --resume FILE`` (:mod:`perovlab_daq.resume`); on the
 simulated bench the device's ageing state is checkpointed into the file (events
 ``device_state``) so that the resumed device is the one that was interrupted.
 
@@ -31,13 +31,10 @@ See ``docs/procedures/lifetime.md`` for parameters, stop conditions and the anal
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,11 +46,25 @@ from pymeasure.experiment import (
     Parameter,
 )
 
+from procedures._lifetime_state import (
+    EVENT_DEVICE_STATE,
+    EVENT_GAP,
+    EVENT_RESUME,
+    EVENT_STOP,
+    S_PER_H,
+    ResumeState,
+    check_schedule,
+    device_state_message,
+    median_of_few,
+    parse_time_list,
+    read_resume_state,
+    restore_world,
+    sampling_interval_s,
+)
 from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
 
-S_PER_H = 3600.0
 DRIVE_MODES: tuple[str, ...] = ("current_density", "current", "voltage")
 #: Samples whose median is the live L0 (the analysis re-estimates L0 from the file).
 L0_SAMPLES = 5
@@ -64,143 +75,6 @@ STOP_CONFIRM_SAMPLES = 5
 STOP_TAIL_FRACTION = 0.03
 #: Consecutive in-compliance readings that end a constant-current run.
 COMPLIANCE_STOP_SAMPLES = 5
-#: Most periodic J-L-V sweeps in ``jlv_times``.
-MAX_JLV_SWEEPS = 100
-#: Event kinds written by this procedure that other code relies on.
-EVENT_DEVICE_STATE = "device_state"
-EVENT_STOP = "stop"
-EVENT_GAP = "gap"
-EVENT_RESUME = "resume"
-#: Event messages are stored in at most 1024 bytes (docs/hdf5-layout.md).
-_EVENT_MESSAGE_LIMIT = 1000
-
-
-# --------------------------------------------------------------------------- schedule
-def _median_of_few(values: list[float]) -> float:
-    """Return the median of a short list (numpy's median costs ~10 us per call on 5 values)."""
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return float(ordered[middle])
-    return 0.5 * (ordered[middle - 1] + ordered[middle])
-
-
-def sampling_interval_s(
-    stress_time_s: float, first_interval_s: float, interval_s: float, points_per_decade: int
-) -> float:
-    """Return the wait (s) before the next luminance sample at a given stress time.
-
-    Log-spaced early, linear later: successive sample times grow by the factor
-    10^(1/points_per_decade), i.e. the wait is stress_time x (10^(1/ppd) - 1), never
-    shorter than ``first_interval_s`` nor longer than ``interval_s``. The rule depends on
-    the stress time only, so a resumed run continues the same schedule.
-
-    Parameters
-    ----------
-    stress_time_s : float
-        Wall time under stress so far (s), >= 0.
-    first_interval_s : float
-        Shortest wait (s), used at the start.
-    interval_s : float
-        Longest wait (s), the linear sampling interval of the long tail.
-    points_per_decade : int
-        Samples per decade of time in the log-spaced part, >= 1.
-
-    Returns
-    -------
-    float
-        The wait in s.
-
-    Examples
-    --------
-    >>> round(sampling_interval_s(0.0, 1.0, 60.0, 20), 3)
-    1.0
-    >>> round(sampling_interval_s(100.0, 1.0, 60.0, 20), 3)
-    12.202
-    >>> sampling_interval_s(1e5, 1.0, 60.0, 20)
-    60.0
-    """
-    growth = 10.0 ** (1.0 / max(1, int(points_per_decade))) - 1.0
-    return float(min(interval_s, max(first_interval_s, max(0.0, stress_time_s) * growth)))
-
-
-def parse_time_list(text: str, name: str = "jlv_times") -> tuple[float, ...]:
-    """Parse a list of times in s such as ``"600, 3600 7200s"`` (commas, semicolons, spaces).
-
-    Parameters
-    ----------
-    text : str
-        The list; empty for none. Items are plain numbers, optionally followed by ``s``.
-    name : str
-        Parameter name for the error message.
-
-    Returns
-    -------
-    tuple of float
-        The times (s), sorted.
-
-    Raises
-    ------
-    ParameterError
-        Naming ``name`` for an item that is not a number >= 0, or too many items.
-    """
-    items = [item for item in re.split(r"[,;\s]+", str(text or "").strip()) if item]
-    values = []
-    for item in items:
-        token = item[:-1] if item[-1:] in {"s", "S"} else item
-        try:
-            value = float(token)
-        except ValueError:
-            raise ParameterError(
-                name, text, "times in s separated by commas, e.g. 600, 3600"
-            ) from None
-        if not math.isfinite(value) or value < 0:
-            raise ParameterError(name, text, "times in s, each a finite number >= 0")
-        values.append(value)
-    if len(values) > MAX_JLV_SWEEPS:
-        raise ParameterError(name, text, f"at most {MAX_JLV_SWEEPS} times")
-    return tuple(sorted(values))
-
-
-# --------------------------------------------------------------------------- resume
-@dataclass
-class ResumeState:
-    """Where an interrupted run stopped: what its continuation needs to carry on.
-
-    Built by :func:`perovlab_daq.lifetime_tools.read_resume_state` from the run file.
-
-    Attributes
-    ----------
-    segment : int
-        Index of the new segment (1 for the first resume).
-    time_offset_s : float
-        Wall time (s since the original run started) at which the new segment starts.
-    device_time_s : float
-        Device time (s) at which the stress resumes.
-    l0_cd_m2 : float
-        Initial luminance of the original run (relative luminance stays against it).
-    last_time_s : float
-        Wall time of the last row kept in the file.
-    last_device_time_s : float
-        Device time of the last row kept in the file.
-    world_state : dict or None
-        Saved ``World.state_dict()`` of the simulated device (None on real hardware).
-    jlv_done : int
-        Periodic J-L-V sweeps already done.
-    spectra_done : int
-        EL spectra already taken.
-    """
-
-    segment: int
-    time_offset_s: float
-    device_time_s: float
-    l0_cd_m2: float
-    last_time_s: float
-    last_device_time_s: float
-    world_state: dict[str, Any] | None = None
-    jlv_done: int = 0
-    spectra_done: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- procedure
@@ -352,24 +226,10 @@ class LifetimeProcedure(DaqProcedure):
         ParameterError
             Naming the parameter to change.
         """
-        first = float(values.get("first_interval", 1.0))
-        interval = float(values.get("interval", 60.0))
-        if first > interval:
-            raise ParameterError(
-                "first_interval", first, f"at most the linear interval ({interval:g} s)"
-            )
-        maximum = float(values.get("max_duration", 604800.0))
-        if interval > maximum:
-            raise ParameterError("interval", interval, f"at most max_duration ({maximum:g} s)")
+        times = check_schedule(values)
         mode = values.get("drive_mode", "current_density")
         if mode == "voltage" and float(values.get("voltage", 4.0)) <= 0:
             raise ParameterError("voltage", values.get("voltage"), "> 0 V for a voltage drive")
-        times = parse_time_list(values.get("jlv_times", "") or "")
-        late = [t for t in times if t >= maximum]
-        if late:
-            raise ParameterError(
-                "jlv_times", values.get("jlv_times"), f"times below max_duration ({maximum:g} s)"
-            )
         if times and mode != "voltage":
             top = float(values.get("jlv_stop_voltage", 6.0))
             limit = float(values.get("compliance_voltage", 12.0))
@@ -418,8 +278,6 @@ class LifetimeProcedure(DaqProcedure):
         self.jlv_schedule = parse_time_list(self.jlv_times)
         self.resume: ResumeState | None = None
         if self.resume_file:
-            from perovlab_daq.lifetime_tools import read_resume_state
-
             self.resume = read_resume_state(self.resume_file)
         self.segment = self.resume.segment if self.resume else 0
         self.time_origin = time.monotonic() - (self.resume.time_offset_s if self.resume else 0.0)
@@ -430,7 +288,8 @@ class LifetimeProcedure(DaqProcedure):
         self.jlv_done = self.resume.jlv_done if self.resume else 0
 
         if self.resume and self.resume.world_state is not None:
-            self._restore_world(self.resume.world_state)
+            level, message = restore_world(self.bench, self.resume)
+            self.emit_event(level, EVENT_RESUME, message)
 
         range_a = self.pd_range if self.pd_range > 0 else None
         self.call_with_retry(
@@ -480,23 +339,6 @@ class LifetimeProcedure(DaqProcedure):
                 compliance_voltage_v=self.compliance_voltage, nplc=self.nplc
             )
             self.smu.source_current = 0.0
-
-    def _restore_world(self, state: Mapping[str, Any]) -> None:
-        world = getattr(self.bench, "world", None)
-        if world is None:
-            self.emit_event(
-                "warning",
-                EVENT_RESUME,
-                "the file holds a simulated device state but this bench is not simulated: ignored",
-            )
-            return
-        world.load_state_dict(dict(state))
-        self.emit_event(
-            "info",
-            EVENT_RESUME,
-            "simulated device restored from its last saved ageing state "
-            f"(device time {self.resume.device_time_s / S_PER_H:.4g} h)",
-        )
 
     def _note_output_state_at_resume(self) -> None:
         """Record whether the source was still driving the pixel when the run was resumed."""
@@ -742,7 +584,7 @@ class LifetimeProcedure(DaqProcedure):
             if (
                 not stop_reason
                 and len(recent) == STOP_CONFIRM_SAMPLES
-                and _median_of_few(recent) < self.stop_fraction
+                and median_of_few(recent) < self.stop_fraction
             ):
                 stop_reason = (
                     f"L/L0 fell below {self.stop_fraction:g} at device time "
@@ -843,18 +685,12 @@ class LifetimeProcedure(DaqProcedure):
         world = getattr(self.bench, "world", None)
         if world is None or not hasattr(world, "state_dict"):
             return
-        state = world.state_dict()
-        record = {
-            "time_s": round(time.monotonic() - self.time_origin, 6),
-            "device_time_s": self._device_time_s(),
-            "segment": self.segment,
-            "world": state,
-        }
-        text = json.dumps(record, separators=(",", ":"))
-        if len(text) > _EVENT_MESSAGE_LIMIT:
-            state = {k: v for k, v in state.items() if k != "rng_state"}
-            record["world"] = state
-            text = json.dumps(record, separators=(",", ":"))
+        text = device_state_message(
+            time.monotonic() - self.time_origin,
+            self._device_time_s(),
+            self.segment,
+            world.state_dict(),
+        )
         self.emit("event", {"level": "info", "kind": EVENT_DEVICE_STATE, "message": text})
 
     def _take_spectrum(self) -> None:
@@ -954,19 +790,3 @@ class LifetimeProcedure(DaqProcedure):
         self.smu.output_enabled = True
 
     # ------------------------------------------------------------------ analysis and report
-    @classmethod
-    def analyze_results(cls, run: Any) -> dict[str, float | str]:
-        """Return the key figures of a lifetime run, from what the file holds.
-
-        See :func:`perovlab_daq.lifetime_tools.lifetime_figures`.
-        """
-        from perovlab_daq.lifetime_tools import lifetime_figures
-
-        return lifetime_figures(run)
-
-    @classmethod
-    def draw_report(cls, run: Any, figure: Any) -> None:
-        """Draw L/L0 (linear and log time), voltage, T-markers and EL peak against time."""
-        from perovlab_daq.lifetime_tools import draw_lifetime_report
-
-        draw_lifetime_report(run, figure)

@@ -26,12 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pymeasure.experiment import FloatParameter, ListParameter
 
-from procedures._laser import POWER_MODES, FixedExcitationProcedure, pl_window
+from perovlab_daq.analysis.windows import window_peak_metrics
+from procedures._laser import POWER_MODES, FixedExcitationProcedure
 from procedures._spectrum import (
     SpectrumFrame,
-    run_columns,
-    run_frames,
-    window_peak_metrics,
 )
 from procedures.base import ParameterError
 
@@ -200,77 +198,3 @@ class PlStabilityProcedure(FixedExcitationProcedure):
             relative_intensity=relative,
             new_peak_count=float(len(peaks)),
         )
-
-    # -- analysis ------------------------------------------------------------------------
-    @classmethod
-    def analyze_results(cls, run: Any) -> dict[str, float | str]:
-        """Return the centre shift, FWHM change, final relative PL and the new peaks.
-
-        The new peaks are those of the last spectrum absent from the first one.
-        """
-        data = run_columns(run, "time", "power_density")
-        frames = run_frames(run)
-        laser_nm = (
-            float(data["laser_wavelength"].iloc[0]) if "laser_wavelength" in data else math.nan
-        )
-        low, high = pl_window(run, laser_nm, frames.wavelength)
-        figures = window_peak_metrics(frames.wavelength, frames.intensity, low, high)
-        centre, fwhm = figures["centre_wavelength"], figures["fwhm"]
-        integral = figures["integrated"]
-        peaks = find_new_peaks(
-            frames.wavelength, frames.intensity[0], frames.intensity[-1], low, high
-        )
-        times = (
-            frames.context["time_s"].to_numpy()
-            if "time_s" in frames.context
-            else frames.context["time"].to_numpy()
-        )
-        result: dict[str, float | str] = {
-            "duration_s": float(times[-1] - times[0]),
-            "spectra_count": float(len(frames)),
-            "power_density_w_cm2": float(np.nanmean(data["power_density"])),
-            "initial_centre_nm": float(centre[0]),
-            "final_centre_nm": float(centre[-1]),
-            "centre_shift_nm": float(centre[-1] - centre[0]),
-            "max_centre_shift_nm": float(np.nanmax(np.abs(centre - centre[0]))),
-            "initial_fwhm_nm": float(fwhm[0]),
-            "fwhm_change_nm": float(fwhm[-1] - fwhm[0]),
-            "final_relative_intensity": float(integral[-1] / integral[0])
-            if integral[0]
-            else math.nan,
-            "new_peak_count": float(len(peaks)),
-            "new_peaks_nm": ", ".join(f"{p:.1f}" for p in peaks) if len(peaks) else "none",
-        }
-        first_new = np.flatnonzero(frames.context.get("new_peak_count", np.zeros(len(frames))) > 0)
-        if first_new.size:
-            result["new_peaks_first_seen_s"] = float(times[first_new[0]] - times[0])
-        return result
-
-    @classmethod
-    def draw_report(cls, run: Any, figure: Any) -> None:
-        """Draw spectra over time, centre and FWHM against time, and relative PL."""
-        figures = cls.analyze_results(run)
-        frames = run_frames(run)
-        data = run_columns(run, "time")
-        laser_nm = (
-            float(data["laser_wavelength"].iloc[0]) if "laser_wavelength" in data else math.nan
-        )
-        low, high = pl_window(run, laser_nm, frames.wavelength)
-        keep = (frames.wavelength >= low) & (frames.wavelength <= high)
-        axes = figure.subplots(2, 2)
-        colours = np.linspace(0.0, 1.0, max(len(frames), 2))
-        for colour, row in zip(colours, frames.intensity, strict=False):
-            axes[0, 0].plot(frames.wavelength[keep], row[keep], color=(colour, 0.2, 1 - colour))
-        axes[0, 0].set_title(
-            f"spectra (blue first, red last); new peaks: {figures['new_peaks_nm']}"
-        )
-        axes[0, 0].set_xlabel("wavelength (nm)")
-        axes[0, 1].plot(data["time"], data["centre_wavelength"], "o-")
-        axes[0, 1].set_ylabel("centre (nm)")
-        axes[0, 1].set_xlabel("time (s)")
-        axes[1, 0].plot(data["time"], data["fwhm"], "o-")
-        axes[1, 0].set_ylabel("FWHM (nm)")
-        axes[1, 0].set_xlabel("time (s)")
-        axes[1, 1].plot(data["time"], data["relative_intensity"], "o-")
-        axes[1, 1].set_ylabel("integrated PL / first")
-        axes[1, 1].set_xlabel("time (s)")

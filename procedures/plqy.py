@@ -5,7 +5,8 @@ Integrating sphere, three configurations (REFERENCE §3; de Mello et al., Adv. M
 (C) beam on the sample. Each spectrum is dark-subtracted and sensitivity-calibrated
 (:mod:`procedures._spectrum`), normalised to the laser power the power meter read during
 it, and :func:`perovlab_daq.analysis.plqy_de_mello` turns the three into absorptance and
-PLQY. [P1] Table 1 quotes PLQY under a 405 nm CW laser at 125 uW/cm^2, the default here.
+PLQY (:mod:`perovlab_daq.figures.plqy`). [P1] Table 1 quotes PLQY under a 405 nm CW laser
+at 125 uW/cm^2, the default here.
 
 Moving the sample between A, B and C:
 
@@ -22,7 +23,6 @@ Emission is on only while each configuration's spectrum and power are measured.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -30,8 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pymeasure.experiment import FloatParameter, ListParameter
 
-from procedures._laser import LASER_GUARD_NM, POWER_MODES, LaserSpectroscopyProcedure
-from procedures._spectrum import run_columns, run_frames, run_parameter, window_peak_metrics
+from procedures._laser import POWER_MODES, LaserSpectroscopyProcedure
 from procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
@@ -214,101 +213,4 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
             "plqy",
             f"configuration {configuration} measured at {power:.4g} W "
             f"({frame.integration_time_s:g} s x {frame.averages})",
-        )
-
-    # -- analysis ------------------------------------------------------------------------
-    @classmethod
-    def configuration_spectra(cls, run: Any) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
-        """Return (grid, {A, B, C: spectrum normalised to the mean laser power}, laser nm)."""
-        from perovlab_daq.figures import AnalysisInputError
-
-        data = run_columns(run, "configuration", "excitation_power", "laser_wavelength")
-        frames = run_frames(run)
-        if "configuration" not in frames.context:
-            raise AnalysisInputError("spectra frames lack the 'configuration' context")
-        configs = frames.context["configuration"].to_numpy(dtype=float)
-        powers = (
-            frames.context["excitation_power_w"].to_numpy(dtype=float)
-            if "excitation_power_w" in frames.context
-            else np.ones(len(frames))
-        )
-        mean_power = float(np.nanmean(powers))
-        spectra: dict[str, np.ndarray] = {}
-        for index, name in enumerate(CONFIGURATIONS):
-            rows = np.flatnonzero(configs == index)
-            if rows.size == 0:
-                raise AnalysisInputError(f"missing the configuration {name} spectrum")
-            row = rows[-1]
-            scale = mean_power / powers[row] if powers[row] > 0 else 1.0
-            spectra[name] = frames.intensity[row] * scale
-        return frames.wavelength, spectra, float(data["laser_wavelength"].iloc[0])
-
-    @classmethod
-    def windows(
-        cls, run: Any, grid: np.ndarray, spectra: Mapping[str, np.ndarray], laser_nm: float
-    ) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Return the laser and emission windows (nm) used for the de Mello integrals."""
-        half = float(run_parameter(run, "laser_half_width_nm", 10.0))
-        laser = (laser_nm - half, laser_nm + half)
-        low = float(run_parameter(run, "emission_window_low_nm", 0.0) or 0.0)
-        high = float(run_parameter(run, "emission_window_high_nm", 0.0) or 0.0)
-        floor = laser[1] + LASER_GUARD_NM / 2
-        if low <= 0 or high <= 0:
-            figures = window_peak_metrics(grid, spectra["C"], laser_nm + LASER_GUARD_NM, grid[-1])
-            centre, fwhm = float(figures["centre_wavelength"][0]), float(figures["fwhm"][0])
-            if not (math.isfinite(centre) and math.isfinite(fwhm)):
-                centre, fwhm = (laser_nm + LASER_GUARD_NM + grid[-1]) / 2, grid[-1]
-            low = low if low > 0 else centre - EMISSION_HALF_WIDTH_FWHM * fwhm
-            high = high if high > 0 else centre + EMISSION_HALF_WIDTH_FWHM * fwhm
-        emission = (max(low, floor), min(high, float(grid[-1])))
-        return laser, emission
-
-    @classmethod
-    def analyze_results(cls, run: Any) -> dict[str, float | str]:
-        """Return PLQY and absorptance (percent) with the windows and excitation used."""
-        from perovlab_daq.analysis import plqy_de_mello
-
-        grid, spectra, laser_nm = cls.configuration_spectra(run)
-        laser, emission = cls.windows(run, grid, spectra, laser_nm)
-        plqy, absorptance = plqy_de_mello(
-            grid, spectra["A"], spectra["B"], spectra["C"], laser, emission
-        )
-        data = run_columns(run, "power_density")
-        figures = window_peak_metrics(grid, spectra["C"], *emission)
-        return {
-            "plqy_pct": 100.0 * plqy,
-            "absorptance_pct": 100.0 * absorptance,
-            "power_density_w_cm2": float(np.nanmean(data["power_density"])),
-            "emission_peak_nm": float(figures["peak_wavelength"][0]),
-            "laser_window": f"{laser[0]:.1f}-{laser[1]:.1f} nm",
-            "emission_window": f"{emission[0]:.1f}-{emission[1]:.1f} nm",
-        }
-
-    @classmethod
-    def draw_report(cls, run: Any, figure: Any) -> None:
-        """Draw the A, B and C spectra (laser and emission regions) with the windows."""
-        figures = cls.analyze_results(run)
-        grid, spectra, laser_nm = cls.configuration_spectra(run)
-        laser, emission = cls.windows(run, grid, spectra, laser_nm)
-        axes = figure.subplots(1, 2)
-        for ax, (low, high), what in (
-            (axes[0], laser, "laser window"),
-            (axes[1], emission, "emission window"),
-        ):
-            # A margin either side of the laser window; none below the emission window,
-            # whose lower side is the laser line that would swamp the scale.
-            pad = 0.3 * (high - low) if what == "laser window" else 0.0
-            keep = (grid >= low - pad) & (grid <= high + pad)
-            top = 0.0
-            for name in CONFIGURATIONS:
-                ax.plot(grid[keep], spectra[name][keep], label=name)
-                top = max(top, float(np.max(spectra[name][keep])))
-            ax.axvspan(low, high, color="0.85", zorder=0)
-            ax.set_ylim(-0.05 * top, 1.1 * top)
-            ax.set_xlabel(f"wavelength (nm); shaded: {what}")
-            ax.set_ylabel("spectral power (W/nm)")
-            ax.legend(loc="best")
-        axes[0].set_title(
-            f"PLQY {figures['plqy_pct']:.1f} %, absorptance {figures['absorptance_pct']:.1f} % "
-            f"at {figures['power_density_w_cm2']:.3g} W/cm$^2$"
         )

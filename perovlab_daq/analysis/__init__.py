@@ -42,6 +42,7 @@ from perovlab_daq.analysis.spectra import (
     plqy_de_mello,
     power_law_slope,
 )
+from perovlab_daq.analysis.windows import band_integrals, noise_sigma, window_peak_metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ __all__ = [
     "AccelerationFit",
     "PeakMetrics",
     "PowerLawFit",
+    "band_integrals",
     "calibrate_spectrum",
     "cie_xy",
     "collected_fraction",
@@ -67,9 +69,11 @@ __all__ = [
     "luminance_from_radiance",
     "luminous_efficacy_lm_w",
     "new_peaks",
+    "noise_sigma",
     "optical_power_from_photocurrent",
     "peak_metrics",
     "plqy_de_mello",
     "power_law_slope",
     "radiance_from_photocurrent",
+    "window_peak_metrics",
 ]

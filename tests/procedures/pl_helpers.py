@@ -2,7 +2,7 @@
 
 :class:`RecordedRun` captures what a procedure emits and offers the part of the loaded-run
 interface the analysis uses (``data``, ``frames(stream)``, ``procedure``), so
-``analyze_results`` is tested on exactly what the procedure recorded.
+``perovlab_daq.figures`` is tested on exactly what the procedure recorded.
 """
 
 from __future__ import annotations

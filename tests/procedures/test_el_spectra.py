@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from perovlab_daq.figures import el_spectra as el_spectra_figures
 from procedures.base import ParameterError
 from procedures.el_spectra import ElSpectraProcedure, parse_levels
 
@@ -27,7 +28,7 @@ def test_qd_in_matrix_el_is_stable_to_10_v_and_shifts_above_15_v() -> None:
     assert abs(centre[2] - centre[0]) < 1.0  # [P2]: no EL shift at 10 V
     assert 3.0 < centre[3] - centre[0] < 7.0  # [P2]: about 5 nm above 15 V
     assert data["voltage"].to_numpy() == pytest.approx([3, 6, 10, 16], abs=0.01)
-    figures = ElSpectraProcedure.analyze_results(run)
+    figures = el_spectra_figures.key_figures(run)
     assert figures["brightest_centre_nm"] == pytest.approx(662.0, abs=2.0)
     assert figures["brightest_fwhm_nm"] == pytest.approx(32.0, abs=2.0)
     assert not data["saturated"].any()

@@ -18,11 +18,13 @@ import pytest
 from perovlab_daq.bench import Bench, sim_bench
 from perovlab_daq.calibration import load_calibration_csv
 from perovlab_daq.figures import AnalysisInputError
+from perovlab_daq.figures.jlv import draw as draw_jlv_report
+from perovlab_daq.figures.jlv import key_figures as jlv_key_figures
+from perovlab_daq.figures.jlv import recompute_jlv
 from procedures.base import ParameterError
 from procedures.jlv import (
     JlvProcedure,
     PhotometricFactors,
-    jlv_key_figures,
     parse_bias_list,
     parse_el_bias,
     sweep_voltages,
@@ -47,7 +49,7 @@ class FrameSet:
 
 @dataclass
 class MemoryRun:
-    """What analyze_results reads, assembled from the records a procedure emitted."""
+    """What perovlab_daq.figures.jlv reads, assembled from the records a procedure emitted."""
 
     data: pd.DataFrame
     parameters: dict[str, Any]
@@ -143,7 +145,7 @@ def matrix_run() -> Recorded:
 
 @pytest.fixture(scope="module")
 def matrix_figures(matrix_run: Recorded) -> dict[str, Any]:
-    return JlvProcedure.analyze_results(matrix_run.as_run())
+    return jlv_key_figures(matrix_run.as_run())
 
 
 # --------------------------------------------------------------------------- parameters
@@ -292,7 +294,6 @@ def test_qd_only_luminance_peaks_near_5_v_and_drops_beyond() -> None:
     figures = jlv_key_figures(recorded.as_run())
     assert figures["voltage_at_max_luminance_v"] == pytest.approx(5.0, abs=0.3)
     assert figures["max_luminance_cd_m2"] == pytest.approx(410.0, rel=0.15)
-    from procedures.jlv import recompute_jlv
 
     rows = recompute_jlv(recorded.as_run()).rows
     at_8_v = rows[rows["voltage"] > 7.9]["luminance"].iloc[0]
@@ -520,7 +521,7 @@ def test_report_draws_four_panels(matrix_run: Recorded, tmp_path: Any) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(11, 8.5))
-    JlvProcedure.draw_report(matrix_run.as_run(), figure)
+    draw_jlv_report(matrix_run.as_run(), figure)
     assert len(figure.axes) == 4
     assert len(figure.axes[3].child_axes) == 1  # the CIE diagram inset
     figure.savefig(tmp_path / "report.png")

@@ -23,14 +23,13 @@ import numpy as np
 import pytest
 
 from perovlab_daq.bench import sim_bench
-from perovlab_daq.lifetime_tools import (
+from perovlab_daq.figures.lifetime import key_figures as lifetime_figures
+from perovlab_daq.figures.lifetime_fit import (
     draw_lifetime_fit,
-    execute_resume,
     format_fit_report,
-    lifetime_figures,
     lifetime_fit_report,
-    plan_resume,
 )
+from perovlab_daq.resume import execute_resume, plan_resume
 from perovlab_daq.runner import RunInputError, execute_run, plan_run
 from perovlab_daq.sim.world import World
 from perovlab_daq.storage import HDF5Results, recover

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from perovlab_daq.bench import Bench, sim_bench
+from perovlab_daq.figures import plqy as plqy_figures
 from procedures.pl_fluence import PlFluenceProcedure
 from procedures.pl_spectrum import PlSpectrumProcedure
 from procedures.pl_stability import PlStabilityProcedure
@@ -119,7 +120,7 @@ def test_plqy_with_operator_prompt_instead_of_stage() -> None:
         procedure.execute()
         procedure.shutdown()
         assert [m.split("configuration ")[1][0] for m in asked] == ["A", "B", "C"]
-        figures = PlqyProcedure.analyze_results(run)
+        figures = plqy_figures.key_figures(run)
         assert figures["plqy_pct"] == pytest.approx(32.1, abs=3.0)
         assert not laser_emitting(bench)
 

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from perovlab_daq.figures import pl_fluence as pl_fluence_figures
+from perovlab_daq.figures import pl_spectrum as pl_spectrum_figures
+from perovlab_daq.figures import pl_stability as pl_stability_figures
+from perovlab_daq.figures import plqy as plqy_figures
 from perovlab_daq.sim.presets import PRESETS
 from procedures.pl_fluence import PlFluenceProcedure
 from procedures.pl_spectrum import PlSpectrumProcedure
@@ -36,7 +40,7 @@ def test_pl_spectrum_reports_table1_peak_and_fwhm(preset: str) -> None:
             {"power_mode": "power density", "power_density_w_cm2": 60.0, "averages": 2},
         )
         assert not laser_emitting(bench)
-    figures = PlSpectrumProcedure.analyze_results(run)
+    figures = pl_spectrum_figures.key_figures(run)
     assert figures["peak_wavelength_nm"] == pytest.approx(peak_nm, abs=2.0)
     assert figures["fwhm_nm"] == pytest.approx(fwhm_nm, abs=2.0)
     assert figures["power_density_w_cm2"] == pytest.approx(60.0, rel=0.03)
@@ -53,7 +57,7 @@ def test_plqy_gives_table1_within_3_points(preset: str) -> None:
         run = run_procedure(PlqyProcedure, bench, {"max_integration_time_s": 1.0})
         assert not laser_emitting(bench)
         assert bench["sample_stage"].position == "STAGE"
-    figures = PlqyProcedure.analyze_results(run)
+    figures = plqy_figures.key_figures(run)
     assert figures["plqy_pct"] == pytest.approx(plqy_pct, abs=3.0)
     assert figures["power_density_w_cm2"] == pytest.approx(125e-6, rel=0.03)
     assert list(run.data["configuration"]) == [0, 1, 2]
@@ -76,7 +80,7 @@ def test_pl_fluence_recovers_power_law_exponent(preset: str, sweep_down: bool) -
             },
         )
         assert not laser_emitting(bench)
-    figures = PlFluenceProcedure.analyze_results(run)
+    figures = pl_fluence_figures.key_figures(run)
     expected = PRESETS[preset].film.power_law_exponent
     assert figures["power_law_exponent"] == pytest.approx(expected, abs=0.05)
     data = run.data
@@ -106,7 +110,7 @@ def test_pl_fluence_pulsed_reports_fluence_per_pulse() -> None:
     area = bench.config.setup["laser_spot_area_cm2"]
     expected = data["excitation_power"] / 2.5e6 / area
     assert data["fluence"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-9)
-    figures = PlFluenceProcedure.analyze_results(run)
+    figures = pl_fluence_figures.key_figures(run)
     assert figures["excitation_axis"] == "fluence"
 
 
@@ -123,7 +127,7 @@ def test_pl_stability_flags_segregation_peaks_of_matrix_film() -> None:
             },
         )
         assert not laser_emitting(bench)
-    figures = PlStabilityProcedure.analyze_results(run)
+    figures = pl_stability_figures.key_figures(run)
     peaks = [float(p) for p in str(figures["new_peaks_nm"]).split(",")]
     assert any(abs(p - 650) < 10 for p in peaks)
     assert any(abs(p - 700) < 10 for p in peaks)
@@ -144,7 +148,7 @@ def test_pl_stability_qd_in_matrix_shows_no_shift() -> None:
                 "interval_s": 0.5,
             },
         )
-    figures = PlStabilityProcedure.analyze_results(run)
+    figures = pl_stability_figures.key_figures(run)
     assert figures["new_peak_count"] == 0
     assert abs(figures["max_centre_shift_nm"]) < 0.5
     assert abs(figures["fwhm_change_nm"]) < 0.5

@@ -2,8 +2,14 @@
 
 ``perovlab-daq analyze`` and ``perovlab-daq report`` read any file that follows
 ``docs/hdf5-layout.md`` (ours, or one written by another program), look at
-``entry/procedure`` and hand the loaded run to that procedure's ``analyze_results`` or
-``draw_report`` (``docs/architecture.md`` section 6).
+``entry/procedure`` and hand the loaded run to that procedure's module here
+(:data:`FIGURES`): ``figures/<procedure>.py`` with ``key_figures(run) -> dict`` and
+``draw(run, figure)`` (``docs/architecture.md`` section 6). Those modules read the run
+through :mod:`perovlab_daq.figures._run` and compute with :mod:`perovlab_daq.analysis`.
+The acceleration-fit report of ``perovlab-daq lifetime-fit`` is
+:mod:`perovlab_daq.figures.lifetime_fit`.
+
+This package imports neither the runner nor the CLI: they import it.
 """
 
 from __future__ import annotations
@@ -12,13 +18,62 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from perovlab_daq.figures import (
+    el_spectra,
+    jlv,
+    lifetime,
+    pl_fluence,
+    pl_spectrum,
+    pl_stability,
+    plqy,
+)
+from perovlab_daq.figures._run import AnalysisInputError, close
+from procedures.registry import UnknownProcedureError, procedure_class
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "FIGURES",
+    "AnalysisInputError",
+    "analyse_and_store",
+    "analyze_file",
+    "analyze_files",
+    "default_jobs",
+    "draw_report",
+    "figures_module",
+    "load_run",
+    "procedure_name_of",
+]
 
-class AnalysisInputError(ValueError):
-    """A file lacks what a figure needs; the message says what is missing."""
+#: Procedure name (``entry/procedure``) -> the module with its ``key_figures`` and ``draw``;
+#: one entry per procedure of :data:`procedures.registry.PROCEDURES`.
+FIGURES: dict[str, ModuleType] = {
+    "el-spectra": el_spectra,
+    "jlv": jlv,
+    "lifetime": lifetime,
+    "pl-fluence": pl_fluence,
+    "pl-spectrum": pl_spectrum,
+    "pl-stability": pl_stability,
+    "plqy": plqy,
+}
+
+
+def figures_module(name: str) -> ModuleType:
+    """Return the figures module of the procedure called ``name``.
+
+    Raises
+    ------
+    AnalysisInputError
+        If no installed procedure has that name (the message lists the known ones).
+    """
+    try:
+        procedure_class(name)
+    except UnknownProcedureError as exc:
+        raise AnalysisInputError(str(exc)) from None
+    return FIGURES[str(name)]
 
 
 def procedure_name_of(path: str | Path) -> str:
@@ -59,21 +114,23 @@ def procedure_name_of(path: str | Path) -> str:
         ) from None
 
 
-def load_run(path: str | Path) -> tuple[type, Any]:
-    """Return (procedure class, loaded run) for a file."""
-    from perovlab_daq.runner import RunInputError, get_procedure_class
+def load_run(path: str | Path) -> tuple[str, Any]:
+    """Return (procedure name, loaded run) for a file.
+
+    Raises
+    ------
+    AnalysisInputError
+        If the file names no installed procedure or its layout cannot be loaded.
+    """
     from perovlab_daq.storage import HDF5Results
 
     name = procedure_name_of(path)
-    try:
-        cls = get_procedure_class(name)
-    except RunInputError as exc:
-        raise AnalysisInputError(str(exc)) from None
+    figures_module(name)
     try:
         run = HDF5Results.load(str(path))
     except Exception as exc:  # noqa: BLE001 - report any unreadable layout as bad input
         raise AnalysisInputError(f"cannot load the run: {exc}") from None
-    return cls, run
+    return name, run
 
 
 def analyze_file(path: str | Path, *, store: bool = True) -> dict[str, Any]:
@@ -87,10 +144,10 @@ def analyze_file(path: str | Path, *, store: bool = True) -> dict[str, Any]:
         Write the figures into the file's ``entry/analysis`` (skipped, with a log
         message, when the file is read-only).
     """
-    cls, run = load_run(path)
+    name, run = load_run(path)
     try:
         try:
-            figures = dict(cls.analyze_results(run))
+            figures = dict(figures_module(name).key_figures(run))
         except AnalysisInputError:
             raise
         except (KeyError, ValueError) as exc:
@@ -101,7 +158,7 @@ def analyze_file(path: str | Path, *, store: bool = True) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001 - the figures are printed anyway
                 log.warning("%s: figures not stored in the file (%s)", path, exc)
     finally:
-        _close(run)
+        close(run)
     return figures
 
 
@@ -170,15 +227,16 @@ def analyze_files(
 def analyse_and_store(procedure_cls: type, run: Any) -> dict[str, Any]:
     """Compute a finished run's key figures and store them in its ``entry/analysis``.
 
-    Used at the end of every run (runner, GUI). Never raises: an analysis that fails is
-    recorded as an ``analysis`` error event and ``{}`` is returned, so a run is never
-    lost to its analysis.
+    Used at the end of every run (runner, GUI). ``procedure_cls`` is the run's procedure
+    class; its ``NAME`` selects the figures module (a procedure without one gets ``{}``).
+    Never raises: an analysis that fails is recorded as an ``analysis`` error event and
+    ``{}`` is returned, so a run is never lost to its analysis.
     """
-    analyse = getattr(procedure_cls, "analyze_results", None)
-    if analyse is None:
+    module = FIGURES.get(str(getattr(procedure_cls, "NAME", "")))
+    if module is None:
         return {}
     try:
-        figures = dict(analyse(run))
+        figures = dict(module.key_figures(run))
     except Exception as exc:  # noqa: BLE001 - a failed analysis must not lose the run
         log.error("analysis of %s failed: %s", getattr(run, "data_filename", run), exc)
         try:
@@ -203,23 +261,14 @@ def draw_report(path: str | Path, output: str | Path) -> Path:
     out = Path(output)
     if out.suffix.lower() not in {".png", ".pdf"}:
         raise AnalysisInputError(f"report output {str(out)!r} must end in .png or .pdf")
-    cls, run = load_run(path)
+    name, run = load_run(path)
     try:
         figure = Figure(figsize=(11, 8.5), layout="constrained")
-        cls.draw_report(run, figure)
+        figures_module(name).draw(run, figure)
         figure.suptitle(f"{Path(path).name}")
         figure.savefig(out, dpi=110)
     except (KeyError, ValueError) as exc:
         raise AnalysisInputError(str(exc)) from None
     finally:
-        _close(run)
+        close(run)
     return out
-
-
-def _close(run: Any) -> None:
-    close = getattr(run, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception as exc:  # noqa: BLE001
-            log.debug("closing %r: %s", run, exc)

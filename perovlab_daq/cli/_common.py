@@ -1,0 +1,172 @@
+"""What every ``perovlab-daq`` command shares.
+
+Exit codes, usage errors, the bench options, safe stop on signals, progress and the
+printing of key figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """Bad input on the command line: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors raise :class:`UsageError` instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number >= 1 (``--jobs``); argparse reports anything else as a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the mutually exclusive ``--sim [PRESET]`` / ``--bench FILE`` options."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--sim",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PRESET",
+        help="use the simulated bench, optionally with a sample preset (default qd-in-matrix)",
+    )
+    group.add_argument("--bench", type=Path, metavar="FILE", help="bench file (YAML)")
+    parser.add_argument("--seed", type=int, default=None, help="noise seed of the simulated bench")
+
+
+def bench_config_from_args(args: argparse.Namespace) -> Any:
+    """Return the :class:`~perovlab_daq.bench.BenchConfig` the options ask for.
+
+    Neither option means the simulated bench, so a newcomer's first command works.
+    """
+    from perovlab_daq.bench import load_bench, sim_bench
+
+    if getattr(args, "bench", None) is not None:
+        if args.seed is not None:
+            raise UsageError("--seed applies to the simulated bench only (use --sim)")
+        return load_bench(args.bench)
+    preset = getattr(args, "sim", None) or None
+    return sim_bench(preset, seed=getattr(args, "seed", None))
+
+
+def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set expects NAME=VALUE, got {pair!r}")
+        values[name.strip()] = value.strip()
+    return values
+
+
+class StopFlag(threading.Event):
+    """An event that remembers why it was set (signal name)."""
+
+    reason = ""
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: StopFlag) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into a safe stop of the run instead of an exception."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("%s again: already stopping safely", name)
+            return
+        stop.reason = name
+        print(f"\n{name}: stopping safely (outputs off, file closed)...", file=sys.stderr)
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Progress:
+    """A rich progress bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.interactive = sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_logged = -10.0
+
+    def __enter__(self) -> Progress:
+        if self.interactive:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f} %"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.title, total=100)
+        else:
+            print(f"{self.title}: started", file=sys.stderr, flush=True)
+        return self
+
+    def update(self, percent: float, message: str = "") -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=percent)
+        elif percent - self._last_logged >= 10 or percent >= 100:
+            self._last_logged = percent
+            print(f"{self.title}: {percent:5.1f} %", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def print_outcome(outcome: Any, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(outcome.summary()))
+        return
+    print(f"file:   {outcome.path}")
+    print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+    for key, value in outcome.figures.items():
+        print(f"  {key}: {format_figure(value)}")
+
+
+def format_figure(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

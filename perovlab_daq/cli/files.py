@@ -1,0 +1,98 @@
+"""The ``perovlab-daq`` commands ``analyze``, ``report`` and ``lifetime-fit``.
+
+Key figures and pictures of run files (:mod:`perovlab_daq.figures`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from perovlab_daq.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    UsageError,
+    format_figure,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _cmd_lifetime_fit(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import AnalysisInputError
+    from perovlab_daq.figures.lifetime_fit import (
+        draw_lifetime_fit,
+        format_fit_report,
+        lifetime_fit_report,
+    )
+    from perovlab_daq.runner import jsonable
+
+    for path in args.files:
+        if not path.exists():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if args.output is not None and args.output.suffix.lower() not in {".png", ".pdf"}:
+        raise UsageError(f"-o {args.output}: the figure must be a .png or .pdf file")
+    for value in args.at or []:
+        if not (value > 0 and value < 1e7):
+            raise UsageError(f"--at {value}: a luminance from 0 to 1e7 cd/m^2 (exclusive)")
+    try:
+        report = lifetime_fit_report(args.files, at=args.at or [100.0, 1000.0])
+    except AnalysisInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.output is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(7, 5), layout="constrained")
+        draw_lifetime_fit(args.files, figure, report=report)
+        figure.savefig(args.output, dpi=110)
+    print(json.dumps(report, default=jsonable) if args.json else format_fit_report(report))
+    return EXIT_OK
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import analyze_files
+
+    results: dict[str, Any] = {}
+    code = EXIT_OK
+    for path, figures in analyze_files(args.files, store=not args.no_store, jobs=args.jobs):
+        if isinstance(figures, FileNotFoundError):
+            print(f"error: {path}: no such file", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        if isinstance(figures, Exception):
+            print(f"error: {path}: {figures}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        results[str(path)] = figures
+        if not args.json:
+            print(f"{path}:")
+            for key, value in figures.items():
+                print(f"  {key}: {format_figure(value)}")
+    if args.json:
+        from perovlab_daq.runner import jsonable
+
+        print(json.dumps({p: {k: jsonable(v) for k, v in f.items()} for p, f in results.items()}))
+    return code
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import AnalysisInputError, draw_report
+
+    try:
+        out = draw_report(args.file, args.output)
+    except FileNotFoundError:
+        print(f"error: {args.file}: no such file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AnalysisInputError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"report: {out}")
+    return EXIT_OK
