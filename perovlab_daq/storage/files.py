@@ -1,24 +1,29 @@
-"""Opening and syncing run files: the h5py options every handle of this package uses.
+"""Creating, opening and syncing run files: the h5py options every handle here uses.
 
 Every HDF5 handle on a run file goes through :func:`open_hdf5` (the layout's format
 version, no HDF5 file locking, a small chunk cache); :func:`open_rw` and
-:func:`open_for_reading` add the retries a shared file needs; :func:`fsync_file` makes a
-written file and its directory entry durable; :func:`disk_unusable` tells a full or
-read-only disk from other write errors.
+:func:`open_for_reading` add the retries a shared file needs; :func:`create_run_file`
+creates a new run atomically; :func:`update_closed_file` changes a closed run durably;
+:func:`fsync_file` makes a written file and its directory entry durable;
+:func:`disk_unusable` tells a full or read-only disk from other write errors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import h5py
 
 from . import layout
 from .errors import StorageError
 from .journal import fsync_directory
+from .layout import RunFileWriter
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +118,66 @@ def disk_unusable(exc: BaseException | None) -> bool:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
+    """Write the skeleton of a new run under a temporary name, then link it into place.
+
+    A process killed while creating leaves either no run file or a complete one (never
+    a torn skeleton without a journal); the link fails if the name is taken, so a run is
+    never overwritten.
+
+    Raises
+    ------
+    StorageError
+        If ``path`` exists or the folder is missing or unwritable.
+    """
+    folder = path.parent
+    temporary = folder / f".{path.name}.{os.getpid()}.creating"
+    if path.exists():
+        raise StorageError(f"{path} already exists; runs are never overwritten")
+    try:
+        # 0o644 (minus umask): run files are never world-writable.
+        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.close(fd)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the run file {path}: {exc.strerror or exc}. "
+            f"Check that the folder {folder} exists and is writable."
+        ) from exc
+    try:
+        writer = RunFileWriter(header)
+        with open_hdf5(temporary, "w") as file:
+            writer.write_skeleton(file)
+        writer.file = None
+        fsync_file(temporary)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise StorageError(f"{path} already exists; runs are never overwritten") from None
+        except OSError:  # file system without hard links: exclusive rename-free path
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.close(fd)
+            os.replace(temporary, path)
+        fsync_directory(folder)
+    except StorageError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot write the run file {path}: {exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+    return writer
+
+
+def update_closed_file(path: Path, change: Callable[[h5py.File], None]) -> None:
+    """Apply ``change(file)`` to a closed run file opened for writing, then sync it.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or written.
+    """
+    with open_rw(path) as file:
+        change(file)
+    fsync_file(path)

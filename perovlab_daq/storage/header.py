@@ -1,15 +1,19 @@
-"""The description of a run written at its start: procedure, columns, parameters, instruments.
+"""The procedure side of a run file: its header written from a procedure, and back.
 
 :func:`run_header` turns a pymeasure procedure and what the runner knows about the bench
 into the header :class:`~perovlab_daq.storage.layout.RunFileWriter` writes into the file
-skeleton and the journal keeps for recovery.
+skeleton and the journal keeps for recovery. :func:`procedure_from_info` rebuilds a
+procedure from a file's description: its class is the one installed under the file's
+procedure name (``procedures.registry``); nothing read from a file is imported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pymeasure.experiment import Procedure
@@ -17,6 +21,7 @@ from pymeasure.experiment import Procedure
 import perovlab_daq
 
 from . import layout
+from .reader import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +154,44 @@ def run_header(
         "durability_interval_s": float(durability_interval_s),
         "power_loss_safe": bool(power_loss_safe),
     }
+
+
+def procedure_from_info(info: RunInfo, procedure_class: type | None, path: Path) -> Procedure:
+    """Return a procedure of ``procedure_class`` (default: the registered one) set from ``info``.
+
+    A stored value is matched to a parameter by key, else by display name; a parameter the
+    file lacks keeps its default, and a value the parameter refuses is logged and skipped.
+
+    Raises
+    ------
+    procedures.registry.UnknownProcedureError
+        If ``procedure_class`` is None and no procedure is installed under ``info.procedure``.
+    """
+    if procedure_class is None:
+        from procedures.registry import UnknownProcedureError
+        from procedures.registry import procedure_class as registered
+
+        try:
+            procedure_class = registered(info.procedure)
+        except UnknownProcedureError as exc:
+            raise UnknownProcedureError(
+                f"{path}: {exc}; pass procedure_class= to load a run of a procedure that is "
+                "not installed"
+            ) from None
+    procedure = procedure_class()
+    by_name = {info.parameter_names[key]: value for key, value in info.parameters.items()}
+    for key, parameter in procedure.parameter_objects().items():
+        if key in info.parameters:
+            value = info.parameters[key]
+        elif parameter.name in by_name:
+            value = by_name[parameter.name]
+        else:
+            log.warning("parameter %r not in %s; keeping its default", key, path)
+            continue
+        try:
+            setattr(procedure, key, parameter.convert(value) if value is not None else None)
+        except (ValueError, TypeError) as exc:
+            log.warning("parameter %r: stored value %r refused (%s)", key, value, exc)
+    with contextlib.suppress(Exception):
+        procedure.refresh_parameters()
+    return procedure

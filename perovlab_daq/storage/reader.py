@@ -11,7 +11,7 @@ holds open.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,26 +173,33 @@ def read_events(entry: h5py.Group) -> list[dict[str, Any]]:
     return [{name: values[i] for name, values in columns.items()} for i in range(count)]
 
 
-def read_rows(file: h5py.File, columns: ColumnSpecs, have: int) -> tuple[dict[str, Any], int]:
-    """Return ``({key: rows have..available}, available)`` of every column, or ``({}, 0)``."""
+def read_rows(
+    file: h5py.File, columns: ColumnSpecs, have: int, rows: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """Return ``({key: rows have..available}, available)`` of every column, or ``({}, 0)``.
+
+    ``rows``: the row count the file's own writer has reached (a file it holds open);
+    default: the shortest column.
+    """
     group = file["entry/data"] if "entry/data" in file else None
     if group is None:
         return {}, 0
     datasets = [group[name] for _key, name, _units in columns if name in group]
     if len(datasets) != len(columns):
         return {}, 0
-    available = min((len(d) for d in datasets), default=0)
+    available = min((len(d) for d in datasets), default=0) if rows is None else rows
     keys = [key for key, _name, _units in columns]
     return {key: ds[have:available] for key, ds in zip(keys, datasets, strict=True)}, available
 
 
 def read_columns(
-    file: h5py.File, columns: ColumnSpecs, keys: Sequence[str]
+    file: h5py.File, columns: ColumnSpecs, keys: Sequence[str], rows: int | None = None
 ) -> dict[str, np.ndarray]:
     """Return the named columns (known ones only) up to the row every column has reached.
 
     One read per column asked for; the other columns are never read. A column the file
-    lacks makes the result empty (a file that is not a complete run).
+    lacks makes the result empty (a file that is not a complete run). ``rows`` as for
+    :func:`read_rows`.
     """
     names = {key: name for key, name, _units in columns}
     wanted = [key for key in dict.fromkeys(keys) if key in names]
@@ -202,14 +209,13 @@ def read_columns(
     present = [key for key in wanted if names[key] in group]
     if len(present) < len(wanted):
         return {}
-    if file.swmr_mode:
-        for key in present:
-            group[names[key]].refresh()
-    # All columns end at the same row except in a file a writer is extending.
-    available = min(
-        (len(group[name]) for _key, name, _units in columns if name in group), default=0
-    )
-    return {key: group[names[key]][:available] for key in present}
+    if rows is None:
+        if file.swmr_mode:
+            for key in present:
+                group[names[key]].refresh()
+        # All columns end at the same row except in a file a writer is extending.
+        rows = min((len(group[name]) for _key, name, _units in columns if name in group), default=0)
+    return {key: group[names[key]][:rows] for key in present}
 
 
 def stream_names(file: h5py.File) -> list[str]:
@@ -274,8 +280,14 @@ def read_frames(
     )
 
 
-def frame_blocks(count: int, block_frames: int, start: int, stop: int | None) -> range:
-    """Return the first frame of each block of ``block_frames`` in ``start..stop``.
+def iter_blocks(
+    read: Callable[[int, int], np.ndarray],
+    count: int,
+    block_frames: int,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first, read(first, last))`` for blocks of ``block_frames`` of ``start..stop``.
 
     Raises
     ------
@@ -284,7 +296,25 @@ def frame_blocks(count: int, block_frames: int, start: int, stop: int | None) ->
     """
     if block_frames < 1:
         raise ValueError(f"block_frames must be >= 1, got {block_frames}")
-    return range(start, count if stop is None else min(stop, count), block_frames)
+    end = count if stop is None else min(stop, count)
+    for first in range(start, end, block_frames):
+        yield first, read(first, min(first + block_frames, end))
+
+
+def iter_file_frames(
+    file: h5py.File, stream: str, block_frames: int, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield the spectra of ``stream`` in ``file`` in blocks (see :func:`iter_blocks`).
+
+    Raises
+    ------
+    KeyError
+        If the run has no such stream (yet).
+    """
+    dataset = frame_group(file, stream)["intensity"]
+    if file.swmr_mode:
+        dataset.refresh()
+    yield from iter_blocks(lambda a, b: dataset[a:b], len(dataset), block_frames, start, stop)
 
 
 def segment_ranges(segment: np.ndarray | None, rows: int) -> list[tuple[int, int, int]]:
@@ -392,12 +422,7 @@ class RunReader:
             If the run has no such stream (yet).
         """
         with self._open() as file:
-            dataset = frame_group(file, stream)["intensity"]
-            if file.swmr_mode:
-                dataset.refresh()
-            end = len(dataset) if stop is None else min(stop, len(dataset))
-            for first in frame_blocks(len(dataset), block_frames, start, stop):
-                yield first, dataset[first : min(first + block_frames, end)]
+            yield from iter_file_frames(file, stream, block_frames, start, stop)
 
     def streams(self) -> list[str]:
         """Names of the frame streams of this run."""

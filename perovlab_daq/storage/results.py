@@ -36,20 +36,22 @@ from pymeasure.experiment.procedure import UnknownProcedure
 
 from . import layout
 from .errors import StorageError
-from .files import fsync_file, open_for_reading, open_rw
-from .header import column_specs, describe_instrument, run_header
+from .files import open_for_reading, update_closed_file
+from .header import column_specs, describe_instrument, procedure_from_info, run_header
+from .layout import RunFileWriter
 from .reader import (
     FrameSet,
     RunInfo,
-    frame_blocks,
     frame_group,
+    iter_blocks,
+    iter_file_frames,
     read_columns,
     read_frames,
     read_rows,
     read_run_info,
     stream_names,
 )
-from .writer import LiveRunWriter, RunState, append_closed_event, new_event
+from .writer import LiveRunWriter, RunState, new_event
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +291,10 @@ class HDF5Results(Results):
         if self.error is not None:  # the disk failed: never touch the file again
             log.error("event %s kept in memory only (storage failed): %s", kind, message)
         elif self._mode == "read":  # a closed or loaded run: append to the file itself
-            append_closed_event(self.path, event)
+            try:
+                update_closed_file(self.path, lambda file: _append_closed_event(file, event))
+            except OSError as exc:
+                log.error("event %s not stored in %s: %s", kind, self.path, exc)
 
     def set_status(self, status: int | str, reason: str | None = None) -> None:
         """Set the run status (string or pymeasure number) and, for failures, the reason."""
@@ -329,9 +334,9 @@ class HDF5Results(Results):
             self._live.queue("analysis", analysis)
             return
         try:
-            with open_rw(self.path) as file:
-                layout.write_mapping(layout.analysis_group(file), analysis)
-            fsync_file(self.path)
+            update_closed_file(
+                self.path, lambda file: layout.write_mapping(layout.analysis_group(file), analysis)
+            )
         except OSError as exc:
             raise StorageError(f"cannot write the analysis into {self.path}: {exc}") from exc
         self._state.analysis.update(analysis)
@@ -422,17 +427,9 @@ class HDF5Results(Results):
     def data(self) -> pd.DataFrame:
         """The data rows as a DataFrame; each call appends only rows new since the last."""
         have = 0 if self._data is None else len(self._data)
-        with self._lock:
-            if self._live_writer():
-                available = self._live.file_writer.rows
-                datasets = self._live.file_writer.column_datasets
-                new = {
-                    key: ds[have:available]
-                    for key, ds in zip(self._column_keys, datasets, strict=True)
-                }
-            else:
-                with self._reader() as file:
-                    new, available = read_rows(file, self._columns, have) if file else ({}, 0)
+        with self._source() as (file, live):
+            rows = None if live is None else live.rows
+            new, available = read_rows(file, self._columns, have, rows) if file else ({}, 0)
         if self._data is None:
             self._data = pd.DataFrame({key: pd.Series(dtype="f8") for key in self._column_keys})
         if available > have and new:
@@ -450,16 +447,22 @@ class HDF5Results(Results):
         return self._live is not None and self._live.live
 
     @contextlib.contextmanager
-    def _reader(self) -> Iterator[h5py.File | None]:
-        """Open the file for one read (never held open, so writers can re-open it)."""
-        if self._mode == "write":
-            yield None  # not started, or the writer is between sessions: use the cache
-            return
-        file = open_for_reading(self.path)
-        try:
-            yield file
-        finally:
-            file.close()
+    def _source(self) -> Iterator[tuple[h5py.File | None, RunFileWriter | None]]:
+        """Hold the lock and give the file to read and, while it writes, the live writer.
+
+        While the writer thread has the file open it is shared under the lock (its
+        writer knows how far each dataset is written); otherwise the file is opened for
+        this one read and never held, so a writer can re-open it. ``None``: a new run
+        not started, or its writer between sessions.
+        """
+        with self._lock:
+            if self._live_writer():
+                yield self._live.file, self._live.file_writer
+            elif self._mode == "write":
+                yield None, None
+            else:
+                with open_for_reading(self.path) as file:
+                    yield file, None
 
     def read_columns(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Return only the named data columns as arrays; columns the run lacks are left out.
@@ -481,14 +484,9 @@ class HDF5Results(Results):
         wanted = [key for key in dict.fromkeys(keys) if key in self._units]
         if self._data is not None and len(self._data) and not self._live_writer():
             return {key: self._data[key].to_numpy() for key in wanted}
-        with self._lock:
-            if self._live_writer():
-                available = self._live.file_writer.rows
-                datasets = self._live.file_writer.column_datasets
-                by_key = dict(zip(self._column_keys, datasets, strict=True))
-                return {key: by_key[key][:available] for key in wanted}
-            with self._reader() as file:
-                return {} if file is None else read_columns(file, self._columns, wanted)
+        with self._source() as (file, live):
+            rows = None if live is None else live.rows
+            return {} if file is None else read_columns(file, self._columns, wanted, rows)
 
     def frames(self, stream: str = "spectra", *, with_intensity: bool = True) -> FrameSet:
         """Return the frames of ``stream`` (wavelength, 2-D intensity, context columns).
@@ -507,16 +505,11 @@ class HDF5Results(Results):
         KeyError
             If the run has no such stream (yet).
         """
-        with self._lock:
-            if self._live_writer():
-                count = self._live.file_writer.frames.get(stream)
-                if count is None:
-                    raise KeyError(f"no frame stream {stream!r} in {self.path}")
-                return read_frames(self._live.file, stream, count, with_intensity)
-            with self._reader() as file:
-                if file is None:
-                    raise KeyError(f"no frame stream {stream!r} in {self.path}")
-                return read_frames(file, stream, None, with_intensity)
+        with self._source() as (file, live):
+            count = None if live is None else live.frames.get(stream)
+            if file is None or (live is not None and count is None):
+                raise KeyError(f"no frame stream {stream!r} in {self.path}")
+            return read_frames(file, stream, count, with_intensity)
 
     def iter_frames(
         self,
@@ -548,36 +541,28 @@ class HDF5Results(Results):
             If the run has no such stream (yet).
         """
         with self._lock:
-            live = self._live_writer()
-        if live:
-            # The writer thread shares the file: hold the lock for one block at a time.
-            count = self._live.file_writer.frames.get(stream)
-            if count is None:
-                raise KeyError(f"no frame stream {stream!r} in {self.path}")
-            end = count if stop is None else min(stop, count)
-            for first in frame_blocks(count, block_frames, start, stop):
-                with self._lock:
-                    dataset = frame_group(self._live.file, stream)["intensity"]
-                    block = dataset[first : min(first + block_frames, end)]
-                yield first, block
+            live = self._live.file_writer if self._live_writer() else None
+        if live is None:
+            with self._source() as (file, _live):
+                if file is None:
+                    raise KeyError(f"no frame stream {stream!r} in {self.path}")
+                yield from iter_file_frames(file, stream, block_frames, start, stop)
             return
-        with self._reader() as file:
-            if file is None:
-                raise KeyError(f"no frame stream {stream!r} in {self.path}")
-            dataset = frame_group(file, stream)["intensity"]
-            if file.swmr_mode:
-                dataset.refresh()
-            end = len(dataset) if stop is None else min(stop, len(dataset))
-            for first in frame_blocks(len(dataset), block_frames, start, stop):
-                yield first, dataset[first : min(first + block_frames, end)]
+        # The writer thread shares the file: hold the lock for one block at a time.
+        count = live.frames.get(stream)
+        if count is None:
+            raise KeyError(f"no frame stream {stream!r} in {self.path}")
+
+        def read(first: int, last: int) -> np.ndarray:
+            with self._lock:
+                return frame_group(live.file, stream)["intensity"][first:last]
+
+        yield from iter_blocks(read, count, block_frames, start, stop)
 
     def streams(self) -> list[str]:
         """Names of the frame streams of this run."""
-        with self._lock:
-            if self._live_writer():
-                return list(self._live.file_writer.frames)
-            with self._reader() as file:
-                return [] if file is None else stream_names(file)
+        with self._source() as (file, _live):
+            return [] if file is None else stream_names(file)
 
     # ------------------------------------------------------------------ loading
     @staticmethod
@@ -642,42 +627,9 @@ class HDF5Results(Results):
         return ""
 
 
-def procedure_from_info(info: RunInfo, procedure_class: type | None, path: Path) -> Procedure:
-    """Return a procedure of ``procedure_class`` (default: the registered one) set from ``info``.
-
-    A stored value is matched to a parameter by key, else by display name; a parameter the
-    file lacks keeps its default, and a value the parameter refuses is logged and skipped.
-
-    Raises
-    ------
-    procedures.registry.UnknownProcedureError
-        If ``procedure_class`` is None and no procedure is installed under ``info.procedure``.
-    """
-    if procedure_class is None:
-        from procedures.registry import UnknownProcedureError
-        from procedures.registry import procedure_class as registered
-
-        try:
-            procedure_class = registered(info.procedure)
-        except UnknownProcedureError as exc:
-            raise UnknownProcedureError(
-                f"{path}: {exc}; pass procedure_class= to load a run of a procedure that is "
-                "not installed"
-            ) from None
-    procedure = procedure_class()
-    by_name = {info.parameter_names[key]: value for key, value in info.parameters.items()}
-    for key, parameter in procedure.parameter_objects().items():
-        if key in info.parameters:
-            value = info.parameters[key]
-        elif parameter.name in by_name:
-            value = by_name[parameter.name]
-        else:
-            log.warning("parameter %r not in %s; keeping its default", key, path)
-            continue
-        try:
-            setattr(procedure, key, parameter.convert(value) if value is not None else None)
-        except (ValueError, TypeError) as exc:
-            log.warning("parameter %r: stored value %r refused (%s)", key, value, exc)
-    with contextlib.suppress(Exception):
-        procedure.refresh_parameters()
-    return procedure
+def _append_closed_event(file: h5py.File, event: Mapping[str, Any]) -> None:
+    """Append ``event`` to the open file of a closed run (if it has an events group)."""
+    if "entry/events/time" in file:
+        writer = RunFileWriter({})
+        writer.file = file
+        writer.append_closed_events([event])

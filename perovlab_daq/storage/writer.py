@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import shutil
 import threading
 import time
@@ -31,9 +30,8 @@ import numpy as np
 
 from . import layout
 from .errors import DiskFullError, StorageError
-from .files import disk_unusable, fsync_file, open_hdf5, open_rw
-from .journal import Journal, fsync_directory, journal_path
-from .layout import RunFileWriter
+from .files import create_run_file, disk_unusable, fsync_file, open_hdf5, open_rw
+from .journal import Journal, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -82,69 +80,6 @@ def new_event(state: RunState, level: str, kind: str, message: str) -> dict[str,
         "kind": str(kind),
         "message": str(message),
     }
-
-
-def append_closed_event(path: Path, event: Mapping[str, Any]) -> None:
-    """Append ``event`` to the file of a closed run and sync it (errors are logged)."""
-    try:
-        with open_rw(path) as file:
-            if "entry/events/time" in file:
-                writer = RunFileWriter({})
-                writer.file = file
-                writer.append_closed_events([event])
-        fsync_file(path)
-    except OSError as exc:
-        log.error("event %s not stored in %s: %s", event.get("kind"), path, exc)
-
-
-def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
-    """Write the skeleton of a new run under a temporary name, then link it into place.
-
-    A process killed while creating leaves either no run file or a complete one (never
-    a torn skeleton without a journal); the link fails if the name is taken, so a run is
-    never overwritten.
-
-    Raises
-    ------
-    StorageError
-        If ``path`` exists or the folder is missing or unwritable.
-    """
-    folder = path.parent
-    temporary = folder / f".{path.name}.{os.getpid()}.creating"
-    if path.exists():
-        raise StorageError(f"{path} already exists; runs are never overwritten")
-    try:
-        # 0o644 (minus umask): run files are never world-writable.
-        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        os.close(fd)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create the run file {path}: {exc.strerror or exc}. "
-            f"Check that the folder {folder} exists and is writable."
-        ) from exc
-    try:
-        writer = RunFileWriter(header)
-        with open_hdf5(temporary, "w") as file:
-            writer.write_skeleton(file)
-        writer.file = None
-        fsync_file(temporary)
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            raise StorageError(f"{path} already exists; runs are never overwritten") from None
-        except OSError:  # file system without hard links: exclusive rename-free path
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            os.close(fd)
-            os.replace(temporary, path)
-        fsync_directory(folder)
-    except StorageError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"cannot write the run file {path}: {exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-    return writer
 
 
 class LiveRunWriter:
