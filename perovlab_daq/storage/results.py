@@ -231,12 +231,10 @@ class HDF5Results(Results):
         self._live.start()
 
     def append_row(self, record: Mapping[str, Any]) -> None:
-        """Queue one data row ``{column: value}``; missing columns are stored as NaN.
+        """Queue one data row ``{column: value}`` (see :meth:`LiveRunWriter.append_row`).
 
-        Raises
-        ------
-        StorageError
-            If writing has failed (disk full, folder gone) or the file is closed.
+        A new run's instance routes this straight to its writer; a loaded run raises
+        :class:`StorageError`.
         """
         self.start()  # a loaded run: raises (a new run's rows go to its writer directly)
 
@@ -246,19 +244,11 @@ class HDF5Results(Results):
             self.start()
         self._live.append_rows(columns)
 
-    def append_frame(
-        self,
-        stream: str = "spectra",
-        *,
-        wavelength: Any,
-        intensity: Any,
-        context: Mapping[str, Any] | None = None,
-        units: Mapping[str, str] | None = None,
-        intensity_units: str = "counts",
-    ) -> None:
-        """Queue one array frame (a spectrum) with its per-frame context.
+    def append_frame(self, stream: str = "spectra", **frame: Any) -> None:
+        """Queue one array frame (``wavelength``, ``intensity``, ``context``, ``units``...).
 
-        ``time`` (seconds since the run started) is added to the context if absent.
+        See :meth:`LiveRunWriter.append_frame
+        <perovlab_daq.storage.writer.LiveRunWriter.append_frame>`.
 
         Raises
         ------
@@ -269,14 +259,7 @@ class HDF5Results(Results):
         """
         if self._live is None:
             self.start()
-        self._live.append_frame(
-            stream,
-            wavelength=wavelength,
-            intensity=intensity,
-            context=context,
-            units=units,
-            intensity_units=intensity_units,
-        )
+        self._live.append_frame(stream, **frame)
 
     def add_event(self, level: str, kind: str, message: str) -> None:
         """Record a time-stamped event (warning, fault, retry, pause...).
