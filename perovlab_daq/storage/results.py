@@ -210,6 +210,7 @@ class HDF5Results(Results):
 
     @property
     def _start_time(self) -> str:
+        """ISO 8601 time the run started ('' before)."""
         return self._state.start_time
 
     # ------------------------------------------------------------------ writing
