@@ -4,7 +4,8 @@ The acquisition thread only queues records (a deque append per row); one writer 
 commits them to the SQLite journal in group commits (every quarter durability interval,
 or every :attr:`LiveRunWriter.WAKE_ROWS` rows), appends them to the SWMR HDF5 file in
 column chunks and flushes the file every half durability interval. Before a batch goes
-into HDF5 the free disk space is checked, so a full disk ends the run with
+into HDF5 the free disk space is checked (:mod:`~perovlab_daq.storage.batches`), so a
+full disk ends the run with
 :class:`~perovlab_daq.storage.DiskFullError` and a closable file instead of an HDF5 write
 error; any writer failure is kept and raised at the next record.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import shutil
 import threading
 import time
 import weakref
@@ -25,20 +25,15 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from . import layout
-from .errors import DiskFullError, StorageError
+from .batches import batch_bytes, chunk_bytes, ensure_room, frame_batch, rows_to_array
+from .errors import StorageError
 from .files import create_run_file, disk_unusable, fsync_file, open_hdf5, open_rw
 from .journal import Journal, journal_path
 
 log = logging.getLogger(__name__)
-
-#: Room kept free on the disk for closing the run file (status, events, analysis).
-DISK_RESERVE_BYTES = 1024 * 1024
-#: Above this much free space the per-batch disk check does nothing more than one statvfs.
-DISK_COMFORTABLE_BYTES = 64 * 1024 * 1024
 
 _NAN = float("nan")
 
@@ -425,7 +420,7 @@ class LiveRunWriter:
             others.append(self._other.popleft())
         flushes = []
         journal = self._journal
-        values = self._rows_to_array(batch) if batch else None
+        values = rows_to_array(batch, self._columns, self._warned_columns) if batch else None
         if values is not None:
             journal.append("rows", {}, {"values": values})
         frames: dict[str, list] = {}
@@ -442,7 +437,9 @@ class LiveRunWriter:
                 journal.append(kind, payload)
                 if kind == "metadata":
                     self.state.run_metadata.update(payload)
-        frame_batches = [self._frame_batch(stream, items) for stream, items in frames.items()]
+        frame_batches = [
+            frame_batch(stream, items, self._units) for stream, items in frames.items()
+        ]
         for meta, arrays, _batch in frame_batches:
             journal.append("frames", meta, arrays)
         journal.commit()  # the durable point: a kill from here on loses nothing above
@@ -468,107 +465,17 @@ class LiveRunWriter:
         self._pending_frames -= sum(len(items) for items in frames.values())
         return flushes
 
-    def _frame_batch(self, stream: str, items: list[tuple[Any, ...]]) -> tuple[Any, Any, Any]:
-        """Stack the queued frames of one stream: journal meta and arrays, HDF5 batch."""
-        wavelength = items[0][1]
-        intensity = np.stack([item[2] for item in items])
-        keys: list[str] = []
-        for item in items:
-            keys.extend(k for k in item[3] if k not in keys)
-        context = {k: np.array([item[3].get(k, _NAN) for item in items]) for k in keys}
-        units = {}
-        for item in items:
-            units.update(item[4])
-        context_units = {
-            k: units.get(k) or self._units.get(k) or layout.KNOWN_UNITS.get(k, "") for k in keys
-        }
-        meta = {
-            "stream": stream,
-            "context_units": context_units,
-            "intensity_units": items[0][5],
-            "keys": keys,
-        }
-        arrays = {"wavelength": wavelength, "intensity": intensity}
-        arrays.update({f"ctx{i}": context[k] for i, k in enumerate(keys)})
-        return meta, arrays, (stream, wavelength, intensity, context, context_units, items[0][5])
-
     def _check_disk_space(
         self, values: np.ndarray | None, frame_batches: list[tuple[Any, ...]], events: list[Any]
     ) -> int:
-        """Stop the run before HDF5 would meet a full disk; return the batch's bytes.
-
-        A write that fails inside HDF5 leaves the library in a state where closing the
-        file (or just exiting) can crash the process. So a batch goes into the HDF5 file
-        only if the disk has room for it, for what HDF5 still holds in its chunk cache
-        since the last flush, for one new chunk of every dataset, and for closing the
-        file; otherwise :class:`DiskFullError` ends the run with the file closable.
-        """
-        batch_bytes = 0 if values is None else values.nbytes
-        for _stream, _wavelength, intensity, context, _units, _iunits in frame_batches:
-            batch_bytes += intensity.nbytes + sum(np.asarray(v).nbytes for v in context.values())
-        batch_bytes += 512 * len(events)
-        try:
-            free = shutil.disk_usage(self.path.parent).free
-        except OSError as exc:
-            raise StorageError(f"cannot check free space in {self.path.parent}: {exc}") from exc
-        if free >= DISK_COMFORTABLE_BYTES:
-            return batch_bytes
-        needed = batch_bytes + self._unflushed_bytes + self._chunk_bytes() + DISK_RESERVE_BYTES
-        if free < needed:
-            raise DiskFullError(
-                f"disk full: {free / 1e6:.2f} MB free in {self.path.parent}, writing on "
-                f"needs {needed / 1e6:.2f} MB; the run stopped with everything recorded so "
-                "far kept"
-            )
-        return batch_bytes
+        """Stop the run before HDF5 would meet a full disk; return the batch's bytes."""
+        size = batch_bytes(values, frame_batches, events)
+        ensure_room(self.path.parent, size + self._unflushed_bytes, self._chunk_bytes)
+        return size
 
     def _chunk_bytes(self) -> int:
-        """Return the bytes of one chunk of every chunked dataset in the run file."""
-        total = 0
-
-        def visit(_name: str, item: Any) -> None:
-            nonlocal total
-            if isinstance(item, h5py.Dataset) and item.chunks is not None:
-                total += int(np.prod(item.chunks)) * item.dtype.itemsize
-
         with self.lock:
-            if self.file is not None:
-                self.file.visititems(visit)
-        return total
-
-    def _rows_to_array(self, batch: list[tuple[Any, ...]]) -> np.ndarray:
-        width = len(self._column_keys)
-        try:
-            values = np.array(batch, dtype=np.float64)
-            if values.shape == (len(batch), width):
-                return values
-        except (TypeError, ValueError):
-            pass
-        values = np.full((len(batch), width), np.nan)
-        for row_index, row in enumerate(batch):
-            for col_index, value in enumerate(row[:width]):
-                values[row_index, col_index] = self._to_float(col_index, value)
-        return values
-
-    def _to_float(self, col_index: int, value: Any) -> float:
-        if isinstance(value, bool | int | float | np.number):
-            return float(value)
-        units = self._columns[col_index][2]
-        magnitude = getattr(value, "magnitude", None)
-        if magnitude is not None and hasattr(value, "m_as"):  # pint Quantity
-            try:
-                return float(value.m_as(units)) if units else float(magnitude)
-            except Exception:  # noqa: BLE001 - wrong dimension: stored as NaN
-                pass
-        elif isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                return float(value)
-        key = self._column_keys[col_index]
-        if key not in self._warned_columns:
-            self._warned_columns.add(key)
-            hint = " (arrays go in frames, not rows)" if np.ndim(value) else ""
-            log.warning("column %r: value %r is not a number; stored as NaN%s", key, value, hint)
-        return _NAN
+            return 0 if self.file is None else chunk_bytes(self.file)
 
     def _restructure(self, change: Any) -> None:
         """Leave SWMR mode, apply ``change(writer)``, and resume SWMR (new objects only)."""

@@ -456,7 +456,7 @@ def test_run_stops_before_hdf5_meets_a_full_disk(tmp_path: Path, monkeypatch) ->
     """
     from collections import namedtuple
 
-    import perovlab_daq.storage.writer as results_module
+    import perovlab_daq.storage.batches as results_module
     from perovlab_daq.storage import DiskFullError
 
     usage = namedtuple("usage", "total used free")
