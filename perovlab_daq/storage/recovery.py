@@ -23,6 +23,7 @@ import numpy as np
 
 from . import layout
 from .errors import StorageError
+from .files import fsync_file, open_hdf5
 from .journal import Journal, fsync_directory, journal_path, writer_alive
 from .layout import RunFileWriter
 
@@ -101,7 +102,7 @@ def recover(path: str | os.PathLike[str]) -> RecoveryReport:
     if not run_path.exists():
         raise StorageError(f"no run file and no journal at {run_path}")
     try:
-        with h5py.File(run_path, "r", locking=False) as file:
+        with open_hdf5(run_path, "r") as file:
             status = str(file["entry"].attrs.get("status", ""))
             rows = _row_count(file)
         if status in layout.TERMINAL_STATUSES or status == layout.QUEUED:
@@ -141,11 +142,7 @@ def _temporary_path(run_path: Path) -> Path:
 
 
 def _replace(temporary: Path, run_path: Path) -> None:
-    fd = os.open(temporary, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(temporary)
     os.replace(temporary, run_path)
     fsync_directory(run_path.parent)
 
@@ -167,7 +164,7 @@ def _rebuild_from_journal(run_path: Path, journal_file: Path) -> RecoveryReport:
         run_metadata: dict[str, Any] = {}
         fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         os.close(fd)
-        with h5py.File(temporary, "w", libver=layout.LIBVER, locking=False) as file:
+        with open_hdf5(temporary, "w") as file:
             writer.write_skeleton(file)
             for kind, meta, arrays in records:
                 if kind == "start":
@@ -249,7 +246,7 @@ def _rebuild_from_journal(run_path: Path, journal_file: Path) -> RecoveryReport:
 def _salvage_hdf5(run_path: Path) -> RecoveryReport:
     """Copy what an SWMR-flagged file without a journal holds into a clean file."""
     try:
-        source = h5py.File(run_path, "r", swmr=True, locking=False)
+        source = open_hdf5(run_path, "r", swmr=True)
     except OSError as exc:
         raise StorageError(
             f"{run_path} cannot be read and has no journal; nothing can be recovered ({exc})"
@@ -258,7 +255,7 @@ def _salvage_hdf5(run_path: Path) -> RecoveryReport:
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
     try:
-        with source, h5py.File(temporary, "w", libver=layout.LIBVER, locking=False) as target:
+        with source, open_hdf5(temporary, "w") as target:
             for name, value in source.attrs.items():
                 target.attrs[name] = value
             for name in source:

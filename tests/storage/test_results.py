@@ -17,7 +17,6 @@ import numpy as np
 import psutil
 import pytest
 from pymeasure.experiment import Procedure, Worker
-from pymeasure.experiment.procedure import UnknownProcedure
 from storage_test_procedures import BadShutdownProcedure, PlainProcedure, SweepProcedure
 
 import perovlab_daq
@@ -29,6 +28,7 @@ from perovlab_daq.storage import (
     run_file_path,
     sanitize_field,
 )
+from procedures.lifetime import LifetimeProcedure
 
 HERE = Path(__file__).resolve().parent
 
@@ -269,18 +269,20 @@ def test_a_file_written_by_another_program_loads(tmp_path: Path) -> None:
         data.create_dataset("time", data=np.arange(4.0)).attrs["units"] = "s"
         data.create_dataset("luminance", data=np.ones(4)).attrs["units"] = "cd/m^2"
     loaded = HDF5Results.load(path)
-    assert isinstance(loaded.procedure, UnknownProcedure)
+    # The class is the one installed under the file's name (procedures.registry).
+    assert type(loaded.procedure) is LifetimeProcedure
     assert loaded.procedure.current_density == 20.0
     assert loaded.status == "finished"
     assert sorted(loaded.data.columns) == ["luminance", "time"]
     assert loaded.columns["luminance"] == "cd/m^2"
 
 
-def test_unimportable_procedure_class_falls_back_to_unknown(finished_run: Path) -> None:
+def test_stored_class_path_is_not_used_the_name_is(finished_run: Path) -> None:
+    """The class path a file stores is never imported: the procedure comes by name."""
     with h5py.File(finished_run, "r+") as file:
         file["entry"].attrs["procedure_class"] = "no_such_module:Gone"
     loaded = HDF5Results.load(finished_run)
-    assert isinstance(loaded.procedure, UnknownProcedure)
+    assert type(loaded.procedure) is SweepProcedure
     assert loaded.procedure.stop_voltage == 4.0
 
 
@@ -454,7 +456,7 @@ def test_run_stops_before_hdf5_meets_a_full_disk(tmp_path: Path, monkeypatch) ->
     """
     from collections import namedtuple
 
-    import perovlab_daq.storage.results as results_module
+    import perovlab_daq.storage.batches as results_module
     from perovlab_daq.storage import DiskFullError
 
     usage = namedtuple("usage", "total used free")
