@@ -1,8 +1,15 @@
-"""Shared pytest set-up: headless Qt, and the real-hardware opt-in flag."""
+"""Shared pytest set-up: headless Qt, the real-hardware opt-in flag, and waiting on a run.
+
+Tests run in parallel (pytest-xdist, ``-n auto`` in pyproject.toml): everything a test
+writes goes under its own ``tmp_path``, and every simulated bench is built per test.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -35,3 +42,33 @@ def device_address(request: pytest.FixtureRequest) -> str:
     if not address:
         pytest.skip("needs a real instrument: pass --device-address")
     return address
+
+
+def _wait_for_rows(folder: Path, minimum: int, timeout: float = 60.0) -> Path:
+    """Return the run file in ``folder`` once it holds ``minimum`` rows (read under SWMR).
+
+    ``timeout`` is a hang guard, not a speed requirement: tests wait on what the run did,
+    never for a fixed number of wall seconds.
+    """
+    import h5py
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = sorted(folder.glob("*.h5"))
+        if files:
+            try:
+                with h5py.File(files[0], "r", swmr=True, locking=False) as file:
+                    data = file["entry/data/time"]
+                    data.refresh()
+                    if len(data) >= minimum:
+                        return files[0]
+            except (OSError, KeyError):
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"no run file in {folder} reached {minimum} rows in {timeout:g} s")
+
+
+@pytest.fixture
+def wait_for_rows() -> Callable[..., Path]:
+    """``wait_for_rows(folder, minimum, timeout=60)``: the run file once it has the rows."""
+    return _wait_for_rows

@@ -159,6 +159,8 @@ def test_injected_timeouts_are_retried_and_logged(tmp_path: Path) -> None:
     assert outcome.figures["retries"] == len(retries)
 
 
+# The four runs and the comparison after them share one xdist worker (NC_DRIFT).
+@pytest.mark.xdist_group("nc-drift")
 @pytest.mark.parametrize("preset", ["nc-hexane", "nc-methyl-acetate", "nc-acetone", "nc-butanol"])
 def test_nc_led_el_peak_red_shifts_towards_664_nm(tmp_path: Path, preset: str) -> None:
     """[P1]: EL red-shifts under current and settles near 664 nm; drift figures per preset."""
@@ -180,6 +182,7 @@ def test_nc_led_el_peak_red_shifts_towards_664_nm(tmp_path: Path, preset: str) -
 NC_DRIFT: dict[str, float] = {}
 
 
+@pytest.mark.xdist_group("nc-drift")
 def test_methyl_acetate_red_shifts_slowest() -> None:
     if len(NC_DRIFT) < 4:
         pytest.skip("needs the four NC preset runs of this module")
