@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -210,7 +209,7 @@ def test_stop_request_aborts_with_outputs_off(tmp_path: Path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig):
+def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig, wait_for_rows):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [
@@ -231,10 +230,7 @@ def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig):
         text=True,
         env=env,
     )
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("*.h5")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.5)
+    wait_for_rows(tmp_path, 2)  # mid-sweep, whatever the machine's speed
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
