@@ -121,6 +121,7 @@ def test_pl_fluence_at_defaults_recovers_the_power_law(preset: str, tmp_path: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the default 600 s exposure, plus set-up
 def test_pl_stability_at_defaults_qd_in_matrix_is_photostable(tmp_path: Path) -> None:
     """[P2]: QD-in-matrix at ~600 W/cm^2 for 10 min: no PL shift, no shape change, PLQY
     still above 40 %.
