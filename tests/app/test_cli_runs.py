@@ -208,7 +208,10 @@ def test_stop_request_aborts_with_outputs_off(tmp_path: Path):
     assert _status(plan.path) == "aborted"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+# SIGTERM on a laser run is in the default run (tests/reliability); here it is slow.
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
+)
 def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig, wait_for_rows):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(

@@ -175,8 +175,8 @@ def test_injected_timeouts_are_retried_and_logged(
     assert outcome.figures["retries"] == len(retries)
 
 
-# The four runs and the comparison after them share one xdist worker (NC_DRIFT).
-@pytest.mark.xdist_group("nc-drift")
+# The four runs and the comparison after them share one xdist worker (NC_DRIFT;
+# SERIAL_GROUPS in tests/conftest.py).
 @pytest.mark.parametrize("preset", ["nc-hexane", "nc-methyl-acetate", "nc-acetone", "nc-butanol"])
 def test_nc_led_el_peak_red_shifts_towards_664_nm(tmp_path: Path, preset: str) -> None:
     """[P1]: EL red-shifts under current and settles near 664 nm; drift figures per preset."""
@@ -198,7 +198,6 @@ def test_nc_led_el_peak_red_shifts_towards_664_nm(tmp_path: Path, preset: str) -
 NC_DRIFT: dict[str, float] = {}
 
 
-@pytest.mark.xdist_group("nc-drift")
 def test_methyl_acetate_red_shifts_slowest() -> None:
     if len(NC_DRIFT) < 4:
         pytest.skip("needs the four NC preset runs of this module")
