@@ -148,7 +148,10 @@ def test_injected_timeouts_are_retried_and_logged(
         return value
 
     monkeypatch.setattr(LifetimeProcedure, "_read_point", counted)
-    acceleration = acceleration_for("qd-in-matrix", 40.0, 3.0)
+    # T50 in 6 s of wall time: a stall of the (wall-clock) sampling during the L0 burst on a
+    # loaded machine then ages the device half as much as at 3 s (issue 15 makes the
+    # schedule follow device time).
+    acceleration = acceleration_for("qd-in-matrix", 40.0, 6.0)
     config = sim_config("qd-in-matrix", acceleration, faults={"timeout_rate": 0.02, "seed": 3})
     outcome = run(
         tmp_path / "timeouts.h5", config, current_density=40.0, **{**FAST, "interval": "0.01"}
@@ -228,7 +231,8 @@ execute_run(plan)
 
 
 def test_killed_run_recovered_and_resumed_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    acceleration = acceleration_for("qd-in-matrix", 40.0, 3.0)
+    # T50 in 6 s of wall time (see test_injected_timeouts_are_retried_and_logged).
+    acceleration = acceleration_for("qd-in-matrix", 40.0, 6.0)
     config = sim_config("qd-in-matrix", acceleration, seed=5)
     parameters = dict(current_density=40.0, **{**FAST, "spectrum_interval": "0.5"})
     reference = run(tmp_path / "whole.h5", config, **parameters).figures
