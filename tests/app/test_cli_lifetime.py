@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -70,7 +69,7 @@ def test_lifetime_fit_refuses_too_few_runs(tmp_path: Path, capsys):
     assert "3" in err and "Traceback" not in err
 
 
-def test_killed_recovered_resumed_through_the_cli(tmp_path: Path):
+def test_killed_recovered_resumed_through_the_cli(tmp_path: Path, wait_for_rows):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     run = [sys.executable, "-m", "perovlab_daq.cli"]
     proc = subprocess.Popen(
@@ -89,10 +88,8 @@ def test_killed_recovered_resumed_through_the_cli(tmp_path: Path):
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("*.h5")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(3.0)
+    # Killed once the file holds 20 rows (past the L0 burst), whatever the machine's speed.
+    wait_for_rows(tmp_path, 20)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     (path,) = list(tmp_path.glob("*.h5"))

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -209,8 +208,11 @@ def test_stop_request_aborts_with_outputs_off(tmp_path: Path):
     assert _status(plan.path) == "aborted"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig):
+# SIGTERM on a laser run is in the default run (tests/reliability); here it is slow.
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
+)
+def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig, wait_for_rows):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [
@@ -231,10 +233,7 @@ def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig):
         text=True,
         env=env,
     )
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("*.h5")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.5)
+    wait_for_rows(tmp_path, 2)  # mid-sweep, whatever the machine's speed
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

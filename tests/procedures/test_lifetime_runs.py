@@ -132,9 +132,25 @@ def test_qd_only_control_reaches_t50_as_published(tmp_path: Path) -> None:
     assert figures["t50_h"] * 60.0 == pytest.approx(25.0, rel=0.15)
 
 
-def test_injected_timeouts_are_retried_and_logged(tmp_path: Path) -> None:
+def test_injected_timeouts_are_retried_and_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One photodetector query in 50 times out: every point is retried, nothing is lost."""
-    acceleration = acceleration_for("qd-in-matrix", 40.0, 3.0)
+    from procedures.lifetime import LifetimeProcedure
+
+    read_point = LifetimeProcedure._read_point
+    points = [0]
+
+    def counted(self: Any) -> Any:
+        value = read_point(self)
+        points[0] += 1
+        return value
+
+    monkeypatch.setattr(LifetimeProcedure, "_read_point", counted)
+    # T50 in 6 s of wall time: a stall of the (wall-clock) sampling during the L0 burst on a
+    # loaded machine then ages the device half as much as at 3 s (issue 15 makes the
+    # schedule follow device time).
+    acceleration = acceleration_for("qd-in-matrix", 40.0, 6.0)
     config = sim_config("qd-in-matrix", acceleration, faults={"timeout_rate": 0.02, "seed": 3})
     outcome = run(
         tmp_path / "timeouts.h5", config, current_density=40.0, **{**FAST, "interval": "0.01"}
@@ -143,6 +159,7 @@ def test_injected_timeouts_are_retried_and_logged(tmp_path: Path) -> None:
     try:
         events = loaded.events
         data = loaded.data
+        spectra = len(loaded.frames("spectra"))
     finally:
         loaded.close()
     retries = [e for e in events if e["kind"] == "retry"]
@@ -150,14 +167,18 @@ def test_injected_timeouts_are_retried_and_logged(tmp_path: Path) -> None:
     assert all("photodetector" in e["message"] for e in retries)
     assert not [e for e in events if e["kind"] in {"gap", "fault"}]
     stress = data[data["jlv_sweep"] == 0]
-    steps = np.diff(stress["time"].to_numpy())
-    # the schedule never waits longer than 10 ms; a retried point costs one backoff more
-    assert steps.max() < 0.01 + 0.15
+    assert np.all(np.diff(stress["time"].to_numpy()) > 0)
+    # Every point read is a row (each EL spectrum reads one more point, into its context):
+    # a retried point is taken late, never dropped. (Counted, not timed: the gaps between
+    # rows measure the machine's load as much as the retries.)
+    assert len(stress) == points[0] - spectra
     truth_h = World("qd-in-matrix").t50_device_s(40.0) / 3600
     assert outcome.figures["t50_h"] == pytest.approx(truth_h, rel=0.05)
     assert outcome.figures["retries"] == len(retries)
 
 
+# The four runs and the comparison after them share one xdist worker (NC_DRIFT;
+# SERIAL_GROUPS in tests/conftest.py).
 @pytest.mark.parametrize("preset", ["nc-hexane", "nc-methyl-acetate", "nc-acetone", "nc-butanol"])
 def test_nc_led_el_peak_red_shifts_towards_664_nm(tmp_path: Path, preset: str) -> None:
     """[P1]: EL red-shifts under current and settles near 664 nm; drift figures per preset."""
@@ -209,7 +230,8 @@ execute_run(plan)
 
 
 def test_killed_run_recovered_and_resumed_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    acceleration = acceleration_for("qd-in-matrix", 40.0, 3.0)
+    # T50 in 6 s of wall time (see test_injected_timeouts_are_retried_and_logged).
+    acceleration = acceleration_for("qd-in-matrix", 40.0, 6.0)
     config = sim_config("qd-in-matrix", acceleration, seed=5)
     parameters = dict(current_density=40.0, **{**FAST, "spectrum_interval": "0.5"})
     reference = run(tmp_path / "whole.h5", config, **parameters).figures

@@ -116,6 +116,7 @@ def run_faulty(
     parameters: Mapping[str, Any] | None = None,
     preset: str | None = None,
     during: Callable[[Bench], None] | None = None,
+    prepare: Callable[[Bench], None] | None = None,
     roles: list[str] | None = None,
     log_file: bool = False,
 ) -> FaultyRun:
@@ -126,6 +127,10 @@ def run_faulty(
     during
         Called in a thread with the open bench while the run goes (e.g. to open the
         laser interlock after a delay).
+    prepare
+        Called with the open bench before the run starts, in this thread (e.g. to hook a
+        fault onto a chosen instrument command, so that it lands at that moment whatever
+        the machine's speed).
     roles
         Roles to open (default: every role of the simulated bench, so the laser is
         always there to be checked).
@@ -134,6 +139,8 @@ def run_faulty(
     values = {**FAST_PARAMETERS[name], **dict(parameters or {})}
     plan = plan_run(name, bench_config=config, parameters=values, output=tmp_path)
     with Bench(config, procedure=name, roles=roles) as bench:
+        if prepare is not None:
+            prepare(bench)
         thread = None
         if during is not None:
             thread = threading.Thread(target=during, args=(bench,), daemon=True)

@@ -18,6 +18,7 @@ def _soak_module():
     return module
 
 
+@pytest.mark.slow  # a minute of wall time by design: CI's second step (pytest -m slow)
 @pytest.mark.fault_class("soak: 1 min lifetime with timeouts, garbles and an outage")
 @pytest.mark.timeout(240)
 def test_one_minute_soak(tmp_path: Path) -> None:

@@ -81,6 +81,18 @@ def run_writer(path: str, log: str, rows: int, delay: float, interval: float, pl
         time.sleep(0.05)
 
 
+def _wait_for_first_row(log: Path, deadline_s: float) -> None:
+    """Return once ``log`` holds a complete line (or after ``deadline_s``, a hang guard)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            if b"\n" in log.read_bytes():
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.002)
+
+
 def zygote() -> None:
     """Serve fork-and-kill requests (one JSON object per stdin line) until EOF."""
     print("ready", flush=True)
@@ -99,6 +111,10 @@ def zygote() -> None:
                 )
             finally:
                 os._exit(0)
+        if request.get("after_first_row"):
+            # Time the kill from the writer's first emitted row, not from the fork: on a
+            # loaded machine start-up alone can take longer than the whole kill window.
+            _wait_for_first_row(Path(request["log"]), deadline_s=60.0)
         time.sleep(request["kill_after"])
         killed_at = time.time()
         os.kill(pid, signal.SIGKILL)

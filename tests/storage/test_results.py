@@ -475,7 +475,9 @@ def test_run_stops_before_hdf5_meets_a_full_disk(tmp_path: Path, monkeypatch) ->
     )
     worker = DaqWorker(results)
     worker.start()
-    time.sleep(1.5)  # rows flow while the disk has room
+    deadline = time.monotonic() + 60  # a hang guard: wait for rows, not for wall seconds
+    while len(results.data) < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)  # rows flow while the disk has room
     free["bytes"] = 1 << 20  # the disk is nearly full now
     threading.Thread.join(worker, 30)
     assert not worker.is_alive()
