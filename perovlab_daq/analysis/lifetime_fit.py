@@ -55,6 +55,8 @@ _MIN_NOISE = 1e-7
 _WEIGHT_FLOOR = 0.02
 #: The model is used for T_x only if it fell below this fraction of L0 over the record.
 MIN_DECAY = 0.98
+#: Fewer bins than this are fitted without the brightening term (too few to tell).
+MIN_BINS_BRIGHTENING = 20
 #: Samples that must lie after a crossing (below it) for the crossing to count as measured.
 MIN_SAMPLES_AFTER = 3
 
@@ -248,6 +250,52 @@ def _start_values(time_h: FloatArray, mean: FloatArray, l0_guess: float) -> tupl
     return 100.0 * end, 1.0
 
 
+def _fit_brightening(
+    data: tuple[FloatArray, FloatArray, FloatArray],
+    plain: FloatArray,
+    lo3: list[float],
+    hi3: list[float],
+    noise: float,
+) -> tuple[optimize.OptimizeResult, float] | None:
+    """Fit the 5-parameter form; return it only if the data clearly ask for it.
+
+    Kept if (a) the robust chi^2 drops by more than ``2 ln(bins) + 6`` (BIC for two
+    extra parameters plus a margin: p < 0.01 for a small record) and (b) the brightening
+    time is at most a third of the record (a later "brightening" is a change of shape).
+    """
+    time_h, mean, _ = data
+    end = float(time_h[-1])
+    smooth = np.convolve(mean, np.ones(3) / 3, mode="same")[1:-1]
+    i_peak = int(np.argmax(smooth)) + 1
+    t_peak = max(float(time_h[i_peak]), float(time_h[1]))
+    gain = max(float(smooth[i_peak - 1]) / math.exp(plain[0]) - 1.0, 0.02)
+    lo5 = [*lo3, 0.0, math.log(max(1e-3 * float(time_h[1]), 1e-12))]
+    hi5 = [*hi3, 3.0, math.log(end / 3.0)]
+    chosen: tuple[optimize.OptimizeResult, float] | None = None
+    for t_b in (t_peak / 3.0, t_peak):
+        start = np.array(
+            [
+                math.log(float(mean[0])) if mean[0] > 0 else plain[0],
+                plain[1],
+                plain[2],
+                gain,
+                math.log(max(t_b, 1e-12)),
+            ]
+        )
+        candidate = _fit_form(start, (lo5, hi5), data, noise)
+        if chosen is None or _robust_cost(candidate[0].x, data, noise) < _robust_cost(
+            chosen[0].x, data, noise
+        ):
+            chosen = candidate
+    assert chosen is not None
+    result, result_noise = chosen
+    # Costs are chi^2 / 2, both in the noise of the larger model.
+    drop = _robust_cost(plain, data, result_noise) - _robust_cost(result.x, data, result_noise)
+    if drop <= math.log(mean.size) + 3.0:
+        return None
+    return chosen
+
+
 def fit_decay(time_h: FloatArray, mean: FloatArray, count: FloatArray) -> DecayFit:
     """Fit the decay model to binned data (see the module docstring).
 
@@ -272,35 +320,10 @@ def fit_decay(time_h: FloatArray, mean: FloatArray, count: FloatArray) -> DecayF
     hi3 = [ln_l0 + 3.0, math.log(1e6 * end), 3.0]
     noise_guess = 0.01
     best, noise = _fit_form(np.array([ln_l0, math.log(tau0), beta0]), (lo3, hi3), data, noise_guess)
-    n_params = 3
-    if mean.size >= 8:
-        smooth = np.convolve(mean, np.ones(3) / 3, mode="same")[1:-1]
-        i_peak = int(np.argmax(smooth)) + 1
-        t_peak = max(float(time_h[i_peak]), float(time_h[1]))
-        gain = max(float(smooth[i_peak - 1]) / math.exp(best.x[0]) - 1.0, 0.02)
-        lo5 = [*lo3, 0.0, math.log(max(1e-3 * float(time_h[1]), 1e-12))]
-        hi5 = [*hi3, 3.0, math.log(end)]
-        for t_b in (t_peak / 3.0, t_peak):
-            start = np.array(
-                [
-                    math.log(float(mean[0]) if mean[0] > 0 else l0_guess),
-                    best.x[1],
-                    best.x[2],
-                    gain,
-                    math.log(max(t_b, 1e-12)),
-                ]
-            )
-            candidate, candidate_noise = _fit_form(start, (lo5, hi5), data, noise)
-            if n_params == 3:
-                # Robust chi^2 of both forms in the noise of the larger model; BIC
-                # penalty of 2 extra parameters: chi^2 drop > 2 ln(bins).
-                drop = _robust_cost(best.x, data, candidate_noise) - _robust_cost(
-                    candidate.x, data, candidate_noise
-                )
-                if drop > math.log(mean.size):  # costs are chi^2 / 2
-                    best, noise, n_params = candidate, candidate_noise, 5
-            elif _robust_cost(candidate.x, data, noise) < _robust_cost(best.x, data, noise):
-                best, noise = candidate, candidate_noise
+    if mean.size >= MIN_BINS_BRIGHTENING:
+        brightened = _fit_brightening(data, best.x, lo3, hi3, noise)
+        if brightened is not None:
+            best, noise = brightened
     jacobian = np.asarray(best.jac)
     dof = int(mean.size - best.x.size)
     try:
