@@ -29,6 +29,7 @@ from perovlab_daq.analysis.efficiency import (
 from perovlab_daq.analysis.lifetime import (
     LIFETIME_LEVELS_PCT,
     AccelerationFit,
+    DecayTracker,
     fit_acceleration,
     lifetime_from_stretched_exponential,
     lifetime_metrics,
@@ -49,6 +50,7 @@ __all__ = [
     "K_M_LM_PER_W",
     "LIFETIME_LEVELS_PCT",
     "AccelerationFit",
+    "DecayTracker",
     "PeakMetrics",
     "PowerLawFit",
     "calibrate_spectrum",

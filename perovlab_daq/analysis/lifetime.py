@@ -289,7 +289,7 @@ def _metrics_from_bins(
             "fit_time_origin_h": 0.0,
             "t50_fit": metrics["t50_model_h"],
             "duration_h": duration_s / S_PER_H,
-            "smoothing_window_s": max(BIN_GROWTH * (duration_s + unit), min_width_s or 0.0),
+            "smoothing_window_s": min_width_s or BIN_GROWTH * (duration_s + unit),
             "l0_window_s": math.nan,
             "time_unit_s": unit,
             "n_bins": float(mean.size),
@@ -350,6 +350,7 @@ class DecayTracker:
         self._sums = np.zeros((3, 256))  # time, luminance, count per bin
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=recent)
         self._fit: DecayFit | None = None
+        self._full_bins = 0
         self._since_fit = 0
         self._fit_until_s = 0.0
         self._last_s = math.nan
@@ -423,14 +424,19 @@ class DecayTracker:
         time_h, mean, count = self._bins()
         if mean.size < 4:
             return
+        # A full search (both forms, two passes) every 8th fit or when the bins grew by
+        # half; one warm-started pass in between.
+        full = self._fit is None or self.n_fits % 8 == 0 or mean.size > 1.5 * self._full_bins
         try:
-            self._fit = fit_decay(time_h, mean, count)
+            self._fit = fit_decay(time_h, mean, count, None if full else self._fit)
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
             log.warning("live decay fit failed: %s", exc)
             return
         self._since_fit = 0
         self._fit_until_s = self._last_s
         self.n_fits += 1
+        if full:
+            self._full_bins = mean.size
 
     # -- answers --------------------------------------------------------------------------
     @property

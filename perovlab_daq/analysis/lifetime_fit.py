@@ -190,6 +190,35 @@ def _residuals(
     return (mean - predicted) / np.maximum(predicted, floor) * root_n / scale
 
 
+def _jacobian(
+    params: FloatArray, time_h: FloatArray, mean: FloatArray, root_n: FloatArray, scale: float
+) -> FloatArray:
+    """Analytic Jacobian of :func:`_residuals` (d residual / d params)."""
+    l0 = math.exp(params[0])
+    ratio = time_h / math.exp(params[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stretched = np.power(ratio, params[2])
+        log_ratio = np.where(time_h > 0, np.log(np.where(time_h > 0, ratio, 1.0)), 0.0)
+    columns = [np.ones_like(time_h), params[2] * stretched, -stretched * log_ratio]
+    if params.size == 5:
+        rise = -np.expm1(-time_h / math.exp(params[4]))
+        brightening = 1.0 + params[3] * rise
+        columns.append(rise / brightening)
+        columns.append(
+            -params[3] * (1.0 - rise) * (time_h / math.exp(params[4])) / brightening
+        )
+    dlog = np.column_stack(columns)
+    predicted = model(time_h, params)
+    floor = _WEIGHT_FLOOR * l0
+    weight = root_n / scale
+    above = predicted >= floor
+    # Above the floor r = (L/m - 1) w: dr = -(L/m) w dln m. Below, r = (L - m) w / (f L0).
+    factor = np.where(above, -mean / np.where(above, predicted, 1.0), -predicted / floor) * weight
+    jac = dlog * factor[:, None]
+    jac[~above, 0] = (-mean / floor * weight)[~above]
+    return jac
+
+
 def _least_squares(
     start: FloatArray,
     bounds: tuple[list[float], list[float]],
@@ -201,6 +230,7 @@ def _least_squares(
         return optimize.least_squares(
             _residuals,
             np.clip(start, np.array(bounds[0]) + 1e-9, np.array(bounds[1]) - 1e-9),
+            jac=_jacobian,
             bounds=bounds,
             args=(*data, scale),
             loss="soft_l1",
@@ -228,11 +258,10 @@ def _fit_form(
     data: tuple[FloatArray, FloatArray, FloatArray],
     noise_guess: float,
 ) -> tuple[optimize.OptimizeResult, float]:
-    """Two robust passes; return the result (residuals in units of ``noise``) and noise."""
+    """Two robust passes; return the result and the noise its residuals are scaled by."""
     first = _least_squares(start, bounds, data, noise_guess)
     noise = _robust_noise(first.fun * noise_guess)
-    second = _least_squares(first.x, bounds, data, noise)
-    return second, _robust_noise(second.fun * noise)
+    return _least_squares(first.x, bounds, data, noise), noise
 
 
 def _start_values(time_h: FloatArray, mean: FloatArray, l0_guess: float) -> tuple[float, float]:
@@ -248,6 +277,16 @@ def _start_values(time_h: FloatArray, mean: FloatArray, l0_guess: float) -> tupl
     if 0 < last < 1:
         return end / -math.log(last), 1.0
     return 100.0 * end, 1.0
+
+
+def _bounds5(
+    time_h: FloatArray, lo3: list[float], hi3: list[float]
+) -> tuple[list[float], list[float]]:
+    """Bounds of the 5-parameter form: 0 <= a <= 3, t_b from 1e-3 t_1 to a third of the record."""
+    return (
+        [*lo3, 0.0, math.log(max(1e-3 * float(time_h[1]), 1e-12))],
+        [*hi3, 3.0, math.log(float(time_h[-1]) / 3.0)],
+    )
 
 
 def _fit_brightening(
@@ -269,8 +308,7 @@ def _fit_brightening(
     i_peak = int(np.argmax(smooth)) + 1
     t_peak = max(float(time_h[i_peak]), float(time_h[1]))
     gain = max(float(smooth[i_peak - 1]) / math.exp(plain[0]) - 1.0, 0.02)
-    lo5 = [*lo3, 0.0, math.log(max(1e-3 * float(time_h[1]), 1e-12))]
-    hi5 = [*hi3, 3.0, math.log(end / 3.0)]
+    lo5, hi5 = _bounds5(time_h, lo3, hi3)
     chosen: tuple[optimize.OptimizeResult, float] | None = None
     for t_b in (t_peak / 3.0, t_peak):
         start = np.array(
@@ -296,13 +334,18 @@ def _fit_brightening(
     return chosen
 
 
-def fit_decay(time_h: FloatArray, mean: FloatArray, count: FloatArray) -> DecayFit:
+def fit_decay(
+    time_h: FloatArray, mean: FloatArray, count: FloatArray, previous: DecayFit | None = None
+) -> DecayFit:
     """Fit the decay model to binned data (see the module docstring).
 
     Parameters
     ----------
     time_h, mean, count : numpy.ndarray
         Bin mean times (h from switch-on), bin mean luminances and sample counts.
+    previous : DecayFit, optional
+        A fit of the same run on fewer bins (the live path): one robust pass of the same
+        form starts from it instead of the full search (3- and 5-parameter forms).
 
     Returns
     -------
@@ -318,14 +361,27 @@ def fit_decay(time_h: FloatArray, mean: FloatArray, count: FloatArray) -> DecayF
     ln_l0 = math.log(l0_guess)
     lo3 = [ln_l0 - 3.0, math.log(1e-4 * end), 0.1]
     hi3 = [ln_l0 + 3.0, math.log(1e6 * end), 3.0]
+    if previous is not None:
+        ln_l0 = float(previous.params[0])
+        lo3 = [ln_l0 - 3.0, math.log(1e-4 * end), 0.1]
+        hi3 = [ln_l0 + 3.0, math.log(1e6 * end), 3.0]
+        bounds = (lo3, hi3) if previous.params.size == 3 else _bounds5(time_h, lo3, hi3)
+        best = _least_squares(previous.params, bounds, data, previous.noise_rel)
+        return _finish(best, previous.noise_rel, mean.size, end)
     noise_guess = 0.01
     best, noise = _fit_form(np.array([ln_l0, math.log(tau0), beta0]), (lo3, hi3), data, noise_guess)
-    if mean.size >= MIN_BINS_BRIGHTENING:
+    if mean.size >= MIN_BINS_BRIGHTENING and model(end, best.x) < MIN_DECAY * math.exp(best.x[0]):
         brightened = _fit_brightening(data, best.x, lo3, hi3, noise)
         if brightened is not None:
             best, noise = brightened
+    return _finish(best, noise, mean.size, end)
+
+
+def _finish(best: optimize.OptimizeResult, scale: float, n_bins: int, end: float) -> DecayFit:
+    """Return the DecayFit of a least-squares result whose residuals are in ``scale`` units."""
+    noise = _robust_noise(best.fun * scale)
     jacobian = np.asarray(best.jac)
-    dof = int(mean.size - best.x.size)
+    dof = int(n_bins - best.x.size)
     try:
         # Residuals were in units of the pass noise, which is the final noise up to
         # the last re-estimate; rescale to it.
