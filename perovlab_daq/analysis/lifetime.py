@@ -336,7 +336,7 @@ class DecayTracker:
         self,
         *,
         time_unit_s: float | None = None,
-        refit_every: int = 500,
+        refit_every: int = 1000,
         refit_growth: float = 0.05,
         recent: int = 20,
     ) -> None:
@@ -351,6 +351,9 @@ class DecayTracker:
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=recent)
         self._fit: DecayFit | None = None
         self._full_bins = 0
+        self._residual_fit: DecayFit | None = None
+        self._residuals: collections.deque[float] = collections.deque(maxlen=recent)
+        self._residual_sum = 0.0
         self._since_fit = 0
         self._fit_until_s = 0.0
         self._last_s = math.nan
@@ -378,6 +381,13 @@ class DecayTracker:
             self.n_samples += 1
             self._since_fit += 1
             self._recent.append((elapsed, value))
+            if self._residual_fit is not None:
+                # Running sum of the recent residuals against the current fit: O(1).
+                if len(self._residuals) == self._residuals.maxlen:
+                    self._residual_sum -= self._residuals[0]
+                residual = value - self._residual_fit.value(elapsed / S_PER_H)
+                self._residuals.append(residual)
+                self._residual_sum += residual
             if self._unit is None:
                 self._pending.append((elapsed, value))
                 if len(self._pending) > _MIN_SAMPLES or (
@@ -448,12 +458,17 @@ class DecayTracker:
         """Return the current smoothed luminance (model + shrunk recent residual), NaN early."""
         if self._fit is None or not self._recent:
             return math.nan
-        times = np.array([r[0] for r in self._recent]) / S_PER_H
-        values = np.array([r[1] for r in self._recent])
-        predicted = self._fit(times)
-        now = float(self._fit(self._last_s / S_PER_H))
-        residual = float(np.mean(values - predicted))
-        sigma = SHRINK_SIGMAS * self._fit.noise_rel * now / math.sqrt(len(self._recent))
+        if self._residual_fit is not self._fit:
+            # New fit: residuals of the recent samples against it (at most `recent` of them).
+            self._residuals = collections.deque(
+                (value - self._fit.value(t / S_PER_H) for t, value in self._recent),
+                maxlen=self._recent.maxlen,
+            )
+            self._residual_sum = math.fsum(self._residuals)
+            self._residual_fit = self._fit
+        now = self._fit.value(self._last_s / S_PER_H)
+        residual = self._residual_sum / len(self._residuals)
+        sigma = SHRINK_SIGMAS * self._fit.noise_rel * now / math.sqrt(len(self._residuals))
         return now + math.copysign(max(abs(residual) - sigma, 0.0), residual)
 
     def relative(self) -> float:

@@ -126,6 +126,14 @@ class DecayFit:
         """Return the model luminance at ``time_h``."""
         return model(time_h, self.params)
 
+    def value(self, time_h: float) -> float:
+        """Return the model luminance at one time (scalar arithmetic, for the live path)."""
+        p = self.params
+        result = math.exp(p[0] - (time_h / math.exp(p[1])) ** p[2])
+        if p.size == 5:
+            result *= 1.0 - p[3] * math.expm1(-time_h / math.exp(p[4]))
+        return result
+
     def peak(self) -> tuple[float, float]:
         """Return (time h, luminance) of the model maximum (switch-on without brightening)."""
         if self.params.size == 3 or self.params[3] <= 0:
