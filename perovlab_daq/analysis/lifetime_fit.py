@@ -232,6 +232,7 @@ def _least_squares(
     bounds: tuple[list[float], list[float]],
     data: tuple[FloatArray, FloatArray, FloatArray],
     scale: float,
+    max_nfev: int = 400,
 ) -> optimize.OptimizeResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -244,7 +245,7 @@ def _least_squares(
             loss="soft_l1",
             f_scale=_ROBUST_SCALE,
             x_scale="jac",
-            max_nfev=400,
+            max_nfev=max_nfev,
         )
 
 
@@ -312,27 +313,19 @@ def _fit_brightening(
     """
     time_h, mean, _ = data
     end = float(time_h[-1])
-    smooth = np.convolve(mean, np.ones(3) / 3, mode="same")[1:-1]
-    i_peak = int(np.argmax(smooth)) + 1
-    t_peak = max(float(time_h[i_peak]), float(time_h[1]))
-    gain = max(float(smooth[i_peak - 1]) / math.exp(plain[0]) - 1.0, 0.02)
     lo5, hi5 = _bounds5(time_h, lo3, hi3)
-    chosen: tuple[optimize.OptimizeResult, float] | None = None
-    for t_b in (t_peak / 3.0, t_peak):
-        start = np.array(
-            [
-                math.log(float(mean[0])) if mean[0] > 0 else plain[0],
-                plain[1],
-                plain[2],
-                gain,
-                math.log(max(t_b, 1e-12)),
-            ]
-        )
-        candidate = _fit_form(start, (lo5, hi5), data, noise)
-        if chosen is None or _robust_cost(candidate[0].x, data, noise) < _robust_cost(
-            chosen[0].x, data, noise
-        ):
-            chosen = candidate
+    # Brightening can hide inside a fast early decay (beta ~ 0.5): no visible peak to
+    # start from, so screen a small grid of t_b and beta with one pass each and polish
+    # the best start with the two-pass fit.
+    ln_l0 = math.log(float(mean[0])) if mean[0] > 0 else float(plain[0])
+    screened = []
+    for t_b in np.geomspace(max(float(time_h[1]), 1e-3 * end), end / 3.0, 4):
+        for beta in {float(plain[2]), 0.5, 1.0}:
+            start = np.array([ln_l0, plain[1], beta, 0.1, math.log(float(t_b))])
+            trial = _least_squares(start, (lo5, hi5), data, noise, max_nfev=30)
+            screened.append((_robust_cost(trial.x, data, noise), trial.x))
+    start = min(screened, key=lambda item: item[0])[1]
+    chosen: tuple[optimize.OptimizeResult, float] | None = _fit_form(start, (lo5, hi5), data, noise)
     assert chosen is not None
     result, result_noise = chosen
     # Costs are chi^2 / 2, both in the noise of the larger model.
