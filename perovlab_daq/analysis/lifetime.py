@@ -369,6 +369,41 @@ class DecayTracker:
             raise ValueError(
                 f"time_s and luminance must match; got {times.shape} and {values.shape}"
             )
+        if times.size > 2 * _MIN_SAMPLES and self._unit is not None:
+            self._add_batch(times, values)
+        else:
+            self._add_each(times, values)
+        if self._due():
+            self._refit()
+
+    def _add_batch(self, times: FloatArray, values: FloatArray) -> None:
+        """Vectorised add of a batch once the bin unit is known (same result as one by one)."""
+        finite = np.isfinite(times) & np.isfinite(values)
+        times, values = times[finite], values[finite]
+        if times.size == 0:
+            return
+        elapsed = times - self._start_s
+        previous = 0.0 if math.isnan(self._last_s) else self._last_s
+        if elapsed[0] < previous or (np.diff(elapsed) < 0).any():
+            raise ValueError("time_s must be non-decreasing within and across batches")
+        index = bin_index(elapsed, self._unit)  # type: ignore[arg-type]
+        top = int(index[-1])
+        if top >= self._sums.shape[1]:
+            grown = np.zeros((3, max(2 * self._sums.shape[1], top + 1)))
+            grown[:, : self._sums.shape[1]] = self._sums
+            self._sums = grown
+        size = self._sums.shape[1]
+        self._sums[0] += np.bincount(index, weights=elapsed, minlength=size)
+        self._sums[1] += np.bincount(index, weights=values, minlength=size)
+        self._sums[2] += np.bincount(index, minlength=size)
+        self._last_s = float(elapsed[-1])
+        self.n_samples += times.size
+        self._since_fit += times.size
+        keep = self._recent.maxlen or 1
+        self._recent.extend(zip(elapsed[-keep:].tolist(), values[-keep:].tolist(), strict=True))
+        self._residual_fit = None  # recomputed from `_recent` at the next level()
+
+    def _add_each(self, times: FloatArray, values: FloatArray) -> None:
         for t, value in zip(times.tolist(), values.tolist(), strict=True):
             if not (math.isfinite(t) and math.isfinite(value)):
                 continue  # a failed reading: skipped, as the analysis drops NaN rows
@@ -399,8 +434,6 @@ class DecayTracker:
                     self._pending.clear()
             else:
                 self._accumulate(elapsed, value)
-        if self._due():
-            self._refit()
 
     def _accumulate(self, elapsed: float, value: float) -> None:
         k = bin_of(elapsed, self._unit)  # type: ignore[arg-type]
@@ -434,9 +467,9 @@ class DecayTracker:
         time_h, mean, count = self._bins()
         if mean.size < 4:
             return
-        # A full search (both forms, two passes) every 8th fit or when the bins grew by
-        # half; one warm-started pass in between.
-        full = self._fit is None or self.n_fits % 8 == 0 or mean.size > 1.5 * self._full_bins
+        # A full search (both forms, two passes) when the bins grew by half since the
+        # last one (~10 times in a run); one warm-started pass in between.
+        full = self._fit is None or mean.size > 1.5 * self._full_bins
         try:
             self._fit = fit_decay(time_h, mean, count, None if full else self._fit)
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:

@@ -320,9 +320,9 @@ def _fit_brightening(
     ln_l0 = math.log(float(mean[0])) if mean[0] > 0 else float(plain[0])
     screened = []
     for t_b in np.geomspace(max(float(time_h[1]), 1e-3 * end), end / 3.0, 4):
-        for beta in {float(plain[2]), 0.5, 1.0}:
+        for beta in (float(plain[2]), 0.5 if plain[2] > 0.75 else 1.0):
             start = np.array([ln_l0, plain[1], beta, 0.1, math.log(float(t_b))])
-            trial = _least_squares(start, (lo5, hi5), data, noise, max_nfev=30)
+            trial = _least_squares(start, (lo5, hi5), data, noise, max_nfev=20)
             screened.append((_robust_cost(trial.x, data, noise), trial.x))
     start = min(screened, key=lambda item: item[0])[1]
     chosen: tuple[optimize.OptimizeResult, float] | None = _fit_form(start, (lo5, hi5), data, noise)
@@ -379,19 +379,24 @@ def fit_decay(
 
 
 def _finish(best: optimize.OptimizeResult, scale: float, n_bins: int, end: float) -> DecayFit:
-    """Return the DecayFit of a least-squares result whose residuals are in ``scale`` units."""
-    noise = _robust_noise(best.fun * scale)
-    jacobian = np.asarray(best.jac)
-    dof = int(n_bins - best.x.size)
+    """Return the DecayFit of a least-squares result whose residuals are in ``scale`` units.
+
+    The noise is the RMS of the inlier residuals (within 5 robust sigmas) with
+    ``inliers - parameters`` degrees of freedom, which is what the t quantile assumes.
+    """
+    residual = np.asarray(best.fun)
+    inlier = np.abs(residual) < 5.0 * _robust_noise(residual)
+    dof = int(inlier.sum() - best.x.size)
+    ratio = math.sqrt(float((residual[inlier] ** 2).sum()) / dof) if dof > 0 else math.nan
+    ratio = max(ratio, _MIN_NOISE / scale) if math.isfinite(ratio) else _robust_noise(residual)
+    jacobian = np.asarray(best.jac)[inlier]
     try:
-        # Residuals were in units of the pass noise, which is the final noise up to
-        # the last re-estimate; rescale to it.
-        covariance = np.linalg.inv(jacobian.T @ jacobian) * _robust_noise(best.fun) ** 2
+        covariance = np.linalg.inv(jacobian.T @ jacobian) * ratio**2
     except np.linalg.LinAlgError:
         covariance = np.full((best.x.size, best.x.size), np.nan)
     if dof < 1:
         covariance = np.full((best.x.size, best.x.size), np.nan)
-    return DecayFit(np.asarray(best.x, dtype=np.float64), covariance, noise, dof, end)
+    return DecayFit(np.asarray(best.x, dtype=np.float64), covariance, ratio * scale, dof, end)
 
 
 def smoothed_signal(
