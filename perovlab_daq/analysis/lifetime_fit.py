@@ -212,9 +212,7 @@ def _jacobian(
         rise = -np.expm1(-time_h / math.exp(params[4]))
         brightening = 1.0 + params[3] * rise
         columns.append(rise / brightening)
-        columns.append(
-            -params[3] * (1.0 - rise) * (time_h / math.exp(params[4])) / brightening
-        )
+        columns.append(-params[3] * (1.0 - rise) * (time_h / math.exp(params[4])) / brightening)
     dlog = np.column_stack(columns)
     predicted = model(time_h, params)
     floor = _WEIGHT_FLOOR * l0
