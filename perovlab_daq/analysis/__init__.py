@@ -28,12 +28,11 @@ from perovlab_daq.analysis.efficiency import (
 )
 from perovlab_daq.analysis.lifetime import (
     LIFETIME_LEVELS_PCT,
-    AccelerationFit,
     DecayTracker,
-    fit_acceleration,
     lifetime_from_stretched_exponential,
     lifetime_metrics,
 )
+from perovlab_daq.analysis.lifetime_acceleration import AccelerationFit, fit_acceleration
 from perovlab_daq.analysis.spectra import (
     PeakMetrics,
     PowerLawFit,
