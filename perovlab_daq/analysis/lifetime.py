@@ -61,8 +61,13 @@ LIFETIME_LEVELS_PCT: tuple[int, ...] = (95, 90, 80, 70, 50)
 _MIN_SAMPLES = 10
 
 
-def _check_log(time_s: ArrayLike, luminance: ArrayLike) -> tuple[FloatArray, FloatArray]:
-    """Validate an ageing log; return (elapsed s from the first sample, luminance)."""
+def _check_log(
+    time_s: ArrayLike, luminance: ArrayLike, switch_on_s: float | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Validate an ageing log; return (elapsed s from switch-on, luminance).
+
+    Switch-on is ``switch_on_s`` on the same clock, or the first sample if None.
+    """
     times = as_float_array("time_s", time_s)
     values = as_float_array("luminance", luminance)
     if times.ndim != 1 or times.shape != values.shape:
@@ -79,7 +84,16 @@ def _check_log(time_s: ArrayLike, luminance: ArrayLike) -> tuple[FloatArray, Flo
             f"time_s must be non-decreasing; got {times[index]:g} s followed by "
             f"{times[index + 1]:g} s at index {index} (offset a resumed run's clock)"
         )
-    elapsed = times - times[0]
+    zero = (
+        float(times[0])
+        if switch_on_s is None
+        else float(as_float_array("switch_on_s", switch_on_s))
+    )
+    if zero > times[0]:
+        raise ValueError(
+            f"switch_on_s must not be after the first sample; got {zero:g} s > {times[0]:g} s"
+        )
+    elapsed = times - zero
     if elapsed[-1] <= 0:
         raise ValueError(f"time_s must span a positive duration; got {elapsed[-1]:g} s")
     return elapsed, values
@@ -135,6 +149,7 @@ def lifetime_metrics(
     smoothing_window_s: float | None = None,
     l0_window_s: float | None = None,
     time_unit: float | None = None,
+    switch_on_s: float | None = None,
 ) -> dict[str, float]:
     """Return L0, L_max, T95...T50 (measured or extrapolated, with 95 % intervals) of a run.
 
@@ -172,6 +187,12 @@ def lifetime_metrics(
         :class:`DeprecationWarning` says so.
     time_unit : float, optional
         Bin unit ``u`` (s); default the median of the first 10 sample intervals.
+    switch_on_s : float, optional
+        Time (s, same clock as ``time_s``) the stress was switched on: L0 and every T_x
+        refer to it. Default: the first sample. Pass it (0 for a device-time column)
+        whenever the first sample can come late: with a stretched exponential the
+        luminance falls fastest right after switch-on, so a first sample 1-2 % of T50
+        late lowers an L0 taken there by several %.
 
     Returns
     -------
@@ -192,7 +213,7 @@ def lifetime_metrics(
         NaN if the model never falls below 98 % of L0 within the record (too little decay
         to extrapolate).
     """
-    elapsed, values = _check_log(time_s, luminance)
+    elapsed, values = _check_log(time_s, luminance, switch_on_s)
     if l0_window_s is not None:
         warnings.warn(
             "lifetime_metrics(l0_window_s=...) is ignored: L0 comes from the decay-model fit",
@@ -331,6 +352,9 @@ class DecayTracker:
         Refit when the elapsed time has grown by this fraction since the last fit.
     recent : int
         Samples whose mean residual corrects the model for the current level.
+    switch_on_s : float, optional
+        Switch-on time on the clock of the samples (as in :func:`lifetime_metrics`);
+        default the first sample.
 
     Examples
     --------
@@ -348,13 +372,14 @@ class DecayTracker:
         refit_every: int = 1000,
         refit_growth: float = 0.05,
         recent: int = 20,
+        switch_on_s: float | None = None,
     ) -> None:
         self._unit = (
             None if time_unit_s is None else as_positive_scalar("time_unit_s", time_unit_s, "s")
         )
         self.refit_every = int(refit_every)
         self.refit_growth = float(refit_growth)
-        self._start_s = math.nan
+        self._start_s = math.nan if switch_on_s is None else float(switch_on_s)
         self._pending: list[tuple[float, float]] = []
         self._sums = np.zeros((3, 256))  # time, luminance, count per bin
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=recent)

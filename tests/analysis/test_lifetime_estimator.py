@@ -213,3 +213,20 @@ def test_tracker_says_nothing_before_it_has_a_fit() -> None:
     assert not tracker.fallen_to(0.99)
     with pytest.raises(ValueError, match="too few samples"):
         tracker.metrics()
+
+
+def test_switch_on_time_is_the_reference_when_the_first_sample_comes_late() -> None:
+    # First sample 2 h after switch-on (a settle, a slow first reading): referred to the
+    # switch-on it is still right; referred to the first sample L0 is that sample's level.
+    time_s, luminance = decay_log(600.0, 0.7, 0.0)
+    late = time_s >= 2 * H
+    metrics = lifetime_metrics(time_s[late], luminance[late], switch_on_s=0.0)
+    assert metrics["l0"] == pytest.approx(L0, rel=0.01)
+    assert metrics["t50_h"] == pytest.approx(true_tx(50, 0.7, 0.0), rel=0.03)
+    shifted = lifetime_metrics(time_s[late], luminance[late])
+    assert shifted["l0"] < 0.97 * L0
+    tracker = DecayTracker(switch_on_s=0.0)
+    tracker.add(time_s[late], luminance[late])
+    assert tracker.metrics()["l0"] == pytest.approx(metrics["l0"], rel=1e-9)
+    with pytest.raises(ValueError, match="switch_on_s must not be after the first sample"):
+        lifetime_metrics(time_s[late], luminance[late], switch_on_s=H)
