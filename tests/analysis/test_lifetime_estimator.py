@@ -229,4 +229,4 @@ def test_switch_on_time_is_the_reference_when_the_first_sample_comes_late() -> N
     tracker.add(time_s[late], luminance[late])
     assert tracker.metrics()["l0"] == pytest.approx(metrics["l0"], rel=1e-9)
     with pytest.raises(ValueError, match="switch_on_s must not be after the first sample"):
-        lifetime_metrics(time_s[late], luminance[late], switch_on_s=H)
+        lifetime_metrics(time_s[late], luminance[late], switch_on_s=3 * H)
