@@ -230,7 +230,7 @@ def _least_squares(
     bounds: tuple[list[float], list[float]],
     data: tuple[FloatArray, FloatArray, FloatArray],
     scale: float,
-    max_nfev: int = 400,
+    max_nfev: int = 100,
 ) -> optimize.OptimizeResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
