@@ -188,6 +188,7 @@ def test_live_stop_ends_within_two_percent_of_the_target(
     assert tracker.n_fits <= bound
 
 
+@pytest.mark.slow
 def test_live_stop_at_one_second_logging_over_a_hundred_hours() -> None:
     ratio, tracker = feed_until_stop(1.0, T50_H, 0.8, 0.0, batch_until=0.6)
     assert ratio == pytest.approx(0.5, rel=0.02)
