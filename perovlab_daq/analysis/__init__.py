@@ -28,11 +28,11 @@ from perovlab_daq.analysis.efficiency import (
 )
 from perovlab_daq.analysis.lifetime import (
     LIFETIME_LEVELS_PCT,
-    AccelerationFit,
-    fit_acceleration,
+    DecayTracker,
     lifetime_from_stretched_exponential,
     lifetime_metrics,
 )
+from perovlab_daq.analysis.lifetime_acceleration import AccelerationFit, fit_acceleration
 from perovlab_daq.analysis.spectra import (
     PeakMetrics,
     PowerLawFit,
@@ -50,6 +50,7 @@ __all__ = [
     "K_M_LM_PER_W",
     "LIFETIME_LEVELS_PCT",
     "AccelerationFit",
+    "DecayTracker",
     "PeakMetrics",
     "PowerLawFit",
     "band_integrals",

@@ -1,28 +1,27 @@
-"""Operational lifetime of LEDs: T95...T50, stretched-exponential fits, L0^n T50 = C.
+"""Operational lifetime of LEDs: T95...T50, the live stop, and L0^n T50 = C.
 
 :func:`lifetime_metrics` turns a constant-current ageing log (time, luminance) into the
-figures of REFERENCE section 3: L0, L_max and t(L_max) for positive ageing, T_x against
-both L0 and L_max from the last threshold crossing of a smoothed signal, and a
-stretched-exponential fit that extrapolates T50 when the run stopped early.
-:func:`fit_acceleration` fits the acceleration law across initial luminances.
+figures of REFERENCE section 3: L0, L_max and t(L_max), T_x against L0 and against L_max,
+each measured where the signal crosses and extrapolated from the fitted decay model (with
+a 95 % interval) where it does not. :class:`DecayTracker` runs the same estimator live, so
+a procedure's stop at L/L0 = x and the analysis of its file agree.
+:func:`fit_acceleration` (module :mod:`~perovlab_daq.analysis.lifetime_acceleration`)
+fits the acceleration law across initial luminances.
 
-Smoothing is a time-binned median: the log is cut into consecutive windows of fixed
-duration (default 1/500 of the run, at least 5 median sample intervals) and each
-window is replaced by the median luminance at the mean time of its points. That is
-robust to spikes and dropouts, needs one sort of the data (1,000,000 points in well
-under a second), and a gap in time (a resumed run) simply leaves windows empty.
+The estimator (log-time bins, the stretched-exponential model with optional brightening,
+the robust fit, the smoothed signal) lives in :mod:`perovlab_daq.analysis.lifetime_fit`;
+docs/procedures/lifetime.md section "Estimator" describes it and its limits.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize
 
 from perovlab_daq.analysis._validation import (
     FloatArray,
@@ -30,178 +29,44 @@ from perovlab_daq.analysis._validation import (
     as_positive,
     as_positive_scalar,
 )
+from perovlab_daq.analysis.lifetime_acceleration import AccelerationFit, fit_acceleration
+from perovlab_daq.analysis.lifetime_fit import (
+    BIN_GROWTH,
+    MIN_DECAY,
+    S_PER_H,
+    SHRINK_SIGMAS,
+    DecayFit,
+    bin_index,
+    bin_of,
+    fit_decay,
+    last_crossing_h,
+    smoothed_signal,
+    time_unit_s,
+)
 
 log = logging.getLogger(__name__)
 
+# The acceleration law moved to lifetime_acceleration; importable from here as before.
+__all__ = [
+    "LIFETIME_LEVELS_PCT",
+    "AccelerationFit",
+    "DecayTracker",
+    "fit_acceleration",
+    "lifetime_from_stretched_exponential",
+    "lifetime_metrics",
+]
+
 #: Percent levels reported by :func:`lifetime_metrics` (T95, T90, T80, T70, T50).
 LIFETIME_LEVELS_PCT: tuple[int, ...] = (95, 90, 80, 70, 50)
-_S_PER_H = 3600.0
-_DEFAULT_WINDOWS_PER_RUN = 500
-_MIN_SAMPLES_PER_WINDOW = 5
-_MIN_L0_SAMPLES = 10
-#: The stretched exponential is fitted only if the smoothed signal falls below this
-#: fraction of L_max; a flatter run constrains tau and beta too weakly to extrapolate.
-_FIT_MIN_DECAY = 0.98
+_MIN_SAMPLES = 10
 
 
-def _binned_median(
-    time_s: FloatArray, values: FloatArray, window_s: float
+def _check_log(
+    time_s: ArrayLike, luminance: ArrayLike, switch_on_s: float | None = None
 ) -> tuple[FloatArray, FloatArray]:
-    """Return (mean time, median value) of consecutive time windows holding data.
+    """Validate an ageing log; return (elapsed s from switch-on, luminance).
 
-    ``time_s`` must be non-decreasing, so every window is a contiguous slice. The
-    median of all windows comes from one sort of a composite key, window rank + a
-    value scaled into [0, 0.5), which keeps windows apart and orders values within
-    each window.
-    """
-    # In-place steps throughout: on a 1M-point run every temporary is 8 MB, and the
-    # end-of-run analysis must fit beside the run in a few hundred MB.
-    position = time_s - time_s[0]
-    position /= window_s
-    np.floor(position, out=position)
-    window_index = position.astype(np.int64)
-    del position
-    change = np.empty(time_s.size, dtype=bool)
-    change[0] = True
-    np.not_equal(window_index[1:], window_index[:-1], out=change[1:])
-    del window_index
-    starts = np.flatnonzero(change)
-    del change
-    counts = np.diff(np.append(starts, time_s.size))
-    rank = np.repeat(np.arange(starts.size, dtype=np.float64), counts)
-    low = values.min()
-    span = values.max() - low
-    scale = 0.5 / span if span > 0 else 0.0
-    ordered = values - low
-    ordered *= scale
-    ordered += rank
-    ordered.sort()
-    ordered -= rank  # rank is sorted, so aligned
-    del rank
-    lower_middle = ordered[starts + (counts - 1) // 2]
-    upper_middle = ordered[starts + counts // 2]
-    median = (
-        low + 0.5 * (lower_middle + upper_middle) / scale if scale else np.full(starts.size, low)
-    )
-    mean_time = np.add.reduceat(time_s, starts) / counts
-    return mean_time, median
-
-
-def _start_luminance(elapsed_s: FloatArray, values: FloatArray) -> float:
-    """Extrapolate the luminance at switch-on from the first samples, robustly.
-
-    The samples are split into an earlier and a later half; the straight line through
-    the (median time, median luminance) of each half is evaluated at t = 0. Medians
-    ignore spikes (a switch-on transient, a dropout) in up to half of either half, and
-    the extrapolation removes the bias a plain median has when the luminance changes
-    quickly at the start, as it does under positive ageing or a stretched-exponential
-    decay with beta < 1. Falls back to the plain median if the halves share one time.
-    """
-    middle = values.size // 2
-    early_t, late_t = np.median(elapsed_s[:middle]), np.median(elapsed_s[middle:])
-    early_l, late_l = np.median(values[:middle]), np.median(values[middle:])
-    if late_t <= early_t:
-        return float(np.median(values))
-    return float(early_l - (late_l - early_l) / (late_t - early_t) * early_t)
-
-
-def _last_crossing(times: FloatArray, values: FloatArray, threshold: float) -> float:
-    """Time where ``values`` falls below ``threshold`` for the last time, NaN if it ends above.
-
-    Linear interpolation between the last point at or above the threshold and the next
-    one; a crossing inside a gap in the data is interpolated across the gap.
-    """
-    at_or_above = np.flatnonzero(values >= threshold)
-    if at_or_above.size == 0:
-        return float(times[0])
-    i = int(at_or_above[-1])
-    if i == values.size - 1:
-        return math.nan
-    fraction = (values[i] - threshold) / (values[i] - values[i + 1])
-    return float(times[i] + fraction * (times[i + 1] - times[i]))
-
-
-def _stretched_exponential(time_h: FloatArray, tau_h: float, beta: float) -> FloatArray:
-    return np.exp(-np.power(time_h / tau_h, beta))
-
-
-def _fit_stretched_exponential(
-    time_h: FloatArray, relative: FloatArray
-) -> tuple[float, float, float, float]:
-    """Fit relative = exp(-(t/tau)^beta); return tau, beta and their standard errors."""
-    usable = (time_h > 0) & (relative > 0.02) & (relative < 0.995)
-    tau_guess, beta_guess = float(time_h[-1]), 1.0
-    if usable.sum() >= 3:
-        # Linearised form ln(-ln y) = beta ln t - beta ln tau gives the starting point.
-        slope, intercept = np.polyfit(np.log(time_h[usable]), np.log(-np.log(relative[usable])), 1)
-        if slope > 0:
-            beta_guess = float(np.clip(slope, 0.1, 3.0))
-            tau_guess = float(np.exp(-intercept / slope))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optimize.OptimizeWarning)
-        params, covariance = optimize.curve_fit(
-            _stretched_exponential,
-            time_h,
-            relative,
-            p0=(max(tau_guess, 1e-9), beta_guess),
-            bounds=((1e-12, 0.05), (np.inf, 5.0)),
-            max_nfev=2000,
-        )
-    errors = np.sqrt(np.diag(covariance)) if np.isfinite(covariance).all() else (math.nan,) * 2
-    return float(params[0]), float(params[1]), float(errors[0]), float(errors[1])
-
-
-def lifetime_metrics(
-    time_s: ArrayLike,
-    luminance: ArrayLike,
-    *,
-    smoothing_window_s: float | None = None,
-    l0_window_s: float | None = None,
-) -> dict[str, float]:
-    """Return L0, L_max, T95...T50 and a stretched-exponential fit of an ageing run.
-
-    L0 is extrapolated to switch-on from the raw samples in the first ``l0_window_s``
-    (default a quarter of a smoothing window, never fewer than 10 samples): the line through
-    the (median time, median luminance) of the earlier and the later half of those
-    samples, evaluated at t = 0. Medians make it robust to noise and spikes; the
-    extrapolation keeps the fast change right after switch-on (brightening, or a
-    stretched exponential with beta < 1) from biasing it as a plain average would.
-    The smoothed signal (see
-    the module docstring) starts at (switch-on, L0). T_x is the time of the LAST
-    downward crossing of x % of the reference, so noise or a brief dip followed by
-    recovery does not shorten the lifetime; it is NaN if the signal ends above the
-    threshold. Times are from the first sample (switch-on).
-
-    The stretched exponential L/L_max = exp(-((t - t(L_max)) / tau)^beta) is fitted to
-    the smoothed signal from its maximum on (for a device without positive ageing
-    L_max = L0 and t(L_max) = 0, i.e. the usual L/L0 = exp(-(t/tau)^beta)); it gives
-    T_x = t(L_max) + tau (-ln(x L0 / (100 L_max)))^(1/beta) (REFERENCE section 3).
-
-    Parameters
-    ----------
-    time_s : array_like
-        Time stamps (s), 1-D, non-decreasing (a resumed run may have gaps but must
-        continue the same clock), at least 10 samples spanning a positive duration.
-    luminance : array_like
-        Luminance (cd/m^2, or any quantity proportional to it such as photocurrent),
-        same shape, finite; L0 must come out > 0.
-    smoothing_window_s : float, optional
-        Width (s) of the median windows; default max(duration / 500, 5 x the median
-        sample interval).
-    l0_window_s : float, optional
-        Length (s) of the start-of-stress window for L0; default a quarter of the smoothing
-        window.
-
-    Returns
-    -------
-    dict of str to float
-        ``l0`` and ``l_max`` (luminance units), ``t_l_max`` (h); ``t95``, ``t90``,
-        ``t80``, ``t70``, ``t50`` (h, against L0) and ``t95_from_max`` ... ``t50_from_max``
-        (h from switch-on, against L_max); ``tau_h``, ``beta`` and their ``*_stderr``,
-        ``fit_time_origin_h`` (= t(L_max)), ``t50_fit`` (h, model), ``t50_extrapolated``
-        (h, the model T50 when the run stopped before T50, else NaN);
-        ``duration_h``, ``smoothing_window_s``, ``l0_window_s``, ``n_points``.
-        Fit values are NaN if the signal never fell below 98 % of L_max.
+    Switch-on is ``switch_on_s`` on the same clock, or the first sample if None.
     """
     times = as_float_array("time_s", time_s)
     values = as_float_array("luminance", luminance)
@@ -210,8 +75,8 @@ def lifetime_metrics(
             "time_s and luminance must be 1-D arrays of the same length; "
             f"got shapes {times.shape} and {values.shape}"
         )
-    if times.size < 10:
-        raise ValueError(f"time_s must have at least 10 samples; got {times.size}")
+    if times.size < _MIN_SAMPLES:
+        raise ValueError(f"time_s must have at least {_MIN_SAMPLES} samples; got {times.size}")
     steps = np.diff(times)
     if (steps < 0).any():
         index = int(np.flatnonzero(steps < 0)[0])
@@ -219,76 +84,487 @@ def lifetime_metrics(
             f"time_s must be non-decreasing; got {times[index]:g} s followed by "
             f"{times[index + 1]:g} s at index {index} (offset a resumed run's clock)"
         )
-    elapsed_s = times - times[0]
-    duration_s = float(elapsed_s[-1])
-    if duration_s <= 0:
-        raise ValueError(f"time_s must span a positive duration; got {duration_s:g} s")
-
-    if smoothing_window_s is None:
-        positive_steps = steps[steps > 0]
-        del steps
-        window_s = max(
-            duration_s / _DEFAULT_WINDOWS_PER_RUN,
-            # overwrite_input: the median partitions this temporary instead of a copy.
-            _MIN_SAMPLES_PER_WINDOW * float(np.median(positive_steps, overwrite_input=True)),
-        )
-        del positive_steps
-    else:
-        del steps
-        window_s = as_positive_scalar("smoothing_window_s", smoothing_window_s, "s")
-    start_window_s = (
-        0.25 * window_s
-        if l0_window_s is None
-        else as_positive_scalar("l0_window_s", l0_window_s, "s")
+    zero = (
+        float(times[0])
+        if switch_on_s is None
+        else float(as_float_array("switch_on_s", switch_on_s))
     )
-    n_start = max(_MIN_L0_SAMPLES, int(np.searchsorted(elapsed_s, start_window_s, side="right")))
-    l0 = _start_luminance(elapsed_s[:n_start], values[:n_start])
-    if l0 <= 0:
+    if zero > times[0]:
         raise ValueError(
-            f"luminance at the start of stress (from the first {n_start} samples) must be "
-            f"> 0; got {l0:g} (check the photodetector sign and dark subtraction)"
+            f"switch_on_s must not be after the first sample; got {zero:g} s > {times[0]:g} s"
         )
+    elapsed = times - zero
+    if elapsed[-1] <= 0:
+        raise ValueError(f"time_s must span a positive duration; got {elapsed[-1]:g} s")
+    return elapsed, values
 
-    bin_time_s, bin_median = _binned_median(elapsed_s, values, window_s)
-    curve_h = np.concatenate(([0.0], bin_time_s)) / _S_PER_H
-    curve = np.concatenate(([l0], bin_median))
-    i_max = int(np.argmax(curve))
-    l_max = float(curve[i_max])
-    t_l_max_h = float(curve_h[i_max])
 
-    metrics: dict[str, float] = {"l0": l0, "l_max": l_max, "t_l_max": t_l_max_h}
+def _interval(value: float, stderr: float, quantile: float) -> tuple[float, float]:
+    """Return the 95 % interval value * exp(+-q stderr / value) (log-normal, stays > 0)."""
+    if not (math.isfinite(value) and math.isfinite(stderr)) or value <= 0:
+        return math.nan, math.nan
+    spread = quantile * stderr / value
+    return value * math.exp(-spread), value * math.exp(spread)
+
+
+def _level_figures(
+    fit: DecayFit,
+    grid: tuple[FloatArray, FloatArray, FloatArray],
+    reference: float,
+    level: int,
+    decayed: bool,
+) -> dict[str, float]:
+    """T_x of one level and reference: measured, model, extrapolated flag, 95 % interval."""
+    time_h, signal, count = grid
+    threshold = level / 100 * reference
+    measured = last_crossing_h(fit, time_h, signal, count, threshold)
+    model_h = fit.crossing_h(threshold) if decayed else math.nan
+    stderr = fit.stderr(lambda p: fit.crossing_h(threshold, p)) if decayed else math.nan
+    if math.isfinite(measured) and math.isfinite(stderr):
+        # Noise of S at the crossing over the local slope of the model, added in quadrature.
+        near = max(int(np.searchsorted(time_h, measured)), 1)
+        local_n = float(count[near - 1 : near + 1].sum())
+        slope = abs(float(fit(measured * 1.001) - fit(measured * 0.999))) / (0.002 * measured)
+        if slope > 0:
+            noise = fit.noise_rel * float(fit(measured)) / math.sqrt(local_n)
+            stderr = math.hypot(stderr, noise / slope)
+    extrapolated = not math.isfinite(measured)
+    best = model_h if extrapolated else measured
+    low, high = _interval(best, stderr, fit.t_quantile)
+    return {
+        "measured": measured,
+        "best": best if math.isfinite(best) else math.nan,
+        "extrapolated": float(extrapolated and math.isfinite(best)),
+        "model": model_h,
+        "stderr": stderr,
+        "low": low,
+        "high": high,
+    }
+
+
+def lifetime_metrics(
+    time_s: ArrayLike,
+    luminance: ArrayLike,
+    *,
+    smoothing_window_s: float | None = None,
+    l0_window_s: float | None = None,
+    time_unit: float | None = None,
+    switch_on_s: float | None = None,
+) -> dict[str, float]:
+    """Return L0, L_max, T95...T50 (measured or extrapolated, with 95 % intervals) of a run.
+
+    Estimator (module :mod:`~perovlab_daq.analysis.lifetime_fit`): the samples are
+    averaged in log-time bins (one sample per bin at the start, 2 % of t wide later) and
+    the model ``L0 (1 + a (1 - exp(-t/t_b))) exp(-(t/tau)^beta)`` is fitted to the bins by
+    robust weighted least squares of the relative residual (brightening term kept only
+    if the BIC prefers it). **L0 is the model at t = 0**, so it uses the whole early
+    decay, not a median of the first samples. The smoothed signal S is the model plus
+    each bin's residual shrunk by twice its noise. T_x is the LAST downward crossing of
+    ``x L_ref`` by S, solved between the two bins around it (model plus interpolated
+    residual), provided at least 3 samples follow it; otherwise T_x comes from the
+    model's last crossing and is flagged ``extrapolated``.
+
+    Intervals: the delta method on the fit covariance ``s^2 (J^T J)^-1`` (``s`` the robust
+    noise, ``J`` the Jacobian of the weighted residuals) gives the standard error of each
+    model T_x; a measured T_x adds the noise of S at the crossing divided by the model
+    slope, in quadrature. The 95 % interval is ``T exp(+-q se / T)`` with ``q`` the
+    Student t quantile (0.975) for ``bins - parameters`` degrees of freedom. It covers
+    noise and fit uncertainty within the model, not a decay that changes shape later.
+
+    Parameters
+    ----------
+    time_s : array_like
+        Time stamps (s), 1-D, non-decreasing, first sample at switch-on (a resumed run
+        may have gaps but must continue the same clock), at least 10 samples.
+    luminance : array_like
+        Luminance (cd/m^2, or anything proportional to it), same shape, finite; negative
+        noise is kept as it is (no clipping). L0 must come out > 0.
+    smoothing_window_s : float, optional
+        Minimum width (s) of the bins; default none (log-time bins only). A wider bin
+        hides short features (a dip) from the smoothed signal.
+    l0_window_s : float, optional
+        Accepted for compatibility and ignored (L0 now comes from the model fit); a
+        :class:`DeprecationWarning` says so.
+    time_unit : float, optional
+        Bin unit ``u`` (s); default the median of the first 10 sample intervals.
+    switch_on_s : float, optional
+        Time (s, same clock as ``time_s``) the stress was switched on: L0 and every T_x
+        refer to it. Default: the first sample. Pass it (0 for a device-time column)
+        whenever the first sample can come late: with a stretched exponential the
+        luminance falls fastest right after switch-on, so a first sample 1-2 % of T50
+        late lowers an L0 taken there by several %.
+
+    Returns
+    -------
+    dict of str to float
+        ``l0`` (with ``l0_stderr``, ``l0_ci95_low``, ``l0_ci95_high``), ``l_max``,
+        ``t_l_max`` (h); per level x in 95, 90, 80, 70, 50 (all times in h from switch-on):
+        ``tx`` measured against L0 (NaN if not crossed), ``tx_h`` best value (measured, or
+        the model if not crossed), ``tx_is_extrapolated`` (1.0/0.0), ``tx_extrapolated``
+        (model value if not crossed, else NaN), ``tx_model_h``, ``tx_stderr_h``,
+        ``tx_ci95_low_h``, ``tx_ci95_high_h``; the same against L_max as
+        ``tx_from_max`` (measured), ``tx_vs_lmax_h``, ``tx_vs_lmax_is_extrapolated``,
+        ``tx_vs_lmax_ci95_low_h``, ``tx_vs_lmax_ci95_high_h``; the model ``tau_h``,
+        ``beta`` and their ``*_stderr``, ``brightening`` (a) and ``brightening_time_h``
+        (NaN without), ``fit_parameters`` (3 or 5), ``fit_dof``, ``noise_rel``,
+        ``fit_time_origin_h`` (0: the model starts at switch-on), ``t50_fit`` (= model
+        T50), ``duration_h``, ``smoothing_window_s`` (width of the last bin),
+        ``l0_window_s`` (NaN), ``time_unit_s``, ``n_bins``, ``n_points``. Model values are
+        NaN if the model never falls below 98 % of L0 within the record (too little decay
+        to extrapolate).
+    """
+    elapsed, values = _check_log(time_s, luminance, switch_on_s)
+    if l0_window_s is not None:
+        warnings.warn(
+            "lifetime_metrics(l0_window_s=...) is ignored: L0 comes from the decay-model fit",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    unit = (
+        time_unit_s(elapsed)
+        if time_unit is None
+        else as_positive_scalar("time_unit", time_unit, "s")
+    )
+    window = (
+        None
+        if smoothing_window_s is None
+        else as_positive_scalar("smoothing_window_s", smoothing_window_s, "s")
+    )
+    index = bin_index(elapsed, unit, min_width_s=window)
+    count = np.bincount(index).astype(np.float64)
+    keep = count > 0
+    count = count[keep]
+    bin_t = np.bincount(index, weights=elapsed)[keep] / count
+    bin_l = np.bincount(index, weights=values)[keep] / count
+    del index
+    return _metrics_from_bins(bin_t / S_PER_H, bin_l, count, float(elapsed[-1]), unit, window)
+
+
+def _metrics_from_bins(
+    time_h: FloatArray,
+    mean: FloatArray,
+    count: FloatArray,
+    duration_s: float,
+    unit: float,
+    min_width_s: float | None = None,
+) -> dict[str, float]:
+    """Fit the bins and derive every lifetime figure (shared by the batch and live paths)."""
+    if mean.size < 4 or float(np.median(mean[: max(1, min(5, mean.size))])) <= 0:
+        raise ValueError(
+            "luminance at the start of stress (median of the first bins) must be > 0; got "
+            f"{float(np.median(mean[:5])):g} (check the photodetector sign and dark subtraction)"
+        )
+    fit = fit_decay(time_h, mean, count)
+    l0 = fit.l0
+    if not l0 > 0:
+        raise ValueError(f"luminance at the start of stress (model L0) must be > 0; got {l0:g}")
+    signal = smoothed_signal(fit, time_h, mean, count)
+    grid = (time_h, signal, count)
+    i_max = int(np.argmax(signal))
+    l_max = max(float(signal[i_max]), l0)
+    t_l_max = float(time_h[i_max]) if signal[i_max] > l0 else 0.0
+    decayed = float(fit(fit.end_h)) < MIN_DECAY * l0
+    q = fit.t_quantile
+    l0_se = l0 * math.sqrt(fit.covariance[0, 0]) if np.isfinite(fit.covariance[0, 0]) else math.nan
+    l0_low, l0_high = _interval(l0, l0_se, q)
+    metrics: dict[str, float] = {
+        "l0": l0,
+        "l0_stderr": l0_se,
+        "l0_ci95_low": l0_low,
+        "l0_ci95_high": l0_high,
+        "l_max": l_max,
+        "t_l_max": t_l_max,
+    }
     for level in LIFETIME_LEVELS_PCT:
-        metrics[f"t{level}"] = _last_crossing(curve_h, curve, level / 100 * l0)
+        own = _level_figures(fit, grid, l0, level, decayed)
+        metrics.update(
+            {
+                f"t{level}": own["measured"],
+                f"t{level}_h": own["best"],
+                f"t{level}_is_extrapolated": own["extrapolated"],
+                f"t{level}_extrapolated": own["best"] if own["extrapolated"] else math.nan,
+                f"t{level}_model_h": own["model"],
+                f"t{level}_stderr_h": own["stderr"],
+                f"t{level}_ci95_low_h": own["low"],
+                f"t{level}_ci95_high_h": own["high"],
+            }
+        )
     for level in LIFETIME_LEVELS_PCT:
-        metrics[f"t{level}_from_max"] = _last_crossing(curve_h, curve, level / 100 * l_max)
-
-    tau_h = beta = tau_err = beta_err = t50_fit = math.nan
-    decay_h = curve_h[i_max:] - t_l_max_h
-    decay = curve[i_max:] / l_max
-    if decay.size >= 4 and decay.min() < _FIT_MIN_DECAY:
-        try:
-            tau_h, beta, tau_err, beta_err = _fit_stretched_exponential(decay_h, decay)
-            t50_fit = t_l_max_h + tau_h * (-math.log(0.5 * l0 / l_max)) ** (1.0 / beta)
-        except (RuntimeError, ValueError) as exc:
-            log.warning("stretched-exponential fit failed: %s", exc)
-    else:
-        log.info("luminance fell by less than %.0f %%: no lifetime fit", 100 * (1 - _FIT_MIN_DECAY))
+        peak = _level_figures(fit, grid, l_max, level, decayed)
+        metrics.update(
+            {
+                f"t{level}_from_max": peak["measured"],
+                f"t{level}_vs_lmax_h": peak["best"],
+                f"t{level}_vs_lmax_is_extrapolated": peak["extrapolated"],
+                f"t{level}_vs_lmax_ci95_low_h": peak["low"],
+                f"t{level}_vs_lmax_ci95_high_h": peak["high"],
+            }
+        )
+    sd = np.sqrt(np.clip(np.diag(fit.covariance), 0, None))
+    tau_h = math.exp(float(fit.params[1]))
+    has_brightening = fit.params.size == 5
+    if not decayed:
+        log.info("luminance fell by less than %.0f %%: no lifetime fit", 100 * (1 - MIN_DECAY))
     metrics.update(
         {
-            "tau_h": tau_h,
-            "beta": beta,
-            "tau_h_stderr": tau_err,
-            "beta_stderr": beta_err,
-            "fit_time_origin_h": t_l_max_h,
-            "t50_fit": t50_fit,
-            "t50_extrapolated": t50_fit if math.isnan(metrics["t50"]) else math.nan,
-            "duration_h": duration_s / _S_PER_H,
-            "smoothing_window_s": window_s,
-            "l0_window_s": start_window_s,
-            "n_points": float(times.size),
+            "tau_h": tau_h if decayed else math.nan,
+            "beta": float(fit.params[2]) if decayed else math.nan,
+            "tau_h_stderr": tau_h * float(sd[1]) if decayed else math.nan,
+            "beta_stderr": float(sd[2]) if decayed else math.nan,
+            "brightening": float(fit.params[3]) if has_brightening else math.nan,
+            "brightening_time_h": math.exp(float(fit.params[4])) if has_brightening else math.nan,
+            "fit_parameters": float(fit.params.size),
+            "fit_dof": float(fit.dof),
+            "noise_rel": fit.noise_rel,
+            "fit_time_origin_h": 0.0,
+            "t50_fit": metrics["t50_model_h"],
+            "duration_h": duration_s / S_PER_H,
+            "smoothing_window_s": min_width_s or BIN_GROWTH * (duration_s + unit),
+            "l0_window_s": math.nan,
+            "time_unit_s": unit,
+            "n_bins": float(mean.size),
+            "n_points": float(count.sum()),
         }
     )
     return metrics
+
+
+class DecayTracker:
+    """The lifetime estimator fed live, sample by sample: current L0 and the stop decision.
+
+    Samples go into the same log-time bins as :func:`lifetime_metrics` (O(1) each); the
+    same decay model is refitted on the bins when ``refit_every`` samples have arrived
+    since the last fit or the elapsed time has grown by ``refit_growth`` (5 %) since then,
+    so a run of N samples costs about ``N / refit_every + ln(N) / 0.05`` fits of at most
+    ~700 bins: O(1) amortised per sample. The current smoothed level is the model at the
+    last sample plus the mean residual of the last ``recent`` samples, shrunk towards zero
+    by twice its noise, exactly as the analysis smooths a bin; :meth:`fallen_to` compares
+    it with ``fraction x L0`` and refits before it answers yes.
+
+    Parameters
+    ----------
+    time_unit_s : float, optional
+        Bin unit (s); default the median of the first 10 sample intervals (the first 11
+        samples are then held back until it is known).
+    refit_every : int
+        Refit after at most this many new samples.
+    refit_growth : float
+        Refit when the elapsed time has grown by this fraction since the last fit.
+    recent : int
+        Samples whose mean residual corrects the model for the current level.
+    switch_on_s : float, optional
+        Switch-on time on the clock of the samples (as in :func:`lifetime_metrics`);
+        default the first sample.
+
+    Examples
+    --------
+    >>> tracker = DecayTracker()
+    >>> for t, value in zip(time_s, luminance):          # doctest: +SKIP
+    ...     tracker.add(t, value)
+    ...     if tracker.fallen_to(0.5):
+    ...         break
+    """
+
+    def __init__(
+        self,
+        *,
+        time_unit_s: float | None = None,
+        refit_every: int = 1000,
+        refit_growth: float = 0.05,
+        recent: int = 20,
+        switch_on_s: float | None = None,
+    ) -> None:
+        self._unit = (
+            None if time_unit_s is None else as_positive_scalar("time_unit_s", time_unit_s, "s")
+        )
+        self.refit_every = int(refit_every)
+        self.refit_growth = float(refit_growth)
+        self._start_s = math.nan if switch_on_s is None else float(switch_on_s)
+        self._pending: list[tuple[float, float]] = []
+        self._sums = np.zeros((3, 256))  # time, luminance, count per bin
+        self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=recent)
+        self._fit: DecayFit | None = None
+        self._full_bins = 0
+        self._residual_fit: DecayFit | None = None
+        self._residuals: collections.deque[float] = collections.deque(maxlen=recent)
+        self._residual_sum = 0.0
+        self._since_fit = 0
+        self._fit_until_s = 0.0
+        self._last_s = math.nan
+        self.n_samples = 0
+        self.n_fits = 0
+
+    # -- feeding --------------------------------------------------------------------------
+    def add(self, time_s: ArrayLike, luminance: ArrayLike) -> None:
+        """Add one sample or a batch (times in s, same clock as the run, non-decreasing)."""
+        times = np.atleast_1d(np.asarray(time_s, dtype=np.float64))
+        values = np.atleast_1d(np.asarray(luminance, dtype=np.float64))
+        if times.shape != values.shape:
+            raise ValueError(
+                f"time_s and luminance must match; got {times.shape} and {values.shape}"
+            )
+        if times.size > 2 * _MIN_SAMPLES and self._unit is not None:
+            self._add_batch(times, values)
+        else:
+            self._add_each(times, values)
+        if self._due():
+            self._refit()
+
+    def _add_batch(self, times: FloatArray, values: FloatArray) -> None:
+        """Vectorised add of a batch once the bin unit is known (same result as one by one)."""
+        finite = np.isfinite(times) & np.isfinite(values)
+        times, values = times[finite], values[finite]
+        if times.size == 0:
+            return
+        elapsed = times - self._start_s
+        previous = 0.0 if math.isnan(self._last_s) else self._last_s
+        if elapsed[0] < previous or (np.diff(elapsed) < 0).any():
+            raise ValueError("time_s must be non-decreasing within and across batches")
+        index = bin_index(elapsed, self._unit)  # type: ignore[arg-type]
+        top = int(index[-1])
+        if top >= self._sums.shape[1]:
+            grown = np.zeros((3, max(2 * self._sums.shape[1], top + 1)))
+            grown[:, : self._sums.shape[1]] = self._sums
+            self._sums = grown
+        size = self._sums.shape[1]
+        self._sums[0] += np.bincount(index, weights=elapsed, minlength=size)
+        self._sums[1] += np.bincount(index, weights=values, minlength=size)
+        self._sums[2] += np.bincount(index, minlength=size)
+        self._last_s = float(elapsed[-1])
+        self.n_samples += times.size
+        self._since_fit += times.size
+        keep = self._recent.maxlen or 1
+        self._recent.extend(zip(elapsed[-keep:].tolist(), values[-keep:].tolist(), strict=True))
+        self._residual_fit = None  # recomputed from `_recent` at the next level()
+
+    def _add_each(self, times: FloatArray, values: FloatArray) -> None:
+        for t, value in zip(times.tolist(), values.tolist(), strict=True):
+            if not (math.isfinite(t) and math.isfinite(value)):
+                continue  # a failed reading: skipped, as the analysis drops NaN rows
+            if math.isnan(self._start_s):
+                self._start_s = t
+            elapsed = t - self._start_s
+            if elapsed < (0.0 if math.isnan(self._last_s) else self._last_s):
+                raise ValueError(f"time_s must be non-decreasing; got {t:g} s after a later sample")
+            self._last_s = elapsed
+            self.n_samples += 1
+            self._since_fit += 1
+            self._recent.append((elapsed, value))
+            if self._residual_fit is not None:
+                # Running sum of the recent residuals against the current fit: O(1).
+                if len(self._residuals) == self._residuals.maxlen:
+                    self._residual_sum -= self._residuals[0]
+                residual = value - self._residual_fit.value(elapsed / S_PER_H)
+                self._residuals.append(residual)
+                self._residual_sum += residual
+            if self._unit is None:
+                self._pending.append((elapsed, value))
+                if len(self._pending) > _MIN_SAMPLES or (
+                    len(self._pending) == _MIN_SAMPLES and elapsed > 0
+                ):
+                    self._unit = time_unit_s(np.array([p[0] for p in self._pending]))
+                    for held_t, held_value in self._pending:
+                        self._accumulate(held_t, held_value)
+                    self._pending.clear()
+            else:
+                self._accumulate(elapsed, value)
+
+    def _accumulate(self, elapsed: float, value: float) -> None:
+        k = bin_of(elapsed, self._unit)  # type: ignore[arg-type]
+        if k >= self._sums.shape[1]:
+            grown = np.zeros((3, max(2 * self._sums.shape[1], k + 1)))
+            grown[:, : self._sums.shape[1]] = self._sums
+            self._sums = grown
+        self._sums[0, k] += elapsed
+        self._sums[1, k] += value
+        self._sums[2, k] += 1.0
+
+    def _bins(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        count = self._sums[2]
+        keep = count > 0
+        return (
+            self._sums[0, keep] / count[keep] / S_PER_H,
+            self._sums[1, keep] / count[keep],
+            count[keep],
+        )
+
+    def _due(self) -> bool:
+        if self._unit is None or self.n_samples < _MIN_SAMPLES:
+            return False
+        return (
+            self._fit is None
+            or self._since_fit >= self.refit_every
+            or self._last_s > (1.0 + self.refit_growth) * self._fit_until_s
+        )
+
+    def _refit(self) -> None:
+        time_h, mean, count = self._bins()
+        if mean.size < 4:
+            return
+        # A full search (both forms, two passes) when the bins grew by half since the
+        # last one (~10 times in a run); one warm-started pass in between.
+        full = self._fit is None or mean.size > 1.5 * self._full_bins
+        try:
+            self._fit = fit_decay(time_h, mean, count, None if full else self._fit)
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+            log.warning("live decay fit failed: %s", exc)
+            return
+        self._since_fit = 0
+        self._fit_until_s = self._last_s
+        self.n_fits += 1
+        if full:
+            self._full_bins = mean.size
+
+    # -- answers --------------------------------------------------------------------------
+    @property
+    def l0(self) -> float:
+        """Return the current L0 estimate (model at switch-on), NaN before the first fit."""
+        return self._fit.l0 if self._fit is not None else math.nan
+
+    def level(self) -> float:
+        """Return the current smoothed luminance (model + shrunk recent residual), NaN early."""
+        if self._fit is None or not self._recent:
+            return math.nan
+        if self._residual_fit is not self._fit:
+            # New fit: residuals of the recent samples against it (at most `recent` of them).
+            self._residuals = collections.deque(
+                (value - self._fit.value(t / S_PER_H) for t, value in self._recent),
+                maxlen=self._recent.maxlen,
+            )
+            self._residual_sum = math.fsum(self._residuals)
+            self._residual_fit = self._fit
+        now = self._fit.value(self._last_s / S_PER_H)
+        residual = self._residual_sum / len(self._residuals)
+        sigma = SHRINK_SIGMAS * self._fit.noise_rel * now / math.sqrt(len(self._residuals))
+        return now + math.copysign(max(abs(residual) - sigma, 0.0), residual)
+
+    def relative(self) -> float:
+        """Return the current smoothed L / L0 (NaN before the first fit)."""
+        return self.level() / self.l0 if self._fit is not None else math.nan
+
+    def fallen_to(self, fraction: float) -> bool:
+        """Return True once the smoothed L / L0 is at or below ``fraction`` (e.g. 0.5).
+
+        Before answering True it refits on everything so far (if any sample arrived since
+        the last fit), so the decision rests on the current L0.
+        """
+        ratio = self.relative()
+        if not ratio <= fraction:
+            return False
+        # Refit before a yes, but not at every sample while the level hovers at the line.
+        if self._since_fit >= 10 or (
+            self._since_fit > 0 and self._last_s > 1.01 * self._fit_until_s
+        ):
+            self._refit()
+            ratio = self.relative()
+        return bool(ratio <= fraction)
+
+    def metrics(self) -> dict[str, float]:
+        """Return :func:`lifetime_metrics`-style figures from the bins collected so far."""
+        if self._fit is None:
+            raise ValueError(f"too few samples for a fit; got {self.n_samples}")
+        time_h, mean, count = self._bins()
+        return _metrics_from_bins(time_h, mean, count, self._last_s, float(self._unit))  # type: ignore[arg-type]
 
 
 def lifetime_from_stretched_exponential(
@@ -317,88 +593,3 @@ def lifetime_from_stretched_exponential(
         raise ValueError(f"level_pct must be below 100 %; got {levels[levels >= 100][:3]}")
     result = tau * (-np.log(levels / 100.0)) ** (1.0 / stretch)
     return float(result) if result.ndim == 0 else result
-
-
-@dataclass(frozen=True)
-class AccelerationFit:
-    """Acceleration law L0^n T50 = C fitted by least squares of ln T50 against ln L0.
-
-    Attributes
-    ----------
-    n : float
-        Acceleration exponent ([P2]: 1.95).
-    n_stderr : float
-        Standard error of ``n`` (0 for 3 points on an exact line).
-    c : float
-        Constant C in (cd/m^2)^n h.
-    n_points : int
-        Number of (L0, T50) pairs fitted.
-    residual_rms_ln : float
-        RMS residual of ln T50 (a fractional scatter, 0.1 ~ 10 %).
-    """
-
-    n: float
-    n_stderr: float
-    c: float
-    n_points: int
-    residual_rms_ln: float
-
-    def t50_at(self, luminance_cd_m2: ArrayLike) -> FloatArray | float:
-        """Return the predicted T50 (h) at initial luminance ``luminance_cd_m2`` (> 0)."""
-        luminance = as_positive("luminance_cd_m2", luminance_cd_m2, "cd/m^2")
-        result = self.c / luminance**self.n
-        return float(result) if result.ndim == 0 else result
-
-    def extrapolation_ratio(
-        self, from_luminance_cd_m2: ArrayLike, to_luminance_cd_m2: ArrayLike
-    ) -> FloatArray | float:
-        """Return T50(to) / T50(from) = (from / to)^n, e.g. from the test L0 to 100 cd/m^2."""
-        source = as_positive("from_luminance_cd_m2", from_luminance_cd_m2, "cd/m^2")
-        target = as_positive("to_luminance_cd_m2", to_luminance_cd_m2, "cd/m^2")
-        result = (source / target) ** self.n
-        return float(result) if result.ndim == 0 else result
-
-
-def fit_acceleration(l0_cd_m2: ArrayLike, t50_h: ArrayLike) -> AccelerationFit:
-    """Fit the acceleration law L0^n T50 = C to lifetimes at several initial luminances.
-
-    ln T50 = ln C - n ln L0 by ordinary least squares; the standard error of n comes
-    from the residuals with n_points - 2 degrees of freedom (REFERENCE section 3).
-
-    Parameters
-    ----------
-    l0_cd_m2 : array_like
-        Initial luminances (cd/m^2), 1-D, > 0, at least 3 with at least 2 distinct.
-    t50_h : array_like
-        T50 (h) measured at each initial luminance, same shape, > 0.
-
-    Returns
-    -------
-    AccelerationFit
-        With ``t50_at(luminance)`` and ``extrapolation_ratio(from, to)``.
-    """
-    luminance = as_positive("l0_cd_m2", l0_cd_m2, "cd/m^2")
-    lifetime = as_positive("t50_h", t50_h, "h")
-    if luminance.ndim != 1 or luminance.shape != lifetime.shape:
-        raise ValueError(
-            "l0_cd_m2 and t50_h must be 1-D arrays of the same length; "
-            f"got shapes {luminance.shape} and {lifetime.shape}"
-        )
-    if luminance.size < 3:
-        raise ValueError(
-            f"l0_cd_m2 must have at least 3 initial luminances to fit n with an error; "
-            f"got {luminance.size}"
-        )
-    x = np.log(luminance)
-    y = np.log(lifetime)
-    x_mean = x.mean()
-    sxx = float(((x - x_mean) ** 2).sum())
-    if sxx <= 1e-12 * max(1.0, float(np.abs(x).max())):
-        raise ValueError(f"l0_cd_m2 must contain at least 2 distinct values; got {luminance}")
-    slope = float(((x - x_mean) * (y - y.mean())).sum() / sxx)
-    intercept = float(y.mean() - slope * x_mean)
-    residual = y - (intercept + slope * x)
-    dof = luminance.size - 2
-    stderr = math.sqrt(float((residual**2).sum()) / dof / sxx)
-    rms = math.sqrt(float((residual**2).mean()))
-    return AccelerationFit(-slope, stderr, math.exp(intercept), int(luminance.size), rms)

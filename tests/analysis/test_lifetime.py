@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from perovlab_daq.analysis import (
     LIFETIME_LEVELS_PCT,
@@ -126,20 +127,25 @@ def test_gap_from_a_resumed_run_is_tolerated() -> None:
 def test_flat_run_reaches_nothing_and_skips_the_fit() -> None:
     time_s = np.linspace(0, 10 * H, 1000)
     metrics = lifetime_metrics(time_s, np.full(1000, 500.0))
-    assert metrics["l0"] == 500.0
+    assert metrics["l0"] == pytest.approx(500.0, rel=1e-9)  # model L0 of a flat log
     for level in LIFETIME_LEVELS_PCT:
         assert math.isnan(metrics[f"t{level}"])
     assert math.isnan(metrics["tau_h"])
     assert math.isnan(metrics["t50_extrapolated"])
 
 
-def test_smoothing_and_l0_windows_are_reported_and_settable() -> None:
+def test_smoothing_window_is_a_settable_minimum_and_l0_window_is_deprecated() -> None:
     time_s, luminance = ageing_log(100.0, 10_000)
-    metrics = lifetime_metrics(time_s, luminance, smoothing_window_s=600.0, l0_window_s=60.0)
+    metrics = lifetime_metrics(time_s, luminance, smoothing_window_s=600.0)
     assert metrics["smoothing_window_s"] == 600.0
-    assert metrics["l0_window_s"] == 60.0
+    assert metrics["t50"] == pytest.approx(analytic_tx(50), rel=0.01)
     default = lifetime_metrics(time_s, luminance)
-    assert default["smoothing_window_s"] == pytest.approx(100 * H / 500)
+    # Log-time bins: 2 % of the elapsed time wide at the end of the run.
+    assert default["smoothing_window_s"] == pytest.approx(0.02 * 100 * H, rel=0.01)
+    with pytest.warns(DeprecationWarning, match="l0_window_s"):
+        ignored = lifetime_metrics(time_s, luminance, l0_window_s=60.0)
+    assert math.isnan(ignored["l0_window_s"])
+    assert ignored["l0"] == default["l0"]
 
 
 @pytest.mark.parametrize(
@@ -235,3 +241,78 @@ def test_acceleration_fit_inverts_the_law(n: float, log_c: float, luminances: li
     fit = fit_acceleration(l0, math.exp(log_c) / l0**n)
     assert fit.n == pytest.approx(n, rel=1e-6)
     np.testing.assert_allclose(fit.t50_at(l0), math.exp(log_c) / l0**n, rtol=1e-6)
+
+
+# --- acceleration law with uncertainties ---------------------------------------------
+
+THREE_L0 = np.array([1000.0, 2000.0, 4000.0])
+
+
+def test_acceleration_interval_on_n_covers_the_truth_with_three_weighted_points() -> None:
+    rng = np.random.default_rng(3)
+    relative_error = np.array([0.05, 0.08, 0.10])
+    hits = 0
+    for _ in range(200):
+        truth = P2_C / THREE_L0**P2_N
+        t50 = truth * np.exp(relative_error * rng.standard_normal(3))
+        fit = fit_acceleration(THREE_L0, t50, relative_error * t50)
+        low, high = fit.n_ci95
+        hits += low <= P2_N <= high
+        t50_100, t50_low, t50_high = fit.t50_interval(100.0)
+        assert t50_low < t50_100 < t50_high
+    assert hits >= 190  # 95 % nominal; the scale >= 1 rule makes it conservative
+
+
+def test_acceleration_uses_student_t_and_widens_with_fewer_points() -> None:
+    three = fit_acceleration(THREE_L0, P2_C / THREE_L0**P2_N, 0.05 * P2_C / THREE_L0**P2_N)
+    assert three.dof == 1
+    assert three.t_quantile == pytest.approx(stats.t.ppf(0.975, 1))
+    assert three.n_ci95[1] - three.n_ci95[0] == pytest.approx(
+        2 * stats.t.ppf(0.975, 1) * three.n_stderr
+    )
+    six_l0 = np.geomspace(1000.0, 4000.0, 6)
+    six = fit_acceleration(six_l0, P2_C / six_l0**P2_N, 0.05 * P2_C / six_l0**P2_N)
+    assert six.t_quantile == pytest.approx(stats.t.ppf(0.975, 4))
+    assert six.n_ci95[1] - six.n_ci95[0] < (three.n_ci95[1] - three.n_ci95[0]) / 4
+    # Exact points with given errors: the errors alone set the interval (scale = 1).
+    assert three.scale == 1.0
+    assert three.n == pytest.approx(P2_N)
+
+
+def test_acceleration_target_interval_uses_the_slope_intercept_covariance() -> None:
+    rng = np.random.default_rng(4)
+    t50 = P2_C / THREE_L0**P2_N * np.exp(0.05 * rng.standard_normal(3))
+    fit = fit_acceleration(THREE_L0, t50, 0.05 * t50, target_l0_cd_m2=100.0)
+    x = math.log(100.0)
+    (v00, v01), (_, v11) = fit.covariance
+    sd = math.sqrt(v00 + 2 * x * v01 + x * x * v11)
+    assert v01 < 0  # intercept and slope are correlated: ignoring it would be wrong
+    assert fit.t50_target_h == pytest.approx(fit.t50_at(100.0))
+    assert fit.t50_target_ci95_h[1] == pytest.approx(
+        fit.t50_target_h * math.exp(stats.t.ppf(0.975, 1) * sd)
+    )
+    assert fit.t50_target_ci95_h[0] < P2_T50_AT_100_H < fit.t50_target_ci95_h[1]
+
+
+def test_acceleration_weights_follow_the_t50_uncertainties() -> None:
+    l0 = np.array([500.0, 1000.0, 2000.0, 4000.0])
+    t50 = P2_C / l0**P2_N
+    t50[3] *= 2.0  # one bad run ...
+    errors = 0.02 * t50
+    errors[3] = 5.0 * t50[3]  # ... that says it is bad
+    weighted = fit_acceleration(l0, t50, errors)
+    plain = fit_acceleration(l0, t50)
+    assert weighted.weighted and not plain.weighted
+    assert abs(weighted.n - P2_N) < 0.05 < abs(plain.n - P2_N)
+
+
+def test_acceleration_warnings_fire() -> None:
+    fit = fit_acceleration(THREE_L0, P2_C / THREE_L0**P2_N, target_l0_cd_m2=200.0)
+    assert any("1 degree of freedom" in note for note in fit.warnings)
+    assert not any("outside" in note for note in fit.warnings)
+    far = fit_acceleration(THREE_L0, P2_C / THREE_L0**P2_N, target_l0_cd_m2=10.0)
+    assert any("more than 10x outside" in note for note in far.warnings)
+    two_levels = fit_acceleration([1000.0, 1000.0, 3000.0, 3000.0], [60.0, 55.0, 7.0, 8.0])
+    assert any("2 distinct initial luminances" in note for note in two_levels.warnings)
+    many = np.geomspace(100.0, 1000.0, 5)
+    assert fit_acceleration(many, P2_C / many**P2_N, target_l0_cd_m2=100.0).warnings == ()
