@@ -236,10 +236,17 @@ class ServedBench:
         with self._connections_changed:
             self._stopping = True
             connections = list(self._connections)
-        for role, server in self._servers.items():
-            thread = self._threads.get(role)
-            if thread is not None and thread.is_alive():
-                server.shutdown()  # blocks until its accept loop has ended
+        # shutdown() waits for an accept loop to notice (one poll interval): all at once.
+        stoppers = [
+            threading.Thread(target=self._servers[role].shutdown)
+            for role, thread in self._threads.items()
+            if thread.is_alive()
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout_s)
+        for server in self._servers.values():
             server.server_close()
         for sock in connections:
             try:
@@ -336,6 +343,7 @@ class ServedBench:
                 try:
                     chunk, _status = self.library.read(session, _READ_CHUNK)
                 except errors.VisaIOError:  # nothing (more) pending, or an injected timeout
+                    log.debug("%r -> %r", message, bytes(reply[:200]))
                     return bytes(reply)
                 reply += chunk
 
