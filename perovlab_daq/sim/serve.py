@@ -203,6 +203,8 @@ class ServedBench:
         """
         if self._servers:
             return self
+        with self._connections_changed:
+            self._stopping = False
         try:
             for index, role in enumerate(self._roles):
                 port = 0 if self._port_base is None else self._port_base + index

@@ -69,9 +69,9 @@ def _start_server(folder: Path, *options: str) -> tuple[subprocess.Popen, Path]:
     return process, bench_file
 
 
-def _stop(process: subprocess.Popen) -> int:
+def _stop(process: subprocess.Popen, stop_signal: int) -> int:
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
     try:
         return process.wait(10)
     except subprocess.TimeoutExpired:
@@ -147,6 +147,20 @@ def test_spectrum_of_1044_pixels_is_framed_whole(served):
     assert wavelengths == pytest.approx(served.world.spectrometer_wavelengths_nm(), abs=1e-3)
     for frame in counts:
         assert frame.shape == (1044,) and frame.min() > 1000  # dark offset on every pixel
+
+
+def test_messages_are_framed_on_the_write_termination_not_on_packets(served):
+    port = int(served.resources["laser"].split("::")[2])
+    with socket.create_connection((LOOPBACK_HOST, port), timeout=2) as client:
+        client.sendall(b"SYST:INF:WA")  # half a message: nothing happens yet
+        time.sleep(0.1)
+        client.sendall(b"V?\r\n\r\nSYST:LOCK?\r\n")  # its end, a blank line, one more
+        reply = b""
+        while reply.count(b"\r\n") < 4:
+            chunk = client.recv(4096)
+            assert chunk, "connection closed"
+            reply += chunk
+    assert reply == b"405\r\nOK\r\nON\r\nOK\r\n"
 
 
 def test_two_clients_on_one_instrument_each_get_their_own_replies(served):
@@ -279,7 +293,9 @@ def server_process(tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
     process, bench_file = _start_server(folder, "--sim", "qd-in-matrix")
     yield bench_file
-    assert _stop(process) == 0, (folder / "server.err").read_text()
+    # Ctrl-C stops it as cleanly as SIGTERM (tested below): exit 0.
+    assert _stop(process, signal.SIGINT) == 0, (folder / "server.err").read_text()
+    assert (folder / "server.err").read_text().endswith("stopped\n")
 
 
 def test_outputs_stay_on_after_the_client_is_killed(server_process):
@@ -337,7 +353,7 @@ def test_sigterm_stops_the_server_with_exit_0_and_closes_its_ports(tmp_path):
     ports = [int(rc.resource.split("::")[2]) for rc in load_bench(bench_file).roles.values()]
     client = socket.create_connection((LOOPBACK_HOST, ports[0]), timeout=2)  # held open
     try:
-        assert _stop(process) == 0
+        assert _stop(process, signal.SIGTERM) == 0
     finally:
         client.close()
     assert "stopped" in (tmp_path / "server.err").read_text()
