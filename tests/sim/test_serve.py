@@ -188,6 +188,7 @@ def test_two_clients_on_one_instrument_each_get_their_own_replies(served):
         assert wrong == []
         # Both connections talk to one instrument: a setting made by one is read by the other.
         first.write(":SOURCE:VOLTAGE 1.25")
+        assert first.query("*OPC?") == "1"  # the write has been acted on (writes are async)
         assert float(second.query(":SOURCE:VOLTAGE?")) == 1.25
         first.write(":SOURCE:VOLTAGE 0")
     finally:
@@ -283,6 +284,7 @@ smu.source_current = 2e-3
 smu.output_enabled = True
 laser.power_setpoint_w = 0.02
 laser.emission_enabled = True
+assert smu.output_enabled and laser.emission_enabled  # read back: acted on, not just sent
 print("outputs on", flush=True)
 time.sleep(120)
 """
