@@ -244,6 +244,28 @@ def test_faults_of_the_bench_file_apply_to_the_served_instrument(tmp_path):
     assert bench.library.fault_counts()["GPIB0::14::INSTR"]["timeout"] >= 1
 
 
+@pytest.mark.parametrize(
+    ("role", "driver"),
+    [
+        ("source_meter", "keithley2450"),
+        ("photodetector", "keithley6487"),
+        ("photodetector", "smu-photodetector"),
+    ],
+)
+def test_other_simulated_drivers_are_served_too(tmp_path, role, driver):
+    from perovlab_daq.sim.catalogue import SIM_INSTRUMENTS
+
+    resource = SIM_INSTRUMENTS[driver].resource
+    config = parse_bench(
+        {"simulated": True, "roles": {role: {"driver": driver, "resource": resource}}}
+    )
+    with serve(config) as bench:
+        with Bench(load_bench(bench.write_bench_file(tmp_path / "b.yaml"))) as client:
+            identity = client[role].identity
+            settings = client[role].snapshot()
+    assert "KEITHLEY" in identity.upper() and settings
+
+
 def test_refuses_other_hosts_and_unserved_resources(capsys):
     with pytest.raises(ValueError, match="127.0.0.1 only"):
         ServedBench(sim_bench(), host="0.0.0.0")
