@@ -11,9 +11,11 @@ on until something switches it off, as on hardware. Supervisor tests need exactl
 
 Framing: the bytes of a connection are split on the simulated device's write termination;
 each message goes to the device through the library (so fault injection applies), and every
-reply the device leaves pending is sent back at once, with its read termination. One lock
-serialises the whole bench, so several connections to one instrument each get their own
-replies, and the photodiode sees the LED the served source meter drives.
+reply the device leaves pending is sent back at once, with its read termination. One thread
+serves every port and connection, running each round's writes before its queries, so a
+client's messages to several instruments act in the order it sent them (the photodiode is
+read after the source meter was switched, as with the in-process bench), and several
+connections to one instrument each get their own replies.
 
 Examples
 --------
@@ -25,15 +27,17 @@ Examples
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
+import selectors
 import signal
 import socket
-import socketserver
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -50,6 +54,7 @@ __all__ = [
     "ServedBench",
     "ServedInstrument",
     "add_serve_arguments",
+    "is_query",
     "main",
     "run_serve",
     "serve",
@@ -63,6 +68,8 @@ LOOPBACK_HOST = "127.0.0.1"
 #: Longest message accepted without a termination before the connection is dropped.
 MAX_MESSAGE_BYTES = 1 << 20
 _READ_CHUNK = 1 << 24
+#: How long a reply may wait for a client that does not read before it is dropped.
+SEND_TIMEOUT_S = 5.0
 
 
 def socket_resource(port: int, host: str = LOOPBACK_HOST) -> str:
@@ -85,35 +92,22 @@ class ServedInstrument:
         return socket_resource(self.port)
 
 
-class _InstrumentServer(socketserver.ThreadingTCPServer):
-    """Accept loop of one instrument's port; one thread per connection."""
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True  # a fixed --port-base must be reusable right after a stop
-
-    def __init__(self, bench: ServedBench, instrument: str, port: int):
-        self.bench = bench
-        self.sim_resource = instrument
-        super().__init__((LOOPBACK_HOST, port), _Connection)
+def is_query(message: bytes) -> bool:
+    """Return whether an instrument message asks for a reply (SCPI: it holds a ``?``)."""
+    return b"?" in message
 
 
-class _Connection(socketserver.BaseRequestHandler):
-    """Relay one TCP connection to its simulated device until the client goes away."""
+@dataclass(eq=False)
+class _Client:
+    """One open connection: its socket, its VISA session on the simulator, what it sent."""
 
-    server: _InstrumentServer
-
-    def handle(self) -> None:
-        bench = self.server.bench
-        sock: socket.socket = self.request
-        if not bench._track(sock, True):
-            return  # the bench is stopping
-        try:
-            bench._relay(sock, self.server.sim_resource)
-        except OSError as exc:  # the client died mid-reply: its problem, not the bench's
-            log.info("connection to %s ended: %s", self.server.sim_resource, exc)
-        finally:
-            bench._track(sock, False)
+    sock: socket.socket
+    role: str
+    session: Any
+    write_eom: bytes
+    pending: bytearray = field(default_factory=bytearray)
+    #: Complete messages not yet run, with their arrival number.
+    messages: deque[tuple[int, bytes]] = field(default_factory=deque)
 
 
 class ServedBench:
@@ -180,16 +174,18 @@ class ServedBench:
                     f"serves no {rc.resource!r} (it serves {', '.join(sorted(served))})"
                 )
             self._roles[rc.role] = (rc.driver, name)
-        self._lock = threading.Lock()  # one conversation with the bench at a time
-        self._servers: dict[str, _InstrumentServer] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self._connections: set[socket.socket] = set()
-        self._connections_changed = threading.Condition()
-        self._stopping = False
+        self._lock = threading.Lock()  # the library, also for in-process users of .library
+        self._ports: dict[str, int] = {}
+        self._listeners: dict[str, socket.socket] = {}
+        self._clients: dict[socket.socket, _Client] = {}  # owned by the serving thread
+        self._arrivals = itertools.count()
+        self._selector: selectors.BaseSelector | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> ServedBench:
-        """Bind one port per role and start accepting connections.
+        """Bind one port per role and start serving them from one thread.
 
         Returns
         -------
@@ -201,26 +197,27 @@ class ServedBench:
         OSError
             If a port cannot be bound (ports bound so far are closed again).
         """
-        if self._servers:
+        if self._thread is not None:
             return self
-        with self._connections_changed:
-            self._stopping = False
+        self._stop_requested.clear()
+        self._selector = selectors.DefaultSelector()
         try:
             for index, role in enumerate(self._roles):
                 port = 0 if self._port_base is None else self._port_base + index
-                self._servers[role] = _InstrumentServer(self, self._roles[role][1], port)
+                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self._listeners[role] = listener
+                # a fixed --port-base must be reusable right after a stop
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((LOOPBACK_HOST, port))
+                listener.listen(16)
+                listener.setblocking(False)
+                self._ports[role] = listener.getsockname()[1]
+                self._selector.register(listener, selectors.EVENT_READ, data=role)
         except OSError:
-            self.stop()
+            self._close_all()
             raise
-        for role, server in self._servers.items():
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name=f"sim-serve-{role}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads[role] = thread
+        self._thread = threading.Thread(target=self._serve, name="sim-serve", daemon=True)
+        self._thread.start()
         for instrument in self.instruments.values():
             log.info(
                 "%s (%s) served at %s", instrument.role, instrument.driver, instrument.resource
@@ -233,32 +230,16 @@ class ServedBench:
         Parameters
         ----------
         timeout_s : float
-            How long to wait for the connection threads to finish.
+            How long to wait for the serving thread to finish.
         """
-        with self._connections_changed:
-            self._stopping = True
-            connections = list(self._connections)
-        # shutdown() waits for an accept loop to notice (one poll interval): all at once.
-        stoppers = [
-            threading.Thread(target=self._servers[role].shutdown)
-            for role, thread in self._threads.items()
-            if thread.is_alive()
-        ]
-        for stopper in stoppers:
-            stopper.start()
-        for stopper in stoppers:
-            stopper.join(timeout_s)
-        for server in self._servers.values():
-            server.server_close()
-        for sock in connections:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already gone
-        with self._connections_changed:
-            self._connections_changed.wait_for(lambda: not self._connections, timeout_s)
-        self._servers.clear()
-        self._threads.clear()
+        self._stop_requested.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("the served bench did not stop within %g s", timeout_s)
+            self._thread = None
+        else:
+            self._close_all()
 
     def __enter__(self) -> ServedBench:
         return self.start()
@@ -271,9 +252,9 @@ class ServedBench:
     def instruments(self) -> dict[str, ServedInstrument]:
         """Get role -> :class:`ServedInstrument` for every bound port."""
         return {
-            role: ServedInstrument(role, driver, name, self._servers[role].server_address[1])
+            role: ServedInstrument(role, driver, name, self._ports[role])
             for role, (driver, name) in self._roles.items()
-            if role in self._servers
+            if role in self._ports
         }
 
     @property
@@ -283,51 +264,122 @@ class ServedBench:
 
     def connection_count(self) -> int:
         """Return the number of client connections open right now."""
-        with self._connections_changed:
-            return len(self._connections)
+        return len(self._clients)
 
     def write_bench_file(self, path: str | Path) -> Path:
         """Write a bench file whose roles point at this server (see :mod:`.served_file`)."""
         return write_served_bench(path, self.config, self.resources, procedure=self.procedure)
 
     # -- the relay --------------------------------------------------------------------
-    def _track(self, sock: socket.socket, opened: bool) -> bool:
-        with self._connections_changed:
-            if opened:
-                if self._stopping:
-                    return False
-                self._connections.add(sock)
-            else:
-                self._connections.discard(sock)
-            self._connections_changed.notify_all()
-        return True
-
-    def _relay(self, sock: socket.socket, sim_resource: str) -> None:
-        with self._lock:
-            resource = self._manager.open_resource(sim_resource)
-            write_eom = bytes(self.library.device(sim_resource)._query_eom)
+    def _serve(self) -> None:
+        """Accept, read and answer every connection until :meth:`stop` (the serving thread)."""
+        assert self._selector is not None
         try:
-            pending = bytearray()
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                pending += data
-                while (end := pending.find(write_eom)) >= 0:
-                    message = bytes(pending[:end])
-                    del pending[: end + len(write_eom)]
-                    if message.strip():
-                        reply = self._exchange(resource.session, message + write_eom)
-                        if reply:
-                            sock.sendall(reply)
-                if len(pending) > MAX_MESSAGE_BYTES:
-                    log.warning(
-                        "%s: no termination in %d bytes; dropping", sim_resource, len(pending)
-                    )
-                    return
+            while not self._stop_requested.is_set():
+                for key, _events in self._selector.select(timeout=0.1):
+                    if isinstance(key.data, _Client):
+                        self._receive(key.data)
+                    else:
+                        self._accept(key.fileobj, key.data)  # type: ignore[arg-type]
+                self._run_received()
+        except Exception:  # noqa: BLE001 - log it; the finally still closes every socket
+            log.exception("the served bench stopped on an error")
         finally:
-            with self._lock:
-                resource.close()
+            self._close_all()
+
+    def _accept(self, listener: socket.socket, role: str) -> None:
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        # Sends block (up to the timeout) for a client slow to read; reads happen when ready.
+        sock.settimeout(SEND_TIMEOUT_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sim_resource = self._roles[role][1]
+        with self._lock:
+            session = self._manager.open_resource(sim_resource)
+            write_eom = bytes(self.library.device(sim_resource)._query_eom)
+        client = _Client(sock, role, session, write_eom)
+        self._clients[sock] = client
+        assert self._selector is not None
+        self._selector.register(sock, selectors.EVENT_READ, data=client)
+        log.debug("%s: connection from %s", role, _address)
+
+    def _receive(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return
+        except OSError as exc:  # reset by a client that died
+            log.info("%s: connection lost: %s", client.role, exc)
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        client.pending += data
+        eom = client.write_eom
+        while (end := client.pending.find(eom)) >= 0:
+            message = bytes(client.pending[:end])
+            del client.pending[: end + len(eom)]
+            if message.strip():
+                client.messages.append((next(self._arrivals), message))
+        if len(client.pending) > MAX_MESSAGE_BYTES:
+            log.warning("%s: no termination in %d bytes; dropped", client.role, len(client.pending))
+            self._drop(client)
+
+    def _run_received(self) -> None:
+        """Run every message received, in the order any one client sent them.
+
+        A client that writes to one instrument and then queries another has both messages
+        in the kernel before it waits for the reply, so they arrive in the same round:
+        running every connection's leading writes before any query keeps its order (the
+        photodiode is read after the source was switched, as in-process), and a
+        connection's own messages always run in the order they came.
+        """
+        while True:
+            for client in list(self._clients.values()):
+                while client.messages and not is_query(client.messages[0][1]):
+                    self._run_next(client)
+            waiting = [c for c in self._clients.values() if c.messages]
+            if not waiting:
+                return
+            self._run_next(min(waiting, key=lambda c: c.messages[0][0]))
+
+    def _run_next(self, client: _Client) -> None:
+        _arrival, message = client.messages.popleft()
+        reply = self._exchange(client.session.session, message + client.write_eom)
+        if not reply:
+            return
+        try:
+            client.sock.sendall(reply)
+        except OSError as exc:  # the client died or stopped reading: its problem only
+            log.info("%s: reply not delivered (%s); connection closed", client.role, exc)
+            self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        client.messages.clear()
+        if self._clients.pop(client.sock, None) is None:
+            return
+        if self._selector is not None:
+            try:
+                self._selector.unregister(client.sock)
+            except (KeyError, ValueError):
+                pass
+        client.sock.close()
+        with self._lock:
+            client.session.close()
+        log.debug("%s: connection closed", client.role)
+
+    def _close_all(self) -> None:
+        for client in list(self._clients.values()):
+            self._drop(client)
+        for listener in self._listeners.values():
+            listener.close()
+        self._listeners.clear()
+        self._ports.clear()
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
 
     def _exchange(self, session: Any, message: bytes) -> bytes:
         """Write one message to the simulated device and return every reply it left pending."""
