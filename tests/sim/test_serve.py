@@ -7,6 +7,7 @@ on SIGTERM run the server and the clients as separate processes, as in the lab.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -22,7 +23,14 @@ import pytest
 import pyvisa
 
 from perovlab_daq.bench import Bench, BenchError, load_bench, parse_bench, sim_bench
-from perovlab_daq.sim.serve import LOOPBACK_HOST, ServedBench, main, serve
+from perovlab_daq.sim.serve import (
+    LOOPBACK_HOST,
+    ServedBench,
+    add_serve_arguments,
+    main,
+    run_serve,
+    serve,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
@@ -331,12 +339,18 @@ time.sleep(120)
 
 @pytest.fixture(scope="module")
 def server_process(tmp_path_factory):
+    """One server process for the module; its stop by SIGTERM is checked at teardown."""
     folder = tmp_path_factory.mktemp("server")
     process, bench_file = _start_server(folder, "--sim", "qd-in-matrix")
     yield bench_file
-    # Ctrl-C stops it as cleanly as SIGTERM (tested below): exit 0.
-    assert _stop(process, signal.SIGINT) == 0, (folder / "server.err").read_text()
+    ports = [int(rc.resource.split("::")[2]) for rc in load_bench(bench_file).roles.values()]
+    client = socket.create_connection((LOOPBACK_HOST, ports[0]), timeout=2)  # held open
+    try:
+        assert _stop(process, signal.SIGTERM) == 0, (folder / "server.err").read_text()
+    finally:
+        client.close()
     assert (folder / "server.err").read_text().endswith("stopped\n")
+    assert not any(_port_open(port) for port in ports)
 
 
 def test_outputs_stay_on_after_the_client_is_killed(server_process):
@@ -389,13 +403,24 @@ def test_jlv_runs_end_to_end_through_the_served_bench(server_process, tmp_path):
     assert summary["figures"]["max_luminance_cd_m2"] > 100  # light from the served physics
 
 
-def test_sigterm_stops_the_server_with_exit_0_and_closes_its_ports(tmp_path):
-    process, bench_file = _start_server(tmp_path, "--sim")
-    ports = [int(rc.resource.split("::")[2]) for rc in load_bench(bench_file).roles.values()]
-    client = socket.create_connection((LOOPBACK_HOST, ports[0]), timeout=2)  # held open
-    try:
-        assert _stop(process, signal.SIGTERM) == 0
-    finally:
-        client.close()
-    assert "stopped" in (tmp_path / "server.err").read_text()
-    assert not any(_port_open(port) for port in ports)
+def test_ctrl_c_stops_run_serve_with_exit_0(tmp_path, capsys):
+    """``run_serve`` in this process's main thread, stopped by a real SIGINT."""
+    bench_file = tmp_path / "b.yaml"
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(["--sim", "--write-bench", str(bench_file)])
+    ports: list[int] = []
+
+    def interrupt_when_serving() -> None:
+        deadline = time.monotonic() + 20
+        while not bench_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ports.extend(int(r.resource.split("::")[2]) for r in load_bench(bench_file).roles.values())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    threading.Thread(target=interrupt_when_serving, daemon=True).start()
+    assert run_serve(args) == 0
+    assert signal.getsignal(signal.SIGINT) is previous  # handlers restored
+    assert "TCPIP::127.0.0.1::" in capsys.readouterr().out
+    assert len(ports) == 7 and not any(_port_open(port) for port in ports)
