@@ -112,6 +112,19 @@ def test_written_bench_file_is_an_ordinary_pyvisa_py_bench(served):
     assert config.setup == shipped.setup  # same geometry and calibration files
 
 
+def test_every_role_opens_through_its_driver_over_the_socket(served):
+    # The OBIS and FW102C drivers pass asrl={"baud_rate": 115200}: pymeasure drops it for a
+    # TCPIP resource, so the serial drivers need no change to be reached over a socket.
+    with Bench(load_bench(served.bench_file)) as bench:
+        identities = {role: bench[role].identity for role in bench.role_names}
+        wheel = bench["filter_wheel"]
+        wheel.position = 3
+        position = wheel.position
+    assert set(identities) == set(sim_bench().roles) and all(identities.values())
+    assert "OBIS" in identities["laser"] and position == 3
+    assert served.world.filter_position == 3
+
+
 def test_listens_on_loopback_only(served):
     ports = {int(r.split("::")[2]) for r in served.resources.values()}
     listening = {
