@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from perovlab_daq.analysis.spectra import peak_metrics
+from perovlab_daq.analysis.spectra import noise_sigma, peak_metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +62,6 @@ def window_peak_metrics(
         "noise": noise,
         "snr": snr,
     }
-
-
-def noise_sigma(spectra: np.ndarray) -> np.ndarray:
-    """Return the per-pixel noise (rms) of each spectrum from its second differences.
-
-    A band tens of nm wide barely changes the second difference of sub-nm pixels, so
-    the median absolute second difference measures the noise alone (1.4826 MAD /
-    sqrt(6) for white noise).
-    """
-    rows = np.atleast_2d(np.asarray(spectra, dtype=float))
-    second = np.diff(rows, n=2, axis=1)
-    mad = np.median(np.abs(second - np.median(second, axis=1, keepdims=True)), axis=1)
-    return 1.4826 * mad / math.sqrt(6.0)
 
 
 def band_integrals(
