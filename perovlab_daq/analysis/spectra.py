@@ -569,6 +569,59 @@ def plqy_de_mello(
     return float(plqy), float(absorptance)
 
 
+@dataclass(frozen=True)
+class TInterval:
+    """Mean of repeated measurements with its standard uncertainty and a t interval.
+
+    Attributes
+    ----------
+    mean : float
+        Mean of the repeats.
+    standard_uncertainty : float
+        Sample standard deviation over sqrt(N) (NaN for N = 1).
+    low, high : float
+        Interval ``mean -+ t(1 - (1 - confidence)/2, N - 1) * standard_uncertainty``
+        (NaN for N = 1).
+    degrees_of_freedom : int
+        N - 1.
+    confidence : float
+        Coverage probability of the interval (e.g. 0.95).
+    """
+
+    mean: float
+    standard_uncertainty: float
+    low: float
+    high: float
+    degrees_of_freedom: int
+    confidence: float
+
+
+def mean_with_t_interval(values: ArrayLike, confidence: float = 0.95) -> TInterval:
+    """Return the mean of repeats with a Student-t interval for the real degrees of freedom.
+
+    Parameters
+    ----------
+    values : array_like
+        Finite repeated results (1-D, at least one).
+    confidence : float, default 0.95
+        Coverage probability, 0 < confidence < 1.
+    """
+    from scipy import stats
+
+    repeats = as_float_array("values", values).reshape(-1)
+    if repeats.size == 0:
+        raise ValueError("values must hold at least one result")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1; got {confidence!r}")
+    mean = float(repeats.mean())
+    dof = repeats.size - 1
+    if dof == 0:
+        return TInterval(mean, math.nan, math.nan, math.nan, 0, confidence)
+    u = float(repeats.std(ddof=1) / math.sqrt(repeats.size))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * u
+    return TInterval(mean, u, mean - half, mean + half, dof, confidence)
+
+
 def noise_sigma(spectra: ArrayLike) -> FloatArray:
     """Return the per-pixel noise (rms) of each spectrum from its second differences.
 

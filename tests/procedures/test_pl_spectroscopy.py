@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from perovlab_daq.figures import pl_fluence as pl_fluence_figures
@@ -61,7 +62,10 @@ def test_plqy_gives_table1_within_3_points(preset: str) -> None:
     figures = plqy_figures.key_figures(run)
     assert figures["plqy_pct"] == pytest.approx(plqy_pct, abs=3.0)
     assert figures["power_density_w_cm2"] == pytest.approx(125e-6, rel=0.03)
-    assert list(run.data["configuration"]) == [0, 1, 2]
+    cycles = PlqyProcedure.repeats.default
+    assert list(run.data["configuration"]) == [0, 1, 2] * cycles
+    assert list(run.data["repeat"]) == [r for r in range(cycles) for _ in range(3)]
+    assert figures["plqy_ci95_low_pct"] < figures["plqy_pct"] < figures["plqy_ci95_high_pct"]
 
 
 @pytest.mark.parametrize(
@@ -181,3 +185,31 @@ def test_pl_stability_reports_no_new_peak_on_the_noise_of_a_bleached_film() -> N
     assert figures["new_peaks_nm"] == "none"
     assert (run.data["new_peak_count"] == 0).all()
     assert not any(e["kind"] == "new-peaks" for e in run.events)
+
+
+def _plqy_interval(preset: str, seed: int, repeats: int) -> tuple[dict[str, Any], float]:
+    """Run plqy (defaults, ``repeats`` cycles); return its figures and the film's true PLQY."""
+    with sim_bench_open(preset, "plqy", seed=seed) as bench:
+        run = run_procedure(PlqyProcedure, bench, {"repeats": repeats})
+        # Truth at the run's excitation (beam on the sample), read from the simulator.
+        density = PlqyProcedure.power_density_w_cm2.default
+        bench.world.set_sample_position("C")
+        bench.world.set_laser(density * PlqyProcedure.spot_area_cm2.default, True)
+        truth = bench.world.film_truth()
+        bench.world.set_laser(0.0, False)
+    assert truth.excitation_density_w_cm2 == pytest.approx(density, rel=1e-6)
+    return plqy_figures.key_figures(run), 100.0 * truth.plqy
+
+
+def test_plqy_95_percent_interval_covers_the_truth_and_narrows_with_repeats() -> None:
+    default = PlqyProcedure.repeats.default
+    seeds = range(1, 11)
+    runs = [_plqy_interval("nc-methyl-acetate", seed, default) for seed in seeds]
+    covered = [f["plqy_ci95_low_pct"] <= truth <= f["plqy_ci95_high_pct"] for f, truth in runs]
+    assert sum(covered) >= 0.9 * len(runs), [(f["plqy_pct"], f["plqy_u_pct"]) for f, _ in runs]
+    assert all(f["plqy_dof"] == default - 1 for f, _ in runs)
+    assert all(f["plqy_u_pct"] > 0 for f, _ in runs)
+    width = [f["plqy_ci95_high_pct"] - f["plqy_ci95_low_pct"] for f, _ in runs[:4]]
+    more = [_plqy_interval("nc-methyl-acetate", seed, 3 * default)[0] for seed in seeds[:4]]
+    narrower = [f["plqy_ci95_high_pct"] - f["plqy_ci95_low_pct"] for f in more]
+    assert np.mean(narrower) < 0.6 * np.mean(width)
