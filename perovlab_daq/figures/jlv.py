@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 TURN_ON_THRESHOLD_CD_M2 = 1.0
 #: Current density at which the roll-off EQE is reported ([P2]: ~13 % at 100 mA/cm^2).
 EQE_REFERENCE_MA_CM2 = 100.0
+#: A point spectrum is used for its row only when its peak is this many times the
+#: per-pixel noise sigma; dimmer points (just above the photodiode's threshold) are
+#: interpolated from their neighbours instead of trusting a spectrum of noise.
+MIN_POINT_SPECTRUM_SNR = 20.0
 
 
 @dataclass
@@ -60,7 +64,9 @@ class JlvAnalysis:
     spectrum_units : str
         Units of the stored spectrum (``W/nm`` when calibrated).
     extra_spectra : list of tuple
-        Every stored EL spectrum as (bias V, wavelength, intensity), for the report.
+        Every stored EL spectrum as (bias V, wavelength, intensity, kind), for the report;
+        kind is ``point`` (a lit point's spectrum used for its row), ``point-unused``
+        (too noisy or saturated) or ``extra`` (taken after the sweep).
     area_cm2, pd_radius_mm, pd_distance_mm : float
         Set-up used.
     """
@@ -72,7 +78,7 @@ class JlvAnalysis:
     point_spectra: int
     spectrum_bias_v: float
     spectrum_units: str
-    extra_spectra: list[tuple[float, np.ndarray, np.ndarray]]
+    extra_spectra: list[tuple[float, np.ndarray, np.ndarray, str]]
     area_cm2: float
     pd_radius_mm: float
     pd_distance_mm: float
@@ -161,6 +167,15 @@ def _choose_spectrum(frames: Any, bright_voltage: float) -> tuple[int, float]:
     return index, float(bias[index])
 
 
+def spectrum_snr(spectrum: np.ndarray, noise_sigma: Any) -> float:
+    """Return a spectrum's peak over its per-pixel noise sigma (inf when noise-free)."""
+    if spectrum.size < 3:
+        return math.nan
+    noise = float(noise_sigma(spectrum)[0])
+    top = float(np.max(spectrum))
+    return top / noise if noise > 0 else (math.inf if top > 0 else math.nan)
+
+
 @dataclass
 class PointSpectra:
     """The EL spectra taken at the lit points of a sweep, each indexed to its row.
@@ -199,10 +214,11 @@ class PointSpectra:
     ) -> PointSpectra | None:
         """Collect the usable point spectra (``row_index`` in their context), else None.
 
-        Saturated frames and spectra without positive weight (noise only) are skipped;
-        their rows are interpolated from the neighbouring ones.
+        Saturated frames, spectra whose peak is below :data:`MIN_POINT_SPECTRUM_SNR`
+        times their noise sigma and spectra without positive weight are skipped; their
+        rows are interpolated from the neighbouring ones.
         """
-        from perovlab_daq.analysis import cie_xy
+        from perovlab_daq.analysis import cie_xy, noise_sigma
 
         if frames is None or "row_index" not in frames.context:
             return None
@@ -223,6 +239,8 @@ class PointSpectra:
         for i in np.flatnonzero(np.isfinite(row_index) & (saturated == 0)):
             spectrum = np.asarray(frames.intensity[i], dtype=float)
             keep = np.isfinite(spectrum)
+            if not spectrum_snr(spectrum[keep], noise_sigma) >= MIN_POINT_SPECTRUM_SNR:
+                continue
             try:
                 factors = PhotometricFactors.compute(grid[keep], spectrum[keep], *setup)
                 x, y = cie_xy(grid[keep], spectrum[keep])
@@ -308,16 +326,24 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
         raise AnalysisInputError("no row with finite voltage, current and photocurrent")
     bright = float(voltage[good][np.argmax(photocurrent[good])])
 
-    extra: list[tuple[float, np.ndarray, np.ndarray]] = []
+    extra: list[tuple[float, np.ndarray, np.ndarray, str]] = []
     frames = _run.frames_or_none(run, SPECTRA_STREAM)
     index = -1
     if frames is not None:
         index, bias = _choose_spectrum(frames, bright)
         bias_column = next((c for c in ("bias", "voltage") if c in frames.context), None)
+        at_point = (
+            np.isfinite(frames.context["row_index"].to_numpy(dtype=float))
+            if "row_index" in frames.context
+            else np.zeros(len(frames), dtype=bool)
+        )
+    photometry = PointSpectra.from_frames(frames, (responsivity, area, radius, distance))
+    if frames is not None:
+        used = set() if photometry is None else {int(f) for f in photometry.frame}
         for i in range(len(frames)):
             value = float(frames.context[bias_column].iloc[i]) if bias_column else math.nan
-            extra.append((value, np.asarray(frames.wavelength, float), frames.intensity[i]))
-    photometry = PointSpectra.from_frames(frames, (responsivity, area, radius, distance))
+            kind = ("point" if i in used else "point-unused") if at_point[i] else "extra"
+            extra.append((value, np.asarray(frames.wavelength, float), frames.intensity[i], kind))
     if photometry is not None:
         # One spectrum per lit point: the report's spectrum is the brightest point's.
         index, bias = photometry.brightest, photometry.bias_v[photometry.brightest_position]
@@ -517,12 +543,18 @@ def draw(run: Any, figure: Any) -> None:
         axis.grid(True, which="both", alpha=0.3)
 
     peak = float(np.max(analysis.spectrum)) or 1.0
-    for bias, grid, intensity in analysis.extra_spectra:
-        if bias == analysis.spectrum_bias_v:
-            continue
-        ax_el.plot(grid, intensity / peak, lw=0.8, alpha=0.7, label=f"{bias:g} V")
+    point_label = f"{analysis.point_spectra} lit points (each normalised)"
+    for bias, grid, intensity, kind in analysis.extra_spectra:
+        if kind == "point":
+            # One thin line per lit point, normalised: shows how the band moves with bias.
+            top = float(np.nanmax(intensity))
+            ax_el.plot(grid, intensity / top, color="0.6", lw=0.4, alpha=0.5, label=point_label)
+            point_label = "_nolegend_"
+        elif kind == "extra" and bias != analysis.spectrum_bias_v:
+            ax_el.plot(grid, intensity / peak, lw=0.8, alpha=0.7, label=f"{bias:.3g} V")
     label = (
-        f"{analysis.spectrum_bias_v:g} V (used)"
+        f"{analysis.spectrum_bias_v:.3g} V "
+        + ("(brightest point)" if analysis.point_spectra else "(used)")
         if analysis.spectrum_source == "measured"
         else "nominal band (no measured spectrum)"
     )

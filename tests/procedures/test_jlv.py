@@ -562,9 +562,13 @@ def test_each_lit_point_uses_the_el_spectrum_at_its_own_bias() -> None:
     )
     single_luminance = single.luminance_per_a * top["photocurrent"]
     assert abs(single_luminance / truth.luminance_cd_m2 - 1.0) > 0.05
-    lit = analysis.rows[analysis.rows["el_spectrum"] == "own"]
-    assert len(lit) > 50
-    assert lit["cie_x"].iloc[-1] > lit["cie_x"].iloc[0]  # redder at 16 V than at turn-on
+    assert (analysis.rows["el_spectrum"] == "own").sum() > 50
+    # The spectrum used at 16 V is the red-shifted one (667 nm), not the brightest's (662).
+    from perovlab_daq.analysis import peak_metrics
+
+    bias, grid, spectrum, kind = analysis.extra_spectra[-2]  # last point, then el_bias
+    assert kind == "point" and bias == pytest.approx(16.0)
+    assert float(peak_metrics(grid, spectrum).peak_nm[0]) == pytest.approx(667.0, abs=1.0)
 
 
 def test_dark_level_luminance_is_noise_around_zero_not_clipped() -> None:
