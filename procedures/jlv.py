@@ -52,6 +52,7 @@ from procedures.base import DaqProcedure, ParameterError
 __all__ = [
     "MAX_EL_BIASES",
     "MAX_POINTS_PER_SWEEP",
+    "MIN_POINT_SPECTRUM_SNR",
     "NOMINAL_GRID_NM",
     "RESPONSIVITY_STREAM",
     "SPECTRA_STREAM",
@@ -68,6 +69,10 @@ log = logging.getLogger(__name__)
 
 #: Most voltage points one sweep may have (a typo such as a 1 mV step over 100 V).
 MAX_POINTS_PER_SWEEP = 5000
+#: A lit point's EL spectrum is used for that point (live columns and analysis) only when
+#: its peak is this many times its per-pixel noise sigma; dimmer points, just above the
+#: photodiode's threshold, are interpolated from their neighbours instead.
+MIN_POINT_SPECTRUM_SNR = 20.0
 #: Most extra EL spectra in ``el_biases``.
 MAX_EL_BIASES = 50
 #: Frame stream of the EL spectra, and of the photodiode responsivity curve.
@@ -712,7 +717,9 @@ class JlvProcedure(DaqProcedure):
             row_index=float(row_index),
             sweep_index=row["sweep_index"],
         )
-        if frame.saturated:
+        from perovlab_daq.analysis.windows import spectrum_snr
+
+        if frame.saturated or not spectrum_snr(frame.corrected) >= MIN_POINT_SPECTRUM_SNR:
             return False
         try:
             self.factors = PhotometricFactors.compute(

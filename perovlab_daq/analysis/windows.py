@@ -79,3 +79,20 @@ def band_integrals(
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(noise > 0, integral / noise, np.inf)
     return integral, snr
+
+
+def spectrum_snr(spectrum: np.ndarray) -> float:
+    """Return a spectrum's peak over its per-pixel noise sigma (:func:`noise_sigma`).
+
+    Infinite for a noise-free positive spectrum, NaN with fewer than 3 pixels or no
+    positive value.
+    """
+    values = np.asarray(spectrum, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 3:
+        return math.nan
+    noise = float(noise_sigma(values)[0])
+    top = float(np.max(values))
+    if noise > 0:
+        return top / noise
+    return math.inf if top > 0 else math.nan

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from perovlab_daq.analysis.windows import spectrum_snr
 from perovlab_daq.calibration import load_calibration_csv
 from perovlab_daq.figures import _run
 from perovlab_daq.figures._run import AnalysisInputError
 from procedures.jlv import (
+    MIN_POINT_SPECTRUM_SNR,
     RESPONSIVITY_STREAM,
     SPECTRA_STREAM,
     PhotometricFactors,
@@ -33,10 +35,6 @@ log = logging.getLogger(__name__)
 TURN_ON_THRESHOLD_CD_M2 = 1.0
 #: Current density at which the roll-off EQE is reported ([P2]: ~13 % at 100 mA/cm^2).
 EQE_REFERENCE_MA_CM2 = 100.0
-#: A point spectrum is used for its row only when its peak is this many times the
-#: per-pixel noise sigma; dimmer points (just above the photodiode's threshold) are
-#: interpolated from their neighbours instead of trusting a spectrum of noise.
-MIN_POINT_SPECTRUM_SNR = 20.0
 
 
 @dataclass
@@ -167,15 +165,6 @@ def _choose_spectrum(frames: Any, bright_voltage: float) -> tuple[int, float]:
     return index, float(bias[index])
 
 
-def spectrum_snr(spectrum: np.ndarray, noise_sigma: Any) -> float:
-    """Return a spectrum's peak over its per-pixel noise sigma (inf when noise-free)."""
-    if spectrum.size < 3:
-        return math.nan
-    noise = float(noise_sigma(spectrum)[0])
-    top = float(np.max(spectrum))
-    return top / noise if noise > 0 else (math.inf if top > 0 else math.nan)
-
-
 @dataclass
 class PointSpectra:
     """The EL spectra taken at the lit points of a sweep, each indexed to its row.
@@ -218,7 +207,7 @@ class PointSpectra:
         times their noise sigma and spectra without positive weight are skipped; their
         rows are interpolated from the neighbouring ones.
         """
-        from perovlab_daq.analysis import cie_xy, noise_sigma
+        from perovlab_daq.analysis import cie_xy
 
         if frames is None or "row_index" not in frames.context:
             return None
@@ -239,7 +228,7 @@ class PointSpectra:
         for i in np.flatnonzero(np.isfinite(row_index) & (saturated == 0)):
             spectrum = np.asarray(frames.intensity[i], dtype=float)
             keep = np.isfinite(spectrum)
-            if not spectrum_snr(spectrum[keep], noise_sigma) >= MIN_POINT_SPECTRUM_SNR:
+            if not spectrum_snr(spectrum[keep]) >= MIN_POINT_SPECTRUM_SNR:
                 continue
             try:
                 factors = PhotometricFactors.compute(grid[keep], spectrum[keep], *setup)
