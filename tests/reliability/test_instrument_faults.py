@@ -43,7 +43,7 @@ CLEAN_ROWS = {
     "pl-spectrum": 2,
     "pl-fluence": 3,
     "pl-stability": 4,
-    "plqy": 3,
+    "plqy": 9,  # 3 configurations x 3 A-B-C cycles (the default repeats)
 }
 EXACT_ROWS = {"jlv", "el-spectra", "pl-spectrum", "pl-fluence", "plqy"}
 #: The instrument each procedure reads all the time (the one an outage hurts).
