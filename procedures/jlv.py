@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -47,6 +46,14 @@ from perovlab_daq.analysis.efficiency import (  # re-exported: the J-L-V photome
     nominal_el_spectrum,
 )
 from perovlab_daq.calibration import load_calibration_csv
+from procedures._jlv_sweep import (  # re-exported: the sweep plan and its parsing
+    MAX_EL_BIASES,
+    MAX_POINTS_PER_SWEEP,
+    parse_bias_list,
+    parse_el_bias,
+    parse_voltage,
+    sweep_voltages,
+)
 from procedures.base import DaqProcedure, ParameterError
 
 __all__ = [
@@ -67,115 +74,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Most voltage points one sweep may have (a typo such as a 1 mV step over 100 V).
-MAX_POINTS_PER_SWEEP = 5000
 #: A lit point's EL spectrum is used for that point (live columns and analysis) only when
 #: its peak is this many times its per-pixel noise sigma; dimmer points, just above the
 #: photodiode's threshold, are interpolated from their neighbours instead.
 MIN_POINT_SPECTRUM_SNR = 20.0
-#: Most extra EL spectra in ``el_biases``.
-MAX_EL_BIASES = 50
 #: Frame stream of the EL spectra, and of the photodiode responsivity curve.
 SPECTRA_STREAM = "spectra"
 RESPONSIVITY_STREAM = "responsivity"
 
-_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _DIRECTIONS = {"forward": (1,), "reverse": (-1,), "both": (1, -1)}
-
-
-# --------------------------------------------------------------------------- parsing
-def parse_voltage(text: str, name: str) -> float:
-    """Parse one voltage written as a plain number, optionally followed by ``V``.
-
-    Parameters
-    ----------
-    text : str
-        E.g. ``"4"``, ``"4.5V"``, ``"-1e-1 V"``. Nothing is ever evaluated.
-    name : str
-        Parameter name for the error message.
-
-    Raises
-    ------
-    ParameterError
-        If ``text`` is not such a number, or is not finite.
-    """
-    token = str(text).strip()
-    if token[-1:] in {"V", "v"}:
-        token = token[:-1].strip()
-    if not _NUMBER.match(token):
-        raise ParameterError(name, text, "a number in V, such as 4 or 4.5V")
-    value = float(token)
-    if not math.isfinite(value):
-        raise ParameterError(name, text, "a finite number in V")
-    return value
-
-
-def parse_bias_list(text: str, name: str = "el_biases") -> tuple[float, ...]:
-    """Parse a list of biases such as ``"3, 4, 5.5V"`` (commas, semicolons or spaces).
-
-    Parameters
-    ----------
-    text : str
-        The list; empty for none. Every item must be a plain number (``V`` allowed).
-    name : str
-        Parameter name for the error message.
-
-    Returns
-    -------
-    tuple of float
-        The biases in V, in the order given.
-
-    Raises
-    ------
-    ParameterError
-        Naming the first item that is not a number, or when there are too many items.
-    """
-    items = [item for item in re.split(r"[,;\s]+", str(text or "").strip()) if item]
-    # "4 V" splits into "4" and "V": glue a lone unit back onto its number.
-    merged: list[str] = []
-    for item in items:
-        if item in {"V", "v"} and merged:
-            merged[-1] += item
-        else:
-            merged.append(item)
-    if len(merged) > MAX_EL_BIASES:
-        raise ParameterError(name, text, f"at most {MAX_EL_BIASES} biases")
-    return tuple(parse_voltage(item, name) for item in merged)
-
-
-def parse_el_bias(text: str) -> float | None:
-    """Parse ``el_bias``: ``"auto"`` (None: the brightest point of the sweep) or a voltage."""
-    if str(text).strip().lower() == "auto":
-        return None
-    return parse_voltage(text, "el_bias")
-
-
-def sweep_voltages(
-    start_v: float, stop_v: float, changeover_v: float, fine_step_v: float, coarse_step_v: float
-) -> np.ndarray:
-    """Return the upward voltage points: fine steps from start to changeover, coarse above.
-
-    Points are multiples of the step from their segment's origin (no accumulated rounding),
-    rounded to 1 uV, and always end exactly at ``stop_v``.
-
-    Parameters
-    ----------
-    start_v, stop_v : float
-        Ends of the sweep (V), ``start_v < stop_v``.
-    changeover_v : float
-        Voltage (V) where the step changes, from ``start_v`` to ``stop_v`` inclusive.
-    fine_step_v, coarse_step_v : float
-        Steps (V) below and above ``changeover_v``, > 0.
-    """
-    eps = 1e-9
-    n_fine = max(0, math.ceil((changeover_v - start_v) / fine_step_v - eps))
-    fine = start_v + fine_step_v * np.arange(n_fine)
-    n_coarse = math.floor((stop_v - changeover_v) / coarse_step_v + eps)
-    coarse = changeover_v + coarse_step_v * np.arange(n_coarse + 1)
-    points = np.concatenate([fine, coarse])
-    if stop_v - points[-1] > eps:
-        points = np.append(points, stop_v)
-    return np.round(points, 6)
 
 
 # --------------------------------------------------------------------------- procedure
