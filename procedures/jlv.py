@@ -3,14 +3,18 @@
 The procedure ``jlv`` steps the source meter through a voltage ramp (a fine step below a
 changeover voltage, a coarse step above it), forward, reverse or both ways (hysteresis),
 and at each point records the device current and the photodiode current facing the
-pixel. The dark level of the photodiode is measured before the sweep and subtracted. An
-EL spectrum taken after the sweep at a chosen bias (by default the brightest point) gives
-the spectral weights that turn photocurrent into luminance and EQE (REFERENCE section 3).
+pixel. The dark level of the photodiode (mean and noise of ``dark_readings`` readings) is
+measured before the sweep and subtracted, never clipped: negative photocurrent is noise.
+At every point where the photodiode sees light (photocurrent above ``el_detect_sigma``
+times the dark noise) an EL spectrum is taken at that bias (``el_each_point``, default on),
+so that luminance and EQE of each point use the spectrum at its own bias (the EL of many
+samples shifts with bias; REFERENCE section 3). An EL spectrum taken after the sweep at a
+chosen bias (by default the brightest point) is kept as the single-spectrum fallback.
 
-Luminance strategy (docs/procedures/jlv.md): rows are emitted live, before the EL spectrum
-exists, so the live ``luminance``/``eqe``/``current_efficiency``/``luminous_efficacy``
-columns are *provisional*: they use the nominal EL band of the parameters (a Gaussian at
-``el_peak_nm`` with ``el_fwhm_nm``). The key figures and the report
+Luminance strategy (docs/procedures/jlv.md): the live ``luminance``/``eqe``/
+``current_efficiency``/``luminous_efficacy`` columns are *provisional*: they use the
+point's own spectrum when one was taken, else the last one, else the nominal EL band of
+the parameters (a Gaussian at ``el_peak_nm`` with ``el_fwhm_nm``). The key figures and the report
 (:mod:`perovlab_daq.figures.jlv`) are always recomputed from the stored raw columns
 (``photocurrent``, ``current``, ``voltage``), the stored EL spectrum and the stored
 set-up, so a file written by another program is analysed the same way, and the
@@ -22,10 +26,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,162 +40,49 @@ from pymeasure.experiment import (
     Parameter,
 )
 
+from perovlab_daq.analysis.efficiency import (  # re-exported: the J-L-V photometry
+    NOMINAL_GRID_NM,
+    PhotometricFactors,
+    nominal_el_spectrum,
+)
 from perovlab_daq.calibration import load_calibration_csv
+from procedures._jlv_sweep import (  # re-exported: the sweep plan and its parsing
+    MAX_EL_BIASES,
+    MAX_POINTS_PER_SWEEP,
+    parse_bias_list,
+    parse_el_bias,
+    parse_voltage,
+    sweep_voltages,
+)
 from procedures.base import DaqProcedure, ParameterError
+
+__all__ = [
+    "MAX_EL_BIASES",
+    "MAX_POINTS_PER_SWEEP",
+    "MIN_POINT_SPECTRUM_SNR",
+    "NOMINAL_GRID_NM",
+    "RESPONSIVITY_STREAM",
+    "SPECTRA_STREAM",
+    "JlvProcedure",
+    "PhotometricFactors",
+    "nominal_el_spectrum",
+    "parse_bias_list",
+    "parse_el_bias",
+    "parse_voltage",
+    "sweep_voltages",
+]
 
 log = logging.getLogger(__name__)
 
-#: Most voltage points one sweep may have (a typo such as a 1 mV step over 100 V).
-MAX_POINTS_PER_SWEEP = 5000
-#: Most extra EL spectra in ``el_biases``.
-MAX_EL_BIASES = 50
+#: A lit point's EL spectrum is used for that point (live columns and analysis) only when
+#: its peak is this many times its per-pixel noise sigma; dimmer points, just above the
+#: photodiode's threshold, are interpolated from their neighbours instead.
+MIN_POINT_SPECTRUM_SNR = 20.0
 #: Frame stream of the EL spectra, and of the photodiode responsivity curve.
 SPECTRA_STREAM = "spectra"
 RESPONSIVITY_STREAM = "responsivity"
-#: Grid (nm) of the nominal EL band used when no spectrum was measured.
-NOMINAL_GRID_NM = np.arange(350.0, 1000.0 + 0.25, 0.5)
 
-_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _DIRECTIONS = {"forward": (1,), "reverse": (-1,), "both": (1, -1)}
-
-
-# --------------------------------------------------------------------------- parsing
-def parse_voltage(text: str, name: str) -> float:
-    """Parse one voltage written as a plain number, optionally followed by ``V``.
-
-    Parameters
-    ----------
-    text : str
-        E.g. ``"4"``, ``"4.5V"``, ``"-1e-1 V"``. Nothing is ever evaluated.
-    name : str
-        Parameter name for the error message.
-
-    Raises
-    ------
-    ParameterError
-        If ``text`` is not such a number, or is not finite.
-    """
-    token = str(text).strip()
-    if token[-1:] in {"V", "v"}:
-        token = token[:-1].strip()
-    if not _NUMBER.match(token):
-        raise ParameterError(name, text, "a number in V, such as 4 or 4.5V")
-    value = float(token)
-    if not math.isfinite(value):
-        raise ParameterError(name, text, "a finite number in V")
-    return value
-
-
-def parse_bias_list(text: str, name: str = "el_biases") -> tuple[float, ...]:
-    """Parse a list of biases such as ``"3, 4, 5.5V"`` (commas, semicolons or spaces).
-
-    Parameters
-    ----------
-    text : str
-        The list; empty for none. Every item must be a plain number (``V`` allowed).
-    name : str
-        Parameter name for the error message.
-
-    Returns
-    -------
-    tuple of float
-        The biases in V, in the order given.
-
-    Raises
-    ------
-    ParameterError
-        Naming the first item that is not a number, or when there are too many items.
-    """
-    items = [item for item in re.split(r"[,;\s]+", str(text or "").strip()) if item]
-    # "4 V" splits into "4" and "V": glue a lone unit back onto its number.
-    merged: list[str] = []
-    for item in items:
-        if item in {"V", "v"} and merged:
-            merged[-1] += item
-        else:
-            merged.append(item)
-    if len(merged) > MAX_EL_BIASES:
-        raise ParameterError(name, text, f"at most {MAX_EL_BIASES} biases")
-    return tuple(parse_voltage(item, name) for item in merged)
-
-
-def parse_el_bias(text: str) -> float | None:
-    """Parse ``el_bias``: ``"auto"`` (None: the brightest point of the sweep) or a voltage."""
-    if str(text).strip().lower() == "auto":
-        return None
-    return parse_voltage(text, "el_bias")
-
-
-def sweep_voltages(
-    start_v: float, stop_v: float, changeover_v: float, fine_step_v: float, coarse_step_v: float
-) -> np.ndarray:
-    """Return the upward voltage points: fine steps from start to changeover, coarse above.
-
-    Points are multiples of the step from their segment's origin (no accumulated rounding),
-    rounded to 1 uV, and always end exactly at ``stop_v``.
-
-    Parameters
-    ----------
-    start_v, stop_v : float
-        Ends of the sweep (V), ``start_v < stop_v``.
-    changeover_v : float
-        Voltage (V) where the step changes, from ``start_v`` to ``stop_v`` inclusive.
-    fine_step_v, coarse_step_v : float
-        Steps (V) below and above ``changeover_v``, > 0.
-    """
-    eps = 1e-9
-    n_fine = max(0, math.ceil((changeover_v - start_v) / fine_step_v - eps))
-    fine = start_v + fine_step_v * np.arange(n_fine)
-    n_coarse = math.floor((stop_v - changeover_v) / coarse_step_v + eps)
-    coarse = changeover_v + coarse_step_v * np.arange(n_coarse + 1)
-    points = np.concatenate([fine, coarse])
-    if stop_v - points[-1] > eps:
-        points = np.append(points, stop_v)
-    return np.round(points, 6)
-
-
-def nominal_el_spectrum(peak_nm: float, fwhm_nm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Return a Gaussian EL band (relative spectral power) on :data:`NOMINAL_GRID_NM`."""
-    sigma = fwhm_nm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    return NOMINAL_GRID_NM.copy(), np.exp(-0.5 * ((NOMINAL_GRID_NM - peak_nm) / sigma) ** 2)
-
-
-@dataclass(frozen=True)
-class PhotometricFactors:
-    """Per-ampere conversion of photocurrent for one EL spectrum and set-up.
-
-    ``luminance = luminance_per_a * I_PD``; ``eqe = eqe_pct_per_ratio * I_PD / I``.
-    """
-
-    luminance_per_a: float
-    eqe_pct_per_ratio: float
-
-    @classmethod
-    def compute(
-        cls,
-        wavelength_nm: np.ndarray,
-        spectrum: np.ndarray,
-        responsivity: tuple[np.ndarray, np.ndarray],
-        area_cm2: float,
-        pd_radius_mm: float,
-        pd_distance_mm: float,
-    ) -> PhotometricFactors:
-        """Compute the factors with :mod:`perovlab_daq.analysis` (REFERENCE section 3).
-
-        The responsivity curve is interpolated onto the spectrum's grid (0 A/W outside
-        the calibrated range).
-        """
-        from perovlab_daq.analysis import eqe_from_photocurrent, luminance_from_photocurrent
-
-        grid = np.asarray(wavelength_nm, dtype=float)
-        response = np.interp(grid, responsivity[0], responsivity[1], left=0.0, right=0.0)
-        luminance = luminance_from_photocurrent(
-            1.0, grid, spectrum, response, area_cm2, pd_radius_mm, pd_distance_mm
-        )
-        eqe = eqe_from_photocurrent(
-            1.0, 1.0, grid, spectrum, response, pd_radius_mm, pd_distance_mm
-        )
-        return cls(float(luminance), float(eqe))
 
 
 # --------------------------------------------------------------------------- procedure
@@ -287,6 +176,14 @@ class JlvProcedure(DaqProcedure):
         "EL integration time (0 = automatic)", units="ms", minimum=0, maximum=60000, default=0.0
     )
     el_averages = IntegerParameter("EL spectra averaged", minimum=1, maximum=100, default=1)
+    el_each_point = BooleanParameter("EL spectrum at every lit sweep point", default=True)
+    el_detect_sigma = FloatParameter(
+        "Lit point threshold (photocurrent over dark noise)",
+        units="dark sigma",
+        minimum=1.0,
+        maximum=1e6,
+        default=10.0,
+    )
     el_peak_nm = FloatParameter(
         "Nominal EL peak (no spectrometer)", units="nm", minimum=300, maximum=1100, default=660.0
     )
@@ -297,6 +194,9 @@ class JlvProcedure(DaqProcedure):
     # -- recorded after startup (entry/metadata) -----------------------------------------
     # Keys of entry/metadata: evaluated after startup (pymeasure Metadata).
     dark_photocurrent_a = Metadata("Dark photocurrent", fget="_dark_photocurrent_a", units="A")
+    dark_photocurrent_noise_a = Metadata(
+        "Dark photocurrent noise (standard deviation)", fget="_dark_noise_a", units="A"
+    )
     resolved_device_area_cm2 = Metadata("Device area used", fget="_area_cm2", units="cm^2")
     resolved_photodiode_radius_mm = Metadata(
         "Photodiode radius used", fget="_pd_radius_mm", units="mm"
@@ -405,6 +305,7 @@ class JlvProcedure(DaqProcedure):
         self._sensitivity_sha256 = sha256_of(sensitivity_path) if sensitivity_path else ""
         self._spectrum_plan = "measured" if self.spectrometer is not None else "nominal"
         self._dark_photocurrent_a = math.nan
+        self._dark_noise_a = math.nan
         self.rows: list[dict[str, float]] = []
         self.acquirer: Any = None
         self.factors = PhotometricFactors.compute(
@@ -451,8 +352,23 @@ class JlvProcedure(DaqProcedure):
         if not readings:
             raise RuntimeError("the photodiode overflowed on every dark reading: check its range")
         dark = float(np.mean(readings))
+        self._dark_noise_a = float(np.std(readings, ddof=1)) if len(readings) > 1 else math.nan
         log.info("dark photocurrent %.4g A from %d readings", dark, len(readings))
         return dark
+
+    def _lit(self, row: Mapping[str, float]) -> bool:
+        """Return whether the photodiode sees light at a row (``el_detect_sigma`` rule).
+
+        With a single dark reading the noise is unknown: any positive photocurrent counts.
+        """
+        noise = self._dark_noise_a if math.isfinite(self._dark_noise_a) else 0.0
+        photocurrent = row["photocurrent"]
+        return bool(
+            math.isfinite(photocurrent)
+            and not row["photodiode_overflow"]
+            and photocurrent > self.el_detect_sigma * noise
+            and photocurrent > 0
+        )
 
     def execute(self) -> None:
         """Pre-bias, sweep, then take the EL spectra; rows, frames and events are emitted live."""
@@ -464,14 +380,23 @@ class JlvProcedure(DaqProcedure):
             "info",
             "dark",
             f"dark photocurrent {self._dark_photocurrent_a:.4g} A "
-            f"(mean of {self.dark_readings} readings, output off); subtracted from every point",
+            f"(mean of {self.dark_readings} readings, output off; noise "
+            f"{self._dark_noise_a:.3g} A); subtracted from every point",
         )
+        if self.spectrometer is not None and self.el_each_point:
+            self.emit_event(
+                "info",
+                "el_each_point",
+                "an EL spectrum is taken at every point whose photocurrent exceeds "
+                f"{self.el_detect_sigma:g} x the dark noise; each point's luminance and EQE "
+                "use the spectrum at its own bias",
+            )
         self.emit_event(
             "info",
             "provisional",
-            "live luminance/EQE columns use the nominal EL band "
-            f"({self.el_peak_nm:g} nm, FWHM {self.el_fwhm_nm:g} nm); the analysis recomputes "
-            "them from photocurrent, current and the stored EL spectrum",
+            "live luminance/EQE columns use the latest point spectrum, else the nominal EL "
+            f"band ({self.el_peak_nm:g} nm, FWHM {self.el_fwhm_nm:g} nm); the analysis "
+            "recomputes them from photocurrent, current and the stored EL spectra",
         )
         if self.spectrometer is None:
             self.emit_event(
@@ -558,6 +483,10 @@ class JlvProcedure(DaqProcedure):
                 return False, reached
             smu, pd = self._measure_point()
             row = self._row(voltage, smu, pd, sweep_index, sign)
+            if self.spectrometer is not None and self.el_each_point and self._lit(row):
+                if self._point_spectrum(len(self.rows), row):
+                    # The live columns use this point's own spectrum from now on.
+                    row = {**self._row(voltage, smu, pd, sweep_index, sign), "time": row["time"]}
             self.rows.append(row)
             self.emit_row(**row)
             self._done_points += 1
@@ -662,6 +591,56 @@ class JlvProcedure(DaqProcedure):
                 # spectrum the analysis uses (another frame, else the nominal band).
                 self.emit_event("error", "el_spectrum", f"no EL spectrum at {bias:g} V: {exc}")
 
+    def _point_spectrum(self, row_index: int, row: Mapping[str, float]) -> bool:
+        """Take the EL spectrum of one lit sweep point, at its bias, indexed to its row.
+
+        Returns whether the live photometric factors now come from this spectrum.
+        """
+        from procedures._spectrum import SpectrumAcquirer, SpectrumAcquisitionError
+        from procedures.base import InstrumentFault
+
+        if self.acquirer is None:
+            self.acquirer = SpectrumAcquirer.for_procedure(self, dark=self._led_off)
+        try:
+            frame = self.acquirer.acquire(
+                integration_time_s=self.el_integration_ms / 1e3 if self.el_integration_ms else None,
+                averages=int(self.el_averages),
+            )
+        except (SpectrumAcquisitionError, InstrumentFault) as exc:
+            # The analysis interpolates between the spectra of the neighbouring points.
+            self.emit_event(
+                "warning", "el_spectrum", f"no EL spectrum at {row['voltage_setpoint']:g} V: {exc}"
+            )
+            return False
+        self.acquirer.emit(
+            self,
+            frame,
+            bias=row["voltage_setpoint"],
+            voltage=row["voltage"],
+            current=row["current"],
+            current_density=row["current_density"],
+            photocurrent=row["photocurrent"],
+            eqe_spectrum=0.0,
+            row_index=float(row_index),
+            sweep_index=row["sweep_index"],
+        )
+        from perovlab_daq.analysis.windows import spectrum_snr
+
+        if frame.saturated or not spectrum_snr(frame.corrected) >= MIN_POINT_SPECTRUM_SNR:
+            return False
+        try:
+            self.factors = PhotometricFactors.compute(
+                frame.corrected_wavelength_nm,
+                frame.corrected,
+                self.responsivity,
+                self._area_cm2,
+                self._pd_radius_mm,
+                self._pd_distance_mm,
+            )
+        except ValueError:  # a spectrum of noise alone: keep the previous factors
+            return False
+        return True
+
     @contextlib.contextmanager
     def _led_off(self) -> Iterator[None]:
         """Switch the LED output off for a spectrometer dark frame, then back on."""
@@ -704,4 +683,6 @@ class JlvProcedure(DaqProcedure):
             current_density=current * 1e3 / self._area_cm2,
             photocurrent=photocurrent,
             eqe_spectrum=for_eqe,
+            row_index=math.nan,
+            sweep_index=math.nan,
         )

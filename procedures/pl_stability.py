@@ -10,16 +10,21 @@ matrix of [P2]), which are flagged as a ``new-peaks`` event and counted in the
 ``new_peak_count`` column. A photostable film (QD-in-matrix, [P2]: no shift or shape
 change over 10 min at ~600 W/cm^2) shows no shift and no new peak.
 
-On the simulated bench, photobleaching and segregation run ``ageing_acceleration`` times
-faster than the wall clock (bench file, ``ageing_acceleration_by_procedure``); the factor
-is recorded in the run's metadata.
+A peak counts as new only when it stands out of the spectrum's noise: prominence at least
+``new_peak_min_snr`` (default 5) times the per-pixel noise sigma, as well as 5 % of the
+spectrum's maximum; the noise of a bleached film therefore gives no new peak.
+
+Duration and interval are in *device time* (:mod:`procedures._clock`): on the simulated
+bench photobleaching and segregation run ``ageing_acceleration`` times faster than the wall
+clock (bench file, ``ageing_acceleration_by_procedure``; the factor is in the run's
+metadata), so the schedule follows the film's clock; on real hardware the factor is 1.
+Rows and frames record both ``device_time`` and wall ``time``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -27,6 +32,7 @@ import numpy as np
 from pymeasure.experiment import FloatParameter, ListParameter
 
 from perovlab_daq.analysis.windows import window_peak_metrics
+from procedures._clock import DeviceClock
 from procedures._laser import POWER_MODES, FixedExcitationProcedure
 from procedures._spectrum import (
     SpectrumFrame,
@@ -37,14 +43,25 @@ log = logging.getLogger(__name__)
 
 #: A peak counts as new when its prominence is this fraction of the spectrum maximum...
 NEW_PEAK_MIN_PROMINENCE = 0.05
-#: ...and no peak of the first spectrum lies within this distance (nm).
+#: ...and no peak of the first spectrum lies within this distance (nm)...
 NEW_PEAK_TOLERANCE_NM = 10.0
+#: ...and its prominence is at least this many noise sigmas (default of ``new_peak_min_snr``).
+NEW_PEAK_MIN_SNR = 5.0
 
 
 def find_new_peaks(
-    wavelength_nm: np.ndarray, reference: np.ndarray, spectrum: np.ndarray, low: float, high: float
+    wavelength_nm: np.ndarray,
+    reference: np.ndarray,
+    spectrum: np.ndarray,
+    low: float,
+    high: float,
+    min_snr: float = NEW_PEAK_MIN_SNR,
 ) -> np.ndarray:
-    """Return the wavelengths of peaks of ``spectrum`` absent from ``reference`` in a window."""
+    """Return the wavelengths of peaks of ``spectrum`` absent from ``reference`` in a window.
+
+    A peak must reach ``min_snr`` times the spectrum's per-pixel noise sigma
+    (:func:`perovlab_daq.analysis.new_peaks`).
+    """
     from perovlab_daq.analysis import new_peaks
 
     keep = (wavelength_nm >= low) & (wavelength_nm <= high)
@@ -54,6 +71,7 @@ def find_new_peaks(
         spectrum[keep],
         min_relative_prominence=NEW_PEAK_MIN_PROMINENCE,
         match_tolerance_nm=NEW_PEAK_TOLERANCE_NM,
+        min_snr=min_snr,
     )
 
 
@@ -65,7 +83,8 @@ class PlStabilityProcedure(FixedExcitationProcedure):
     NAME: ClassVar[str] = "pl-stability"
     TITLE: ClassVar[str] = "PL photostability"
     COLUMNS: ClassVar[dict[str, str]] = {
-        "time": "s",
+        "time": "s",  # wall time since the exposure started
+        "device_time": "s",  # time x ageing_acceleration: the film's clock
         "laser_wavelength": "nm",
         "laser_power_setpoint": "W",
         "filter_position": "",
@@ -87,10 +106,17 @@ class PlStabilityProcedure(FixedExcitationProcedure):
         "CW power density at the sample", units="W/cm^2", minimum=0.0, maximum=1e5, default=600.0
     )
     duration_s = FloatParameter(
-        "Exposure time", units="s", minimum=1.0, maximum=30 * 86400.0, default=600.0
+        "Exposure time (device time)", units="s", minimum=1.0, maximum=30 * 86400.0, default=600.0
     )
     interval_s = FloatParameter(
-        "Spectrum interval", units="s", minimum=0.0, maximum=86400.0, default=10.0
+        "Spectrum interval (device time)", units="s", minimum=0.0, maximum=86400.0, default=10.0
+    )
+    new_peak_min_snr = FloatParameter(
+        "New peak threshold (prominence over noise sigma)",
+        units="sigma",
+        minimum=1.0,
+        maximum=1000.0,
+        default=NEW_PEAK_MIN_SNR,
     )
 
     @classmethod
@@ -111,28 +137,35 @@ class PlStabilityProcedure(FixedExcitationProcedure):
         self.fixed_time_s = float(self.integration_time_s) or None
 
     def execute(self) -> None:
-        """Expose the film for ``duration_s`` with spectra every ``interval_s``."""
+        """Expose the film for ``duration_s`` with spectra every ``interval_s`` (device time).
+
+        A spectrum is due at ``k x interval_s`` and the last one at ``duration_s``; when a
+        spectrum takes longer than the interval the next one is taken at once. The series
+        ends with the first spectrum at or after ``duration_s`` of device time.
+        """
         try:
             with self.emission():
                 self.step, _measured = self.start_excitation()
-                self.started = time.monotonic()
+                self.clock = DeviceClock.for_bench(self.bench)
+                self.emit_event(
+                    "info",
+                    "clock",
+                    f"schedule in device time: ageing_acceleration {self.clock.acceleration:g} "
+                    f"device s per wall s; {self.duration_s:g} s exposure, spectra every "
+                    f"{self.interval_s:g} s",
+                )
                 index = 0
                 while True:
                     if self.should_stop():
                         log.warning("pl-stability aborted after %d spectra", index)
                         return
-                    elapsed = time.monotonic() - self.started
-                    self.measure(index, elapsed)
+                    device_s = self.measure(index)
                     index += 1
-                    self.emit("progress", min(100.0, 100.0 * elapsed / self.duration_s))
-                    next_at = index * self.interval_s
-                    # interval_s = 0 means back to back: stop once the duration is over.
-                    if next_at > self.duration_s or (
-                        time.monotonic() - self.started >= self.duration_s
-                    ):
+                    self.emit("progress", min(100.0, 100.0 * device_s / self.duration_s))
+                    if device_s >= self.duration_s:
                         break
-                    wait = next_at - (time.monotonic() - self.started)
-                    if not self.sleep(max(0.0, wait)):
+                    due = min(index * self.interval_s, self.duration_s)
+                    if not self.sleep(self.clock.wall_until(due)):
                         return
                 self.emit("progress", 100.0)
         finally:
@@ -147,8 +180,9 @@ class PlStabilityProcedure(FixedExcitationProcedure):
             self.fixed_time_s = frame.integration_time_s
         return frame
 
-    def measure(self, index: int, elapsed: float) -> None:
-        """Take, analyse and record one spectrum of the series."""
+    def measure(self, index: int) -> float:
+        """Take, analyse and record one spectrum of the series; return its device time (s)."""
+        device_s, wall_s = self.clock.device_s(), self.clock.wall_s()
         before = self.read_power_w()
         frame = self.take_spectrum()
         after = self.read_power_w()
@@ -161,7 +195,9 @@ class PlStabilityProcedure(FixedExcitationProcedure):
         if self.reference is None:
             self.reference = spectrum.copy()
             self.reference_integral = integral
-        peaks = find_new_peaks(grid, self.reference, spectrum, low, high)
+        peaks = find_new_peaks(
+            grid, self.reference, spectrum, low, high, float(self.new_peak_min_snr)
+        )
         fresh = {int(round(p)) for p in peaks} - self.flagged
         if fresh and not any(
             abs(f - g) <= NEW_PEAK_TOLERANCE_NM for f in fresh for g in self.flagged
@@ -170,20 +206,22 @@ class PlStabilityProcedure(FixedExcitationProcedure):
                 "warning",
                 "new-peaks",
                 f"new PL peak(s) at {', '.join(f'{p:.0f}' for p in sorted(peaks))} nm "
-                f"after {elapsed:.1f} s (halide segregation?)",
+                f"after {device_s:.1f} s of device time (halide segregation?)",
             )
             self.flagged |= fresh
         relative = integral / self.reference_integral if self.reference_integral else math.nan
         self.acquirer.emit(
             self,
             frame,
-            time_s=elapsed,
+            time_s=wall_s,
+            device_time_s=device_s,
             excitation_power_w=power,
             power_density_w_cm2=density,
             new_peak_count=float(len(peaks)),
         )
         self.emit_row(
-            time=elapsed,
+            time=wall_s,
+            device_time=device_s,
             laser_wavelength=self.laser_wavelength_nm,
             laser_power_setpoint=self.step.setpoint_w,
             filter_position=self.step.filter_position,
@@ -198,3 +236,4 @@ class PlStabilityProcedure(FixedExcitationProcedure):
             relative_intensity=relative,
             new_peak_count=float(len(peaks)),
         )
+        return device_s

@@ -18,6 +18,12 @@ Moving the sample between A, B and C:
   laser is switched on.
 
 Emission is on only while each configuration's spectrum and power are measured.
+
+Uncertainty: the whole A-B-C cycle is repeated ``repeats`` times (default 3), as a lab
+does to include the repositioning of the sample, laser drift and detector noise, and
+:mod:`perovlab_daq.figures.plqy` reports the mean PLQY with its standard uncertainty
+(standard deviation of the cycles over sqrt(N)) and a 95 % interval from Student's t with
+N - 1 degrees of freedom (docs/procedures/spectroscopy.md).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from pymeasure.experiment import FloatParameter, ListParameter
+from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
 from procedures._laser import POWER_MODES, LaserSpectroscopyProcedure
 from procedures.base import ParameterError
@@ -56,6 +62,7 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
     OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ("filter_wheel", "sample_stage")
     COLUMNS: ClassVar[dict[str, str]] = {
         "time": "s",
+        "repeat": "",
         "configuration": "",
         "laser_wavelength": "nm",
         "laser_power_setpoint": "W",
@@ -98,6 +105,8 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
         maximum=2000.0,
         default=0.0,
     )
+
+    repeats = IntegerParameter("Repeated A-B-C cycles", minimum=1, maximum=100, default=3)
 
     #: Operator prompt: called with a message, returns True when the sample is in place.
     prompt: Callable[[str], bool] | None = None
@@ -152,17 +161,20 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
         return bool(self.prompt(message))
 
     def execute(self) -> None:
-        """Measure A, B and C in turn; emission on only while each is measured."""
+        """Measure A, B and C in turn, ``repeats`` times; emission on only while measuring."""
+        total = int(self.repeats) * len(CONFIGURATIONS)
         try:
-            for index, configuration in enumerate(CONFIGURATIONS):
-                if self.should_stop():
-                    log.warning("plqy aborted before configuration %s", configuration)
-                    return
-                if not self.move_to(configuration):
-                    self.emit_event("warning", "abort", "operator cancelled the PLQY run")
-                    return
-                self.measure(index, configuration)
-                self.emit("progress", 100.0 * (index + 1) / len(CONFIGURATIONS))
+            for repeat in range(int(self.repeats)):
+                for index, configuration in enumerate(CONFIGURATIONS):
+                    if self.should_stop():
+                        log.warning("plqy aborted before configuration %s", configuration)
+                        return
+                    if not self.move_to(configuration):
+                        self.emit_event("warning", "abort", "operator cancelled the PLQY run")
+                        return
+                    self.measure(index, configuration, repeat)
+                    done = repeat * len(CONFIGURATIONS) + index + 1
+                    self.emit("progress", 100.0 * done / total)
         finally:
             self.laser_off()
             if self.has_role("sample_stage"):
@@ -171,8 +183,8 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
                 except Exception as exc:  # noqa: BLE001 - leaving the stage is not a safety issue
                     log.warning("could not return the sample stage: %s", exc)
 
-    def measure(self, index: int, configuration: str) -> None:
-        """Take and record the spectrum of one configuration."""
+    def measure(self, index: int, configuration: str, repeat: int = 0) -> None:
+        """Take and record the spectrum of one configuration in cycle ``repeat``."""
         step = self.set_power_at_sample(self.target_w)
         with self.emission():
             before = self.read_power_w()
@@ -192,12 +204,14 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
             self,
             frame,
             time_s=elapsed,
+            repeat=float(repeat),
             configuration=float(index),
             excitation_power_w=power,
             power_density_w_cm2=power / self.area_cm2,
         )
         self.emit_row(
             time=elapsed,
+            repeat=repeat,
             configuration=index,
             laser_wavelength=self.laser_wavelength_nm,
             laser_power_setpoint=step.setpoint_w,
@@ -211,6 +225,7 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
         self.emit_event(
             "info",
             "plqy",
-            f"configuration {configuration} measured at {power:.4g} W "
+            f"cycle {repeat + 1}/{int(self.repeats)}: configuration {configuration} measured "
+            f"at {power:.4g} W "
             f"({frame.integration_time_s:g} s x {frame.averages})",
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,8 @@ _NM = 1e-9
 _A_M2_PER_MA_CM2 = 10.0
 _M2_PER_CM2 = 1e-4
 _NO_SPECTRUM = "pass wavelength_nm and spectrum together (or neither)"
+#: Grid (nm) of the nominal EL band used when no spectrum was measured.
+NOMINAL_GRID_NM = np.arange(350.0, 1000.0 + 0.25, 0.5)
 
 
 def _integrate(values: FloatArray, wavelength_nm: FloatArray) -> FloatArray:
@@ -535,7 +538,9 @@ def jlv_figures(
     ----------
     voltage_v, current_density_ma_cm2, luminance_cd_m2, eqe_pct : array_like
         One 1-D array per quantity, same length, in sweep order (V, mA/cm^2, cd/m^2,
-        %). Reverse-bias points are allowed; efficiencies there are ignored.
+        %). Reverse-bias points are allowed; efficiencies there are ignored. EQE may be
+        NaN where it is undefined (no forward current, below turn-on); the others must be
+        finite.
     wavelength_nm, spectrum : array_like, optional
         An EL spectrum (relative spectral power) for peak, FWHM and colour.
     turn_on_threshold_cd_m2 : float, default 1.0
@@ -562,7 +567,9 @@ def jlv_figures(
     voltage = as_float_array("voltage_v", voltage_v)
     current_density = as_float_array("current_density_ma_cm2", current_density_ma_cm2)
     luminance = as_float_array("luminance_cd_m2", luminance_cd_m2)
-    eqe = as_float_array("eqe_pct", eqe_pct)
+    eqe = np.asarray(eqe_pct, dtype=float)
+    if np.isinf(eqe).any():
+        raise ValueError("eqe_pct must be finite or NaN (undefined); got an infinite value")
     if voltage.ndim != 1:
         raise ValueError(f"voltage_v must be 1-D (one sweep); got shape {voltage.shape}")
     for name, array in (
@@ -582,7 +589,7 @@ def jlv_figures(
     lit = luminance >= threshold
     turn_on = float(voltage[np.argmax(lit)]) if lit.any() else math.nan
     max_index = int(np.argmax(luminance))
-    qualifying = lit & (current_density > 0) & (voltage > 0)
+    qualifying = lit & (current_density > 0) & (voltage > 0) & np.isfinite(eqe)
     safe_j = np.where(current_density > 0, current_density, 1.0)
     safe_v = np.where(voltage > 0, voltage, 1.0)
     cd_per_a = luminance / (safe_j * _A_M2_PER_MA_CM2)
@@ -615,3 +622,75 @@ def jlv_figures(
         figures["cie_x"], figures["cie_y"] = cie_xy(wavelength_nm, spectrum)
     log.debug("J-L-V figures: %s", figures)
     return figures
+
+
+def nominal_el_spectrum(peak_nm: float, fwhm_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return a Gaussian EL band (relative spectral power) on :data:`NOMINAL_GRID_NM`."""
+    sigma = fwhm_nm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    return NOMINAL_GRID_NM.copy(), np.exp(-0.5 * ((NOMINAL_GRID_NM - peak_nm) / sigma) ** 2)
+
+
+@dataclass(frozen=True)
+class PhotometricFactors:
+    """Per-ampere conversion of photocurrent for one EL spectrum and set-up.
+
+    ``luminance = luminance_per_a * I_PD``; ``eqe = eqe_pct_per_ratio * I_PD / I``.
+    """
+
+    luminance_per_a: float
+    eqe_pct_per_ratio: float
+
+    @classmethod
+    def compute(
+        cls,
+        wavelength_nm: np.ndarray,
+        spectrum: np.ndarray,
+        responsivity: tuple[np.ndarray, np.ndarray],
+        area_cm2: float,
+        pd_radius_mm: float,
+        pd_distance_mm: float,
+    ) -> PhotometricFactors:
+        """Compute the factors with :mod:`perovlab_daq.analysis` (REFERENCE section 3).
+
+        The responsivity curve is interpolated onto the spectrum's grid (0 A/W outside
+        the calibrated range).
+        """
+        grid = np.asarray(wavelength_nm, dtype=float)
+        response = np.interp(grid, responsivity[0], responsivity[1], left=0.0, right=0.0)
+        luminance = luminance_from_photocurrent(
+            1.0, grid, spectrum, response, area_cm2, pd_radius_mm, pd_distance_mm
+        )
+        eqe = eqe_from_photocurrent(
+            1.0, 1.0, grid, spectrum, response, pd_radius_mm, pd_distance_mm
+        )
+        return cls(float(luminance), float(eqe))
+
+
+def interpolate_in_bias(
+    bias_v: ArrayLike, measured_bias_v: ArrayLike, values: ArrayLike
+) -> FloatArray:
+    """Interpolate per-spectrum values (photometric factors, CIE) to other biases.
+
+    Linear in bias between the measured biases, the nearest measured value outside
+    them; several spectra at one bias (forward and reverse sweeps) are averaged first.
+
+    Parameters
+    ----------
+    bias_v : array_like
+        Biases (V) wanted.
+    measured_bias_v, values : array_like
+        Bias (V) of each measured spectrum and its value, same length, >= 1 finite pair.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values at ``bias_v`` (NaN where ``bias_v`` is NaN).
+    """
+    measured = np.asarray(measured_bias_v, dtype=float)
+    value = np.asarray(values, dtype=float)
+    ok = np.isfinite(measured) & np.isfinite(value)
+    if not ok.any():
+        raise ValueError("interpolate_in_bias needs at least one finite (bias, value) pair")
+    unique, inverse = np.unique(measured[ok], return_inverse=True)
+    mean = np.bincount(inverse, weights=value[ok]) / np.bincount(inverse)
+    return np.interp(np.asarray(bias_v, dtype=float), unique, mean)

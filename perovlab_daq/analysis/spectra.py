@@ -569,16 +569,92 @@ def plqy_de_mello(
     return float(plqy), float(absorptance)
 
 
+@dataclass(frozen=True)
+class TInterval:
+    """Mean of repeated measurements with its standard uncertainty and a t interval.
+
+    Attributes
+    ----------
+    mean : float
+        Mean of the repeats.
+    standard_uncertainty : float
+        Sample standard deviation over sqrt(N) (NaN for N = 1).
+    low, high : float
+        Interval ``mean -+ t(1 - (1 - confidence)/2, N - 1) * standard_uncertainty``
+        (NaN for N = 1).
+    degrees_of_freedom : int
+        N - 1.
+    confidence : float
+        Coverage probability of the interval (e.g. 0.95).
+    """
+
+    mean: float
+    standard_uncertainty: float
+    low: float
+    high: float
+    degrees_of_freedom: int
+    confidence: float
+
+
+def mean_with_t_interval(values: ArrayLike, confidence: float = 0.95) -> TInterval:
+    """Return the mean of repeats with a Student-t interval for the real degrees of freedom.
+
+    Parameters
+    ----------
+    values : array_like
+        Finite repeated results (1-D, at least one).
+    confidence : float, default 0.95
+        Coverage probability, 0 < confidence < 1.
+    """
+    from scipy import stats
+
+    repeats = as_float_array("values", values).reshape(-1)
+    if repeats.size == 0:
+        raise ValueError("values must hold at least one result")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1; got {confidence!r}")
+    mean = float(repeats.mean())
+    dof = repeats.size - 1
+    if dof == 0:
+        return TInterval(mean, math.nan, math.nan, math.nan, 0, confidence)
+    u = float(repeats.std(ddof=1) / math.sqrt(repeats.size))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * u
+    return TInterval(mean, u, mean - half, mean + half, dof, confidence)
+
+
+def noise_sigma(spectra: ArrayLike) -> FloatArray:
+    """Return the per-pixel noise (rms) of each spectrum from its second differences.
+
+    A band tens of nm wide barely changes the second difference of sub-nm pixels, so
+    the median absolute second difference measures the noise alone (1.4826 MAD /
+    sqrt(6) for white noise).
+    """
+    rows = np.atleast_2d(np.asarray(spectra, dtype=float))
+    second = np.diff(rows, n=2, axis=1)
+    mad = np.median(np.abs(second - np.median(second, axis=1, keepdims=True)), axis=1)
+    return 1.4826 * mad / math.sqrt(6.0)
+
+
 def _find_peak_wavelengths(
-    grid: FloatArray, spectrum: FloatArray, relative_prominence: float, smoothing_px: int
+    grid: FloatArray,
+    spectrum: FloatArray,
+    relative_prominence: float,
+    smoothing_px: int,
+    min_snr: float | None,
 ) -> FloatArray:
     corrected = spectrum - _linear_baseline(grid, spectrum[None, :], 3)[0]
+    noise = float(noise_sigma(corrected)[0])
     if smoothing_px > 1:
         corrected = ndimage.uniform_filter1d(corrected, smoothing_px, mode="nearest")
     top = corrected.max()
     if not top > 0:
         return np.empty(0)
-    indices, _ = signal.find_peaks(corrected, prominence=relative_prominence * top)
+    prominence = relative_prominence * top
+    if min_snr is not None:
+        prominence = max(prominence, min_snr * noise)
+        if not top > min_snr * noise:
+            return np.empty(0)  # noise alone (e.g. a bleached film): no peak at all
+    indices, _ = signal.find_peaks(corrected, prominence=prominence)
     return grid[indices]
 
 
@@ -590,6 +666,7 @@ def new_peaks(
     min_relative_prominence: float = 0.05,
     match_tolerance_nm: float = 10.0,
     smoothing_px: int = 5,
+    min_snr: float | None = None,
 ) -> FloatArray:
     """Return wavelengths of peaks in ``spectrum`` that the reference does not have.
 
@@ -599,7 +676,10 @@ def new_peaks(
     average; peaks are local maxima whose prominence exceeds ``min_relative_prominence``
     of that spectrum's maximum (scipy.signal.find_peaks). A peak is new if no reference
     peak lies within ``match_tolerance_nm``; a matrix peak that shifts by more than the
-    tolerance is therefore reported too.
+    tolerance is therefore reported too. With ``min_snr``, a peak must also stand out of
+    the noise: its prominence (and the spectrum's maximum) at least ``min_snr`` times the
+    per-pixel noise of the baseline-corrected, unsmoothed spectrum (:func:`noise_sigma`),
+    so the noise of a bleached film gives no peak.
 
     Parameters
     ----------
@@ -614,6 +694,9 @@ def new_peaks(
         A peak within this distance of a reference peak is not new (nm, > 0).
     smoothing_px : int, default 5
         Moving-average width (pixels) against noise peaks.
+    min_snr : float, optional
+        Minimum signal-to-noise ratio of a peak (prominence over the per-pixel noise
+        sigma, > 0); None applies the relative prominence alone.
 
     Returns
     -------
@@ -632,8 +715,11 @@ def new_peaks(
         raise ValueError(f"smoothing_px must be an integer >= 1; got {smoothing_px!r}")
     if smoothing_px < 1:
         raise ValueError(f"smoothing_px must be >= 1; got {smoothing_px}")
-    reference_peaks = _find_peak_wavelengths(grid, reference, min_relative_prominence, smoothing_px)
-    current_peaks = _find_peak_wavelengths(grid, current, min_relative_prominence, smoothing_px)
+    if min_snr is not None:
+        min_snr = as_positive_scalar("min_snr", min_snr, "noise sigma")
+    options = (min_relative_prominence, smoothing_px, min_snr)
+    reference_peaks = _find_peak_wavelengths(grid, reference, *options)
+    current_peaks = _find_peak_wavelengths(grid, current, *options)
     if reference_peaks.size == 0:
         return current_peaks
     distance = np.abs(current_peaks[:, None] - reference_peaks[None, :]).min(axis=1)

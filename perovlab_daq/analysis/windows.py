@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from perovlab_daq.analysis.spectra import peak_metrics
+from perovlab_daq.analysis.spectra import noise_sigma, peak_metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +64,6 @@ def window_peak_metrics(
     }
 
 
-def noise_sigma(spectra: np.ndarray) -> np.ndarray:
-    """Return the per-pixel noise (rms) of each spectrum from its second differences.
-
-    A band tens of nm wide barely changes the second difference of sub-nm pixels, so
-    the median absolute second difference measures the noise alone (1.4826 MAD /
-    sqrt(6) for white noise).
-    """
-    rows = np.atleast_2d(np.asarray(spectra, dtype=float))
-    second = np.diff(rows, n=2, axis=1)
-    mad = np.median(np.abs(second - np.median(second, axis=1, keepdims=True)), axis=1)
-    return 1.4826 * mad / math.sqrt(6.0)
-
-
 def band_integrals(
     wavelength_nm: np.ndarray, spectra: np.ndarray, low_nm: float, high_nm: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -92,3 +79,20 @@ def band_integrals(
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(noise > 0, integral / noise, np.inf)
     return integral, snr
+
+
+def spectrum_snr(spectrum: np.ndarray) -> float:
+    """Return a spectrum's peak over its per-pixel noise sigma (:func:`noise_sigma`).
+
+    Infinite for a noise-free positive spectrum, NaN with fewer than 3 pixels or no
+    positive value.
+    """
+    values = np.asarray(spectrum, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 3:
+        return math.nan
+    noise = float(noise_sigma(values)[0])
+    top = float(np.max(values))
+    if noise > 0:
+        return top / noise
+    return math.inf if top > 0 else math.nan

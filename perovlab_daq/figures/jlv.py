@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from perovlab_daq.analysis.windows import spectrum_snr
 from perovlab_daq.calibration import load_calibration_csv
 from perovlab_daq.figures import _run
 from perovlab_daq.figures._run import AnalysisInputError
 from procedures.jlv import (
+    MIN_POINT_SPECTRUM_SNR,
     RESPONSIVITY_STREAM,
     SPECTRA_STREAM,
     PhotometricFactors,
@@ -44,18 +46,25 @@ class JlvAnalysis:
     rows : pandas.DataFrame
         The usable rows (finite voltage, current, photocurrent) with recomputed
         ``current_density`` (mA/cm^2), ``luminance`` (cd/m^2), ``eqe`` (%),
-        ``current_efficiency`` (cd/A), ``luminous_efficacy`` (lm/W), and ``sweep_index``
-        and ``direction`` (one forward sweep assumed when the file has neither).
+        ``current_efficiency`` (cd/A), ``luminous_efficacy`` (lm/W) (efficiencies NaN
+        where undefined: no forward current or below turn-on), ``cie_x``/``cie_y`` of
+        the spectrum used (NaN with a single spectrum), ``el_spectrum`` (``own``,
+        ``interpolated``, ``single`` or ``nominal``), and ``sweep_index`` and
+        ``direction`` (one forward sweep assumed when the file has neither).
     wavelength_nm, spectrum : numpy.ndarray
         The EL spectrum used (relative spectral power).
     spectrum_source : str
-        ``"measured"`` or ``"nominal"``.
+        ``"measured"`` or ``"nominal"`` (of the spectrum the key figures describe).
+    point_spectra : int
+        Spectra taken at lit points and used per row (0: one spectrum for every row).
     spectrum_bias_v : float
         Bias of the measured spectrum (NaN for nominal or unknown).
     spectrum_units : str
         Units of the stored spectrum (``W/nm`` when calibrated).
     extra_spectra : list of tuple
-        Every stored EL spectrum as (bias V, wavelength, intensity), for the report.
+        Every stored EL spectrum as (bias V, wavelength, intensity, kind), for the report;
+        kind is ``point`` (a lit point's spectrum used for its row), ``point-unused``
+        (too noisy or saturated) or ``extra`` (taken after the sweep).
     area_cm2, pd_radius_mm, pd_distance_mm : float
         Set-up used.
     """
@@ -64,9 +73,10 @@ class JlvAnalysis:
     wavelength_nm: np.ndarray
     spectrum: np.ndarray
     spectrum_source: str
+    point_spectra: int
     spectrum_bias_v: float
     spectrum_units: str
-    extra_spectra: list[tuple[float, np.ndarray, np.ndarray]]
+    extra_spectra: list[tuple[float, np.ndarray, np.ndarray, str]]
     area_cm2: float
     pd_radius_mm: float
     pd_distance_mm: float
@@ -155,6 +165,115 @@ def _choose_spectrum(frames: Any, bright_voltage: float) -> tuple[int, float]:
     return index, float(bias[index])
 
 
+@dataclass
+class PointSpectra:
+    """The EL spectra taken at the lit points of a sweep, each indexed to its row.
+
+    Attributes
+    ----------
+    frame : numpy.ndarray
+        Frame (row of the ``spectra`` stream) of each usable point spectrum.
+    row_index : numpy.ndarray
+        Data row (0-based, emission order) each spectrum belongs to.
+    bias_v : numpy.ndarray
+        Measured device voltage (V) at each spectrum.
+    luminance_per_a, eqe_pct_per_ratio, cie_x, cie_y : numpy.ndarray
+        Photometric factors (:class:`PhotometricFactors`) and chromaticity of each.
+    brightest_position : int
+        Position (in these arrays) of the spectrum with the highest photocurrent.
+    """
+
+    frame: np.ndarray
+    row_index: np.ndarray
+    bias_v: np.ndarray
+    luminance_per_a: np.ndarray
+    eqe_pct_per_ratio: np.ndarray
+    cie_x: np.ndarray
+    cie_y: np.ndarray
+    brightest_position: int
+
+    @property
+    def brightest(self) -> int:
+        """Frame of the brightest point's spectrum."""
+        return int(self.frame[self.brightest_position])
+
+    @classmethod
+    def from_frames(
+        cls, frames: Any, setup: tuple[Any, float, float, float]
+    ) -> PointSpectra | None:
+        """Collect the usable point spectra (``row_index`` in their context), else None.
+
+        Saturated frames, spectra whose peak is below :data:`MIN_POINT_SPECTRUM_SNR`
+        times their noise sigma and spectra without positive weight are skipped; their
+        rows are interpolated from the neighbouring ones.
+        """
+        from perovlab_daq.analysis import cie_xy
+
+        if frames is None or "row_index" not in frames.context:
+            return None
+        context = frames.context
+        row_index = context["row_index"].to_numpy(dtype=float)
+        saturated = (
+            np.nan_to_num(context["saturated"].to_numpy(dtype=float))
+            if "saturated" in context
+            else np.zeros(len(frames))
+        )
+        photocurrent = (
+            context["photocurrent"].to_numpy(dtype=float)
+            if "photocurrent" in context
+            else np.zeros(len(frames))
+        )
+        grid = np.asarray(frames.wavelength, dtype=float)
+        found: list[tuple[float, ...]] = []
+        for i in np.flatnonzero(np.isfinite(row_index) & (saturated == 0)):
+            spectrum = np.asarray(frames.intensity[i], dtype=float)
+            keep = np.isfinite(spectrum)
+            if not spectrum_snr(spectrum[keep]) >= MIN_POINT_SPECTRUM_SNR:
+                continue
+            try:
+                factors = PhotometricFactors.compute(grid[keep], spectrum[keep], *setup)
+                x, y = cie_xy(grid[keep], spectrum[keep])
+            except ValueError:
+                continue
+            bias = float(context["voltage"].iloc[i]) if "voltage" in context else math.nan
+            found.append(
+                (i, row_index[i], bias, factors.luminance_per_a, factors.eqe_pct_per_ratio)
+                + (x, y, photocurrent[i])
+            )
+        if not found:
+            return None
+        table = np.array(found, dtype=float)
+        return cls(
+            frame=table[:, 0].astype(int),
+            row_index=table[:, 1].astype(int),
+            bias_v=table[:, 2],
+            luminance_per_a=table[:, 3],
+            eqe_pct_per_ratio=table[:, 4],
+            cie_x=table[:, 5],
+            cie_y=table[:, 6],
+            brightest_position=int(np.nanargmax(np.nan_to_num(table[:, 7], nan=-np.inf))),
+        )
+
+    def at_rows(self, row_index: np.ndarray, voltage_v: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Return (luminance per A, EQE per ratio, CIE x, CIE y, kind) for data rows.
+
+        A row with its own spectrum uses it (kind ``own``); any other row (below the
+        detection threshold, or its spectrum failed) interpolates linearly in voltage
+        between the measured spectra, the nearest one outside them (kind ``interpolated``).
+        """
+        from perovlab_daq.analysis.efficiency import interpolate_in_bias
+
+        position = {int(r): k for k, r in enumerate(self.row_index)}
+        own = np.array([int(r) in position for r in row_index], dtype=bool)
+        out = []
+        for values in (self.luminance_per_a, self.eqe_pct_per_ratio, self.cie_x, self.cie_y):
+            column = interpolate_in_bias(voltage_v, self.bias_v, values)
+            column[own] = [values[position[int(r)]] for r in row_index[own]]
+            out.append(column)
+        out.append(np.where(own, "own", "interpolated").astype(object))
+        return tuple(out)
+
+
 def recompute_jlv(run: Any) -> JlvAnalysis:
     """Recompute a J-L-V run from what its file holds (docs/procedures/jlv.md, Analysis).
 
@@ -196,15 +315,27 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
         raise AnalysisInputError("no row with finite voltage, current and photocurrent")
     bright = float(voltage[good][np.argmax(photocurrent[good])])
 
-    extra: list[tuple[float, np.ndarray, np.ndarray]] = []
+    extra: list[tuple[float, np.ndarray, np.ndarray, str]] = []
     frames = _run.frames_or_none(run, SPECTRA_STREAM)
     index = -1
     if frames is not None:
         index, bias = _choose_spectrum(frames, bright)
         bias_column = next((c for c in ("bias", "voltage") if c in frames.context), None)
+        at_point = (
+            np.isfinite(frames.context["row_index"].to_numpy(dtype=float))
+            if "row_index" in frames.context
+            else np.zeros(len(frames), dtype=bool)
+        )
+    photometry = PointSpectra.from_frames(frames, (responsivity, area, radius, distance))
+    if frames is not None:
+        used = set() if photometry is None else {int(f) for f in photometry.frame}
         for i in range(len(frames)):
             value = float(frames.context[bias_column].iloc[i]) if bias_column else math.nan
-            extra.append((value, np.asarray(frames.wavelength, float), frames.intensity[i]))
+            kind = ("point" if i in used else "point-unused") if at_point[i] else "extra"
+            extra.append((value, np.asarray(frames.wavelength, float), frames.intensity[i], kind))
+    if photometry is not None:
+        # One spectrum per lit point: the report's spectrum is the brightest point's.
+        index, bias = photometry.brightest, photometry.bias_v[photometry.brightest_position]
     if index >= 0:
         grid = np.asarray(frames.wavelength, dtype=float)
         spectrum = np.asarray(frames.intensity[index], dtype=float)
@@ -228,15 +359,23 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
 
     import pandas as pd
 
+    rows_index = np.flatnonzero(good)
+    if photometry is not None:
+        lum_per_a, eqe_per_ratio, cie_x, cie_y, kind = photometry.at_rows(rows_index, voltage[good])
+    else:
+        count_good = len(rows_index)
+        lum_per_a = np.full(count_good, factors.luminance_per_a)
+        eqe_per_ratio = np.full(count_good, factors.eqe_pct_per_ratio)
+        cie_x, cie_y = np.full((2, count_good), math.nan)
+        kind = np.full(count_good, "single" if source == "measured" else "nominal", dtype=object)
     density = current[good] * 1e3 / area
-    luminance = factors.luminance_per_a * photocurrent[good]
+    # Negative luminance below turn-on is photodiode noise: kept, never clipped.
+    luminance = lum_per_a * photocurrent[good]
+    # Efficiencies are undefined without forward current or below turn-on: NaN.
+    defined = (current[good] > 0) & (luminance >= TURN_ON_THRESHOLD_CD_M2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        eqe = np.where(
-            current[good] > 0,
-            factors.eqe_pct_per_ratio * photocurrent[good] / current[good],
-            np.nan,
-        )
-        cd_a = np.where(density > 0, luminance / (density * 10.0), np.nan)
+        eqe = np.where(defined, eqe_per_ratio * photocurrent[good] / current[good], np.nan)
+        cd_a = np.where(defined & (density > 0), luminance / (density * 10.0), np.nan)
         lm_w = np.where(voltage[good] > 0, math.pi * cd_a / voltage[good], np.nan)
     rows = pd.DataFrame(
         {
@@ -249,6 +388,9 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
             "eqe": eqe,
             "current_efficiency": cd_a,
             "luminous_efficacy": lm_w,
+            "cie_x": cie_x,
+            "cie_y": cie_y,
+            "el_spectrum": kind,
             "sweep_index": np.nan_to_num(sweep_index[good]),
             "direction": np.where(np.isfinite(direction[good]), direction[good], 1.0),
         }
@@ -258,6 +400,7 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
         wavelength_nm=grid,
         spectrum=spectrum,
         spectrum_source=source,
+        point_spectra=0 if photometry is None else len(photometry.frame),
         spectrum_bias_v=bias,
         spectrum_units=units,
         extra_spectra=extra,
@@ -281,8 +424,7 @@ def _sweep_figures(rows: Any, analysis: JlvAnalysis, with_spectrum: bool) -> dic
         rows["voltage"].to_numpy(),
         rows["current_density"].to_numpy(),
         rows["luminance"].to_numpy(),
-        # EQE is undefined without forward current; jlv_figures ignores J <= 0 points.
-        np.nan_to_num(rows["eqe"].to_numpy(), nan=0.0),
+        rows["eqe"].to_numpy(),  # NaN where undefined; jlv_figures skips those points
         *spectrum_args,
         turn_on_threshold_cd_m2=TURN_ON_THRESHOLD_CD_M2,
         eqe_reference_current_density_ma_cm2=EQE_REFERENCE_MA_CM2,
@@ -325,6 +467,8 @@ def key_figures(run: Any) -> dict[str, float | str]:
         "cie_x": base["cie_x"],
         "cie_y": base["cie_y"],
         "el_spectrum_source": analysis.spectrum_source,
+        "el_spectrum_mode": "each lit point" if analysis.point_spectra else "single",
+        "el_point_spectra_count": float(analysis.point_spectra),
         "el_spectrum_bias_v": analysis.spectrum_bias_v,
         "analysed_sweep": f"{sweep_index} ({label})",
         "sweep_count": float(len(analysis.sweeps())),
@@ -388,12 +532,18 @@ def draw(run: Any, figure: Any) -> None:
         axis.grid(True, which="both", alpha=0.3)
 
     peak = float(np.max(analysis.spectrum)) or 1.0
-    for bias, grid, intensity in analysis.extra_spectra:
-        if bias == analysis.spectrum_bias_v:
-            continue
-        ax_el.plot(grid, intensity / peak, lw=0.8, alpha=0.7, label=f"{bias:g} V")
+    point_label = f"{analysis.point_spectra} lit points (each normalised)"
+    for bias, grid, intensity, kind in analysis.extra_spectra:
+        if kind == "point":
+            # One thin line per lit point, normalised: shows how the band moves with bias.
+            top = float(np.nanmax(intensity))
+            ax_el.plot(grid, intensity / top, color="0.6", lw=0.4, alpha=0.5, label=point_label)
+            point_label = "_nolegend_"
+        elif kind == "extra" and bias != analysis.spectrum_bias_v:
+            ax_el.plot(grid, intensity / peak, lw=0.8, alpha=0.7, label=f"{bias:.3g} V")
     label = (
-        f"{analysis.spectrum_bias_v:g} V (used)"
+        f"{analysis.spectrum_bias_v:.3g} V "
+        + ("(brightest point)" if analysis.point_spectra else "(used)")
         if analysis.spectrum_source == "measured"
         else "nominal band (no measured spectrum)"
     )

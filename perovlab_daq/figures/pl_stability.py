@@ -1,5 +1,10 @@
 """Key figures and report of a ``pl-stability`` run: centre shift, FWHM, new peaks.
 
+Durations are in device time (``device_time_s`` of the frames; the wall time of files
+written before device time was recorded, whose acceleration was then 1 or unknown). New
+peaks are those above the run's ``new_peak_min_snr`` (noise sigmas; files without it use
+:data:`procedures.pl_stability.NEW_PEAK_MIN_SNR`), and the threshold is reported.
+
 Read from the run file only (:mod:`perovlab_daq.figures._run`); the numbers come from
 :mod:`perovlab_daq.analysis`. ``key_figures`` and ``draw`` are what
 :mod:`perovlab_daq.figures` dispatches to.
@@ -15,15 +20,30 @@ import numpy as np
 
 from perovlab_daq.analysis.windows import window_peak_metrics
 from perovlab_daq.figures import _run
-from procedures.pl_stability import find_new_peaks
+from procedures.pl_stability import NEW_PEAK_MIN_SNR, find_new_peaks
 
 log = logging.getLogger(__name__)
+
+
+def _times(frames: Any) -> tuple[np.ndarray, str]:
+    """Return each frame's time (s) and its clock (``device`` or ``wall``)."""
+    for name, clock in (("device_time_s", "device"), ("time_s", "wall"), ("time", "wall")):
+        if name in frames.context:
+            return frames.context[name].to_numpy(dtype=float), clock
+    return np.full(len(frames), np.nan), "unknown"
+
+
+def min_snr(run: Any) -> float:
+    """Return the run's new-peak threshold (noise sigmas)."""
+    return float(_run.parameter(run, "new_peak_min_snr", NEW_PEAK_MIN_SNR))
 
 
 def key_figures(run: Any) -> dict[str, float | str]:
     """Return the centre shift, FWHM change, final relative PL and the new peaks.
 
-    The new peaks are those of the last spectrum absent from the first one.
+    The new peaks are those of the last spectrum absent from the first one, above the
+    run's signal-to-noise threshold (``new_peak_min_snr``). ``duration_s`` and
+    ``new_peaks_first_seen_s`` are device time (``time_clock`` says which clock).
     """
     data = _run.columns(run, "time", "power_density")
     frames = _run.frames(run)
@@ -32,14 +52,15 @@ def key_figures(run: Any) -> dict[str, float | str]:
     figures = window_peak_metrics(frames.wavelength, frames.intensity, low, high)
     centre, fwhm = figures["centre_wavelength"], figures["fwhm"]
     integral = figures["integrated"]
-    peaks = find_new_peaks(frames.wavelength, frames.intensity[0], frames.intensity[-1], low, high)
-    times = (
-        frames.context["time_s"].to_numpy()
-        if "time_s" in frames.context
-        else frames.context["time"].to_numpy()
+    threshold = min_snr(run)
+    peaks = find_new_peaks(
+        frames.wavelength, frames.intensity[0], frames.intensity[-1], low, high, threshold
     )
+    times, clock = _times(frames)
     result: dict[str, float | str] = {
         "duration_s": float(times[-1] - times[0]),
+        "time_clock": clock,
+        "new_peak_min_snr": threshold,
         "spectra_count": float(len(frames)),
         "power_density_w_cm2": float(np.nanmean(data["power_density"])),
         "initial_centre_nm": float(centre[0]),
@@ -63,6 +84,8 @@ def draw(run: Any, figure: Any) -> None:
     figures = key_figures(run)
     frames = _run.frames(run)
     data = _run.columns(run, "time")
+    clock = "device_time" if "device_time" in data else "time"
+    label = f"{clock.replace('_', ' ')} (s)"
     laser_nm = _run.laser_wavelength_nm(data)
     low, high = _run.pl_window(run, laser_nm, frames.wavelength)
     keep = (frames.wavelength >= low) & (frames.wavelength <= high)
@@ -70,14 +93,16 @@ def draw(run: Any, figure: Any) -> None:
     colours = np.linspace(0.0, 1.0, max(len(frames), 2))
     for colour, row in zip(colours, frames.intensity, strict=False):
         axes[0, 0].plot(frames.wavelength[keep], row[keep], color=(colour, 0.2, 1 - colour))
-    axes[0, 0].set_title(f"spectra (blue first, red last); new peaks: {figures['new_peaks_nm']}")
+    axes[0, 0].set_title(
+        f"spectra (blue first, red last); new peaks (>= {figures['new_peak_min_snr']:g} sigma): "
+        f"{figures['new_peaks_nm']}"
+    )
     axes[0, 0].set_xlabel("wavelength (nm)")
-    axes[0, 1].plot(data["time"], data["centre_wavelength"], "o-")
-    axes[0, 1].set_ylabel("centre (nm)")
-    axes[0, 1].set_xlabel("time (s)")
-    axes[1, 0].plot(data["time"], data["fwhm"], "o-")
-    axes[1, 0].set_ylabel("FWHM (nm)")
-    axes[1, 0].set_xlabel("time (s)")
-    axes[1, 1].plot(data["time"], data["relative_intensity"], "o-")
-    axes[1, 1].set_ylabel("integrated PL / first")
-    axes[1, 1].set_xlabel("time (s)")
+    for axis, column, ylabel in (
+        (axes[0, 1], "centre_wavelength", "centre (nm)"),
+        (axes[1, 0], "fwhm", "FWHM (nm)"),
+        (axes[1, 1], "relative_intensity", "integrated PL / first"),
+    ):
+        axis.plot(data[clock], data[column], "o-")
+        axis.set_ylabel(ylabel)
+        axis.set_xlabel(label)

@@ -346,3 +346,30 @@ def test_jlv_rejects_mismatched_lengths_and_half_a_spectrum() -> None:
         jlv_figures([0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1])
     with pytest.raises(ValueError, match="wavelength_nm and spectrum"):
         jlv_figures([0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2], wavelength_nm=GRID_NM)
+
+
+def test_bias_interpolation_is_linear_between_spectra_and_nearest_outside() -> None:
+    from perovlab_daq.analysis.efficiency import interpolate_in_bias
+
+    measured = np.array([3.0, 5.0, 5.0, 7.0])  # two spectra at 5 V (forward, reverse)
+    values = np.array([1.0, 2.0, 4.0, 5.0])
+    np.testing.assert_allclose(
+        interpolate_in_bias([2.0, 3.0, 4.0, 5.0, 6.0, 8.0], measured, values),
+        [1.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        interpolate_in_bias([1.0], [math.nan], [1.0])
+
+
+def test_jlv_figures_skip_undefined_eqe() -> None:
+    from perovlab_daq.analysis import jlv_figures
+
+    voltage = np.array([0.0, 1.0, 2.0, 3.0])
+    density = np.array([0.0, 1.0, 10.0, 100.0])
+    luminance = np.array([-0.01, 0.02, 50.0, 900.0])  # negative noise kept
+    eqe = np.array([np.nan, np.nan, 10.0, 8.0])
+    figures = jlv_figures(voltage, density, luminance, eqe)
+    assert figures["max_eqe_pct"] == 10.0
+    assert figures["eqe_at_reference_pct"] == 8.0
+    with pytest.raises(ValueError, match="infinite"):
+        jlv_figures(voltage, density, luminance, np.array([np.inf, 1.0, 1.0, 1.0]))

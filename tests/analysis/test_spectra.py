@@ -351,3 +351,40 @@ def test_windowed_fast_path_matches_the_whole_row_path() -> None:
     for fast_values, full_values in zip(fast[:4], full, strict=True):
         np.testing.assert_allclose(fast_values, full_values, rtol=1e-9, atol=1e-9)
     assert fast[2][-3] == pytest.approx(250.0, rel=0.02)
+
+
+def test_noise_of_a_bleached_film_gives_no_new_peak_above_the_snr_threshold() -> None:
+    rng = np.random.default_rng(5)
+    fresh = gaussian(QEPRO_NM, 655.0, 34.0)
+    bleached = 0.002 * fresh + 0.01 * rng.standard_normal(QEPRO_NM.size)  # noise dominates
+    assert new_peaks(QEPRO_NM, fresh, bleached).size > 0  # relative prominence alone
+    assert new_peaks(QEPRO_NM, fresh, bleached, min_snr=5.0).size == 0
+    # Real new peaks well above the noise survive the threshold.
+    aged = 0.8 * fresh + 0.5 * gaussian(QEPRO_NM, 720.0, 15.0)
+    noisy = aged + 0.01 * rng.standard_normal(QEPRO_NM.size)
+    np.testing.assert_allclose(new_peaks(QEPRO_NM, fresh, noisy, min_snr=5.0), [720.0], atol=2)
+    with pytest.raises(ValueError, match="min_snr"):
+        new_peaks(QEPRO_NM, fresh, noisy, min_snr=0.0)
+
+
+@pytest.mark.parametrize("repeats", [2, 3, 5, 20])
+def test_t_interval_covers_the_true_mean_95_percent_of_the_time(repeats: int) -> None:
+    from scipy import stats
+
+    from perovlab_daq.analysis.spectra import mean_with_t_interval
+
+    rng = np.random.default_rng(repeats)
+    trials = 4000
+    covered = 0
+    for _ in range(trials):
+        interval = mean_with_t_interval(rng.normal(10.0, 2.0, repeats))
+        covered += interval.low <= 10.0 <= interval.high
+    assert covered / trials == pytest.approx(0.95, abs=0.015)
+    values = np.array([1.0, 2.0, 4.0])
+    interval = mean_with_t_interval(values)
+    u = values.std(ddof=1) / math.sqrt(3)
+    assert interval.standard_uncertainty == pytest.approx(u)
+    assert interval.high - interval.mean == pytest.approx(stats.t.ppf(0.975, 2) * u)
+    assert interval.degrees_of_freedom == 2
+    single = mean_with_t_interval([3.0])
+    assert single.mean == 3.0 and math.isnan(single.standard_uncertainty)

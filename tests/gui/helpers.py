@@ -17,7 +17,7 @@ TEST_PARAMETERS = {
     "el-spectra": {"levels": "4, 8", "settle_s": 0.02},
     "pl-spectrum": {"laser_power_w": 0.005, "repeats": 2},
     "pl-fluence": {"steps": 4},
-    "pl-stability": {"duration_s": 3.0, "interval_s": 1.0, "laser_power_w": 0.1},
+    "pl-stability": {"duration_s": 180.0, "interval_s": 60.0, "laser_power_w": 0.1},  # device s
     "plqy": {},
 }
 

@@ -240,7 +240,8 @@ def test_forward_then_reverse_sweeps_are_stored_and_distinguishable(matrix_run: 
 
 def test_el_spectra_at_brightest_point_and_at_each_listed_bias(matrix_run: Recorded) -> None:
     spectra = [f for f in matrix_run.of("frame") if f["stream"] == "spectra"]
-    contexts = [f["context"] for f in spectra]
+    # The spectra taken after the sweep; those of the lit points carry their row index.
+    contexts = [f["context"] for f in spectra if math.isnan(f["context"]["row_index"])]
     assert [c["eqe_spectrum"] for c in contexts] == [1.0, 0.0, 0.0, 0.0]
     assert [c["bias"] for c in contexts[1:]] == [3.0, 4.0, 7.0]
     rows = matrix_run.rows
@@ -411,8 +412,11 @@ def test_a_failed_el_spectrum_keeps_the_sweep_and_falls_back(
 
     monkeypatch.setattr(_spectrum.SpectrumAcquirer, "acquire", saturated)
     recorded = run_headless(el_biases="4")
-    assert len(recorded.events("el_spectrum")) == 3  # brightest point + 2 failures
-    assert "saturates" in recorded.events("el_spectrum")[-1]["message"]
+    after_sweep = [e for e in recorded.events("el_spectrum") if e["level"] != "warning"]
+    assert len(after_sweep) == 3  # brightest point + 2 failures
+    assert "saturates" in after_sweep[-1]["message"]
+    lit_points = [e for e in recorded.events("el_spectrum") if e["level"] == "warning"]
+    assert lit_points and all("saturates" in e["message"] for e in lit_points)
     figures = jlv_key_figures(recorded.as_run())
     assert figures["el_spectrum_source"] == "nominal"
     assert figures["peak_eqe_pct"] == pytest.approx(18.0, rel=0.10)
@@ -527,3 +531,57 @@ def test_report_draws_four_panels(matrix_run: Recorded, tmp_path: Any) -> None:
     figure.savefig(tmp_path / "report.png")
     figure.savefig("/tmp/jlv_report.png")
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- spectrum per bias
+def test_each_lit_point_uses_the_el_spectrum_at_its_own_bias() -> None:
+    """qd-in-matrix red-shifts 5 nm between 10 and 15 V: one spectrum would bias L there."""
+    recorded = run_headless("qd-in-matrix", stop_v=16.0, keep_open=True)
+    try:
+        analysis = recompute_jlv(recorded.as_run())
+        top = analysis.rows.iloc[-1]
+        smu = recorded.bench["source_meter"]
+        smu.output_enabled = True
+        smu.source_voltage = 16.0
+        truth = recorded.bench.world.led_truth()
+    finally:
+        recorded.bench.close()
+    assert top["voltage"] == pytest.approx(16.0, abs=0.01)
+    assert truth.el_peak_nm == pytest.approx(667.0, abs=0.5)
+    assert top["el_spectrum"] == "own"
+    assert top["luminance"] == pytest.approx(truth.luminance_cd_m2, rel=0.02)
+    # The one-spectrum computation (the brightest point's spectrum for every row) misses.
+    responsivity = load_calibration_csv(recorded.procedure._responsivity_path)
+    single = PhotometricFactors.compute(
+        analysis.wavelength_nm,
+        analysis.spectrum,
+        responsivity,
+        analysis.area_cm2,
+        analysis.pd_radius_mm,
+        analysis.pd_distance_mm,
+    )
+    single_luminance = single.luminance_per_a * top["photocurrent"]
+    assert abs(single_luminance / truth.luminance_cd_m2 - 1.0) > 0.05
+    assert (analysis.rows["el_spectrum"] == "own").sum() > 50
+    # The spectrum used at 16 V is the red-shifted one (667 nm), not the brightest's (662).
+    from perovlab_daq.analysis import peak_metrics
+
+    bias, grid, spectrum, kind = analysis.extra_spectra[-2]  # last point, then el_bias
+    assert kind == "point" and bias == pytest.approx(16.0)
+    assert float(peak_metrics(grid, spectrum).peak_nm[0]) == pytest.approx(667.0, abs=1.0)
+
+
+def test_dark_level_luminance_is_noise_around_zero_not_clipped() -> None:
+    """Below turn-on the dark-subtracted luminance scatters around 0: negative values kept."""
+    readings = JlvProcedure.dark_readings.default
+    recorded = run_headless(
+        "qd-in-matrix", start_v=-2.0, stop_v=1.0, changeover_v=1.0, dark_readings=readings
+    )
+    rows = recompute_jlv(recorded.as_run()).rows
+    dark = rows[rows["voltage"] < 1.0]["luminance"].to_numpy()
+    assert dark.size > 40
+    assert (dark < 0).any()
+    # The points' own noise and the shared error of the dark level both enter the mean.
+    sigma_of_mean = dark.std(ddof=1) * math.sqrt(1.0 / dark.size + 1.0 / readings)
+    assert abs(dark.mean()) < 3 * sigma_of_mean
+    assert np.isnan(rows["eqe"]).all()  # undefined below turn-on: NaN, not 0 or negative

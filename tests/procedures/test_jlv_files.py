@@ -73,8 +73,15 @@ def test_the_file_records_sweeps_spectra_and_set_up(run_file: tuple[Path, Any]) 
         assert set(np.unique(data["sweep_index"][()])) == {0.0, 1.0}
         for name in ("dwell_s", "prebias_v", "prebias_s", "direction"):
             assert name in entry["parameters"]
-        assert entry["spectra/intensity"].shape[0] == 2
-        assert list(entry["spectra/eqe_spectrum"][()]) == [1.0, 0.0]
+        # One spectrum per lit point (indexed to its data row), then the two after the sweep.
+        row_index = entry["spectra/row_index"][()]
+        after_sweep = np.isnan(row_index)
+        assert after_sweep.sum() == 2
+        assert list(entry["spectra/eqe_spectrum"][()][after_sweep]) == [1.0, 0.0]
+        lit_rows = row_index[~after_sweep].astype(int)
+        assert lit_rows.size > 20 and np.all(np.diff(lit_rows) > 0)
+        assert np.all(data["photocurrent"][()][lit_rows] > 0)
+        assert entry["spectra/intensity"].shape[0] == row_index.size
         assert "responsivity" in entry
         metadata = entry["metadata"]
         stored = {**dict(metadata.attrs), **{k: metadata[k][()] for k in metadata}}

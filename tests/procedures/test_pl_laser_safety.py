@@ -119,7 +119,8 @@ def test_plqy_with_operator_prompt_instead_of_stage() -> None:
         procedure.startup()
         procedure.execute()
         procedure.shutdown()
-        assert [m.split("configuration ")[1][0] for m in asked] == ["A", "B", "C"]
+        cycles = PlqyProcedure.repeats.default  # the whole A-B-C cycle is repeated
+        assert [m.split("configuration ")[1][0] for m in asked] == ["A", "B", "C"] * cycles
         figures = plqy_figures.key_figures(run)
         assert figures["plqy_pct"] == pytest.approx(32.1, abs=3.0)
         assert not laser_emitting(bench)

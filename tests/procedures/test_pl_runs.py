@@ -66,7 +66,7 @@ def test_long_series_is_readable_mid_run_and_abort_leaves_laser_off(tmp_path: Pa
     plan = plan_run(
         "pl-stability",
         bench_config=config,
-        parameters={"duration_s": 60.0, "interval_s": 0.2, "laser_power_w": "20 mW"},
+        parameters={"laser_power_w": "20 mW"},  # default 600 s of device time, ~10 s wall
         output=tmp_path / "stability.h5",
         durability_interval_s=0.1,
     )

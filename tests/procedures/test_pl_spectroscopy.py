@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from perovlab_daq.figures import pl_fluence as pl_fluence_figures
@@ -60,7 +62,10 @@ def test_plqy_gives_table1_within_3_points(preset: str) -> None:
     figures = plqy_figures.key_figures(run)
     assert figures["plqy_pct"] == pytest.approx(plqy_pct, abs=3.0)
     assert figures["power_density_w_cm2"] == pytest.approx(125e-6, rel=0.03)
-    assert list(run.data["configuration"]) == [0, 1, 2]
+    cycles = PlqyProcedure.repeats.default
+    assert list(run.data["configuration"]) == [0, 1, 2] * cycles
+    assert list(run.data["repeat"]) == [r for r in range(cycles) for _ in range(3)]
+    assert figures["plqy_ci95_low_pct"] < figures["plqy_pct"] < figures["plqy_ci95_high_pct"]
 
 
 @pytest.mark.parametrize(
@@ -114,19 +119,20 @@ def test_pl_fluence_pulsed_reports_fluence_per_pulse() -> None:
     assert figures["excitation_axis"] == "fluence"
 
 
-def test_pl_stability_flags_segregation_peaks_of_matrix_film() -> None:
-    with sim_bench_open("matrix-only", "pl-stability") as bench:
-        run = run_procedure(
-            PlStabilityProcedure,
-            bench,
-            {
-                "power_mode": "power density",
-                "power_density_w_cm2": 600.0,
-                "duration_s": 3.0,
-                "interval_s": 0.5,
-            },
-        )
+def _stability_at_defaults(preset: str) -> Any:
+    """pl-stability at its DEFAULT parameters (600 s at 600 W/cm^2, a spectrum every 10 s).
+
+    The schedule is device time; the shipped simulated bench runs the film's clock 60x
+    faster than the wall clock, so the run takes ~10 s of wall time.
+    """
+    with sim_bench_open(preset, "pl-stability") as bench:
+        run = run_procedure(PlStabilityProcedure, bench, {})
         assert not laser_emitting(bench)
+    return run
+
+
+def test_pl_stability_flags_segregation_peaks_of_matrix_film() -> None:
+    run = _stability_at_defaults("matrix-only")
     figures = pl_stability_figures.key_figures(run)
     peaks = [float(p) for p in str(figures["new_peaks_nm"]).split(",")]
     assert any(abs(p - 650) < 10 for p in peaks)
@@ -134,24 +140,76 @@ def test_pl_stability_flags_segregation_peaks_of_matrix_film() -> None:
     assert any(e["kind"] == "new-peaks" for e in run.events)
     assert run.data["new_peak_count"].iloc[-1] >= 2
     assert figures["centre_shift_nm"] > 5  # red-shift of the segregating matrix
+    assert figures["new_peak_min_snr"] == 5.0
 
 
-def test_pl_stability_qd_in_matrix_shows_no_shift() -> None:
-    with sim_bench_open("qd-in-matrix", "pl-stability") as bench:
-        run = run_procedure(
-            PlStabilityProcedure,
-            bench,
-            {
-                "power_mode": "power density",
-                "power_density_w_cm2": 600.0,
-                "duration_s": 3.0,
-                "interval_s": 0.5,
-            },
-        )
+@pytest.fixture(scope="module")
+def qd_in_matrix_stability() -> Any:
+    return _stability_at_defaults("qd-in-matrix")
+
+
+def test_pl_stability_qd_in_matrix_shows_no_shift(qd_in_matrix_stability: Any) -> None:
+    run = qd_in_matrix_stability
     figures = pl_stability_figures.key_figures(run)
     assert figures["new_peak_count"] == 0
     assert abs(figures["max_centre_shift_nm"]) < 0.5
     assert abs(figures["fwhm_change_nm"]) < 0.5
     assert figures["final_relative_intensity"] > 0.95
     assert not any(e["kind"] == "new-peaks" for e in run.events)
-    assert len(run.data) == 7
+
+
+def test_pl_stability_schedule_and_duration_are_device_time(qd_in_matrix_stability: Any) -> None:
+    run = qd_in_matrix_stability
+    figures = pl_stability_figures.key_figures(run)
+    duration = PlStabilityProcedure.duration_s.default
+    interval = PlStabilityProcedure.interval_s.default
+    assert figures["time_clock"] == "device"
+    assert figures["duration_s"] == pytest.approx(duration, abs=interval)
+    data = run.data
+    acceleration = 60.0  # sim_configs/bench_sim.yaml, pl-stability
+    assert data["device_time"].to_numpy() == pytest.approx(
+        data["time"].to_numpy() * acceleration, abs=1.0
+    )
+    assert data["device_time"].iloc[-1] >= duration
+    # Due every 10 s of device time (0, 10, ..., 600): late spectra are taken at once.
+    assert 0.8 * (duration / interval + 1) <= len(data) <= duration / interval + 1
+    assert float(data["time"].iloc[-1]) < duration / acceleration + 5.0
+
+
+def test_pl_stability_reports_no_new_peak_on_the_noise_of_a_bleached_film() -> None:
+    """qd-only bleaches to ~0.3 % in 10 min at 600 W/cm^2: what is left is mostly noise."""
+    run = _stability_at_defaults("qd-only")
+    figures = pl_stability_figures.key_figures(run)
+    assert figures["final_relative_intensity"] < 0.02
+    assert figures["new_peak_count"] == 0
+    assert figures["new_peaks_nm"] == "none"
+    assert (run.data["new_peak_count"] == 0).all()
+    assert not any(e["kind"] == "new-peaks" for e in run.events)
+
+
+def _plqy_interval(preset: str, seed: int, repeats: int) -> tuple[dict[str, Any], float]:
+    """Run plqy (defaults, ``repeats`` cycles); return its figures and the film's true PLQY."""
+    with sim_bench_open(preset, "plqy", seed=seed) as bench:
+        run = run_procedure(PlqyProcedure, bench, {"repeats": repeats})
+        # Truth at the run's excitation (beam on the sample), read from the simulator.
+        density = PlqyProcedure.power_density_w_cm2.default
+        bench.world.set_sample_position("C")
+        bench.world.set_laser(density * PlqyProcedure.spot_area_cm2.default, True)
+        truth = bench.world.film_truth()
+        bench.world.set_laser(0.0, False)
+    assert truth.excitation_density_w_cm2 == pytest.approx(density, rel=1e-6)
+    return plqy_figures.key_figures(run), 100.0 * truth.plqy
+
+
+def test_plqy_95_percent_interval_covers_the_truth_and_narrows_with_repeats() -> None:
+    default = PlqyProcedure.repeats.default
+    seeds = range(1, 11)
+    runs = [_plqy_interval("nc-methyl-acetate", seed, default) for seed in seeds]
+    covered = [f["plqy_ci95_low_pct"] <= truth <= f["plqy_ci95_high_pct"] for f, truth in runs]
+    assert sum(covered) >= 0.9 * len(runs), [(f["plqy_pct"], f["plqy_u_pct"]) for f, _ in runs]
+    assert all(f["plqy_dof"] == default - 1 for f, _ in runs)
+    assert all(f["plqy_u_pct"] > 0 for f, _ in runs)
+    width = [f["plqy_ci95_high_pct"] - f["plqy_ci95_low_pct"] for f, _ in runs[:4]]
+    more = [_plqy_interval("nc-methyl-acetate", seed, 3 * default)[0] for seed in seeds[:4]]
+    narrower = [f["plqy_ci95_high_pct"] - f["plqy_ci95_low_pct"] for f in more]
+    assert np.mean(narrower) < 0.6 * np.mean(width)

@@ -45,8 +45,8 @@ CLEAN_ROWS = {
     "el-spectra": 2,
     "pl-spectrum": 2,
     "pl-fluence": 3,
-    "pl-stability": 2,
-    "plqy": 3,
+    "pl-stability": 4,
+    "plqy": 9,  # 3 configurations x 3 A-B-C cycles (the default repeats)
 }
 EXACT_ROWS = {"jlv", "el-spectra", "pl-spectrum", "pl-fluence", "plqy"}
 #: The procedure method that takes one sample of a time-driven run, and the frame stream

@@ -162,9 +162,9 @@ def test_signal_stops_a_laser_run_cleanly(
             str(tmp_path),
             "--json",
             "--set",
-            "duration_s=60",
+            "duration_s=3600",  # device s (x60): a minute of wall time
             "--set",
-            "interval_s=0.2",
+            "interval_s=12",
         ]
     )
     try:
@@ -269,7 +269,7 @@ def test_full_disk_fails_the_run_with_the_reason_and_outputs_off(tmp_path: Path)
         "--set",
         "interval_s=0",
         "--set",
-        "duration_s=60",
+        "duration_s=3600",  # device s (x60): a minute of wall time
         "--set",
         "integration_time_s=0.01",
     ]
@@ -327,7 +327,7 @@ def test_folder_unwritable_mid_run(tmp_path: Path) -> None:
     result = run_faulty(
         "pl-stability",
         folder,
-        parameters={"interval_s": 0.05, "duration_s": 3.0},
+        parameters={"interval_s": 3.0, "duration_s": 180.0},  # device s: 3 s of wall time
         during=pull_the_folder,
     )
     assert result.outcome.status == "failed", result.outcome.reason
