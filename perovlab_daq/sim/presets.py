@@ -438,7 +438,10 @@ def presets_from_yaml(text: str, source: str = "<string>") -> dict[str, Preset]:
         On an unknown field, template or unit, or a value of the wrong type.
     """
     # The safe loader, in C when libyaml is there (the pure-Python one takes ~0.1 s here).
-    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    if hasattr(yaml, "CSafeLoader"):
+        data = yaml.load(text, Loader=yaml.CSafeLoader) or {}
+    else:
+        data = yaml.load(text, Loader=yaml.SafeLoader) or {}
     templates = data.get("templates", {})
     presets: dict[str, Preset] = {}
     for name, own in data.get("presets", {}).items():
