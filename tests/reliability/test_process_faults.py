@@ -258,8 +258,11 @@ def test_full_disk_fails_the_run_with_the_reason_and_outputs_off(tmp_path: Path)
         assert summary["status"] == "failed"
         reason = summary["reason"].lower()
         assert "full" in reason or "space" in reason or "too large" in reason, reason
-        assert summary["safe_state"] == {role: "ok" for role in summary["safe_state"]}
-        assert {"laser", "spectrometer"} <= set(summary["safe_state"])
+        commands = summary["shutdown_commands"]
+        assert commands == {role: "ok" for role in commands}
+        assert {"laser", "spectrometer"} <= set(commands)
+        assert summary["safe_state"] == {"laser emission": "off"}  # read back
+        assert summary["outputs_off"] is True and summary["file_readable"] is True
         if CAN_MOUNT:  # the operator frees space, then rebuilds the file from its journal
             subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
         path = Path(summary["file"])
