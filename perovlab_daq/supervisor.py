@@ -385,6 +385,9 @@ def _child_main(fd: int, verbosity: int) -> int:
         except BaseException as exc:
             send({"error": {"kind": "internal", "message": f"{type(exc).__name__}: {exc}"}})
             raise
+        finally:
+            with contextlib.suppress(OSError):  # the supervisor may be gone: tidy up here
+                pid_file(plan.path).unlink(missing_ok=True)
     summary = outcome.summary()
     summary["interrupted_by"] = outcome.interrupted_by
     stop.reason = stop.reason or "ended"
