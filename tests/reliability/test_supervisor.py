@@ -42,7 +42,7 @@ RUNS = {
         "dark_readings=2",
         "max_duration=600",
     ],
-    "pl-spectrum": ["repeats=1000", "integration_time_s=0.02", "interval_s=0.1"],
+    "pl-spectrum": ["repeats=1000", "integration_time_s=0.05", "interval_s=0"],
     "pl-stability": ["duration_s=600", "interval_s=0.3", "integration_time_s=0.01"],
 }
 CATCHABLE = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"]
@@ -168,6 +168,16 @@ def _wait_running(proc: subprocess.Popen, folder: Path, outputs: Outputs, proced
     pytest.fail("the run did not get going within 90 s")
 
 
+def _hazard_on(outputs: Outputs, procedure: str) -> None:
+    """Wait (up to 10 s) until the run's hazard is on, so the ending has something to stop."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if outputs.source_on() if procedure == "lifetime" else outputs.emission_on():
+            return
+        time.sleep(0.01)
+    pytest.fail(f"{procedure}: its output never came on")
+
+
 def _status(path: Path) -> tuple[str, str, list[str]]:
     with h5py.File(path, "r") as file:  # plain h5py, no repair
         entry = file["entry"]
@@ -190,7 +200,8 @@ def test_outputs_end_off_and_file_says_how(served_bench, tmp_path, procedure, en
         pids = _wait_running(proc, tmp_path, outputs, procedure)
         assert pids["supervisor"] == proc.pid
         acquisition = psutil.Process(pids["acquisition"])
-        time.sleep(random.uniform(0.0, 1.5))  # a random moment of the run
+        time.sleep(random.uniform(0.0, 1.5))  # a random moment of the run ...
+        _hazard_on(outputs, procedure)  # ... with the output on
         ended_at = time.monotonic()
         if ending == "SIGKILL-acquisition":
             acquisition.send_signal(signal.SIGKILL)
@@ -228,3 +239,48 @@ def test_outputs_end_off_and_file_says_how(served_bench, tmp_path, procedure, en
         assert summary["status"] == "aborted"
         assert status == "aborted" and ending in reason, (status, reason)
         assert "safe_state" in kinds
+
+
+@pytest.mark.parametrize("ending", ["SIGHUP", "SIGKILL-acquisition"])
+def test_sequence_ends_safely_and_skips_the_rest(served_bench, tmp_path, ending):
+    recipe = tmp_path / "recipe.yaml"
+    sets = dict(value.split("=") for value in RUNS["pl-stability"])
+    recipe.write_text(
+        json.dumps({"name": "two", "runs": [{"procedure": "pl-stability", "parameters": sets}] * 2})
+    )
+    outputs = Outputs(served_bench)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perovlab_daq.cli", "sequence", str(recipe)]
+        + ["--bench", str(served_bench), "-o", str(tmp_path), "--json"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pids = _wait_running(proc, tmp_path, outputs, "pl-stability")
+        time.sleep(random.uniform(0.0, 1.0))
+        _hazard_on(outputs, "pl-stability")
+        ended_at = time.monotonic()
+        if ending == "SIGKILL-acquisition":
+            os.kill(pids["acquisition"], signal.SIGKILL)
+        else:
+            proc.send_signal(getattr(signal, ending))
+        took = outputs.wait_off(ended_at, limit_s=10.0)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        outputs.close()
+    assert took <= SAFE_WITHIN_S, f"outputs off only {took:.2f} s after {ending}"
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert rows[1]["note"].startswith("skipped") and not rows[1]["file"]
+    files = list(tmp_path.glob("*.h5"))
+    assert len(files) == 1
+    status, reason, _kinds = _status(files[0])
+    if ending == "SIGHUP":
+        assert proc.returncode == 130, err[-2000:]
+        assert rows[0]["status"] == "aborted" and status == "aborted" and "SIGHUP" in reason
+    else:
+        assert proc.returncode == 1, err[-2000:]
+        assert rows[0]["status"] == "killed" and status == "interrupted"
