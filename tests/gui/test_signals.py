@@ -68,6 +68,7 @@ def test_signal_aborts_the_run_reads_outputs_off_and_closes(own_window, qapp, qt
         qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
     finally:
         stopper.uninstall()
+    print(f"{sig.name}: run ended, outputs off, {ended:.2f} s after the signal")
     assert ended < 2.0, f"the run took {ended:.2f} s to end after {sig.name}"
     assert window.final_states and set(window.final_states.values()) == {"off"}, window.final_states
     library = bench.visa_library
