@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 #: Roles whose output is a hazard: what the supervisor switches off after a death.
 HAZARD_ROLES: tuple[str, ...] = ("source_meter", "laser")
+#: Longest wait for the acquisition to stop after a stop request before it is killed and
+#: switched off from here (a procedure stuck in an instrument call).
+STOP_GRACE_S = 30.0
 #: Exit code of a child that refused its plan (bad input or bench): the parent re-raises.
 _CHILD_BAD_INPUT = 2
 
@@ -182,13 +185,17 @@ def _watch_child(
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     buffer = b""
-    stop_sent = False
+    stop_sent = 0.0
     error: dict[str, Any] | None = None
     while True:
         if stop.is_set() and not stop_sent:
-            stop_sent = True
+            stop_sent = time.monotonic()
             with contextlib.suppress(OSError):
                 _send(sock, {"stop": stop.reason or "stop requested"})
+        if stop_sent and time.monotonic() - stop_sent > STOP_GRACE_S and proc.poll() is None:
+            log.error("the acquisition did not stop within %g s: killing it", STOP_GRACE_S)
+            error = {"kind": "internal", "message": f"no stop within {STOP_GRACE_S:g} s"}
+            proc.kill()
         if not selector.select(timeout=0.1):
             if proc.poll() is not None:
                 return None, error

@@ -284,3 +284,15 @@ def test_sequence_ends_safely_and_skips_the_rest(served_bench, tmp_path, ending)
     else:
         assert proc.returncode == 1, err[-2000:]
         assert rows[0]["status"] == "killed" and status == "interrupted"
+
+
+def test_a_child_rebuilds_the_same_bench_from_a_file_or_a_preset(served_bench):
+    from dataclasses import replace
+
+    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.supervisor import bench_spec
+
+    assert bench_spec(sim_bench("qd-only", seed=3)) == {"sim": "qd-only", "seed": 3}
+    assert bench_spec(load_bench(served_bench)) == {"file": str(served_bench.resolve())}
+    edited = replace(load_bench(served_bench), setup={"device_area_cm2": 0.5})
+    assert bench_spec(edited) is None  # not what the file says: runs unsupervised
