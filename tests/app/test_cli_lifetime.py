@@ -88,12 +88,14 @@ def test_killed_recovered_resumed_through_the_cli(tmp_path: Path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob("*.h5")) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(3.0)
-    proc.send_signal(signal.SIGKILL)
+    # Supervisor and acquisition killed together: nobody closes the file (needs recover).
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     (path,) = list(tmp_path.glob("*.h5"))
     rows_before = None
