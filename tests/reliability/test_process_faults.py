@@ -266,7 +266,6 @@ def test_full_disk_fails_the_run_with_the_reason_and_outputs_off(tmp_path: Path)
         assert {"laser", "spectrometer"} <= set(commands)
         assert summary["safe_state"] == {"laser emission": "off"}  # read back
         assert summary["outputs_off"] is True
-        # The disk could not take the final status: the file needs `recover` (below).
         # Honest either way: a disk that could not take the final status leaves the file
         # saying 'running' (seen 2 runs in 3); the summary says so and `recover` fixes it.
         assert summary["file_readable"] or "running" in summary["file_problem"], summary
