@@ -442,6 +442,8 @@ class Bench:
         self.world: Any = None
         self.visa_library: Any = config.visa_library
         self._opened = False
+        #: role -> VISA session attributes as the driver opened them (for :meth:`reopen`)
+        self._sessions: dict[str, dict[str, Any]] = {}
 
     # -- life cycle -------------------------------------------------------------------
     def open(self) -> Bench:
@@ -520,7 +522,16 @@ class Bench:
                 f"{rc.resource!r} identifies as {identity!r}, expected {rc.expect_identity!r}",
             )
         log.info("%s: %s at %s is %s", rc.role, rc.driver, rc.resource, identity)
+        self._remember_session(rc.role, instrument)
         return instrument
+
+    def _remember_session(self, role: str, instrument: Any) -> None:
+        from perovlab_daq.reconnect import connection_settings, track_settings
+
+        connection = getattr(getattr(instrument, "adapter", None), "connection", None)
+        if connection is not None:
+            self._sessions[role] = connection_settings(connection)
+        track_settings(instrument)
 
     def __enter__(self) -> Bench:
         return self.open()
@@ -544,26 +555,36 @@ class Bench:
         return role in self.instruments
 
     def reopen(self, role: str) -> None:
-        """Close and re-open the VISA connection of ``role`` in place, keeping its settings.
+        """Re-open the VISA connection of ``role`` in place, as it was first opened.
 
         Used by retries of unattended runs after repeated timeouts or I/O errors; the
-        driver object (held by the procedure) stays the same.
+        driver object (held by the procedure) stays the same. The new session gets every
+        attribute the driver opened the first one with (baud rate and serial framing,
+        terminations, timeout: :mod:`perovlab_daq.reconnect`), then every setting the
+        procedure had written that the instrument no longer holds (source mode, range,
+        level; output or emission state last) is written back.
+
+        Raises
+        ------
+        BenchError
+            When the role has no VISA connection to re-open.
+        Exception
+            Whatever the driver raises when the instrument does not answer yet (the
+            caller's retry tries again).
         """
+        from perovlab_daq.reconnect import connection_settings, reopen_connection, restore_settings
+
         instrument = self[role]
         adapter = getattr(instrument, "adapter", None)
         connection = getattr(adapter, "connection", None)
         if adapter is None or connection is None or not hasattr(adapter, "manager"):
             raise BenchError(f"roles.{role}: its connection cannot be re-opened")
-        keep = {}
-        for attribute in ("read_termination", "write_termination", "timeout"):
-            if hasattr(connection, attribute):
-                keep[attribute] = getattr(connection, attribute)
-        try:
-            connection.close()
-        except Exception as exc:  # noqa: BLE001 - the old session may already be gone
-            log.debug("%s: closing the old connection failed: %s", role, exc)
-        adapter.connection = adapter.manager.open_resource(adapter.resource_name, **keep)
+        settings = self._sessions.get(role) or connection_settings(connection)
+        reopen_connection(adapter, settings)
         log.warning("%s: connection to %s re-opened", role, adapter.resource_name)
+        changed = restore_settings(instrument)
+        if changed:
+            log.warning("%s: settings restored after re-open: %s", role, ", ".join(changed))
 
     # -- safety and metadata ----------------------------------------------------------
     def safe_state(self) -> dict[str, str]:

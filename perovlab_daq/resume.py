@@ -272,6 +272,9 @@ def execute_resume(
         interrupted_by=outcome.interrupted_by,
         elapsed_s=outcome.elapsed_s,
         safe_state=outcome.safe_state,
+        outputs=outcome.outputs,
+        file_readable=outcome.file_readable,
+        file_problem=outcome.file_problem,
     )
 
 

@@ -177,9 +177,22 @@ def check_identifier(field_name: str, value: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- outcome
+#: Exit codes of a run (the command line returns them; README and docs/reliability.md).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+#: A source output or the laser emission did not read back off: switch it off by hand.
+EXIT_OUTPUT_NOT_OFF = 3
+
+
 @dataclass
 class RunOutcome:
-    """How a run ended."""
+    """How a run ended, with the output states as read back from the instruments.
+
+    ``status`` is the file's status, or ``killed`` when the acquisition process died
+    without its safe path and its supervisor ended the run (the file then says
+    ``interrupted``, the reason and a ``killed`` event say how).
+    """
 
     path: Path
     status: str
@@ -187,23 +200,91 @@ class RunOutcome:
     figures: dict[str, Any] = field(default_factory=dict)
     interrupted_by: str = ""
     elapsed_s: float = 0.0
+    #: role -> result of the switch-off command (``"ok"`` or the error)
     safe_state: dict[str, str] = field(default_factory=dict)
+    #: "<role> output|emission" -> ``"off"``, ``"on"`` or ``"unreadable: ..."``, read back
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: whether the file opened with plain h5py (read-only) once the run had ended
+    file_readable: bool = True
+    file_problem: str = ""
+
+    @property
+    def outputs_off(self) -> bool:
+        """Return whether every hazardous output read back ``off`` (none left means off)."""
+        return all(state == "off" for state in self.outputs.values())
 
     @property
     def exit_code(self) -> int:
-        """Return the command-line exit code of this outcome (0, 1 or 130)."""
-        return {"finished": 0, "aborted": 130}.get(self.status, 1)
+        """Return the command-line exit code of this outcome.
+
+        3 if any output did not read back off (it overrides everything), 0 finished with a
+        readable file, 130 stopped by a signal or the user, 1 otherwise (failed, killed,
+        file unreadable).
+        """
+        if not self.outputs_off:
+            return EXIT_OUTPUT_NOT_OFF
+        if not self.file_readable:
+            return EXIT_FAILED
+        return {"finished": EXIT_OK, "aborted": EXIT_INTERRUPTED}.get(self.status, EXIT_FAILED)
 
     def summary(self) -> dict[str, Any]:
-        """Return a JSON-friendly summary (file path, status, key figures)."""
+        """Return a JSON-friendly summary (file, status, read-back safe state, key figures)."""
         return {
             "file": str(self.path),
             "status": self.status,
             "reason": self.reason,
             "elapsed_s": round(self.elapsed_s, 3),
             "figures": {k: jsonable(v) for k, v in self.figures.items()},
-            "safe_state": self.safe_state,
+            "safe_state": dict(self.outputs),
+            "outputs_off": self.outputs_off,
+            "file_readable": self.file_readable,
+            "file_problem": self.file_problem,
+            "shutdown_commands": dict(self.safe_state),
+            "exit_code": self.exit_code,
         }
+
+    def safe_state_line(self) -> str:
+        """Return one line for the console: the outputs as read back and the file's state."""
+        states = ", ".join(f"{k} {v}" for k, v in self.outputs.items()) or "no hazardous output"
+        readable = (
+            "file readable" if self.file_readable else f"FILE UNREADABLE: {self.file_problem}"
+        )
+        if self.outputs_off:
+            return f"read back: {states}; {readable}"
+        return (
+            f"DANGER: outputs not confirmed off ({states}): switch them off at the "
+            f"instrument; {readable}"
+        )
+
+
+def check_file_readable(path: Path) -> tuple[bool, str]:
+    """Open a run file read-only with plain h5py; return (readable, problem)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            status = file["entry"].attrs.get("status", "")
+    except (OSError, KeyError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if isinstance(status, bytes):
+        status = status.decode("utf-8", "replace")
+    if str(status) in {"running", "queued", ""}:
+        return False, f"file status is {status!r} after the run ended"
+    return True, ""
+
+
+def record_outputs_not_off(path: Path, outcome: RunOutcome) -> None:
+    """Add an ``error`` event to a closed run file when an output did not read back off."""
+    if outcome.outputs_off:
+        return
+    from perovlab_daq.storage import HDF5Results, StorageError
+
+    message = outcome.safe_state_line()
+    log.error("%s", message)
+    try:
+        HDF5Results.load(path).add_event("error", "outputs_not_off", message)
+    except (StorageError, OSError) as exc:
+        log.error("could not record it in %s: %s", path, exc)
 
 
 def jsonable(value: Any) -> Any:
@@ -398,11 +479,15 @@ def execute_run(
             if stop_event.is_set() and not worker.should_stop():
                 interrupted_by = getattr(stop_event, "reason", "") or "stop requested"
                 log.warning("stopping the run safely (%s)", interrupted_by)
+                # The reason the file keeps for its 'aborted' status (not "by the user").
+                results.set_status("running", f"stopped safely: {interrupted_by}")
+                results.add_event("warning", "stop", f"stop requested: {interrupted_by}")
                 worker.stop()
             last_progress = _drain_progress(worker, on_progress, last_progress)
         _drain_progress(worker, on_progress, last_progress)
     finally:
         safe = bench.safe_state() if bench is not None else {}
+        outputs = bench.output_states() if bench is not None else {}
         if own_bench and bench is not None:
             bench.close()
         if handler is not None:
@@ -418,11 +503,14 @@ def execute_run(
         interrupted_by=interrupted_by,
         elapsed_s=time.monotonic() - started,
         safe_state=safe,
+        outputs=outputs,
     )
     from perovlab_daq.figures import analyse_and_store
 
     outcome.figures = analyse_and_store(cls, results)
     _close_results(results)
+    record_outputs_not_off(plan.path, outcome)
+    outcome.file_readable, outcome.file_problem = check_file_readable(plan.path)
     return outcome
 
 

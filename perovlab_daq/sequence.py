@@ -241,10 +241,14 @@ def run_recipe(
     stop_event: threading.Event | None = None,
     on_step: Callable[[int, RecipeStep], None] | None = None,
     on_progress: Callable[[float, str], None] | None = None,
+    execute: Callable[..., Any] = execute_run,
 ) -> list[StepResult]:
     """Run the steps in order; stop at a failure unless the step says to continue.
 
-    A stop request (Ctrl-C, SIGTERM) ends the current run safely and skips the rest.
+    A stop request (any of :data:`perovlab_daq.stop_signals.STOP_SIGNALS`) ends the current
+    run safely and skips the rest; so does an output that did not read back off, whatever
+    the step says. ``execute`` runs one plan (default :func:`execute_run`; the command
+    line passes :func:`perovlab_daq.supervisor.execute_supervised`).
     """
     from perovlab_daq.bench import BenchError
 
@@ -258,7 +262,7 @@ def run_recipe(
         if on_step is not None:
             on_step(number, step)
         try:
-            outcome = execute_run(step.plan, stop_event=stop_event, on_progress=on_progress)
+            outcome = execute(step.plan, stop_event=stop_event, on_progress=on_progress)
         except BenchError as exc:
             results.append(StepResult(step.label, step.plan.procedure_cls.NAME, None, str(exc)))
             if not step.continue_on_failure:
@@ -266,7 +270,7 @@ def run_recipe(
                 break
             continue
         results.append(StepResult(step.label, step.plan.procedure_cls.NAME, outcome))
-        if outcome.status == "aborted":
+        if outcome.status == "aborted" or not outcome.outputs_off:
             _skip_rest(steps, number, results)
             break
         if outcome.status != "finished" and not step.continue_on_failure:
@@ -281,7 +285,13 @@ def _skip_rest(steps: list[RecipeStep], number: int, results: list[StepResult]) 
 
 
 def recipe_exit_code(results: list[StepResult]) -> int:
-    """Return 0 when every run finished, 130 when stopped by a signal, 1 otherwise."""
+    """Return the recipe's exit code (the codes of :class:`perovlab_daq.runner.RunOutcome`).
+
+    3 if an output did not read back off, 130 when stopped by a signal, 0 when every run
+    finished, 1 otherwise.
+    """
+    if any(r.outcome is not None and not r.outcome.outputs_off for r in results):
+        return 3
     if any(r.outcome is not None and r.outcome.status == "aborted" for r in results):
         return 130
     if all(r.status == "finished" for r in results):

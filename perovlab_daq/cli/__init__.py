@@ -6,7 +6,13 @@ Exit codes (the same for every subcommand):
 * 1 - failed (instrument fault, disk full, ...), the reason in the file and on stderr;
 * 2 - bad input (unknown name, value out of range, bad bench or recipe file), reported in
   one line before any instrument is touched and without creating a data file;
-* 130 - stopped by Ctrl-C or SIGTERM after a safe stop.
+* 3 - a source output or the laser emission did not read back off at the end (it
+  overrides every other code: switch it off at the instrument);
+* 130 - stopped by a signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2) after a safe stop.
+
+``run`` and ``sequence`` run the acquisition in a supervised child process
+(:mod:`perovlab_daq.supervisor`): if it is killed, this process switches the outputs off,
+reads them back and rebuilds the file (status ``killed`` in the summary, exit 1).
 
 This module holds the parser and :func:`main`; the commands live by group in
 :mod:`perovlab_daq.cli.bench` (bench, list, gui), :mod:`perovlab_daq.cli.runs` (run,

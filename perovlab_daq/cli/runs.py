@@ -41,7 +41,8 @@ def _sample_from_args(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from perovlab_daq.runner import execute_run, plan_run, read_parameter_file
+    from perovlab_daq.runner import plan_run, read_parameter_file
+    from perovlab_daq.supervisor import execute_supervised
 
     if args.resume is not None:
         return _resume_run(args)
@@ -61,7 +62,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     stop = StopFlag()
     with stop_on_signals(stop), Progress(f"{args.procedure} -> {plan.path.name}") as progress:
-        outcome = execute_run(plan, stop_event=stop, on_progress=progress.update)
+        outcome = execute_supervised(
+            plan, stop_event=stop, on_progress=progress.update, verbosity=args.verbose
+        )
     print_outcome(outcome, as_json=args.json)
     return outcome.exit_code
 
@@ -121,13 +124,21 @@ def _cmd_sequence(args: argparse.Namespace) -> int:
     print(f"recipe {recipe.get('name') or args.recipe}: {len(steps)} run(s) on {config.name}")
     stop = StopFlag()
     with stop_on_signals(stop):
-        results = _run_steps(steps, stop)
+        results = _run_steps(steps, stop, supervised=True, verbosity=args.verbose)
     _print_step_table(results, as_json=args.json)
     return recipe_exit_code(results)
 
 
-def _run_steps(steps: list[Any], stop: threading.Event) -> list[Any]:
+def _run_steps(
+    steps: list[Any], stop: threading.Event, *, supervised: bool = False, verbosity: int = 0
+) -> list[Any]:
+    from functools import partial
+
+    from perovlab_daq.runner import execute_run
     from perovlab_daq.sequence import run_recipe
+    from perovlab_daq.supervisor import execute_supervised
+
+    execute = partial(execute_supervised, verbosity=verbosity) if supervised else execute_run
 
     progress: dict[str, Progress] = {}
 
@@ -143,7 +154,9 @@ def _run_steps(steps: list[Any], stop: threading.Event) -> list[Any]:
             progress["bar"].update(percent, message)
 
     try:
-        return run_recipe(steps, stop_event=stop, on_step=on_step, on_progress=on_progress)
+        return run_recipe(
+            steps, stop_event=stop, on_step=on_step, on_progress=on_progress, execute=execute
+        )
     finally:
         for bar in progress.values():
             bar.__exit__(None, None, None)

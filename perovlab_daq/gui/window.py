@@ -157,6 +157,9 @@ class OperatorWindow(ManagedWindowBase):
         self.pages: dict[str, ProcedurePage] = {}
         self._closing = False
         self._bench_closed = False
+        #: signal (or "logout") that closed the window; outputs read back at shutdown
+        self.stopped_by = ""
+        self.final_states: dict[str, str] = {}
         name = initial if initial in self.classes else ("jlv" if "jlv" in self.classes else "")
         self.current_name = name or next(iter(self.classes))
         first = self.classes[self.current_name]
@@ -682,7 +685,7 @@ class OperatorWindow(ManagedWindowBase):
             event.accept()
             return
         if self.manager.is_busy():
-            if not self.confirm_close():
+            if not (self.stopped_by or self.confirm_close()):
                 event.ignore()
                 return
             self._closing = True
@@ -691,6 +694,13 @@ class OperatorWindow(ManagedWindowBase):
             self.wait_idle(120.0)
         self.shutdown()
         event.accept()
+
+    def stop_for_signal(self, name: str) -> None:
+        """Abort the running procedure (safe path) and close, without asking (a signal)."""
+        self.stopped_by = self.stopped_by or name
+        if self.manager.is_running():
+            self.manager.abort()
+        QtCore.QTimer.singleShot(0, self.close)
 
     def quit(self, evt: Any = None) -> None:
         """Close at application exit (pymeasure connects this to aboutToQuit)."""
@@ -708,6 +718,10 @@ class OperatorWindow(ManagedWindowBase):
             if timer is not None:
                 timer.stop()
         try:
+            self.bench.safe_state()
+            self.final_states = self.bench.output_states()
+            level = logging.INFO if set(self.final_states.values()) <= {"off"} else logging.ERROR
+            log.log(level, "outputs read back at close: %s", self.final_states)
             self.bench.close()
         except Exception:  # noqa: BLE001 - closing must finish
             log.exception("closing the bench failed")

@@ -87,10 +87,12 @@ def test_killed_recovered_resumed_through_the_cli(tmp_path: Path, wait_for_rows)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
+        start_new_session=True,
     )
     # Killed once the file holds 20 rows (past the L0 burst), whatever the machine's speed.
     wait_for_rows(tmp_path, 20)
-    proc.send_signal(signal.SIGKILL)
+    # Supervisor and acquisition killed together: nobody closes the file (needs recover).
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     (path,) = list(tmp_path.glob("*.h5"))
     rows_before = None

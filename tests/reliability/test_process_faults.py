@@ -104,12 +104,15 @@ def test_sigkill_loses_at_most_the_durability_interval(
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        start_new_session=True,
     )
     try:
         path = wait_for_rows(output, 5)
         time.sleep(random.Random(seed).uniform(0.2, 2.5))
         killed_at = time.time()
-        proc.send_signal(signal.SIGKILL)
+        # The supervisor and the acquisition process killed at once (its process group):
+        # nobody closes the file, what the journal holds is all there is.
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
@@ -290,8 +293,14 @@ def test_full_disk_fails_the_run_with_the_reason_and_outputs_off(tmp_path: Path)
         assert summary["status"] == "failed"
         reason = summary["reason"].lower()
         assert "full" in reason or "space" in reason or "too large" in reason, reason
-        assert summary["safe_state"] == {role: "ok" for role in summary["safe_state"]}
-        assert {"laser", "spectrometer"} <= set(summary["safe_state"])
+        commands = summary["shutdown_commands"]
+        assert commands == {role: "ok" for role in commands}
+        assert {"laser", "spectrometer"} <= set(commands)
+        assert summary["safe_state"] == {"laser emission": "off"}  # read back
+        assert summary["outputs_off"] is True
+        # Honest either way: a disk that could not take the final status leaves the file
+        # saying 'running' (seen 2 runs in 3); the summary says so and `recover` fixes it.
+        assert summary["file_readable"] or "running" in summary["file_problem"], summary
         if CAN_MOUNT:  # the operator frees space, then rebuilds the file from its journal
             subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
         path = Path(summary["file"])
