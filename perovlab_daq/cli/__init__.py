@@ -8,6 +8,11 @@ Exit codes (the same for every subcommand):
   one line before any instrument is touched and without creating a data file;
 * 130 - stopped by Ctrl-C or SIGTERM after a safe stop.
 
+A damaged or foreign data file given to ``analyze``, ``report``, ``recover`` or
+``lifetime-fit`` is reported in one line naming the file (exit 2 when it is not a run file
+this program can read, 1 when ``recover`` finds nothing usable); standard output closed by
+its reader (``... | head``) ends quietly with 1. The table is ``docs/cli.md``.
+
 This module holds the parser and :func:`main`; the commands live by group in
 :mod:`perovlab_daq.cli.bench` (bench, list, gui), :mod:`perovlab_daq.cli.runs` (run,
 resume, sequence, demo, recover) and :mod:`perovlab_daq.cli.files` (analyze, report,
@@ -17,7 +22,9 @@ lifetime-fit), with what they share in :mod:`perovlab_daq.cli._common`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -273,15 +280,16 @@ def configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
+    """Run the command line; return the process exit code (see the module docstring)."""
     from perovlab_daq.bench import BenchError
     from perovlab_daq.runner import RunInputError
+    from perovlab_daq.safe_input import UnsafeInputError
 
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error_line("error", exc)
         return EXIT_BAD_INPUT
     configure_logging(args.verbose)
     func: Command | None = getattr(args, "func", None)
@@ -289,18 +297,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return func(args)
-    except (UsageError, BenchError, RunInputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        code = func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a trace at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
+    except (UsageError, BenchError, RunInputError, UnsafeInputError) as exc:
+        _error_line("error", exc)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - one line for the operator, details in the log
         log.debug("internal error", exc_info=True)
-        print(
-            f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback; "
-            "please report it)",
-            file=sys.stderr,
+        _error_line(
+            "internal error",
+            f"{type(exc).__name__}: {exc} (run with -vv for the traceback; please report it)",
         )
         return EXIT_FAILED
+
+
+def _error_line(prefix: str, message: object) -> None:
+    """Print one line to stderr: the message with its newlines folded, at most 2000 characters."""
+    text = " ".join(str(message).split())
+    if len(text) > 2000:
+        text = text[:2000] + "..."
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{prefix}: {text}", file=sys.stderr)
+
+
+def _closed_pipe() -> int:
+    """End quietly when the reader of stdout went away (``perovlab-daq analyze ... | head``).
+
+    The Python documentation's recipe (``signal`` module, "Note on SIGPIPE"): point stdout
+    at /dev/null so that the interpreter's final flush does not fail again; exit code 1,
+    as a process whose output was cut short.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_FAILED

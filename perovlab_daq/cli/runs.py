@@ -94,6 +94,7 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
+    from perovlab_daq.safe_input import UnsafeInputError, check_regular_file
     from perovlab_daq.storage import StorageError, recover
 
     code = EXIT_OK
@@ -103,9 +104,14 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             code = EXIT_BAD_INPUT
             continue
         try:
+            check_regular_file(path, "run file")  # a FIFO or device would block
             report = recover(path)
-        except StorageError as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
+        except UnsafeInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        except (StorageError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            print(f"error: {path}: cannot be recovered ({exc})", file=sys.stderr)
             code = EXIT_FAILED
             continue
         print(report)
