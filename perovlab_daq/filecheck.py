@@ -111,22 +111,25 @@ def check_run_file(path: str | os.PathLike[str]) -> None:
 def _check_objects(handle: Any, file_size: int, budget: int) -> None:
     import h5py
 
-    count = 0
+    # Collect first, check after: an exception raised inside h5py's visit callback
+    # surfaces as a SystemError. Returning a value stops the visit.
+    links: list[tuple[str, Any]] = []
 
-    def visit(name: str, link: Any) -> None:
-        nonlocal count
-        count += 1
-        if count > MAX_OBJECTS:
-            raise _Refused(f"more than {MAX_OBJECTS} objects")
+    def collect(name: str, link: Any) -> bool | None:
+        links.append((name, link))
+        return True if len(links) > MAX_OBJECTS else None
+
+    handle.visititems_links(collect)
+    if len(links) > MAX_OBJECTS:
+        raise _Refused(f"more than {MAX_OBJECTS} objects")
+    for name, link in links:
         if isinstance(link, h5py.ExternalLink):
             raise _Refused(f"{name!r} links to another file ({link.filename!r})")
         if isinstance(link, h5py.SoftLink):
-            return
+            continue
         item = handle.get(name)
         if isinstance(item, h5py.Dataset):
             check_dataset(item, file_size, budget)
-
-    handle.visititems_links(visit)
 
 
 def check_dataset(dataset: Any, file_size: int, budget: int | None = None) -> None:

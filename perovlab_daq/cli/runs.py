@@ -26,6 +26,7 @@ from perovlab_daq.cli._common import (
     print_outcome,
     stop_on_signals,
 )
+from perovlab_daq.safe_input import UnsafeInputError, check_output_folder, check_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def _resume_run(args: argparse.Namespace) -> int:
         raise UsageError("--resume takes parameters and file from FILE: drop --set, --params, -o")
     if not args.resume.exists():
         raise UsageError(f"--resume: {args.resume}: no such file")
+    check_regular_file(args.resume, "run file")  # a FIFO or device would block
     if args.bench is None and args.sim is None:
         config = simulated_bench_of(args.resume)
     else:
@@ -94,7 +96,6 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from perovlab_daq.safe_input import UnsafeInputError, check_regular_file
     from perovlab_daq.storage import StorageError, recover
 
     code = EXIT_OK
@@ -197,7 +198,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import procedure_classes
     from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code
 
-    folder = args.output
+    folder = check_output_folder(args.output, "demo output folder")
     folder.mkdir(parents=True, exist_ok=True)
     with resources.as_file(resources.files("sim_configs") / "demo_recipe.yaml") as recipe_path:
         recipe = load_recipe(recipe_path)

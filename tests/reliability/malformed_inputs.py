@@ -109,3 +109,17 @@ def without(path: str) -> Callable[[h5py.File], None]:
         del handle[path]
 
     return edit
+
+
+_GOOD: dict[str, Path] = {}
+
+
+def good_run_file(folder: Path) -> Path:
+    """Return a small finished J-L-V run file, made once per test session (in ``folder``)."""
+    if "jlv" not in _GOOD:
+        from perovlab_daq.cli import main
+
+        target = folder / "good.h5"
+        assert main(["run", "jlv", "--sim", "-o", str(target), *FAST_JLV]) == 0
+        _GOOD["jlv"] = target
+    return _GOOD["jlv"]
