@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,11 @@ def parse_yaml(text: str, source: str = "<text>", what: str = "") -> Any:
         Naming ``source``, the line and the problem.
     """
     not_valid = f"not a valid YAML {what}" if what else "not valid YAML"
+    depth = flow_depth(text)
+    if depth > MAX_DEPTH:
+        raise UnsafeInputError(
+            f"{source}: {not_valid}: brackets nested more than {MAX_DEPTH} deep"
+        )
     loader = BoundedSafeLoader(text)
     try:
         return loader.get_single_data()
@@ -208,6 +214,43 @@ def parse_yaml(text: str, source: str = "<text>", what: str = "") -> Any:
         raise UnsafeInputError(f"{source}: {not_valid}: nested too deeply") from None
     finally:
         loader.dispose()
+
+
+_FLOW_CHARACTERS = re.compile(r"[\[\]{}'\"#\n]")
+
+
+def flow_depth(text: str) -> int:
+    """Return how deeply ``[`` and ``{`` nest in YAML text, counting to ``MAX_DEPTH + 1``.
+
+    Quotes and comments are skipped.
+
+    PyYAML's scanner keeps one possible key per open bracket and re-checks them all at
+    every token, so deeply nested brackets cost time quadratic in their number: a 1 MiB
+    file of ``[`` would take hours. This linear scan refuses them first.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0
+    depth = deepest = 0
+    quote = ""
+    comment = False
+    for match in _FLOW_CHARACTERS.finditer(text):
+        char = match.group()
+        if comment:
+            comment = char != "\n"
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:  # enough to refuse; no need to read on
+                return deepest
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def _describe(exc: yaml.YAMLError) -> str:

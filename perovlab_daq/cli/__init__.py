@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -308,6 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        # A path the user gave that the system refuses (too long, a folder, no permission):
+        # bad input naming it. Anything else (disk full, I/O error) is a failure.
+        log.debug("OS error", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _error_line("error", f"{where}{exc.strerror or exc}")
+        return EXIT_BAD_INPUT if exc.errno in _PATH_ERRNOS else EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - one line for the operator, details in the log
         log.debug("internal error", exc_info=True)
         _error_line(
@@ -315,6 +323,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{type(exc).__name__}: {exc} (run with -vv for the traceback; please report it)",
         )
         return EXIT_FAILED
+
+
+#: OS errors that mean "this path cannot be used as given" (exit 2) rather than a failure.
+_PATH_ERRNOS = {
+    errno.ENAMETOOLONG,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EEXIST,
+    errno.ELOOP,
+    errno.EROFS,
+}
 
 
 def _error_line(prefix: str, message: object) -> None:

@@ -20,7 +20,7 @@ from perovlab_daq.cli._common import (
     format_figure,
 )
 from perovlab_daq.filecheck import DamagedFileError
-from perovlab_daq.safe_input import UnsafeInputError, check_new_output_file
+from perovlab_daq.safe_input import UnsafeInputError, check_new_output_file, check_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,10 @@ def _cmd_lifetime_fit(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import jsonable
 
     for path in args.files:
-        if not path.exists():
-            print(f"error: {path}: no such file", file=sys.stderr)
+        try:
+            check_regular_file(path, "run file")
+        except UnsafeInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     if args.output is not None:
         _check_figure_output(args.output)
