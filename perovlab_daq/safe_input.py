@@ -205,15 +205,17 @@ def parse_yaml(text: str, source: str = "<text>", what: str = "") -> Any:
         raise UnsafeInputError(
             f"{source}: {not_valid}: brackets nested more than {MAX_DEPTH} deep"
         )
-    loader = BoundedSafeLoader(text)
+    loader: BoundedSafeLoader | None = None
     try:
+        loader = BoundedSafeLoader(text)  # the reader refuses control characters here
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise UnsafeInputError(f"{source}: {not_valid}{_describe(exc)}") from None
     except RecursionError:
         raise UnsafeInputError(f"{source}: {not_valid}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 _FLOW_CHARACTERS = re.compile(r"[\[\]{}'\"#\n]")
