@@ -69,8 +69,17 @@ def _has_signature(path: Path, size: int) -> bool:
     return False
 
 
-def check_run_file(path: str | os.PathLike[str]) -> None:
+def check_run_file(path: str | os.PathLike[str], *, allow_unreadable: bool = False) -> None:
     """Refuse a file that cannot be read safely as HDF5 (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The run file.
+    allow_unreadable
+        Let a file pass that has no HDF5 signature or does not open (``recover`` rebuilds
+        such files from their journal); what opens is still checked for forged shapes,
+        external links and object count, so that copying it is bounded.
 
     Raises
     ------
@@ -94,6 +103,8 @@ def check_run_file(path: str | os.PathLike[str]) -> None:
     except OSError as exc:
         raise DamagedFileError(file_path, f"cannot read ({exc.strerror or exc})") from None
     if not signed:
+        if allow_unreadable:
+            return
         raise DamagedFileError(file_path, "not an HDF5 file (no HDF5 signature)")
     budget = min(MAX_DATASET_BYTES, max(EXPANSION_HEADROOM, MAX_EXPANSION * size))
     try:
@@ -104,6 +115,8 @@ def check_run_file(path: str | os.PathLike[str]) -> None:
     except _Refused as exc:
         raise DamagedFileError(file_path, str(exc)) from None
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        if allow_unreadable:
+            return
         problem = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise DamagedFileError(file_path, f"damaged or not HDF5 ({problem})") from None
 

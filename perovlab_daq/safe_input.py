@@ -202,9 +202,7 @@ def parse_yaml(text: str, source: str = "<text>", what: str = "") -> Any:
     not_valid = f"not a valid YAML {what}" if what else "not valid YAML"
     depth = flow_depth(text)
     if depth > MAX_DEPTH:
-        raise UnsafeInputError(
-            f"{source}: {not_valid}: brackets nested more than {MAX_DEPTH} deep"
-        )
+        raise UnsafeInputError(f"{source}: {not_valid}: brackets nested more than {MAX_DEPTH} deep")
     loader: BoundedSafeLoader | None = None
     try:
         loader = BoundedSafeLoader(text)  # the reader refuses control characters here

@@ -26,6 +26,7 @@ from perovlab_daq.cli._common import (
     print_outcome,
     stop_on_signals,
 )
+from perovlab_daq.filecheck import DamagedFileError, check_run_file
 from perovlab_daq.safe_input import UnsafeInputError, check_output_folder, check_regular_file
 
 log = logging.getLogger(__name__)
@@ -106,10 +107,15 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             continue
         try:
             check_regular_file(path, "run file")  # a FIFO or device would block
+            check_run_file(path, allow_unreadable=True)  # forged shapes: copying would hang
             report = recover(path)
         except UnsafeInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             code = EXIT_BAD_INPUT
+            continue
+        except DamagedFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = EXIT_FAILED
             continue
         except (StorageError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             print(f"error: {path}: cannot be recovered ({exc})", file=sys.stderr)
