@@ -6,7 +6,9 @@ A run file comes from anywhere (another PC, a killed run, a disk error), so befo
 
 * it is a regular file (a FIFO or device would block or never end), with the HDF5
   signature;
-* it opens with h5py, and walking it visits at most :data:`MAX_OBJECTS` objects;
+* it opens with h5py, and walking it visits at most :data:`MAX_OBJECTS` objects, whose
+  attributes all read (a damaged header fails here at once; read later in SWMR mode it
+  would be retried for minutes);
 * no link leads outside the file (external links are refused: a file must not make the
   reader open other paths);
 * no dataset declares more data than the file can hold: a dataset's shape times its
@@ -39,6 +41,8 @@ MAX_OBJECTS = 50_000
 MAX_EXPANSION = 64
 #: Headroom for small files whose datasets compress well (bytes).
 EXPANSION_HEADROOM = 64 << 20
+#: Largest attribute read (bytes): run files keep small metadata in attributes.
+MAX_ATTRIBUTE_BYTES = 16 << 20
 #: No single dataset is ever read beyond this size (bytes).
 MAX_DATASET_BYTES = 8 << 30
 
@@ -108,17 +112,26 @@ def check_run_file(path: str | os.PathLike[str], *, allow_unreadable: bool = Fal
         raise DamagedFileError(file_path, "not an HDF5 file (no HDF5 signature)")
     budget = min(MAX_DATASET_BYTES, max(EXPANSION_HEADROOM, MAX_EXPANSION * size))
     try:
-        with h5py.File(file_path, "r", locking=False) as handle:
+        handle = h5py.File(file_path, "r", locking=False)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        if allow_unreadable:
+            return
+        raise DamagedFileError(file_path, f"damaged or not HDF5 ({_brief(exc)})") from None
+    # Once the file opens, what it holds must read: a damaged header read later in SWMR
+    # mode is retried for minutes, so it is refused here, where it fails at once.
+    try:
+        with handle:
             _check_objects(handle, size, budget)
     except DamagedFileError:
         raise
     except _Refused as exc:
         raise DamagedFileError(file_path, str(exc)) from None
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-        if allow_unreadable:
-            return
-        problem = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise DamagedFileError(file_path, f"damaged or not HDF5 ({problem})") from None
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as exc:
+        raise DamagedFileError(file_path, f"damaged ({_brief(exc)})") from None
+
+
+def _brief(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _check_objects(handle: Any, file_size: int, budget: int) -> None:
@@ -135,6 +148,7 @@ def _check_objects(handle: Any, file_size: int, budget: int) -> None:
     handle.visititems_links(collect)
     if len(links) > MAX_OBJECTS:
         raise _Refused(f"more than {MAX_OBJECTS} objects")
+    _check_attributes(handle["/"])
     for name, link in links:
         if isinstance(link, h5py.ExternalLink):
             raise _Refused(f"{name!r} links to another file ({link.filename!r})")
@@ -143,6 +157,20 @@ def _check_objects(handle: Any, file_size: int, budget: int) -> None:
         item = handle.get(name)
         if isinstance(item, h5py.Dataset):
             check_dataset(item, file_size, budget)
+        if item is not None:
+            _check_attributes(item)
+
+
+def _check_attributes(item: Any) -> None:
+    """Read every attribute of ``item`` (bounded in size): damage shows here, at once."""
+    attrs = item.attrs
+    for name in attrs:
+        attribute = attrs.get_id(name)
+        shape = attribute.shape or ()
+        size = (math.prod(shape) if shape else 1) * max(1, int(attribute.dtype.itemsize))
+        if size > MAX_ATTRIBUTE_BYTES:
+            raise _Refused(f"attribute {name!r} of {item.name!r} declares {size} bytes")
+        attrs[name]
 
 
 def check_dataset(dataset: Any, file_size: int, budget: int | None = None) -> None:

@@ -98,6 +98,7 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 def _cmd_recover(args: argparse.Namespace) -> int:
     from perovlab_daq.storage import StorageError, recover
+    from perovlab_daq.storage.journal import journal_path
 
     code = EXIT_OK
     for path in args.files:
@@ -107,7 +108,8 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             continue
         try:
             check_regular_file(path, "run file")  # a FIFO or device would block
-            check_run_file(path, allow_unreadable=True)  # forged shapes: copying would hang
+            if not journal_path(path).exists():  # else the journal rebuilds the file
+                check_run_file(path, allow_unreadable=True)  # damage would hang the salvage
             report = recover(path)
         except UnsafeInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
