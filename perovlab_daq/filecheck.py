@@ -47,6 +47,10 @@ MAX_ATTRIBUTE_BYTES = 16 << 20
 MAX_DATASET_BYTES = 8 << 30
 
 
+#: What HDF5 says when a file's writer died in SWMR mode (its consistency flags are set).
+_LEFT_OPEN_FOR_WRITING = "already open for write"
+
+
 class DamagedFileError(ValueError):
     """A run file is damaged or not a run file; the message names the file and the problem.
 
@@ -81,9 +85,9 @@ def check_run_file(path: str | os.PathLike[str], *, allow_unreadable: bool = Fal
     path
         The run file.
     allow_unreadable
-        Let a file pass that has no HDF5 signature or does not open (``recover`` rebuilds
-        such files from their journal); what opens is still checked for forged shapes,
-        external links and object count, so that copying it is bounded.
+        Let a file pass that does not open because its writer died in SWMR mode
+        (``recover`` salvages it with an SWMR reader). Any other file is checked in full:
+        a damaged header would make that SWMR reader retry for minutes.
 
     Raises
     ------
@@ -107,15 +111,13 @@ def check_run_file(path: str | os.PathLike[str], *, allow_unreadable: bool = Fal
     except OSError as exc:
         raise DamagedFileError(file_path, f"cannot read ({exc.strerror or exc})") from None
     if not signed:
-        if allow_unreadable:
-            return
         raise DamagedFileError(file_path, "not an HDF5 file (no HDF5 signature)")
     budget = min(MAX_DATASET_BYTES, max(EXPANSION_HEADROOM, MAX_EXPANSION * size))
     try:
         handle = h5py.File(file_path, "r", locking=False)
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-        if allow_unreadable:
-            return
+        if allow_unreadable and _LEFT_OPEN_FOR_WRITING in str(exc):
+            return  # a writer killed in SWMR mode: only recover's SWMR reader opens it
         raise DamagedFileError(file_path, f"damaged or not HDF5 ({_brief(exc)})") from None
     # Once the file opens, what it holds must read: a damaged header read later in SWMR
     # mode is retried for minutes, so it is refused here, where it fails at once.
