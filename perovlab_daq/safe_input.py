@@ -21,7 +21,6 @@ one-line message names the file; callers re-raise it as their own bad-input erro
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -354,9 +353,3 @@ def check_new_output_file(path: str | os.PathLike[str], what: str = "output file
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UnsafeInputError(f"{what} {str(target)!r}: no permission to write in {str(parent)!r}")
     return target
-
-
-def describe_os_error(path: str | os.PathLike[str], exc: OSError) -> str:
-    """Return a one-line description of an OS error on ``path`` for the operator."""
-    reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "") or str(exc)
-    return f"{path}: {reason}"

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from malformed_inputs import BILLION_LAUGHS, DEEP, FAST_JLV, good_run_file
 
-from perovlab_daq.bench import Bench, sim_bench
+from perovlab_daq.bench import sim_bench
 from perovlab_daq.cli import main
 from perovlab_daq.runner import procedure_classes
 from perovlab_daq.sim.visalib import SimBenchLibrary
@@ -47,19 +46,6 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return good_run_file(tmp_path_factory.mktemp("good"))
-
-
-@pytest.fixture
-def no_instrument(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Refuse (and record) every Bench.open: no malformed input may get that far."""
-    opened: list[str] = []
-
-    def refuse(self: Bench) -> Bench:
-        opened.append(self.config.name)
-        raise RuntimeError("an instrument was opened for a malformed input")
-
-    monkeypatch.setattr(Bench, "open", refuse)
-    yield opened
 
 
 def _data_files(folder: Path) -> set[Path]:

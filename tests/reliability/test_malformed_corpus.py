@@ -13,7 +13,7 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from malformed_inputs import (
     wrong_dtype,
 )
 
-from perovlab_daq.bench import Bench
 from perovlab_daq.cli import main
 from perovlab_daq.sim.visalib import SimBenchLibrary
 
@@ -242,19 +241,6 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return good_run_file(tmp_path_factory.mktemp("good"))
 
 
-@pytest.fixture
-def instruments_watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Record every Bench.open (and refuse it): no malformed input may get that far."""
-    opened: list[str] = []
-
-    def refuse(self: Bench) -> Bench:
-        opened.append(self.config.name)
-        raise RuntimeError("an instrument was opened for a malformed input")
-
-    monkeypatch.setattr(Bench, "open", refuse)
-    yield opened
-
-
 class _TimeLimit:
     def __init__(self, seconds: int) -> None:
         self.seconds = seconds
@@ -286,7 +272,7 @@ def test_malformed_input_is_refused_cleanly(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    instruments_watched: list[str],
+    no_instrument: list[str],
 ) -> None:
     if name == "output-read-only" and ROOT:
         pytest.skip("root may write anywhere: permissions cannot be tested")
@@ -307,7 +293,7 @@ def test_malformed_input_is_refused_cleanly(
     assert code in expected, captured.err
     assert "Traceback" not in captured.err and "internal error" not in captured.err
     assert captured.err.strip(), "a refusal must say why"
-    assert instruments_watched == []
+    assert no_instrument == []
     assert SimBenchLibrary.total_command_count() == before_commands
     assert data_files(tmp_path) - before_files == set()
     assert elapsed < TIME_LIMIT_S
