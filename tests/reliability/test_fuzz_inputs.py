@@ -34,6 +34,9 @@ from perovlab_daq.sim.visalib import SimBenchLibrary
 ROOT = Path(__file__).resolve().parents[2]
 PROCEDURES = sorted(procedure_classes())
 TIME_LIMIT_S = 10.0
+#: A whole process (interpreter start, imports, answer): generous, as CI machines are shared;
+#: a hang (a FIFO read, an alias bomb, a huge allocation) still fails it.
+PROCESS_LIMIT_S = 60.0
 FUZZ = settings(
     max_examples=30,
     deadline=None,
@@ -424,7 +427,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=TIME_LIMIT_S,
+        timeout=PROCESS_LIMIT_S,
     )
 
 
