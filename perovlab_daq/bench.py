@@ -21,9 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from perovlab_daq.calibration import load_calibration_csv
+from perovlab_daq.safe_input import UnsafeInputError, load_yaml_file
 
 log = logging.getLogger(__name__)
 
@@ -343,16 +342,9 @@ def load_bench(path: str | Path) -> BenchConfig:
     """
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BenchError(f"{file_path}: cannot read bench file ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise BenchError(f"{file_path}: not a valid YAML bench file{where}: {problem}") from None
+        data = load_yaml_file(file_path, "bench file", name_kind=True)
+    except UnsafeInputError as exc:
+        raise BenchError(str(exc)) from None
     return parse_bench(data, path=file_path, base=file_path.resolve().parent)
 
 

@@ -19,6 +19,7 @@ import math
 import os
 import queue
 import re
+import reprlib
 import sys
 import threading
 import time
@@ -28,8 +29,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from perovlab_daq.safe_input import (
+    UnsafeInputError,
+    check_new_output_file,
+    check_output_folder,
+    load_yaml_file,
+)
 from procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
@@ -37,9 +42,15 @@ log = logging.getLogger(__name__)
 #: Characters allowed in sample, device and pixel identifiers and operator names.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
 DEFAULT_FILE_PATTERN = "{date}_{sample}_{procedure}_{pixel}.h5"
-#: A number followed by a unit expression: what ``--set`` accepts beside plain numbers.
+#: Longest text ``--set`` or a file may give for one number with its unit.
+MAX_QUANTITY_TEXT = 40
+#: A unit expression pint may see: names of letters (no digits, no underscores), each with
+#: at most a one-digit exponent, joined by ``*``, ``/`` or a space - a grammar with no
+#: way to build a huge number (``cm^9^9^9`` or ``**99999`` are refused before pint runs).
+_UNIT_FACTOR = r"[A-Za-zµ°%Ω]{1,12}(?:(?:\^|\*\*)-?[1-9])?"
 _QUANTITY_TEXT = re.compile(
-    r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-zµ°%][A-Za-zµ°%0-9/^*. ]*$"
+    r"^(?P<number>[-+]?(?:\d{1,20}\.?\d{0,20}|\.\d{1,20})(?:[eE][-+]?\d{1,3})?)\s?"
+    rf"(?P<unit>{_UNIT_FACTOR}(?:\s?[*/ ]\s?{_UNIT_FACTOR}){{0,3}})$"
 )
 
 
@@ -74,16 +85,25 @@ def parse_quantity(name: str, text: str, units: str) -> float:
     RunInputError
         Naming the parameter when the text is not a number or its unit is incompatible.
     """
-    stripped = text.strip()
+    stripped = str(text).strip()
+    shown = _short(stripped)
+    if len(stripped) > MAX_QUANTITY_TEXT:
+        raise RunInputError(
+            f"parameter {name!r}: {shown} is longer than {MAX_QUANTITY_TEXT} characters"
+        )
     try:
-        return float(stripped)
+        number = float(stripped)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise RunInputError(f"parameter {name!r}: {shown} is not a finite number")
+        return number
     if not units:
-        raise RunInputError(f"parameter {name!r}: {text!r} is not a number")
+        raise RunInputError(f"parameter {name!r}: {shown} is not a number")
     if not _QUANTITY_TEXT.match(stripped):
         raise RunInputError(
-            f"parameter {name!r}: cannot read {text!r} as a value in {units} "
+            f"parameter {name!r}: cannot read {shown} as a value in {units} "
             "(a number, optionally followed by a unit such as mA/cm^2)"
         )
     from pint import UnitRegistry
@@ -95,13 +115,29 @@ def parse_quantity(name: str, text: str, units: str) -> float:
         value = quantity.to(registry.Unit(units.replace("^", "**"))).magnitude
     except DimensionalityError:
         raise RunInputError(
-            f"parameter {name!r}: {text!r} has the wrong unit (expected a value in {units})"
+            f"parameter {name!r}: {shown} has the wrong unit (expected a value in {units})"
         ) from None
-    except (PintError, ValueError, TypeError, AttributeError, SyntaxError, AssertionError):
+    except (
+        PintError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        SyntaxError,
+        AssertionError,
+        ArithmeticError,
+    ):
         raise RunInputError(
-            f"parameter {name!r}: cannot read {text!r} as a value in {units}"
+            f"parameter {name!r}: cannot read {shown} as a value in {units}"
         ) from None
-    return float(value)
+    value = float(value)
+    if not math.isfinite(value):
+        raise RunInputError(f"parameter {name!r}: {shown} is not a finite value in {units}")
+    return value
+
+
+def _short(value: Any) -> str:
+    """Return a bounded repr of a user value for a message (never the whole of a huge one)."""
+    return reprlib.repr(value)
 
 
 _REGISTRY: Any = None
@@ -146,17 +182,15 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
 
 
 def read_parameter_file(path: Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) mapping of parameter values, safe-loaded."""
+    """Read a YAML (or JSON) mapping of parameter values: plain data, bounded in size."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RunInputError(f"{path}: cannot read parameter file ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise RunInputError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        data = load_yaml_file(path, "parameter file")
+    except UnsafeInputError as exc:
+        raise RunInputError(str(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise RunInputError(f"{path}: expected a mapping of parameter: value, got {data!r}")
+        raise RunInputError(f"{path}: expected a mapping of parameter: value, got {_short(data)}")
     return {str(k): v for k, v in data.items()}
 
 
@@ -386,13 +420,20 @@ def _choose_path(
 
     target = Path(output) if output is not None else Path("data")
     if target.suffix.lower() in {".h5", ".hdf5", ".nxs"}:
-        if target.exists():
+        if target.exists() or target.is_symlink():
             raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
         if not target.parent.exists():
             raise RunInputError(f"output folder {str(target.parent)!r} does not exist")
-        return target
+        try:
+            return check_new_output_file(target)
+        except UnsafeInputError as exc:
+            raise RunInputError(str(exc)) from None
     if target.exists() and not target.is_dir():
         raise RunInputError(f"output {str(target)!r} is neither a folder nor a new .h5 file")
+    try:
+        check_output_folder(target)
+    except UnsafeInputError as exc:
+        raise RunInputError(str(exc)) from None
     fields = {
         "date": datetime.now().strftime("%Y%m%d-%H%M%S"),
         "sample": sample.get("sample") or "sample",
@@ -405,6 +446,10 @@ def _choose_path(
         return Path(run_file_path(target, pattern, **fields))
     except (KeyError, ValueError) as exc:
         raise RunInputError(f"file pattern {pattern!r}: {exc}") from None
+    except OSError as exc:  # the folder could not be created after all (raced, quota...)
+        raise RunInputError(
+            f"output folder {str(target)!r} cannot be used ({exc.strerror or exc})"
+        ) from None
 
 
 # --------------------------------------------------------------------------- execution

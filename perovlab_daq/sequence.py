@@ -1,6 +1,7 @@
 """Recipes: a list of runs (J-L-V, EL spectra, lifetime at three currents...) run in order.
 
-A recipe is data: YAML read with ``yaml.safe_load`` and never evaluated as code. Values
+A recipe is data: YAML read by :func:`perovlab_daq.safe_input.load_yaml_file` (safe,
+bounded in size, depth and aliases) and never evaluated as code. Values
 with units (``"20mA/cm^2"``) are parsed by pint's unit parser, nothing else. Every run of
 a recipe is validated before the first one starts, so a typo in run 5 is reported (exit 2)
 before run 1 touches an instrument.
@@ -33,9 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from perovlab_daq.runner import RunInputError, RunOutcome, RunPlan, execute_run, plan_run
+from perovlab_daq.safe_input import UnsafeInputError, load_yaml_file
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,9 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     """Read a recipe file (safe YAML) and check its top-level shape."""
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RunInputError(f"{file_path}: cannot read recipe ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RunInputError(f"{file_path}: not valid YAML{where}") from None
+        data = load_yaml_file(file_path, "recipe")
+    except UnsafeInputError as exc:
+        raise RunInputError(str(exc)) from None
     if not isinstance(data, Mapping):
         raise RunInputError(f"{file_path}: a recipe is a mapping with a 'runs' list")
     unknown = set(data) - _RECIPE_KEYS

@@ -26,6 +26,8 @@ from perovlab_daq.cli._common import (
     print_outcome,
     stop_on_signals,
 )
+from perovlab_daq.filecheck import DamagedFileError, check_run_file
+from perovlab_daq.safe_input import UnsafeInputError, check_output_folder, check_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ def _resume_run(args: argparse.Namespace) -> int:
         raise UsageError("--resume takes parameters and file from FILE: drop --set, --params, -o")
     if not args.resume.exists():
         raise UsageError(f"--resume: {args.resume}: no such file")
+    check_regular_file(args.resume, "run file")  # a FIFO or device would block
     if args.bench is None and args.sim is None:
         config = simulated_bench_of(args.resume)
     else:
@@ -98,6 +101,7 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 def _cmd_recover(args: argparse.Namespace) -> int:
     from perovlab_daq.storage import StorageError, recover
+    from perovlab_daq.storage.journal import journal_path
 
     code = EXIT_OK
     for path in args.files:
@@ -106,9 +110,20 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             code = EXIT_BAD_INPUT
             continue
         try:
+            check_regular_file(path, "run file")  # a FIFO or device would block
+            if not journal_path(path).exists():  # else the journal rebuilds the file
+                check_run_file(path, allow_unreadable=True)  # damage would hang the salvage
             report = recover(path)
-        except StorageError as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
+        except UnsafeInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        except DamagedFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        except (StorageError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            print(f"error: {path}: cannot be recovered ({exc})", file=sys.stderr)
             code = EXIT_FAILED
             continue
         print(report)
@@ -204,7 +219,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import procedure_classes
     from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code
 
-    folder = args.output
+    folder = check_output_folder(args.output, "demo output folder")
     folder.mkdir(parents=True, exist_ok=True)
     with resources.as_file(resources.files("sim_configs") / "demo_recipe.yaml") as recipe_path:
         recipe = load_recipe(recipe_path)

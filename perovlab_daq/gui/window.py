@@ -34,6 +34,7 @@ from pymeasure.display.windows.managed_window import ManagedWindowBase
 from pymeasure.experiment import Parameter, Procedure
 
 from perovlab_daq.figures import analyse_and_store
+from perovlab_daq.filecheck import check_run_file
 from perovlab_daq.storage import HDF5Results, StorageError
 
 from .live import RunData
@@ -553,6 +554,7 @@ class OperatorWindow(ManagedWindowBase):
                 self.warn("Already open", f"{os.path.basename(path)} is already in the browser")
                 continue
             try:
+                check_run_file(path)  # damaged or forged: one message, nothing allocated
                 results = HDF5Results.load(path)
                 run = RunData.from_results(results)
             except (StorageError, OSError, KeyError, ValueError) as exc:
