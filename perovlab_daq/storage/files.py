@@ -3,7 +3,8 @@
 Every HDF5 handle on a run file goes through :func:`open_hdf5` (the layout's format
 version, no HDF5 file locking, a small chunk cache); :func:`open_rw` and
 :func:`open_for_reading` add the retries a shared file needs; :func:`create_run_file`
-creates a new run atomically; :func:`update_closed_file` changes a closed run durably;
+creates a new run atomically; :func:`update_closed_file` changes a closed run
+crash-safely (copy, change, fsync, atomic rename);
 :func:`fsync_file` makes a written file and its directory entry durable;
 :func:`disk_unusable` tells a full or read-only disk from other write errors.
 """
@@ -13,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 
@@ -24,6 +27,13 @@ from . import layout
 from .errors import StorageError
 from .journal import fsync_directory
 from .layout import RunFileWriter
+
+try:  # POSIX only; elsewhere concurrent updaters are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +180,111 @@ def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
     return writer
 
 
-def update_closed_file(path: Path, change: Callable[[h5py.File], None]) -> None:
-    """Apply ``change(file)`` to a closed run file opened for writing, then sync it.
+#: Free space kept beyond the copy when a closed run file is updated (bytes).
+UPDATE_MARGIN_BYTES = 16 << 20
+
+
+@contextlib.contextmanager
+def updating_closed_file(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """Yield a writable copy of a closed run file; on success it atomically replaces it.
+
+    The copy is made in the same folder under a temporary name created with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` (no planted symlink is followed), changed through
+    the yielded handle, flushed and fsynced, then ``os.replace``-d over ``path`` and the
+    folder is fsynced. A process killed at any moment leaves either the old or the new
+    complete file (plus, at worst, a ``.<name>.*.updating`` temporary that is never read).
+    An exception in the ``with`` body discards the copy and leaves ``path`` untouched.
+    Concurrent updaters of one file are serialised by an ``flock`` on the file itself.
+
+    Raises
+    ------
+    StorageError
+        If the folder lacks the free space for the copy, or the copy cannot be written.
+    OSError
+        If ``path`` cannot be read.
+    """
+    run_path = Path(os.fspath(path))
+    lock_fd = _lock_current(run_path)
+    temporary: Path | None = None
+    try:
+        size = os.fstat(lock_fd).st_size
+        _check_room_for_copy(run_path, size)
+        temporary, fd = _exclusive_temporary(run_path, "updating")
+        try:
+            with open(lock_fd, "rb", closefd=False) as source, open(fd, "wb") as target:
+                source.seek(0)
+                shutil.copyfileobj(source, target, 1 << 20)
+                target.flush()
+                os.fchmod(target.fileno(), os.fstat(lock_fd).st_mode & 0o7777)
+        except OSError as exc:
+            raise StorageError(f"cannot copy {run_path} to update it: {exc}") from exc
+        with open_hdf5(temporary, "r+") as file:
+            yield file
+        fsync_file(temporary)
+        os.replace(temporary, run_path)
+        temporary = None
+        fsync_directory(run_path.parent)
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        os.close(lock_fd)
+
+
+def update_closed_file(path: Path, change: Callable[[h5py.File], T]) -> T:
+    """Apply ``change(file)`` to a closed run file crash-safely; return its result.
+
+    See :func:`updating_closed_file`: the change is made on a copy that replaces the
+    file atomically, so a kill or power cut never leaves a torn run file.
 
     Raises
     ------
     OSError
-        If the file cannot be opened or written.
+        If the file cannot be read, copied or replaced (``StorageError`` for a full disk).
     """
-    with open_rw(path) as file:
-        change(file)
-    fsync_file(path)
+    with updating_closed_file(path) as file:
+        return change(file)
+
+
+def _lock_current(path: Path) -> int:
+    """Open ``path`` and hold an exclusive ``flock`` on the inode the name points at now."""
+    for _attempt in range(100):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            current = os.stat(path, follow_symlinks=False)
+            held = os.fstat(fd)
+            if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # another updater replaced the file meanwhile: lock the new one
+    raise StorageError(f"{path} keeps being replaced; cannot update it")
+
+
+def _exclusive_temporary(path: Path, purpose: str) -> tuple[Path, int]:
+    """Create ``.<name>.<pid>.<random>.<purpose>`` beside ``path`` without following links."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{purpose}")
+    try:
+        return temporary, os.open(temporary, flags, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create a temporary file beside {path}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _check_room_for_copy(path: Path, size: int) -> None:
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    needed = size + max(UPDATE_MARGIN_BYTES, size // 20)
+    if free < needed:
+        raise StorageError(
+            f"not enough free disk space in {path.parent} to update {path.name} safely: "
+            f"{needed / 1e6:.1f} MB needed (a copy of the file), {free / 1e6:.1f} MB free. "
+            "Free disk space and retry; the file was not changed."
+        )
