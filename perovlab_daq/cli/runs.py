@@ -94,7 +94,7 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from perovlab_daq.storage import StorageError, recover
+    from perovlab_daq.storage import ForeignFileError, StorageError, recover
 
     code = EXIT_OK
     for path in args.files:
@@ -104,6 +104,10 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             continue
         try:
             report = recover(path)
+        except ForeignFileError as exc:  # not ours: refused, left byte-identical
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
         except StorageError as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
             code = EXIT_FAILED
