@@ -301,14 +301,20 @@ def plan_run(
 def _choose_path(
     output: Path | str | None, pattern: str, procedure: str, sample: Mapping[str, str]
 ) -> Path:
+    """Claim the run's file name (exclusive create, no symlink followed); see naming.py."""
     from perovlab_daq.storage import run_file_path
+    from perovlab_daq.storage.naming import claim_path
 
     target = Path(output) if output is not None else Path("data")
     if target.suffix.lower() in {".h5", ".hdf5", ".nxs"}:
-        if target.exists():
-            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
         if not target.parent.exists():
             raise RunInputError(f"output folder {str(target.parent)!r} does not exist")
+        try:
+            claimed = claim_path(target)
+        except OSError as exc:
+            raise RunInputError(f"cannot create {str(target)!r}: {exc.strerror or exc}") from None
+        if not claimed:
+            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
         return target
     if target.exists() and not target.is_dir():
         raise RunInputError(f"output {str(target)!r} is neither a folder nor a new .h5 file")
@@ -324,6 +330,8 @@ def _choose_path(
         return Path(run_file_path(target, pattern, **fields))
     except (KeyError, ValueError) as exc:
         raise RunInputError(f"file pattern {pattern!r}: {exc}") from None
+    except OSError as exc:
+        raise RunInputError(f"cannot create a file in {str(target)!r}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- execution

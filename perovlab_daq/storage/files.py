@@ -27,6 +27,7 @@ from . import layout
 from .errors import StorageError
 from .journal import fsync_directory
 from .layout import RunFileWriter
+from .naming import claim_path, is_claim
 
 try:  # POSIX only; elsewhere concurrent updaters are not serialised
     import fcntl
@@ -131,44 +132,45 @@ def disk_unusable(exc: BaseException | None) -> bool:
 
 
 def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
-    """Write the skeleton of a new run under a temporary name, then link it into place.
+    """Write the skeleton of a new run under a temporary name, then move it into place.
 
-    A process killed while creating leaves either no run file or a complete one (never
-    a torn skeleton without a journal); the link fails if the name is taken, so a run is
-    never overwritten.
+    ``path`` is either free or an empty placeholder claimed by
+    :func:`~perovlab_daq.storage.naming.run_file_path` (exclusive create): the skeleton
+    then replaces exactly that placeholder. A process killed while creating leaves either
+    no run file (or the empty claim) or a complete one; a run is never overwritten and a
+    symlink at ``path`` is never followed.
 
     Raises
     ------
     StorageError
-        If ``path`` exists or the folder is missing or unwritable.
+        If ``path`` is taken by anything but this run's claim, or the folder is missing
+        or unwritable.
     """
     folder = path.parent
-    temporary = folder / f".{path.name}.{os.getpid()}.creating"
-    if path.exists():
+    claimed = is_claim(path)
+    if not claimed and os.path.lexists(path):
         raise StorageError(f"{path} already exists; runs are never overwritten")
-    try:
-        # 0o644 (minus umask): run files are never world-writable.
-        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        os.close(fd)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create the run file {path}: {exc.strerror or exc}. "
-            f"Check that the folder {folder} exists and is writable."
-        ) from exc
+    temporary, fd = _exclusive_temporary(path, "creating")
+    os.close(fd)  # 0o644 (minus umask): run files are never world-writable
     try:
         writer = RunFileWriter(header)
         with open_hdf5(temporary, "w") as file:
             writer.write_skeleton(file)
         writer.file = None
         fsync_file(temporary)
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            raise StorageError(f"{path} already exists; runs are never overwritten") from None
-        except OSError:  # file system without hard links: exclusive rename-free path
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            os.close(fd)
-            os.replace(temporary, path)
+        if claimed:
+            os.replace(temporary, path)  # rename never follows a symlink at ``path``
+        else:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                raise StorageError(f"{path} already exists; runs are never overwritten") from None
+            except OSError:  # file system without hard links: claim, then replace the claim
+                if not claim_path(path):
+                    raise StorageError(
+                        f"{path} already exists; runs are never overwritten"
+                    ) from None
+                os.replace(temporary, path)
         fsync_directory(folder)
     except StorageError:
         raise
@@ -272,7 +274,8 @@ def _exclusive_temporary(path: Path, purpose: str) -> tuple[Path, int]:
         return temporary, os.open(temporary, flags, 0o644)
     except OSError as exc:
         raise StorageError(
-            f"cannot create a temporary file beside {path}: {exc.strerror or exc}"
+            f"cannot create the file {path}: {exc.strerror or exc}. "
+            f"Check that the folder {path.parent} exists and is writable."
         ) from exc
 
 

@@ -39,6 +39,7 @@ from .errors import StorageError
 from .files import open_for_reading, update_closed_file
 from .header import column_specs, describe_instrument, procedure_from_info, run_header
 from .layout import RunFileWriter
+from .naming import is_claim
 from .reader import (
     FrameSet,
     RunInfo,
@@ -179,7 +180,7 @@ class HDF5Results(Results):
         self._live: LiveRunWriter | None = None
         self._closed = False
 
-        if self.path.exists():
+        if self.path.exists() and not is_claim(self.path):  # a claim is a new run's name
             self._lock = threading.RLock()
             self._load_from_file()
             return
