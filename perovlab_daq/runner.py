@@ -310,6 +310,7 @@ def _choose_path(
         if not target.parent.exists():
             raise RunInputError(f"output folder {str(target.parent)!r} does not exist")
         try:
+            _check_free_space(target.parent)
             claimed = claim_path(target)
         except OSError as exc:
             raise RunInputError(f"cannot create {str(target)!r}: {exc.strerror or exc}") from None
@@ -327,11 +328,24 @@ def _choose_path(
         "procedure": procedure,
     }
     try:
+        _check_free_space(target)
         return Path(run_file_path(target, pattern, **fields))
     except (KeyError, ValueError) as exc:
         raise RunInputError(f"file pattern {pattern!r}: {exc}") from None
     except OSError as exc:
         raise RunInputError(f"cannot create a file in {str(target)!r}: {exc}") from None
+
+
+def _check_free_space(folder: Path) -> None:
+    """Refuse (``OSError``) a folder whose disk is clearly too full; warn when tight."""
+    from perovlab_daq.storage.batches import check_room_before_run
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:  # a folder created by the run
+        probe = probe.parent
+    warning = check_room_before_run(probe)
+    if warning:
+        log.warning("%s", warning)
 
 
 # --------------------------------------------------------------------------- execution

@@ -246,13 +246,13 @@ def test_four_identical_runs_started_at_once_get_four_files(tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------------------- full disk
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
+@pytest.fixture(params=["2m"])
+def tiny_disk(tmp_path: Path, request: pytest.FixtureRequest):
     mount = tmp_path / "tiny"
     mount.mkdir()
     try:
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+            ["mount", "-t", "tmpfs", "-o", f"size={request.param}", "tmpfs", str(mount)],
             capture_output=True,
             timeout=30,
         )
@@ -285,3 +285,20 @@ def test_run_into_a_real_full_file_system_fails_cleanly(tiny_disk: Path) -> None
         assert len(file["entry/data/time"]) > 0
         assert file["entry"].attrs["status"] == "failed"
         assert "disk full" in file["entry"].attrs["status_reason"]
+
+
+@pytest.mark.fault_class("full disk")
+@pytest.mark.parametrize("tiny_disk", ["1m"], indirect=True)
+def test_run_onto_a_clearly_too_full_disk_is_refused_before_it_starts(tiny_disk: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "perovlab_daq.cli", "run", "jlv", "--sim", "qd-in-matrix"]
+        + ["--sample", "S", "--pixel", "1", "-o", str(tiny_disk)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "disk full" in proc.stderr and str(tiny_disk) in proc.stderr
+    assert "started" not in proc.stdout  # refused before any instrument was opened
+    assert list(tiny_disk.iterdir()) == []
