@@ -301,21 +301,19 @@ def plan_run(
 def _choose_path(
     output: Path | str | None, pattern: str, procedure: str, sample: Mapping[str, str]
 ) -> Path:
-    """Claim the run's file name (exclusive create, no symlink followed); see naming.py."""
+    """Propose a free file name (claimed when the run file is created); check free space."""
     from perovlab_daq.storage import run_file_path
-    from perovlab_daq.storage.naming import claim_path
 
     target = Path(output) if output is not None else Path("data")
     if target.suffix.lower() in {".h5", ".hdf5", ".nxs"}:
         if not target.parent.exists():
             raise RunInputError(f"output folder {str(target.parent)!r} does not exist")
+        if os.path.lexists(target):
+            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
         try:
             _check_free_space(target.parent)
-            claimed = claim_path(target)
         except OSError as exc:
-            raise RunInputError(f"cannot create {str(target)!r}: {exc.strerror or exc}") from None
-        if not claimed:
-            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
+            raise RunInputError(str(exc)) from None
         return target
     if target.exists() and not target.is_dir():
         raise RunInputError(f"output {str(target)!r} is neither a folder nor a new .h5 file")
@@ -434,7 +432,7 @@ def execute_run(
             except OSError as exc:  # a full or vanished disk must not hide how the run ended
                 log.error("closing the log file failed: %s", exc)
     outcome = RunOutcome(
-        path=plan.path,
+        path=Path(results.path),  # the name claimed at creation (another run may have won)
         status=str(results.status),
         reason=str(getattr(results, "status_reason", "") or ""),
         interrupted_by=interrupted_by,

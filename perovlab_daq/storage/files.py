@@ -3,8 +3,9 @@
 Every HDF5 handle on a run file goes through :func:`open_hdf5` (the layout's format
 version, no HDF5 file locking, a small chunk cache); :func:`open_rw` and
 :func:`open_for_reading` add the retries a shared file needs; :func:`create_run_file`
-creates a new run atomically; :func:`update_closed_file` changes a closed run
-crash-safely (copy, change, fsync, atomic rename);
+creates a new run atomically and :func:`claim_run_file` moves on to a free name if
+needed; :func:`update_closed_file` changes a closed run crash-safely (copy, change,
+fsync, atomic rename);
 :func:`fsync_file` makes a written file and its directory entry durable;
 :func:`disk_unusable` tells a full or read-only disk from other write errors.
 """
@@ -27,7 +28,7 @@ from . import layout
 from .errors import StorageError
 from .journal import fsync_directory
 from .layout import RunFileWriter
-from .naming import claim_path, is_claim
+from .naming import candidate_names
 
 try:  # POSIX only; elsewhere concurrent updaters are not serialised
     import fcntl
@@ -37,6 +38,9 @@ except ImportError:  # pragma: no cover - Windows
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+#: An exclusive creation that never follows a symlink.
+_CLAIM_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
 
 #: errno values of a disk that cannot take more writes (full, quota, size cap, read-only).
 _DISK_ERRNOS = {28, 122, 27, 30, 5, 2, 20}
@@ -131,25 +135,28 @@ def disk_unusable(exc: BaseException | None) -> bool:
     return False
 
 
-def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
-    """Write the skeleton of a new run under a temporary name, then move it into place.
+class NameTakenError(StorageError):
+    """The run file name was taken (by another run, a file or a symlink) before the link."""
 
-    ``path`` is either free or an empty placeholder claimed by
-    :func:`~perovlab_daq.storage.naming.run_file_path` (exclusive create): the skeleton
-    then replaces exactly that placeholder. A process killed while creating leaves either
-    no run file (or the empty claim) or a complete one; a run is never overwritten and a
-    symlink at ``path`` is never followed.
+
+def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
+    """Write the skeleton of a new run under a temporary name, then link it into place.
+
+    The temporary is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``; the ``link`` onto
+    ``path`` is exclusive and never follows a symlink planted there. A process killed
+    while creating leaves either no run file or a complete one; a run is never
+    overwritten.
 
     Raises
     ------
+    NameTakenError
+        If ``path`` exists (file, folder or symlink).
     StorageError
-        If ``path`` is taken by anything but this run's claim, or the folder is missing
-        or unwritable.
+        If the folder is missing or unwritable.
     """
     folder = path.parent
-    claimed = is_claim(path)
-    if not claimed and os.path.lexists(path):
-        raise StorageError(f"{path} already exists; runs are never overwritten")
+    if os.path.lexists(path):
+        raise NameTakenError(f"{path} already exists; runs are never overwritten")
     temporary, fd = _exclusive_temporary(path, "creating")
     os.close(fd)  # 0o644 (minus umask): run files are never world-writable
     try:
@@ -158,19 +165,16 @@ def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
             writer.write_skeleton(file)
         writer.file = None
         fsync_file(temporary)
-        if claimed:
-            os.replace(temporary, path)  # rename never follows a symlink at ``path``
-        else:
+        try:
+            os.link(temporary, path, follow_symlinks=False)
+        except FileExistsError:
+            raise NameTakenError(f"{path} already exists; runs are never overwritten") from None
+        except OSError:  # file system without hard links: exclusive claim, then replace it
             try:
-                os.link(temporary, path)
+                os.close(os.open(path, _CLAIM_FLAGS, 0o644))
             except FileExistsError:
-                raise StorageError(f"{path} already exists; runs are never overwritten") from None
-            except OSError:  # file system without hard links: claim, then replace the claim
-                if not claim_path(path):
-                    raise StorageError(
-                        f"{path} already exists; runs are never overwritten"
-                    ) from None
-                os.replace(temporary, path)
+                raise NameTakenError(f"{path} already exists; runs are never overwritten") from None
+            os.replace(temporary, path)
         fsync_directory(folder)
     except StorageError:
         raise
@@ -180,6 +184,28 @@ def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
         with contextlib.suppress(OSError):
             temporary.unlink()
     return writer
+
+
+def claim_run_file(path: Path, header: Mapping[str, Any]) -> tuple[RunFileWriter, Path]:
+    """Create the run file at ``path``, or at ``<stem>_2``... if another run took it first.
+
+    Two runs planned with the same identifiers in the same second each get their own
+    file: the name is claimed by the exclusive link of :func:`create_run_file`.
+
+    Returns
+    -------
+    tuple
+        The writer and the path actually created.
+    """
+    for candidate in candidate_names(path):
+        try:
+            writer = create_run_file(candidate, header)
+        except NameTakenError:
+            continue
+        if candidate != path:
+            log.warning("%s was taken by another run; this run writes %s", path, candidate)
+        return writer, candidate
+    raise StorageError(f"no free run file name left beside {path}")
 
 
 #: Free space kept beyond the copy when a closed run file is updated (bytes).
@@ -268,7 +294,7 @@ def _lock_current(path: Path) -> int:
 
 def _exclusive_temporary(path: Path, purpose: str) -> tuple[Path, int]:
     """Create ``.<name>.<pid>.<random>.<purpose>`` beside ``path`` without following links."""
-    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
+    flags = _CLAIM_FLAGS
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{purpose}")
     try:
         return temporary, os.open(temporary, flags, 0o644)

@@ -2,11 +2,11 @@
 
 User-entered identifiers are sanitised so that no value can add a path separator, climb
 out of the data folder (``..``) or hide the file (leading dot); an existing file is never
-reused: ``_2``, ``_3``... are appended. A name is claimed atomically by creating an empty
-placeholder with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (:func:`claim_path`), so concurrent
-runs with the same identifiers each get their own file and a symlink planted in a shared
-data folder is never followed; :func:`perovlab_daq.storage.files.create_run_file` then
-replaces exactly that placeholder.
+reused: ``_2``, ``_3``... are appended. :func:`run_file_path` only proposes a free name
+(planning creates nothing); the name is claimed atomically when the run file is created
+(:func:`perovlab_daq.storage.files.claim_run_file`: an exclusive ``link``, which never
+follows a symlink), moving on through :func:`candidate_names` if another run took it in
+the meantime, so concurrent runs with the same identifiers each get their own file.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import datetime as _dt
 import logging
 import os
 import re
-import stat
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,45 +49,22 @@ class _SafeFormatter(string.Formatter):
         return super().get_field(field_name, args, kwargs)
 
 
-#: Flags of an exclusive, symlink-refusing creation.
-CLAIM_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
-
-
-def claim_path(path: str | os.PathLike[str]) -> bool:
-    """Claim ``path`` by creating it empty and exclusively; return ``False`` if it is taken.
-
-    An existing file, directory or symlink (even a dangling one) counts as taken.
-
-    Raises
-    ------
-    OSError
-        For errors other than the name being taken (missing or read-only folder...).
-    """
-    try:
-        fd = os.open(path, CLAIM_FLAGS, 0o644)
-    except FileExistsError:
-        return False
-    os.close(fd)
-    return True
-
-
-def is_claim(path: str | os.PathLike[str]) -> bool:
-    """Return whether ``path`` is an empty placeholder of :func:`claim_path` (this user's)."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    owner = getattr(os, "geteuid", lambda: info.st_uid)()
-    return stat.S_ISREG(info.st_mode) and info.st_size == 0 and info.st_uid == owner
+def candidate_names(path: Path, limit: int = 10_000) -> Iterator[Path]:
+    """Yield ``path``, then ``<stem>_2<suffix>``, ``<stem>_3<suffix>``... (free-looking ones)."""
+    stem, suffix = os.path.splitext(path.name)
+    for index in range(1, limit + 1):
+        candidate = path if index == 1 else path.with_name(f"{stem}_{index}{suffix}")
+        if not (os.path.lexists(candidate) or os.path.lexists(f"{candidate}.journal")):
+            yield candidate
 
 
 def run_file_path(
     folder: str | os.PathLike[str], pattern: str = DEFAULT_PATTERN, **fields: Any
 ) -> Path:
-    """Claim and return a new run file path in ``folder`` built from ``pattern``.
+    """Return a new, not yet existing run file path in ``folder`` built from ``pattern``.
 
-    The name is claimed with an empty placeholder file created exclusively (see
-    :func:`claim_path`); the run file replaces it when the run is created.
+    Nothing is created but the folder: the name is claimed when the run file is created
+    (see :func:`perovlab_daq.storage.files.claim_run_file`).
 
     Parameters
     ----------
@@ -105,7 +82,7 @@ def run_file_path(
     ValueError
         If the pattern names a field that is not given, or contains a path separator.
     OSError
-        If the folder cannot be created or written.
+        If the folder cannot be created.
     """
     now = _dt.datetime.now()
     values = {
@@ -130,9 +107,4 @@ def run_file_path(
         stem, suffix = name, ".h5"
     directory = Path(os.fspath(folder))
     directory.mkdir(parents=True, exist_ok=True)
-    candidate = directory / f"{stem}{suffix}"
-    index = 1
-    while os.path.lexists(f"{candidate}.journal") or not claim_path(candidate):
-        index += 1
-        candidate = directory / f"{stem}_{index}{suffix}"
-    return candidate
+    return next(candidate_names(directory / f"{stem}{suffix}"))

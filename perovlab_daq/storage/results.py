@@ -39,7 +39,6 @@ from .errors import StorageError
 from .files import open_for_reading, update_closed_file
 from .header import column_specs, describe_instrument, procedure_from_info, run_header
 from .layout import RunFileWriter
-from .naming import is_claim
 from .reader import (
     FrameSet,
     RunInfo,
@@ -180,7 +179,7 @@ class HDF5Results(Results):
         self._live: LiveRunWriter | None = None
         self._closed = False
 
-        if self.path.exists() and not is_claim(self.path):  # a claim is a new run's name
+        if self.path.exists():
             self._lock = threading.RLock()
             self._load_from_file()
             return
@@ -195,6 +194,8 @@ class HDF5Results(Results):
             sample=sample,
         )
         self._live = LiveRunWriter(self.path, self._header, self._state)
+        self.path = self._live.path  # another run may have claimed the planned name first
+        self.data_filename = os.fspath(self.path)
         self._lock = self._live.lock
         # The per-row path goes straight to the writer (one call per row, not two).
         self.append_row = self._live.append_row

@@ -202,28 +202,29 @@ def test_recover_refuses_a_foreign_file_and_leaves_it_untouched(tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------------- names
-def test_claimed_names_never_follow_a_planted_symlink(tmp_path: Path) -> None:
+def test_run_files_never_follow_a_planted_symlink(tmp_path: Path) -> None:
+    from storage_test_procedures import SweepProcedure
+
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
     folder = tmp_path / "data"
     folder.mkdir()
     fields = {"sample": "S", "procedure": "jlv", "pixel": 1, "date": "2026-01-01"}
     (folder / "2026-01-01_S_jlv_1.h5").symlink_to(outside)
-    path = run_file_path(folder, **fields)
-    assert path.name == "2026-01-01_S_jlv_1_2.h5"
-    assert path.stat().st_size == 0 and not path.is_symlink()  # the claim
-    from storage_test_procedures import SweepProcedure
-
-    results = HDF5Results(SweepProcedure(points=0), path)
+    assert run_file_path(folder, **fields).name == "2026-01-01_S_jlv_1_2.h5"
+    # Planted after planning (a race): a dangling link to where the attacker wants a file.
+    planned = run_file_path(folder, **fields)
+    elsewhere = tmp_path / "elsewhere.h5"
+    planned.symlink_to(elsewhere)
+    results = HDF5Results(SweepProcedure(points=0), planned)
     results.append_row({"time": 0.0, "voltage": 0.0, "current": 0.0, "current_density": 0.0})
     results.close()
-    assert _rows(path) == 1
+    assert results.path.name == "2026-01-01_S_jlv_1_2_2.h5"  # the next free name
+    assert _rows(results.path) == 1 and not results.path.is_symlink()
+    assert not elsewhere.exists() and planned.is_symlink()
     assert outside.read_text() == "precious"
-    # A symlink swapped in for an unclaimed name is refused, not written through.
-    planted = folder / "direct.h5"
-    planted.symlink_to(outside)
     with pytest.raises(OSError, match="already exists"):
-        create_run_file(planted, {})
+        create_run_file(folder / "2026-01-01_S_jlv_1.h5", {})
     assert outside.read_text() == "precious"
 
 
