@@ -344,10 +344,12 @@ def append_segment(path: Path, segment_path: Path, status: str, reason: str) -> 
     """
     import h5py
 
+    from perovlab_daq.storage.files import updating_closed_file
+
     if not segment_path.exists():
         return 0
     with (
-        h5py.File(path, "r+", locking=False) as dst,
+        updating_closed_file(path) as dst,  # copy, append, fsync, atomic rename
         h5py.File(segment_path, "r", locking=False) as src,
     ):
         target, source = dst["entry"], src["entry"]

@@ -416,18 +416,24 @@ def plan_run(
 def _choose_path(
     output: Path | str | None, pattern: str, procedure: str, sample: Mapping[str, str]
 ) -> Path:
+    """Propose a free file name (claimed when the run file is created); check free space."""
     from perovlab_daq.storage import run_file_path
 
     target = Path(output) if output is not None else Path("data")
     if target.suffix.lower() in {".h5", ".hdf5", ".nxs"}:
-        if target.exists() or target.is_symlink():
-            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
         if not target.parent.exists():
             raise RunInputError(f"output folder {str(target.parent)!r} does not exist")
+        if os.path.lexists(target):
+            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
         try:
-            return check_new_output_file(target)
+            checked = check_new_output_file(target)
         except UnsafeInputError as exc:
             raise RunInputError(str(exc)) from None
+        try:
+            _check_free_space(target.parent)
+        except OSError as exc:
+            raise RunInputError(str(exc)) from None
+        return checked
     if target.exists() and not target.is_dir():
         raise RunInputError(f"output {str(target)!r} is neither a folder nor a new .h5 file")
     try:
@@ -443,6 +449,7 @@ def _choose_path(
         "procedure": procedure,
     }
     try:
+        _check_free_space(target)
         return Path(run_file_path(target, pattern, **fields))
     except (KeyError, ValueError) as exc:
         raise RunInputError(f"file pattern {pattern!r}: {exc}") from None
@@ -450,6 +457,18 @@ def _choose_path(
         raise RunInputError(
             f"output folder {str(target)!r} cannot be used ({exc.strerror or exc})"
         ) from None
+
+
+def _check_free_space(folder: Path) -> None:
+    """Refuse (``OSError``) a folder whose disk is clearly too full; warn when tight."""
+    from perovlab_daq.storage.batches import check_room_before_run
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:  # a folder created by the run
+        probe = probe.parent
+    warning = check_room_before_run(probe)
+    if warning:
+        log.warning("%s", warning)
 
 
 # --------------------------------------------------------------------------- execution
@@ -542,7 +561,7 @@ def execute_run(
             except OSError as exc:  # a full or vanished disk must not hide how the run ended
                 log.error("closing the log file failed: %s", exc)
     outcome = RunOutcome(
-        path=plan.path,
+        path=Path(results.path),  # the name claimed at creation (another run may have won)
         status=str(results.status),
         reason=str(getattr(results, "status_reason", "") or ""),
         interrupted_by=interrupted_by,

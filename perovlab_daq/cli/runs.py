@@ -100,7 +100,7 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from perovlab_daq.storage import StorageError, recover
+    from perovlab_daq.storage import ForeignFileError, StorageError, recover
     from perovlab_daq.storage.journal import journal_path
 
     code = EXIT_OK
@@ -114,6 +114,10 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             if not journal_path(path).exists():  # else the journal rebuilds the file
                 check_run_file(path, allow_unreadable=True)  # damage would hang the salvage
             report = recover(path)
+        except ForeignFileError as exc:  # not ours: refused, left byte-identical
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
         except UnsafeInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             code = EXIT_BAD_INPUT

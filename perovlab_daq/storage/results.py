@@ -194,6 +194,8 @@ class HDF5Results(Results):
             sample=sample,
         )
         self._live = LiveRunWriter(self.path, self._header, self._state)
+        self.path = self._live.path  # another run may have claimed the planned name first
+        self.data_filename = os.fspath(self.path)
         self._lock = self._live.lock
         # The per-row path goes straight to the writer (one call per row, not two).
         self.append_row = self._live.append_row
