@@ -163,9 +163,11 @@ def test_unset_settings_are_nan_marked_unset_and_read_back_as_none(run_files: di
     with h5py.File(run_files["jlv"], "r") as file:
         unset = []
         file.visititems(
-            lambda path, item: unset.append(item)
-            if isinstance(item, h5py.Dataset) and item.attrs.get(layout.UNSET_ATTR)
-            else None
+            lambda path, item: (
+                unset.append(item)
+                if isinstance(item, h5py.Dataset) and item.attrs.get(layout.UNSET_ATTR)
+                else None
+            )
         )
         assert unset, "the simulated spectrometer has a setting that is None"
         for dataset in unset:
@@ -201,3 +203,16 @@ def test_punx_finds_no_errors(name: str, run_files: dict) -> None:
     summary = [line for line in done.stdout.splitlines() if line.startswith("ERROR ")]
     assert summary, done.stdout[-2000:] + done.stderr[-2000:]
     assert summary[-1].split()[1] == "0", summary
+
+
+def test_a_run_through_the_runner_records_the_calibration_files(run_files: dict) -> None:
+    import hashlib
+
+    from perovlab_daq.bench import sim_bench
+
+    for key, path in sim_bench().calibration_files().items():
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        for name, run_file in run_files.items():
+            with h5py.File(run_file, "r") as file:
+                note = file[f"entry/provenance/calibration_files/{key}"]
+                assert _text(note["sha256"][()]) == digest, name
