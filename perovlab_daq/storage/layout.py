@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import logging
 import os
 import re
@@ -48,6 +49,14 @@ ROW_CHUNK = 4096
 CHUNK_CACHE_BYTES = 1 << 20
 #: Fixed sizes of live event fields (UTF-8 bytes; longer texts are cut at a character).
 EVENT_FIELDS = {"timestamp": 40, "level": 16, "kind": 64, "message": 1024}
+
+#: Event kinds that record a state (a JSON object), stored as changes only.
+STATE_EVENT_KINDS = frozenset({"device_state"})
+#: Keys of a state that change at every save without the state changing: the wall time
+#: of the save and the noise generator.
+VOLATILE_STATE_KEYS = frozenset({"time_s", "rng_state"})
+#: Relative change of any number in a state below which the state counts as unchanged.
+STATE_TOLERANCE = 1e-3
 
 #: Units of well-known per-frame context quantities when a frame does not say.
 KNOWN_UNITS = {
@@ -140,6 +149,35 @@ def create_value(group: h5py.Group, name: str, value: Any) -> h5py.Dataset:
     if value is None:
         dataset.attrs[UNSET_ATTR] = 1
     return dataset
+
+
+def state_changed(previous: str | None, message: str, tolerance: float = STATE_TOLERANCE) -> bool:
+    """Return whether state event ``message`` differs from the ``previous`` one stored.
+
+    Both are JSON objects; :data:`VOLATILE_STATE_KEYS` are ignored and numbers count as
+    equal within a relative ``tolerance``. A message that is not JSON compares as text.
+    """
+    if previous is None:
+        return True
+    try:
+        old, new = json.loads(previous), json.loads(message)
+    except ValueError:
+        return previous != message
+    return not _same_state(old, new, tolerance)
+
+
+def _same_state(old: Any, new: Any, tolerance: float) -> bool:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = (set(old) | set(new)) - VOLATILE_STATE_KEYS
+        return all(_same_state(old.get(k), new.get(k), tolerance) for k in keys)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(
+            _same_state(a, b, tolerance) for a, b in zip(old, new, strict=True)
+        )
+    numbers = (int, float)
+    if isinstance(old, numbers) and isinstance(new, numbers) and not isinstance(old, bool):
+        return bool(np.isclose(old, new, rtol=tolerance, atol=0.0, equal_nan=True))
+    return old == new
 
 
 def write_mapping(group: h5py.Group, mapping: Mapping[str, Any]) -> None:
