@@ -216,3 +216,12 @@ def test_a_run_through_the_runner_records_the_calibration_files(run_files: dict)
             with h5py.File(run_file, "r") as file:
                 note = file[f"entry/provenance/calibration_files/{key}"]
                 assert _text(note["sha256"][()]) == digest, name
+
+
+def test_efficiencies_below_turn_on_are_nan_not_negative(run_files: dict) -> None:
+    with h5py.File(run_files["jlv"], "r") as file:
+        data = file["entry/data"]
+        for name in ("eqe", "current_efficiency", "luminous_efficacy"):
+            values = data[name][()]
+            assert np.all(np.isnan(values) | (values > 0)), (name, values)
+            assert np.isnan(values).any() and (values > 0).any(), (name, values)
