@@ -607,9 +607,8 @@ class LifetimeProcedure(DaqProcedure):
         """Return the sampling interval at this point of the schedule (None in a check sweep)."""
         if row.get("jlv_sweep", 0) > 0:
             return None
-        schedule_s = self._schedule_time_s()
         return sampling_interval_s(
-            schedule_s, self.first_interval, self.interval, self.points_per_decade
+            self._schedule_time_s(), self.first_interval, self.interval, self.points_per_decade
         )
 
     def _first_due(self, every_s: float) -> float:
