@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,40 +26,18 @@ from procedures import registry  # noqa: E402
 #: The installed procedures, taken before the storage tests' fixture swaps in test ones.
 INSTALLED = dict(registry.PROCEDURES)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from reliability_helpers import FAST_PARAMETERS, PRESETS  # noqa: E402
+
 #: Short parameters (about a second each); the lifetime run takes one check sweep.
 FAST: dict[str, dict[str, Any]] = {
-    "jlv": {
-        "start_v": 0.0,
-        "stop_v": 4.0,
-        "coarse_step_v": 0.5,
-        "fine_step_v": 0.5,
-        "changeover_v": 2.0,
-        "dwell_s": 0.02,
-        "dark_readings": 2,
-        "el_integration_ms": 50.0,
-    },
+    **FAST_PARAMETERS,
     "lifetime": {
-        "max_duration": 1.5,
-        "first_interval": 0.05,
-        "interval": 0.05,
-        "dark_readings": 2,
-        "dark_settle": 0.0,
-        "checkpoint_interval": 1.0,
-        "el_integration": 50.0,
+        **FAST_PARAMETERS["lifetime"],
         "jlv_times": "0.5",
         "jlv_stop_voltage": 3.0,
         "jlv_step": 0.5,
     },
-    "el-spectra": {"levels": "3, 4", "settle_s": 0.0, "integration_time_s": 0.05},
-    "pl-spectrum": {"repeats": 2, "integration_time_s": 0.05},
-    "pl-fluence": {
-        "steps": 3,
-        "power_min_w": 1e-3,
-        "power_max_w": 0.02,
-        "integration_time_s": 0.05,
-    },
-    "pl-stability": {"duration_s": 90.0, "interval_s": 18.0, "integration_time_s": 0.05},
-    "plqy": {"integration_time_s": 0.2},
 }
 
 #: procedure -> (default group, signal, axes, auxiliary signals)
@@ -84,9 +63,11 @@ def run_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(registry, "PROCEDURES", INSTALLED)
         for name, parameters in FAST.items():
-            preset = "nc-hexane" if name.startswith("pl") else "qd-in-matrix"
             plan = plan_run(
-                name, bench_config=sim_bench(preset), parameters=parameters, output=out / name
+                name,
+                bench_config=sim_bench(PRESETS[name]),
+                parameters=parameters,
+                output=out / name,
             )
             outcome = execute_run(plan)
             assert outcome.status == "finished", (name, outcome.reason)
