@@ -111,6 +111,10 @@ class BenchConfig:
     setup: Mapping[str, Any]
     sim: SimConfig | None = None
     visa_library: str = ""
+    #: Station id (``station:``), recorded in every run file's provenance.
+    station: str = ""
+    #: Calibration files as the bench file wrote them (``setup`` holds them resolved).
+    files_as_given: Mapping[str, str] = field(default_factory=dict)
 
     def calibration_files(self) -> dict[str, Path]:
         """Return the set-up's calibration files, resolved to absolute paths."""
@@ -189,7 +193,16 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
     """
     if not isinstance(data, Mapping):
         raise _fail(path, "top level", f"expected a mapping of bench settings, got {data!r}")
-    allowed_top = {"format", "name", "simulated", "sim", "roles", "setup", "visa_library"}
+    allowed_top = {
+        "format",
+        "name",
+        "station",
+        "simulated",
+        "sim",
+        "roles",
+        "setup",
+        "visa_library",
+    }
     for key in data:
         if key not in allowed_top:
             raise _fail(
@@ -246,6 +259,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
 
     setup_in = _as_mapping(data.get("setup"), path, "setup")
     setup: dict[str, Any] = {}
+    files_as_given: dict[str, str] = {}
     for key, value in setup_in.items():
         entry_name = f"setup.{key}"
         if key in SETUP_FIELDS:
@@ -258,6 +272,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             except ValueError as exc:
                 raise _fail(path, entry_name, str(exc)) from None
             setup[key] = str(resolved)
+            files_as_given[key] = value
         else:
             allowed = ", ".join([*SETUP_FIELDS, *SETUP_FILES])
             raise _fail(path, entry_name, f"unknown entry (allowed: {allowed})")
@@ -290,6 +305,11 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
     if not isinstance(visa_library, str):
         raise _fail(path, "visa_library", f"expected a string such as '@py', got {visa_library!r}")
     name = data.get("name") or (path.stem if path else "bench")
+    station = data.get("station", "")
+    if station is None or isinstance(station, bool) or not isinstance(station, str | int):
+        raise _fail(
+            path, "station", f"expected a station id such as 'lab2-bench1', got {station!r}"
+        )
     return BenchConfig(
         name=str(name),
         path=path,
@@ -298,6 +318,8 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         setup=setup,
         sim=sim,
         visa_library=visa_library,
+        station=str(station),
+        files_as_given=files_as_given,
     )
 
 
@@ -378,6 +400,8 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         setup=config.setup,
         sim=sim,
         visa_library="",
+        station=config.station,
+        files_as_given=config.files_as_given,
     )
 
 

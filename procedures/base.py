@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: A pause between two rows longer than this many expected intervals is a ``gap`` event.
+GAP_INTERVALS = 2.0
+#: ... and longer than this (s): scheduler jitter on a busy computer is not a gap.
+GAP_MIN_S = 0.5
+#: Events that already explain a pause between rows (no extra ``gap`` event then).
+GAP_EXPLAINED_BY = frozenset({"gap", "pause", "jlv"})
+
 
 class ParameterError(ValueError):
     """A parameter value is invalid; the message names the parameter, value and allowed range."""
@@ -133,6 +140,10 @@ class DaqProcedure(Procedure):
     MAX_CONSECUTIVE_FAILURES: ClassVar[int] = 5
 
     bench: Any = None
+    #: Time column value of the last row checked for gaps, and whether an event since
+    #: then explains a pause (see :meth:`expected_row_interval_s`).
+    _gap_last_time: float = math.nan
+    _gap_explained: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -206,8 +217,39 @@ class DaqProcedure(Procedure):
 
     # -- records ----------------------------------------------------------------------
     def emit_row(self, **values: float) -> None:
-        """Emit one data row; keys are column names of ``COLUMNS``."""
+        """Emit one data row; keys are column names of ``COLUMNS``.
+
+        A row whose ``time`` lies more than ``GAP_INTERVALS`` expected intervals (and
+        ``GAP_MIN_S``) after the previous checked row is preceded by a ``gap`` event,
+        unless an event of a kind in ``GAP_EXPLAINED_BY`` came in between.
+        """
+        expected = self.expected_row_interval_s(values)
+        if expected is not None:
+            self._check_gap(float(values.get("time", math.nan)), expected)
         self.emit("results", values)
+
+    def expected_row_interval_s(self, row: Mapping[str, float]) -> float | None:
+        """Return the interval (s of the ``time`` column) expected before ``row``, or None.
+
+        None (the default) means rows are not checked for gaps; time-driven procedures
+        return their current sampling interval, and None for rows outside the schedule.
+        """
+        return None
+
+    def _check_gap(self, now: float, expected: float) -> None:
+        last, explained = self._gap_last_time, self._gap_explained
+        self._gap_last_time, self._gap_explained = now, False
+        if not math.isfinite(now) or not math.isfinite(last) or explained:
+            return
+        pause = now - last
+        if pause > GAP_INTERVALS * expected and pause > GAP_MIN_S:
+            self.emit_event(
+                "warning",
+                "gap",
+                f"no sample for {pause:.3g} s (expected every {expected:.3g} s) "
+                f"before time {now:.6g} s",
+            )
+            self._gap_explained = False  # the gap event explains only this pause
 
     def emit_frame(
         self,
@@ -250,6 +292,8 @@ class DaqProcedure(Procedure):
         getattr(log, level if level in {"info", "warning", "error"} else "info")(
             "%s: %s", kind, message
         )
+        if kind in GAP_EXPLAINED_BY:
+            self._gap_explained = True
         self.emit("event", {"level": level, "kind": kind, "message": message})
 
     # -- robustness -------------------------------------------------------------------

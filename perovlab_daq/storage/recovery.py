@@ -393,6 +393,7 @@ def _salvage_hdf5(run_path: Path, messages: list[str]) -> RecoveryReport:
                     "(no journal)"
                 )
                 entry.attrs["end_time"] = layout.now_iso()
+                layout.set_text_field(entry, "end_time", entry.attrs["end_time"])
         _replace(temporary, run_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
