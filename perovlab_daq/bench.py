@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -73,6 +74,8 @@ class RoleConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     faults: Mapping[str, Any] = field(default_factory=dict)
     expect_identity: str | None = None
+    #: pixel_switch only: pixel name -> switch channel (``card!channel``), substrate order.
+    pixels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class SimConfig:
     ageing_acceleration_by_procedure: Mapping[str, float | Mapping[str, float]] = field(
         default_factory=dict
     )
+    #: pixel name -> "short" or "open" (simulated substrate faults)
+    faulty_pixels: Mapping[str, str] = field(default_factory=dict)
 
     def acceleration_for(self, procedure: str | None) -> float:
         """Return the ageing acceleration (device s per wall s) for ``procedure`` on this preset.
@@ -118,6 +123,36 @@ class BenchConfig:
         return {
             key: Path(self.setup[key]) for key in SETUP_FILES if self.setup.get(key) is not None
         }
+
+    @property
+    def pixel_map(self) -> dict[str, str]:
+        """Return pixel name -> switch channel of the bench's pixel switch ({} without one)."""
+        switch = self.roles.get("pixel_switch")
+        return dict(switch.pixels) if switch is not None else {}
+
+    def pixel_channel(self, pixel: str | None) -> tuple[str, str]:
+        """Return ``(pixel, channel)`` a run on ``pixel`` connects; ``("", "")`` without a switch.
+
+        With a switch and no pixel given, the first pixel of the map is chosen (so a
+        file is never labelled with a pixel that was not connected).
+
+        Raises
+        ------
+        BenchError
+            If the bench has a switch and ``pixel`` is not in its pixel map.
+        """
+        pixels = self.pixel_map
+        if not pixels:
+            return (pixel or "", "")
+        if not pixel:
+            pixel = next(iter(pixels))
+        if pixel not in pixels:
+            where = self.path or "the bench"
+            raise BenchError(
+                f"{where}: roles.pixel_switch.pixels: no pixel {pixel!r} "
+                f"(the switch connects {', '.join(pixels)})"
+            )
+        return (pixel, pixels[pixel])
 
     def require_roles(self, roles: Iterable[str]) -> None:
         """Raise :class:`BenchError` naming every role in ``roles`` the bench lacks."""
@@ -214,7 +249,9 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             raise _fail(path, entry_name, f"unknown role (known: {', '.join(KNOWN_ROLES)})")
         entry = _as_mapping(entry_any, path, entry_name)
         for key in entry:
-            if key not in {"driver", "resource", "options", "faults", "expect_identity"}:
+            if key not in {"driver", "resource", "options", "faults", "expect_identity"} and (
+                key != "pixels" or role != "pixel_switch"
+            ):
                 raise _fail(path, f"{entry_name}.{key}", "unknown entry")
         driver = entry.get("driver")
         if not isinstance(driver, str) or driver not in drivers:
@@ -243,6 +280,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             options=_as_mapping(entry.get("options"), path, f"{entry_name}.options"),
             faults=faults,
             expect_identity=expect,
+            pixels=_pixel_map(entry.get("pixels"), path) if role == "pixel_switch" else {},
         )
 
     setup_in = _as_mapping(data.get("setup"), path, "setup")
@@ -272,6 +310,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
                 "seed",
                 "ageing_acceleration",
                 "ageing_acceleration_by_procedure",
+                "faulty_pixels",
             }:
                 raise _fail(path, f"sim.{key}", "unknown entry")
         preset = sim_in.get("preset", DEFAULT_PRESET)
@@ -283,7 +322,9 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             sim_in.get("ageing_acceleration", 1.0), path, "sim.ageing_acceleration", 1e-3, 1e9
         )
         by_procedure = _accelerations(sim_in.get("ageing_acceleration_by_procedure"), path)
-        sim = SimConfig(preset, seed, acceleration, by_procedure)
+        pixel_names = list(roles["pixel_switch"].pixels) if "pixel_switch" in roles else ["1"]
+        faulty = _faulty_pixels(sim_in.get("faulty_pixels"), pixel_names, path)
+        sim = SimConfig(preset, seed, acceleration, by_procedure, faulty)
     elif "sim" in data:
         raise _fail(path, "sim", "a 'sim' section needs 'simulated: true'")
 
@@ -300,6 +341,38 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         sim=sim,
         visa_library=visa_library,
     )
+
+
+def _pixel_map(value: Any, path: Path | None) -> dict[str, str]:
+    """Validate ``roles.pixel_switch.pixels``: pixel name -> ``card!channel``, one each."""
+    entry = "roles.pixel_switch.pixels"
+    if not isinstance(value, Mapping) or not value:
+        raise _fail(path, entry, "expected a mapping of pixel name: switch channel ('1': '1!1')")
+    pixels: dict[str, str] = {}
+    for name, channel in value.items():
+        text = str(channel).strip()
+        if not re.fullmatch(r"\d+(!\d+){1,2}", text):
+            raise _fail(
+                path, f"{entry}.{name}", f"expected a channel such as '1!3', got {channel!r}"
+            )
+        if text in pixels.values():
+            raise _fail(path, f"{entry}.{name}", f"channel {text} is wired to two pixels")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", str(name)):
+            raise _fail(path, f"{entry}.{name}", "pixel names are letters, digits, '_', '.', '-'")
+        pixels[str(name)] = text
+    return pixels
+
+
+def _faulty_pixels(value: Any, names: list[str], path: Path | None) -> dict[str, str]:
+    """Validate ``sim.faulty_pixels``: pixel name -> ``short`` or ``open``."""
+    faulty: dict[str, str] = {}
+    for name, kind in _as_mapping(value, path, "sim.faulty_pixels").items():
+        if str(name) not in names:
+            raise _fail(path, f"sim.faulty_pixels.{name}", f"no such pixel (pixels: {names})")
+        if kind not in ("short", "open"):
+            raise _fail(path, f"sim.faulty_pixels.{name}", f"expected short or open, got {kind!r}")
+        faulty[str(name)] = kind
+    return faulty
 
 
 def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str, float]]:
@@ -377,6 +450,7 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         seed=config.sim.seed if seed is None else seed,
         ageing_acceleration=config.sim.ageing_acceleration,
         ageing_acceleration_by_procedure=config.sim.ageing_acceleration_by_procedure,
+        faulty_pixels=config.sim.faulty_pixels,
     )
     return BenchConfig(
         name=f"simulated bench ({sim.preset})",
@@ -464,11 +538,20 @@ class Bench:
         from perovlab_daq.sim.world import World
 
         sim = self.config.sim or SimConfig()
+        # Without an open switch the pixel first in the map (or "1") is wired for good.
+        switched = "pixel_switch" in self.role_names
+        first = next(iter(self.config.pixel_map), "1")
         self.world = World(
             sim.preset,
             seed=sim.seed,
             ageing_acceleration=sim.acceleration_for(self.procedure),
             setup=dict(self.config.setup),
+            pixel_channels=self.config.pixel_map if switched else None,
+            faulty_pixels=dict(sim.faulty_pixels)
+            if switched
+            else {"1": sim.faulty_pixels[first]}
+            if first in sim.faulty_pixels
+            else {},
         )
         roles = [self.config.roles[r] for r in self.role_names]
         self.visa_library = SimBenchLibrary(
