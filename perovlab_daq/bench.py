@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from perovlab_daq.calibration import load_calibration_csv
+from perovlab_daq.pixel_map import PixelMapError, check_faulty_pixels, check_pixel_map
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             options=_as_mapping(entry.get("options"), path, f"{entry_name}.options"),
             faults=faults,
             expect_identity=expect,
-            pixels=_pixel_map(entry.get("pixels"), path) if role == "pixel_switch" else {},
+            pixels=_pixels(entry.get("pixels"), path) if role == "pixel_switch" else {},
         )
 
     setup_in = _as_mapping(data.get("setup"), path, "setup")
@@ -323,7 +323,10 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         )
         by_procedure = _accelerations(sim_in.get("ageing_acceleration_by_procedure"), path)
         pixel_names = list(roles["pixel_switch"].pixels) if "pixel_switch" in roles else ["1"]
-        faulty = _faulty_pixels(sim_in.get("faulty_pixels"), pixel_names, path)
+        try:
+            faulty = check_faulty_pixels(sim_in.get("faulty_pixels"), pixel_names)
+        except PixelMapError as exc:
+            raise _fail(path, exc.entry, exc.problem) from None
         sim = SimConfig(preset, seed, acceleration, by_procedure, faulty)
     elif "sim" in data:
         raise _fail(path, "sim", "a 'sim' section needs 'simulated: true'")
@@ -343,36 +346,11 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
     )
 
 
-def _pixel_map(value: Any, path: Path | None) -> dict[str, str]:
-    """Validate ``roles.pixel_switch.pixels``: pixel name -> ``card!channel``, one each."""
-    entry = "roles.pixel_switch.pixels"
-    if not isinstance(value, Mapping) or not value:
-        raise _fail(path, entry, "expected a mapping of pixel name: switch channel ('1': '1!1')")
-    pixels: dict[str, str] = {}
-    for name, channel in value.items():
-        text = str(channel).strip()
-        if not re.fullmatch(r"\d+(!\d+){1,2}", text):
-            raise _fail(
-                path, f"{entry}.{name}", f"expected a channel such as '1!3', got {channel!r}"
-            )
-        if text in pixels.values():
-            raise _fail(path, f"{entry}.{name}", f"channel {text} is wired to two pixels")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", str(name)):
-            raise _fail(path, f"{entry}.{name}", "pixel names are letters, digits, '_', '.', '-'")
-        pixels[str(name)] = text
-    return pixels
-
-
-def _faulty_pixels(value: Any, names: list[str], path: Path | None) -> dict[str, str]:
-    """Validate ``sim.faulty_pixels``: pixel name -> ``short`` or ``open``."""
-    faulty: dict[str, str] = {}
-    for name, kind in _as_mapping(value, path, "sim.faulty_pixels").items():
-        if str(name) not in names:
-            raise _fail(path, f"sim.faulty_pixels.{name}", f"no such pixel (pixels: {names})")
-        if kind not in ("short", "open"):
-            raise _fail(path, f"sim.faulty_pixels.{name}", f"expected short or open, got {kind!r}")
-        faulty[str(name)] = kind
-    return faulty
+def _pixels(value: Any, path: Path | None) -> dict[str, str]:
+    try:
+        return check_pixel_map(value)
+    except PixelMapError as exc:
+        raise _fail(path, exc.entry, exc.problem) from None
 
 
 def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str, float]]:
