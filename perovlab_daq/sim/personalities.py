@@ -325,7 +325,8 @@ class SwitchPersonality(Personality):
 
     def __init__(self, library: BenchHost, device: Device):
         super().__init__(library, device)
-        self.closed: list[str] = []
+        # Power-on setup: what the world says is wired (its first pixel), else all open.
+        self.closed: list[str] = list(self.world.closed_channels) if self.world else []
 
     def match(self, original: Callable[[bytes], Any], query: bytes) -> Any:  # noqa: D102
         text = query.decode("ascii", errors="replace").strip().upper()

@@ -12,7 +12,8 @@ state, and delegates the physics to one object per subsystem: the LED pixel
 The substrate (:mod:`~perovlab_daq.sim.substrate`) holds N pixels, each its own device. On
 a bench with a pixel switch the switch's closed channel decides which pixel the source
 meter and the photodiode see (none closed: an open circuit); without one pixel ``1`` is
-always connected. Only the connected pixel is driven, so only it ages.
+always connected. The switch powers on with the first pixel connected. Only the connected
+pixel is driven, so only it ages.
 
 Slow processes (operational ageing, ion migration, photobleaching, halide segregation)
 are integrated lazily at the start of every call, from the drive and laser state held
@@ -132,7 +133,9 @@ class World:
         )
         self._open_circuit = LedPixel(self.preset, setup, fault="open")
         self._drive = self._open_circuit.drive
-        self._connected: str | None = None if self.has_switch else names[0]
+        # The switch's power-on setup (a 7001 restores a saved setup, :SYST:POS SAV0)
+        # connects the first pixel, so a client that never switches measures pixel 1.
+        self._connected: str | None = names[0]
         #: Every switch change: (closed channels, source output on at that moment).
         self.switch_history: list[tuple[tuple[str, ...], bool]] = []
         self._film = FilmSample(self.preset.film)
@@ -157,6 +160,14 @@ class World:
     def pixel_names(self) -> tuple[str, ...]:
         """Names of the substrate's pixels, in order."""
         return tuple(self._pixels)
+
+    @property
+    def closed_channels(self) -> tuple[str, ...]:
+        """Switch channels closed now (the switch simulator starts from these)."""
+        with self._lock:
+            if not self.has_switch or self._connected is None:
+                return ()
+            return (self._channels[self._connected],)
 
     @property
     def connected_pixel(self) -> str | None:

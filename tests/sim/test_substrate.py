@@ -44,6 +44,9 @@ def test_pixels_spread_around_the_preset_with_documented_sizes() -> None:
 
 def test_the_switch_decides_what_source_meter_and_photodiode_see() -> None:
     world = _world()
+    assert world.connected_pixel == "1"  # power-on setup of the switch
+    assert world.closed_channels == ("1!1",)
+    world.set_switch_closed(())
     world.set_drive("VOLT", 3.5, 0.1, True)
     assert world.connected_pixel is None
     assert abs(world.smu_reading().current_a) < 1e-9  # open switch: open circuit
