@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from perovlab_daq.calibration import load_calibration_csv
+from perovlab_daq.pixel_map import PixelMapError, check_faulty_pixels, check_pixel_map
 from perovlab_daq.safe_input import UnsafeInputError, load_yaml_file
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class RoleConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     faults: Mapping[str, Any] = field(default_factory=dict)
     expect_identity: str | None = None
+    #: pixel_switch only: pixel name -> switch channel (``card!channel``), substrate order.
+    pixels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class SimConfig:
     ageing_acceleration_by_procedure: Mapping[str, float | Mapping[str, float]] = field(
         default_factory=dict
     )
+    #: pixel name -> "short" or "open" (simulated substrate faults)
+    faulty_pixels: Mapping[str, str] = field(default_factory=dict)
 
     def acceleration_for(self, procedure: str | None) -> float:
         """Return the ageing acceleration (device s per wall s) for ``procedure`` on this preset.
@@ -121,6 +126,36 @@ class BenchConfig:
         return {
             key: Path(self.setup[key]) for key in SETUP_FILES if self.setup.get(key) is not None
         }
+
+    @property
+    def pixel_map(self) -> dict[str, str]:
+        """Return pixel name -> switch channel of the bench's pixel switch ({} without one)."""
+        switch = self.roles.get("pixel_switch")
+        return dict(switch.pixels) if switch is not None else {}
+
+    def pixel_channel(self, pixel: str | None) -> tuple[str, str]:
+        """Return ``(pixel, channel)`` a run on ``pixel`` connects; ``("", "")`` without a switch.
+
+        With a switch and no pixel given, the first pixel of the map is chosen (so a
+        file is never labelled with a pixel that was not connected).
+
+        Raises
+        ------
+        BenchError
+            If the bench has a switch and ``pixel`` is not in its pixel map.
+        """
+        pixels = self.pixel_map
+        if not pixels:
+            return (pixel or "", "")
+        if not pixel:
+            pixel = next(iter(pixels))
+        if pixel not in pixels:
+            where = self.path or "the bench"
+            raise BenchError(
+                f"{where}: roles.pixel_switch.pixels: no pixel {pixel!r} "
+                f"(the switch connects {', '.join(pixels)})"
+            )
+        return (pixel, pixels[pixel])
 
     def require_roles(self, roles: Iterable[str]) -> None:
         """Raise :class:`BenchError` naming every role in ``roles`` the bench lacks."""
@@ -226,7 +261,9 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             raise _fail(path, entry_name, f"unknown role (known: {', '.join(KNOWN_ROLES)})")
         entry = _as_mapping(entry_any, path, entry_name)
         for key in entry:
-            if key not in {"driver", "resource", "options", "faults", "expect_identity"}:
+            if key not in {"driver", "resource", "options", "faults", "expect_identity"} and (
+                key != "pixels" or role != "pixel_switch"
+            ):
                 raise _fail(path, f"{entry_name}.{key}", "unknown entry")
         driver = entry.get("driver")
         if not isinstance(driver, str) or driver not in drivers:
@@ -255,6 +292,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             options=_as_mapping(entry.get("options"), path, f"{entry_name}.options"),
             faults=faults,
             expect_identity=expect,
+            pixels=_pixels(entry.get("pixels"), path) if role == "pixel_switch" else {},
         )
 
     setup_in = _as_mapping(data.get("setup"), path, "setup")
@@ -286,6 +324,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
                 "seed",
                 "ageing_acceleration",
                 "ageing_acceleration_by_procedure",
+                "faulty_pixels",
             }:
                 raise _fail(path, f"sim.{key}", "unknown entry")
         preset = sim_in.get("preset", DEFAULT_PRESET)
@@ -297,7 +336,12 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             sim_in.get("ageing_acceleration", 1.0), path, "sim.ageing_acceleration", 1e-3, 1e9
         )
         by_procedure = _accelerations(sim_in.get("ageing_acceleration_by_procedure"), path)
-        sim = SimConfig(preset, seed, acceleration, by_procedure)
+        pixel_names = list(roles["pixel_switch"].pixels) if "pixel_switch" in roles else ["1"]
+        try:
+            faulty = check_faulty_pixels(sim_in.get("faulty_pixels"), pixel_names)
+        except PixelMapError as exc:
+            raise _fail(path, exc.entry, exc.problem) from None
+        sim = SimConfig(preset, seed, acceleration, by_procedure, faulty)
     elif "sim" in data:
         raise _fail(path, "sim", "a 'sim' section needs 'simulated: true'")
 
@@ -321,6 +365,13 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         station=str(station),
         files_as_given=files_as_given,
     )
+
+
+def _pixels(value: Any, path: Path | None) -> dict[str, str]:
+    try:
+        return check_pixel_map(value)
+    except PixelMapError as exc:
+        raise _fail(path, exc.entry, exc.problem) from None
 
 
 def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str, float]]:
@@ -391,6 +442,7 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         seed=config.sim.seed if seed is None else seed,
         ageing_acceleration=config.sim.ageing_acceleration,
         ageing_acceleration_by_procedure=config.sim.ageing_acceleration_by_procedure,
+        faulty_pixels=config.sim.faulty_pixels,
     )
     return BenchConfig(
         name=f"simulated bench ({sim.preset})",
@@ -482,11 +534,20 @@ class Bench:
         from perovlab_daq.sim.world import World
 
         sim = self.config.sim or SimConfig()
+        # Without an open switch the pixel first in the map (or "1") is wired for good.
+        switched = "pixel_switch" in self.role_names
+        first = next(iter(self.config.pixel_map), "1")
         self.world = World(
             sim.preset,
             seed=sim.seed,
             ageing_acceleration=sim.acceleration_for(self.procedure),
             setup=dict(self.config.setup),
+            pixel_channels=self.config.pixel_map if switched else None,
+            faulty_pixels=dict(sim.faulty_pixels)
+            if switched
+            else {"1": sim.faulty_pixels[first]}
+            if first in sim.faulty_pixels
+            else {},
         )
         roles = [self.config.roles[r] for r in self.role_names]
         self.visa_library = SimBenchLibrary(

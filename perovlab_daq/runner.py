@@ -397,6 +397,10 @@ def plan_run(
     if not isinstance(notes, str) or len(notes) > 10_000:
         raise RunInputError("notes must be text of at most 10,000 characters")
     clean_sample["notes"] = notes
+    try:  # a bench with a pixel switch connects a pixel of its map (the first by default)
+        clean_sample["pixel"] = bench_config.pixel_channel(clean_sample["pixel"])[0] or None
+    except BenchError as exc:
+        raise RunInputError(f"pixel: {exc}") from None
     if not (0.01 <= durability_interval_s <= 60):
         raise RunInputError(
             f"durability interval {durability_interval_s!r} s is outside 0.01 to 60 s"
@@ -513,7 +517,7 @@ def execute_run(
     if own_bench:
         roles = [
             *cls.REQUIRED_ROLES,
-            *(r for r in cls.OPTIONAL_ROLES if r in plan.bench_config.roles),
+            *(r for r in (*cls.OPTIONAL_ROLES, "pixel_switch") if r in plan.bench_config.roles),
         ]
         bench = Bench(plan.bench_config, procedure=cls.NAME, roles=roles).open()
     handler: logging.Handler | None = None
@@ -525,6 +529,7 @@ def execute_run(
             handler = _attach_log_file(plan.path.with_suffix(plan.path.suffix + ".log"))
         procedure = cls(**plan.parameters)
         procedure.bench = bench
+        procedure.pixel = plan.sample.get("pixel") or ""
         results = HDF5Results(
             procedure,
             plan.path,

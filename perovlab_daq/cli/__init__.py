@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="files analysed in parallel (default: one per core)",
     )
+    ana.add_argument(
+        "--by", choices=["pixel"], help="substrate summary: one line per pixel, champion, spread"
+    )
+    ana.add_argument("--figure", type=Path, metavar="OUT.png", help="with --by pixel: bar figure")
     ana.set_defaults(func=_cmd_analyze)
 
     rep = sub.add_parser("report", help="draw a run's figures to a PNG or PDF")

@@ -92,8 +92,34 @@ def _save(figure: Any, output: Path) -> None:
 _OUTPUT_ERRORS = (UsageError, BrokenPipeError, KeyboardInterrupt)
 
 
+def _cmd_analyze_by_pixel(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import AnalysisInputError
+    from perovlab_daq.figures.substrate import draw_substrate, format_summary, summarise_substrate
+
+    try:
+        summary = summarise_substrate(args.files)
+    except (FileNotFoundError, AnalysisInputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print("\n".join(format_summary(summary)))
+    if args.figure is not None:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(12, 4))
+        draw_substrate(summary, figure)
+        figure.savefig(args.figure)
+        print(f"figure: {args.figure}")
+    return EXIT_OK
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from perovlab_daq.figures import analyze_files
+
+    if getattr(args, "by", None) == "pixel":
+        return _cmd_analyze_by_pixel(args)
 
     results: dict[str, Any] = {}
     code = EXIT_OK

@@ -34,7 +34,7 @@ def test_run_finishes_exit_0_with_json_summary(tmp_path: Path, capsys):
             "--sample",
             "S1",
             "--pixel",
-            "A1",
+            "1",
             "-o",
             str(tmp_path),
             "--json",
