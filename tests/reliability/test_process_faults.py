@@ -53,13 +53,22 @@ def _start(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
 #: SIGKILL) with the wall time it was handed over: the ground truth of what was recorded.
 _LOGGED_CLI = """
 import os, sys, time
-from perovlab_daq.storage.results import HDF5Results
+import perovlab_daq.supervisor as supervisor
+from perovlab_daq.runner import execute_run
+from perovlab_daq.storage.worker import DaqWorker
 log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-queue_row = HDF5Results.append_row
-def append_row(self, record):
-    queue_row(self, record)
-    os.write(log, f"{float(record['time'])!r} {time.time():.6f}\\n".encode())
-HDF5Results.append_row = append_row
+route = DaqWorker.emit
+def emit(self, topic, record):
+    route(self, topic, record)
+    now = time.time()
+    if topic == "results":
+        os.write(log, f"{float(record['time'])!r} {now:.6f}\\n".encode())
+    elif topic == "batch results":
+        os.write(log, "".join(f"{float(t)!r} {now:.6f}\\n" for t in record["time"]).encode())
+DaqWorker.emit = emit
+# Storage durability is what this measures: the run stays in this process, where the
+# logging hook is (the supervised path is tested in test_supervisor.py).
+supervisor.execute_supervised = lambda plan, verbosity=0, **kw: execute_run(plan, **kw)
 from perovlab_daq.cli import main
 sys.exit(main(sys.argv[2:]))
 """
