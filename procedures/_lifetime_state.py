@@ -184,6 +184,11 @@ class ResumeState:
         Periodic J-L-V sweeps already done.
     spectra_done : int
         EL spectra already taken.
+    notes : list of str
+        Remarks for the resume event.
+    samples : tuple of arrays or None
+        Device time (s) and luminance of the stress rows so far (fed to the live
+        estimator so the continuation stops on the same L0).
     """
 
     segment: int
@@ -196,6 +201,8 @@ class ResumeState:
     jlv_done: int = 0
     spectra_done: int = 0
     notes: list[str] = field(default_factory=list)
+    #: (device time s, luminance) of the stress rows so far: the live estimator's history.
+    samples: tuple[np.ndarray, np.ndarray] | None = None
 
 
 # --------------------------------------------------------------------------- reading the file
@@ -275,6 +282,8 @@ def read_resume_state(path: str | Path) -> Any:
         jlv_done=int(np.nanmax(sweep)) if sweep.size and np.isfinite(sweep).any() else 0,
         spectra_done=int(spectra),
     )
+    order = np.argsort(device[stress], kind="stable")
+    state.samples = (device[stress][order], luminance[stress][order])
     if checkpoint is not None and isinstance(checkpoint.get("world"), Mapping):
         state.world_state = dict(checkpoint["world"])
         state.device_time_s = float(checkpoint.get("device_time_s", state.device_time_s))
