@@ -86,6 +86,8 @@ class SimConfig:
     ageing_acceleration_by_procedure: Mapping[str, float | Mapping[str, float]] = field(
         default_factory=dict
     )
+    #: LED ageing parameters overriding the preset's (``sim.sample``; docs/bench-file.md)
+    sample: Mapping[str, float] = field(default_factory=dict)
 
     def acceleration_for(self, procedure: str | None) -> float:
         """Return the ageing acceleration (device s per wall s) for ``procedure`` on this preset.
@@ -272,6 +274,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
                 "seed",
                 "ageing_acceleration",
                 "ageing_acceleration_by_procedure",
+                "sample",
             }:
                 raise _fail(path, f"sim.{key}", "unknown entry")
         preset = sim_in.get("preset", DEFAULT_PRESET)
@@ -283,7 +286,8 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             sim_in.get("ageing_acceleration", 1.0), path, "sim.ageing_acceleration", 1e-3, 1e9
         )
         by_procedure = _accelerations(sim_in.get("ageing_acceleration_by_procedure"), path)
-        sim = SimConfig(preset, seed, acceleration, by_procedure)
+        sample = _sample_overrides(sim_in.get("sample"), path)
+        sim = SimConfig(preset, seed, acceleration, by_procedure, sample)
     elif "sim" in data:
         raise _fail(path, "sim", "a 'sim' section needs 'simulated: true'")
 
@@ -318,6 +322,19 @@ def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str,
             result[str(name)] = per_preset
         else:
             result[str(name)] = _number(factor, path, f"{entry}.{name}", 1e-3, 1e9)
+    return result
+
+
+def _sample_overrides(value: Any, path: Path | None) -> dict[str, float]:
+    """Validate ``sim.sample``: LED ageing parameters overriding the preset's."""
+    from perovlab_daq.sim.presets import ageing_override
+
+    result: dict[str, float] = {}
+    for key, number in _as_mapping(value, path, "sim.sample").items():
+        try:
+            result[str(key)] = ageing_override(str(key), number)
+        except ValueError as exc:
+            raise _fail(path, f"sim.sample.{key}", str(exc)) from None
     return result
 
 
@@ -377,6 +394,7 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         seed=config.sim.seed if seed is None else seed,
         ageing_acceleration=config.sim.ageing_acceleration,
         ageing_acceleration_by_procedure=config.sim.ageing_acceleration_by_procedure,
+        sample=config.sim.sample,
     )
     return BenchConfig(
         name=f"simulated bench ({sim.preset})",
@@ -460,12 +478,13 @@ class Bench:
         return self
 
     def _build_simulator(self) -> None:
+        from perovlab_daq.sim.presets import get_preset, with_ageing
         from perovlab_daq.sim.visalib import SimBenchLibrary
         from perovlab_daq.sim.world import World
 
         sim = self.config.sim or SimConfig()
         self.world = World(
-            sim.preset,
+            with_ageing(get_preset(sim.preset), sim.sample),
             seed=sim.seed,
             ageing_acceleration=sim.acceleration_for(self.procedure),
             setup=dict(self.config.setup),
@@ -650,6 +669,8 @@ class Bench:
                 sim_seed=self.config.sim.seed,
                 ageing_acceleration=self.config.sim.acceleration_for(self.procedure),
             )
+            for key, value in self.config.sim.sample.items():
+                meta[f"sim_sample_{key}"] = value
         else:
             meta["ageing_acceleration"] = 1.0
         for key, value in self.config.setup.items():
