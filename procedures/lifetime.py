@@ -490,7 +490,10 @@ class LifetimeProcedure(DaqProcedure):
         # One estimator for the live stop and the analysis (docs/procedures/lifetime.md).
         self.tracker = DecayTracker(switch_on_s=0.0)
         if self.resume is not None and self.resume.samples is not None:
-            self.tracker.add(*self.resume.samples)
+            # Rows after the device-state checkpoint are superseded by this segment.
+            times, values = self.resume.samples
+            kept = times <= self.device_offset_s
+            self.tracker.add(times[kept], values[kept])
         self._set_level(self.drive_level)
         self._set_output(True)
         self.clock = DeviceClock(acceleration=self.acceleration, offset_s=self.device_offset_s)
@@ -579,7 +582,11 @@ class LifetimeProcedure(DaqProcedure):
             readings += 1
             row = self._row(smu, pd)
             next_sample = max(next_sample + wait, row["device_time"])
-            if not math.isfinite(self.l0):
+            if not math.isfinite(self.l0) or (
+                self.spectrometer is not None and not self.spectrum_measured
+            ):
+                # The first readings wait for L0 and for the first EL spectrum (a resumed
+                # segment too), which turns their photocurrent into luminance.
                 pending.append((smu, pd, row))
                 if len(pending) >= L0_SAMPLES:
                     self._finish_l0(pending)
@@ -661,6 +668,12 @@ class LifetimeProcedure(DaqProcedure):
             row["luminance"] = self.luminance_per_a * row["photocurrent"]
             values.append(row["luminance"])
         finite = [v for v in values if math.isfinite(v)]
+        if math.isfinite(self.l0):  # a resumed segment keeps its L0
+            for _smu, _pd, row in pending:
+                row["relative_luminance"] = row["luminance"] / self.l0
+                self._track(row)
+                self.emit_row(**row)
+            return
         if not finite and all(pd.overflow for _smu, pd, _row in pending):
             raise RuntimeError(
                 f"the photodiode overflowed on all {len(pending)} samples that fix L0: "
@@ -675,7 +688,8 @@ class LifetimeProcedure(DaqProcedure):
         self.emit_event(
             "info",
             "l0",
-            f"L0 = {self.l0:.6g} cd/m^2 (median of the first {len(pending)} samples)",
+            f"provisional L0 = {self.l0:.6g} cd/m^2 (median of the first {len(pending)} "
+            "samples) until the decay fit gives L0 at switch-on",
         )
         for _smu, _pd, row in pending:
             row["relative_luminance"] = row["luminance"] / self.l0
