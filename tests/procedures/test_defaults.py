@@ -8,8 +8,8 @@ allowed to shorten a device-time process). The key figures the runner stored are
 with REFERENCE.md section 4 ([P1] Table 1, [P2]) with the tolerances the other procedure
 tests use.
 
-Procedures whose defaults take long in wall time (lifetime: about 100 s; pl-stability: ~30 s) are marked ``slow`` and run in CI's second step
-(``pytest -m slow``).
+Procedures whose defaults take long in wall time (lifetime: about 100 s; pl-stability:
+about 30 s) are marked ``slow`` and run in CI's second step (``pytest -m slow``).
 """
 
 from __future__ import annotations
