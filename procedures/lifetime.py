@@ -71,6 +71,10 @@ L0_SAMPLES = 5
 #: Samples logged after the live stop fired: the analysis counts a crossing as measured
 #: when >= 3 samples follow it; more would carry the run past the target ratio.
 STOP_TAIL_SAMPLES = 3
+#: Far above the stop level, samples reach the estimator in batches this often (wall s)...
+TRACK_BATCH_WALL_S = 1.0
+#: ...and one by one once L/L0 is within this margin of the stop fraction.
+TRACK_MARGIN = 0.25
 #: Event recording time zero (stress switched on), wall and device time.
 EVENT_SWITCH_ON = "switch_on"
 #: Consecutive in-compliance readings that end a constant-current run.
@@ -489,6 +493,8 @@ class LifetimeProcedure(DaqProcedure):
             )
         # One estimator for the live stop and the analysis (docs/procedures/lifetime.md).
         self.tracker = DecayTracker(switch_on_s=0.0)
+        self.track_buffer: list[tuple[float, float]] = []
+        self.next_track_wall = time.monotonic() + TRACK_BATCH_WALL_S
         if self.resume is not None and self.resume.samples is not None:
             # Rows after the device-state checkpoint are superseded by this segment.
             times, values = self.resume.samples
@@ -621,12 +627,25 @@ class LifetimeProcedure(DaqProcedure):
             self._progress(row)
 
     def _track(self, row: dict[str, float]) -> None:
-        """Feed the estimator; the live L0 (and so L/L0) is the estimator's once it has one."""
-        if row["jlv_sweep"] == 0 and math.isfinite(row["luminance"]):
-            self.tracker.add(row["device_time"], row["luminance"])
+        """Feed the estimator; the live L0 (and so L/L0) is the estimator's once it has one.
+
+        Far from the stop level the samples go in batches (at most one refit per
+        ``TRACK_BATCH_WALL_S``: on an accelerated simulated bench a refit every few
+        samples would cost device minutes of unsampled ageing); within ``TRACK_MARGIN``
+        of it every sample goes in at once.
+        """
+        if row["jlv_sweep"] != 0 or not math.isfinite(row["luminance"]):
+            return
+        self.track_buffer.append((row["device_time"], row["luminance"]))
+        near = row["luminance"] < (self.stop_fraction + TRACK_MARGIN) * self.l0
+        if near or time.monotonic() >= self.next_track_wall:
+            times, values = np.array(self.track_buffer).T
+            self.tracker.add(times, values)
+            self.track_buffer.clear()
+            self.next_track_wall = time.monotonic() + TRACK_BATCH_WALL_S
             if math.isfinite(self.tracker.l0) and self.tracker.l0 > 0:
                 self.l0 = self.tracker.l0
-                row["relative_luminance"] = row["luminance"] / self.l0
+        row["relative_luminance"] = row["luminance"] / self.l0
 
     # ------------------------------------------------------------------ pieces
     def _first_due(self, every_s: float) -> float:
