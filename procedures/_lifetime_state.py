@@ -204,6 +204,16 @@ class ResumeState:
     #: (device time s, luminance) of the stress rows so far: the live estimator's history.
     samples: tuple[np.ndarray, np.ndarray] | None = None
 
+    def gap_message(self, segment: int, device_offset_s: float) -> str:
+        """Return the text of the ``gap`` event that opens the resumed segment."""
+        gap_s = max(0.0, self.time_offset_s - self.last_time_s)
+        return (
+            f"resumed (segment {segment}) after {gap_s:.4g} s without data, from wall "
+            f"time {self.last_time_s:.6g} s; device time carries on at "
+            f"{device_offset_s / S_PER_H:.6g} h (last row "
+            f"{self.last_device_time_s / S_PER_H:.6g} h); " + "; ".join(self.notes)
+        )
+
 
 # --------------------------------------------------------------------------- reading the file
 class ResumeError(ValueError):

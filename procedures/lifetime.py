@@ -7,23 +7,15 @@ intensity against time, [P1] Figs. 6-7), can interrupt the stress for short J-L-
 at set times, and stops when the luminance has fallen below a fraction of its initial
 value L0 (default 0.5: T50), after a maximum duration, or on an operator abort.
 
-Two clocks are recorded. ``time`` is wall-clock seconds since the run started (it jumps
-over the gap of a resumed run). ``device_time`` is the time the device spent under
-stress, in device seconds: wall seconds under drive multiplied by the bench's
-``ageing_acceleration`` (``Bench.metadata()``). On real hardware the factor is 1, so
-device time is simply time under stress; on the simulated bench the device ages that many
-times faster than the wall clock so that a T50 of days takes seconds. Every lifetime
-figure (T95...T50 in hours) is in device time.
-
-Sampling is log-spaced early and linear later (:func:`sampling_interval_s`), so the first
-minutes are resolved without flooding a week-long file. Robustness for unattended runs:
-every instrument call is retried with backoff and re-opens the connection (events
-``retry``/``reopen``), a schedule slip is recorded as a ``gap`` event, and after
-``max_consecutive_failures`` failures in a row the run stops ``failed`` with the output
-off. A run left ``interrupted`` can be continued in the same file with
-``perovlab-daq run lifetime --resume FILE`` (:mod:`perovlab_daq.resume`); on the
-simulated bench the device's ageing state is checkpointed into the file (events
-``device_state``) so that the resumed device is the one that was interrupted.
+Two clocks are recorded: ``time``, wall seconds since the run started, and
+``device_time``, time under stress x the bench's ``ageing_acceleration`` (1 on real
+hardware; the simulated bench ages the device faster). Every schedule (sampling, spectra,
+dark readings, J-L-V sweeps, maximum duration) and every lifetime figure is in device time
+(:class:`procedures._clock.DeviceClock`); time zero is the switch-on (event ``switch_on``).
+The live stop uses the analysis's own estimator (:mod:`procedures._lifetime_stop`).
+Unattended runs: instrument calls are retried and re-opened, schedule slips are ``gap``
+events, and an ``interrupted`` run continues in the same file with ``--resume``
+(:mod:`perovlab_daq.resume`; the simulated device's state is checkpointed in the file).
 
 See ``docs/procedures/lifetime.md`` for parameters, stop conditions and the analysis.
 """
@@ -61,6 +53,7 @@ from procedures._lifetime_state import (
     restore_world,
     sampling_interval_s,
 )
+from procedures._lifetime_stop import LiveStop
 from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
@@ -68,13 +61,6 @@ log = logging.getLogger(__name__)
 DRIVE_MODES: tuple[str, ...] = ("current_density", "current", "voltage")
 #: Samples whose median is the provisional live L0 until the decay fit gives one.
 L0_SAMPLES = 5
-#: Samples logged after the live stop fired: the analysis counts a crossing as measured
-#: when >= 3 samples follow it; more would carry the run past the target ratio.
-STOP_TAIL_SAMPLES = 3
-#: Far above the stop level, samples reach the estimator in batches this often (wall s)...
-TRACK_BATCH_WALL_S = 1.0
-#: ...and one by one once L/L0 is within this margin of the stop fraction.
-TRACK_MARGIN = 0.25
 #: Event recording time zero (stress switched on), wall and device time.
 EVENT_SWITCH_ON = "switch_on"
 #: Consecutive in-compliance readings that end a constant-current run.
@@ -468,8 +454,6 @@ class LifetimeProcedure(DaqProcedure):
         Time zero is the switch-on; the first reading follows it at once, the first EL
         spectrum comes after the first ``L0_SAMPLES`` readings.
         """
-        from perovlab_daq.analysis import DecayTracker
-
         self.l0 = self.resume.l0_cd_m2 if self.resume else math.nan
         self.device_offset_s = self.resume.device_time_s if self.resume else 0.0
         if (
@@ -481,25 +465,15 @@ class LifetimeProcedure(DaqProcedure):
             self.device_offset_s = self.resume.last_device_time_s + gap_s * self.acceleration
         self._announce()
         if self.resume is not None:
-            gap_s = max(0.0, self.resume.time_offset_s - self.resume.last_time_s)
-            self.emit_event(
-                "warning",
-                EVENT_GAP,
-                f"resumed (segment {self.segment}) after {gap_s:.4g} s without data, from wall "
-                f"time {self.resume.last_time_s:.6g} s; device time carries on at "
-                f"{self.device_offset_s / S_PER_H:.6g} h (last row "
-                f"{self.resume.last_device_time_s / S_PER_H:.6g} h); "
-                + "; ".join(self.resume.notes),
-            )
-        # One estimator for the live stop and the analysis (docs/procedures/lifetime.md).
-        self.tracker = DecayTracker(switch_on_s=0.0)
-        self.track_buffer: list[tuple[float, float]] = []
-        self.next_track_wall = time.monotonic() + TRACK_BATCH_WALL_S
+            text = self.resume.gap_message(self.segment, self.device_offset_s)
+            self.emit_event("warning", EVENT_GAP, text)
+        # One estimator for the live stop and the analysis; a resumed run feeds it the
+        # rows kept before the device-state checkpoint (later ones are superseded).
+        history = None
         if self.resume is not None and self.resume.samples is not None:
-            # Rows after the device-state checkpoint are superseded by this segment.
             times, values = self.resume.samples
-            kept = times <= self.device_offset_s
-            self.tracker.add(times[kept], values[kept])
+            history = (times[times <= self.device_offset_s], values[times <= self.device_offset_s])
+        self.live_stop = LiveStop(self.stop_fraction, history)
         self._set_level(self.drive_level)
         self._set_output(True)
         self.clock = DeviceClock(acceleration=self.acceleration, offset_s=self.device_offset_s)
@@ -527,8 +501,6 @@ class LifetimeProcedure(DaqProcedure):
         pending: list[tuple[Any, Any, dict[str, float]]] = []
         readings = 0
         compliance_run = 0
-        stop_reason = ""
-        tail_samples = 0
         next_sample = self.clock.device_s()  # the first reading at once
         while True:
             if self.should_stop():
@@ -536,7 +508,7 @@ class LifetimeProcedure(DaqProcedure):
                 self._store_unfinished_l0(pending)
                 return None
             device_s = self.clock.device_s()
-            if device_s >= self.max_duration and not stop_reason:
+            if device_s >= self.max_duration and not self.live_stop.reason:
                 self._store_unfinished_l0(pending)
                 return f"maximum stress duration {self.max_duration:g} device s reached"
             # -- occasional jobs: after the first readings, never inside the L0 burst -------
@@ -613,38 +585,16 @@ class LifetimeProcedure(DaqProcedure):
                 )
                 self.emit_event("warning", "compliance", reason)
                 return reason
-            if not stop_reason and self.tracker.fallen_to(self.stop_fraction):
-                stop_reason = (
-                    f"L/L0 fell to {self.tracker.relative():.4f} (stop below "
-                    f"{self.stop_fraction:g}; L0 {self.tracker.l0:.6g} cd/m^2 from the decay "
-                    f"fit) at device time {row['device_time'] / S_PER_H:.6g} h"
-                )
-            if stop_reason:
-                # A few samples past the crossing so the analysis counts it as measured.
-                tail_samples += 1
-                if tail_samples > STOP_TAIL_SAMPLES:
-                    return stop_reason
+            if self.live_stop.done(row["device_time"]):
+                return self.live_stop.reason
             self._progress(row)
 
     def _track(self, row: dict[str, float]) -> None:
-        """Feed the estimator; the live L0 (and so L/L0) is the estimator's once it has one.
-
-        Far from the stop level the samples go in batches (at most one refit per
-        ``TRACK_BATCH_WALL_S``: on an accelerated simulated bench a refit every few
-        samples would cost device minutes of unsampled ageing); within ``TRACK_MARGIN``
-        of it every sample goes in at once.
-        """
-        if row["jlv_sweep"] != 0 or not math.isfinite(row["luminance"]):
-            return
-        self.track_buffer.append((row["device_time"], row["luminance"]))
-        near = row["luminance"] < (self.stop_fraction + TRACK_MARGIN) * self.l0
-        if near or time.monotonic() >= self.next_track_wall:
-            times, values = np.array(self.track_buffer).T
-            self.tracker.add(times, values)
-            self.track_buffer.clear()
-            self.next_track_wall = time.monotonic() + TRACK_BATCH_WALL_S
-            if math.isfinite(self.tracker.l0) and self.tracker.l0 > 0:
-                self.l0 = self.tracker.l0
+        """Feed the live stop; L/L0 is against the estimator's L0 once it has one."""
+        if row["jlv_sweep"] == 0:
+            self.live_stop.add(row["device_time"], row["luminance"], self.l0)
+            if math.isfinite(self.live_stop.l0):
+                self.l0 = self.live_stop.l0
         row["relative_luminance"] = row["luminance"] / self.l0
 
     # ------------------------------------------------------------------ pieces
