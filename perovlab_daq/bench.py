@@ -90,6 +90,8 @@ class SimConfig:
     )
     #: pixel name -> "short" or "open" (simulated substrate faults)
     faulty_pixels: Mapping[str, str] = field(default_factory=dict)
+    #: LED ageing parameters overriding the preset's (``sim.sample``; docs/bench-file.md)
+    sample: Mapping[str, float] = field(default_factory=dict)
 
     def acceleration_for(self, procedure: str | None) -> float:
         """Return the ageing acceleration (device s per wall s) for ``procedure`` on this preset.
@@ -325,6 +327,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
                 "ageing_acceleration",
                 "ageing_acceleration_by_procedure",
                 "faulty_pixels",
+                "sample",
             }:
                 raise _fail(path, f"sim.{key}", "unknown entry")
         preset = sim_in.get("preset", DEFAULT_PRESET)
@@ -341,7 +344,10 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             faulty = check_faulty_pixels(sim_in.get("faulty_pixels"), pixel_names)
         except PixelMapError as exc:
             raise _fail(path, exc.entry, exc.problem) from None
-        sim = SimConfig(preset, seed, acceleration, by_procedure, faulty)
+        sample = _sample_overrides(sim_in.get("sample"), path)
+        sim = SimConfig(
+            preset, seed, acceleration, by_procedure, faulty_pixels=faulty, sample=sample
+        )
     elif "sim" in data:
         raise _fail(path, "sim", "a 'sim' section needs 'simulated: true'")
 
@@ -390,6 +396,19 @@ def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str,
             result[str(name)] = per_preset
         else:
             result[str(name)] = _number(factor, path, f"{entry}.{name}", 1e-3, 1e9)
+    return result
+
+
+def _sample_overrides(value: Any, path: Path | None) -> dict[str, float]:
+    """Validate ``sim.sample``: LED ageing parameters overriding the preset's."""
+    from perovlab_daq.sim.presets import ageing_override
+
+    result: dict[str, float] = {}
+    for key, number in _as_mapping(value, path, "sim.sample").items():
+        try:
+            result[str(key)] = ageing_override(str(key), number)
+        except ValueError as exc:
+            raise _fail(path, f"sim.sample.{key}", str(exc)) from None
     return result
 
 
@@ -443,6 +462,7 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         ageing_acceleration=config.sim.ageing_acceleration,
         ageing_acceleration_by_procedure=config.sim.ageing_acceleration_by_procedure,
         faulty_pixels=config.sim.faulty_pixels,
+        sample=config.sim.sample,
     )
     return BenchConfig(
         name=f"simulated bench ({sim.preset})",
@@ -530,6 +550,7 @@ class Bench:
         return self
 
     def _build_simulator(self) -> None:
+        from perovlab_daq.sim.presets import get_preset, with_ageing
         from perovlab_daq.sim.visalib import SimBenchLibrary
         from perovlab_daq.sim.world import World
 
@@ -538,7 +559,7 @@ class Bench:
         switched = "pixel_switch" in self.role_names
         first = next(iter(self.config.pixel_map), "1")
         self.world = World(
-            sim.preset,
+            with_ageing(get_preset(sim.preset), sim.sample),
             seed=sim.seed,
             ageing_acceleration=sim.acceleration_for(self.procedure),
             setup=dict(self.config.setup),
@@ -748,6 +769,8 @@ class Bench:
                 sim_seed=self.config.sim.seed,
                 ageing_acceleration=self.config.sim.acceleration_for(self.procedure),
             )
+            for key, value in self.config.sim.sample.items():
+                meta[f"sim_sample_{key}"] = value
         else:
             meta["ageing_acceleration"] = 1.0
         for key, value in self.config.setup.items():

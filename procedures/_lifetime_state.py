@@ -184,6 +184,11 @@ class ResumeState:
         Periodic J-L-V sweeps already done.
     spectra_done : int
         EL spectra already taken.
+    notes : list of str
+        Remarks for the resume event.
+    samples : tuple of arrays or None
+        Device time (s) and luminance of the stress rows so far (fed to the live
+        estimator so the continuation stops on the same L0).
     """
 
     segment: int
@@ -196,6 +201,18 @@ class ResumeState:
     jlv_done: int = 0
     spectra_done: int = 0
     notes: list[str] = field(default_factory=list)
+    #: (device time s, luminance) of the stress rows so far: the live estimator's history.
+    samples: tuple[np.ndarray, np.ndarray] | None = None
+
+    def gap_message(self, segment: int, device_offset_s: float) -> str:
+        """Return the text of the ``gap`` event that opens the resumed segment."""
+        gap_s = max(0.0, self.time_offset_s - self.last_time_s)
+        return (
+            f"resumed (segment {segment}) after {gap_s:.4g} s without data, from wall "
+            f"time {self.last_time_s:.6g} s; device time carries on at "
+            f"{device_offset_s / S_PER_H:.6g} h (last row "
+            f"{self.last_device_time_s / S_PER_H:.6g} h); " + "; ".join(self.notes)
+        )
 
 
 # --------------------------------------------------------------------------- reading the file
@@ -278,6 +295,8 @@ def read_resume_state(path: str | Path) -> Any:
         jlv_done=_sweeps_done(np.concatenate([sweep, swept])),
         spectra_done=int(spectra),
     )
+    order = np.argsort(device[stress], kind="stable")
+    state.samples = (device[stress][order], luminance[stress][order])
     if checkpoint is not None and isinstance(checkpoint.get("world"), Mapping):
         state.world_state = dict(checkpoint["world"])
         state.device_time_s = float(checkpoint.get("device_time_s", state.device_time_s))
