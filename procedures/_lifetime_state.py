@@ -24,6 +24,15 @@ from procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 
+#: Drive modes of the lifetime procedure.
+DRIVE_MODES: tuple[str, ...] = ("current_density", "current", "voltage")
+#: Samples whose median is the provisional live L0 until the decay fit gives one.
+L0_SAMPLES = 5
+#: Event recording time zero (stress switched on), wall and device time.
+EVENT_SWITCH_ON = "switch_on"
+#: Consecutive in-compliance readings that end a constant-current run.
+COMPLIANCE_STOP_SAMPLES = 5
+
 S_PER_H = 3600.0
 #: Most periodic J-L-V sweeps in ``jlv_times``.
 MAX_JLV_SWEEPS = 100

@@ -40,10 +40,14 @@ from pymeasure.experiment import (
 
 from procedures._clock import DeviceClock, ageing_acceleration
 from procedures._lifetime_state import (
+    COMPLIANCE_STOP_SAMPLES,
+    DRIVE_MODES,
     EVENT_DEVICE_STATE,
     EVENT_GAP,
     EVENT_RESUME,
     EVENT_STOP,
+    EVENT_SWITCH_ON,
+    L0_SAMPLES,
     S_PER_H,
     ResumeState,
     check_schedule,
@@ -57,14 +61,6 @@ from procedures._lifetime_stop import LiveStop
 from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
-
-DRIVE_MODES: tuple[str, ...] = ("current_density", "current", "voltage")
-#: Samples whose median is the provisional live L0 until the decay fit gives one.
-L0_SAMPLES = 5
-#: Event recording time zero (stress switched on), wall and device time.
-EVENT_SWITCH_ON = "switch_on"
-#: Consecutive in-compliance readings that end a constant-current run.
-COMPLIANCE_STOP_SAMPLES = 5
 
 
 # --------------------------------------------------------------------------- procedure
