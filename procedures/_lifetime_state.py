@@ -374,3 +374,15 @@ def _sweeps_done(sweep: np.ndarray) -> int:
     """Return the number of the last check sweep stored (0 for none)."""
     finite = sweep[np.isfinite(sweep)]
     return int(finite.max()) if finite.size else 0
+
+
+def drive_text(procedure: Any) -> str:
+    """Describe a lifetime procedure's drive and compliance for events and the log."""
+    if procedure.drive_mode == "current_density":
+        return (
+            f"{procedure.current_density:g} mA/cm^2 ({procedure.drive_level:.4g} A on "
+            f"{procedure.area_cm2:g} cm^2), compliance {procedure.compliance_voltage:g} V"
+        )
+    if procedure.drive_mode == "current":
+        return f"{procedure.current:g} A, compliance {procedure.compliance_voltage:g} V"
+    return f"{procedure.voltage:g} V, compliance {procedure.compliance_current:g} A"

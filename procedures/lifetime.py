@@ -52,6 +52,7 @@ from procedures._lifetime_state import (
     ResumeState,
     check_schedule,
     device_state_message,
+    drive_text,
     parse_time_list,
     read_resume_state,
     restore_world,
@@ -476,7 +477,7 @@ class LifetimeProcedure(DaqProcedure):
         self.emit_event(
             "info",
             EVENT_SWITCH_ON,
-            f"stress on: {self._drive_text()}; time zero of segment {self.segment}: "
+            f"stress on: {drive_text(self)}; time zero of segment {self.segment}: "
             f"wall_time_s={self.clock.start_wall_s - self.time_origin:.6f} "
             f"device_time_s={self.device_offset_s:.6f} "
             f"(ageing_acceleration {self.acceleration:g})",
@@ -540,9 +541,7 @@ class LifetimeProcedure(DaqProcedure):
                 if self.clock.device_s() < next_sample:
                     continue
             device_s = self.clock.device_s()
-            wait = sampling_interval_s(
-                device_s, self.first_interval, self.interval, self.points_per_decade
-            )
+            wait = self._sampling_wait_s(device_s)
             late_wall = (device_s - next_sample) / self.acceleration
             if late_wall > max(2.0 * wait / self.acceleration, 0.5):
                 self.emit_event(
@@ -595,26 +594,20 @@ class LifetimeProcedure(DaqProcedure):
 
     # ------------------------------------------------------------------ pieces
     def expected_row_interval_s(self, row: Mapping[str, float]) -> float | None:
-        """Return the sampling interval at this point of the schedule (None in a check sweep)."""
+        """Return the wall-time sampling interval here (the schedule is in device time)."""
         if row.get("jlv_sweep", 0) > 0:
             return None
-        return sampling_interval_s(
-            self._schedule_time_s(), self.first_interval, self.interval, self.points_per_decade
-        )
+        device_s = float(row.get("device_time", self._device_time_s()))
+        return self._sampling_wait_s(device_s) / self.acceleration
+
+    def _sampling_wait_s(self, device_s: float) -> float:
+        """Device seconds to the next reading at device time ``device_s`` (the schedule)."""
+        ppd = self.points_per_decade
+        return sampling_interval_s(device_s, self.first_interval, self.interval, ppd)
 
     def _first_due(self, every_s: float) -> float:
         """Device time at which a job repeated every ``every_s`` device s is first due."""
         return self.clock.device_s() + every_s if every_s > 0 else math.inf
-
-    def _drive_text(self) -> str:
-        if self.drive_mode == "current_density":
-            return (
-                f"{self.current_density:g} mA/cm^2 ({self.drive_level:.4g} A on "
-                f"{self.area_cm2:g} cm^2), compliance {self.compliance_voltage:g} V"
-            )
-        if self.drive_mode == "current":
-            return f"{self.current:g} A, compliance {self.compliance_voltage:g} V"
-        return f"{self.voltage:g} V, compliance {self.compliance_current:g} A"
 
     def _announce(self) -> None:
         bench_kind = "simulated" if getattr(self.bench, "world", None) is not None else "real"
