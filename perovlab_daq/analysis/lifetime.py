@@ -28,6 +28,7 @@ from perovlab_daq.analysis._validation import (
     as_float_array,
     as_positive,
     as_positive_scalar,
+    require_paired_1d,
 )
 from perovlab_daq.analysis.lifetime_acceleration import AccelerationFit, fit_acceleration
 from perovlab_daq.analysis.lifetime_fit import (
@@ -70,11 +71,7 @@ def _check_log(
     """
     times = as_float_array("time_s", time_s)
     values = as_float_array("luminance", luminance)
-    if times.ndim != 1 or times.shape != values.shape:
-        raise ValueError(
-            "time_s and luminance must be 1-D arrays of the same length; "
-            f"got shapes {times.shape} and {values.shape}"
-        )
+    require_paired_1d(time_s=times, luminance=values)
     if times.size < _MIN_SAMPLES:
         raise ValueError(f"time_s must have at least {_MIN_SAMPLES} samples; got {times.size}")
     steps = np.diff(times)
