@@ -264,11 +264,13 @@ class _ConsoleFormatter(logging.Formatter):
         return super().format(quiet).splitlines()[0]
 
 
-def configure_logging(verbosity: int) -> None:
+def configure_logging(verbosity: int) -> logging.Handler:
     """Log warnings to stderr (info with ``-v``, debug with ``-vv``); run log files get info.
 
     The root logger passes INFO on so that each run's log file is complete; the console
-    handler filters by the requested verbosity.
+    handler filters by the requested verbosity. Returns the console handler, which
+    :func:`main` removes again when the command ends (a second ``main`` call in one
+    process, as in a notebook or a test, must not log twice or to a stale stream).
     """
     console_level = (
         logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
@@ -288,21 +290,30 @@ def configure_logging(verbosity: int) -> None:
         logging.getLogger("pyvisa").setLevel(logging.INFO)
     # pymeasure warns at import time that IPython is missing: irrelevant here.
     logging.getLogger("pymeasure.experiment.experiment").setLevel(logging.ERROR)
+    return console
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code (see the module docstring)."""
-    from perovlab_daq.bench import BenchError
-    from perovlab_daq.runner import RunInputError
-    from perovlab_daq.safe_input import UnsafeInputError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
         _error_line("error", exc)
         return EXIT_BAD_INPUT
-    configure_logging(args.verbose)
+    console = configure_logging(args.verbose)
+    try:
+        return _dispatch(parser, args)
+    finally:
+        logging.getLogger().removeHandler(console)
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the chosen command; map its errors to the documented exit codes."""
+    from perovlab_daq.bench import BenchError
+    from perovlab_daq.runner import RunInputError
+    from perovlab_daq.safe_input import UnsafeInputError
+
     func: Command | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
