@@ -42,6 +42,10 @@ class FakeWorld:
     spectrometer_saturation_counts = 262143
     spectrometer_nonlinearity_coefficients = (1.0, 2.0e-7, -1.0e-12, 0.0)
     spectrometer_electric_dark_pixels = ()
+    closed_channels = ()  # no pixel switch wired
+
+    def set_switch_closed(self, channels):
+        self.calls.append(("set_switch_closed", tuple(channels)))
 
     def __init__(self):
         self.calls = []
