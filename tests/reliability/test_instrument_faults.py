@@ -45,7 +45,10 @@ CLEAN_ROWS = {
     "el-spectra": 2,
     "pl-spectrum": 2,
     "pl-fluence": 3,
-    "pl-stability": 4,
+    # Time-driven in device time: every retried timeout costs wall time that the simulated
+    # film ages through, so a loaded machine takes fewer spectra. "Nothing lost" is the
+    # exact check (rows == spectra taken); the floor only proves the run got going.
+    "pl-stability": 2,
     "plqy": 9,  # 3 configurations x 3 A-B-C cycles (the default repeats)
 }
 EXACT_ROWS = {"jlv", "el-spectra", "pl-spectrum", "pl-fluence", "plqy"}
