@@ -34,7 +34,6 @@ import functools
 import itertools
 import logging
 import time
-import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -62,8 +61,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _library_ids = itertools.count(1)
-#: Every live SimBenchLibrary (for :meth:`SimBenchLibrary.total_command_count`).
-_LIBRARIES: weakref.WeakSet[SimBenchLibrary] = weakref.WeakSet()
+#: Writes that reached any simulated library in this process (never decreases).
+_COMMANDS_SEEN = [0]
 
 
 class ResourceNotServedError(errors.VisaIOError):
@@ -148,7 +147,6 @@ class SimBenchLibrary(Stopwatch, SimVisaLibrary):
             self._injectors[_served(self._recipes, resource, "faults")] = self._injector(spec)
         self._configured = True
         self._init()
-        _LIBRARIES.add(self)
 
     #: Writes kept in :meth:`command_log` (the count in :attr:`command_count` is exact).
     COMMAND_LOG_LENGTH = 10_000
@@ -219,9 +217,11 @@ class SimBenchLibrary(Stopwatch, SimVisaLibrary):
         Returns
         -------
         int
-            Sum of :attr:`command_count` over the live libraries.
+            Writes that reached any simulated library of this process so far.
         """
-        return sum(library.command_count for library in list(_LIBRARIES))
+        # A process-wide count that never falls: a sum over the live libraries dropped
+        # whenever the garbage collector took an earlier test's library.
+        return _COMMANDS_SEEN[0]
 
     # -- construction -----------------------------------------------------------------
     @staticmethod
@@ -380,6 +380,7 @@ class SimBenchLibrary(Stopwatch, SimVisaLibrary):
         sess = self._session(session)
         name = self._resource_of(sess)
         self.command_count += 1
+        _COMMANDS_SEEN[0] += 1
         self._command_log.append((name, data.decode("ascii", errors="replace").strip()))
         injector = self._injectors.get(name)
         if injector is not None and injector.disconnected():
