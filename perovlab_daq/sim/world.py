@@ -108,7 +108,7 @@ class World:
 
         self._pixel = LedPixel(self.preset, setup)
         self._film = FilmSample(self.preset.film)
-        self._beam = LaserPath(setup)
+        self._beam = LaserPath(setup, clock=clock)
         self._spectrometer = SpectrometerModel(setup, seed)
         self._grid_responsivity_a_w = optics.interpolate_calibration(
             setup.photodiode_responsivity_csv, optics.MODEL_GRID_NM
@@ -313,6 +313,16 @@ class World:
             self._advance()
             self._beam.setpoint_w = min(float(power_setpoint_w), self._beam.max_power_w)
             self._beam.emission_on = bool(emission_on)
+
+    def set_laser_start_up(
+        self, cdrh_enabled: bool, cdrh_delay_s: float, rise_time_s: float
+    ) -> None:
+        """Set how the laser leaves standby: CDRH delay (if on) and power rise time (s)."""
+        with self._lock:
+            self._advance()
+            self._beam.cdrh_enabled = bool(cdrh_enabled)
+            self._beam.cdrh_delay_s = float(cdrh_delay_s)
+            self._beam.rise_time_s = float(rise_time_s)
 
     @property
     def laser_setting(self) -> LaserSetting:
