@@ -305,7 +305,7 @@ class CoherentObis(BenchDriverMixin, StrictRepliesMixin, Instrument):
         *,
         stable_tolerance: float = 0.02,
         timeout_s: float = 10.0,
-        poll_s: float = 0.1,
+        poll_s: float = 0.05,
         consecutive: int = 3,
         regulated_min_w: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
@@ -360,37 +360,70 @@ class CoherentObis(BenchDriverMixin, StrictRepliesMixin, Instrument):
         try:
             if not self.emission_enabled:
                 raise ObisStartError("OBIS: SOUR:AM:STAT ON sent but emission reads back OFF")
-            started = clock()
-            budget = timeout_s + (CDRH_DELAY_S if cdrh else 0.0)
-            plateau = power_w < regulated_min_w
-            recent: list[float] = []
-            while True:
-                reading = float(self.power_w)
-                recent = [*recent, reading][-consecutive:]
-                if len(recent) == consecutive and _stable(
-                    recent, power_w, stable_tolerance, plateau
-                ):
-                    stable = sum(recent) / len(recent)
-                    log.info(
-                        "OBIS emission on: %.4g W stable (setpoint %.4g W, %.1f s)",
-                        stable,
-                        power_w,
-                        clock() - started,
-                    )
-                    return stable
-                if clock() - started > budget:
-                    raise ObisPowerTimeout(
-                        f"OBIS power not stable after {budget:.1f} s: setpoint {power_w:.4g} W, "
-                        f"last reading {reading:.4g} W, tolerance {stable_tolerance:.1%}"
-                        + (" (CDRH delay included)" if cdrh else "")
-                    )
-                sleep(poll_s)
+            return self.wait_for_stable_power(
+                power_w,
+                stable_tolerance=stable_tolerance,
+                timeout_s=timeout_s + (CDRH_DELAY_S if cdrh else 0.0),
+                poll_s=poll_s,
+                consecutive=consecutive,
+                regulated_min_w=regulated_min_w,
+                clock=clock,
+                sleep=sleep,
+            )
         except BaseException:
             try:
                 self.stop_emission()
             except Exception as exc:  # noqa: BLE001 - the original error matters more
                 log.error("OBIS emission off after a failed start: %s", exc)
             raise
+
+    def wait_for_stable_power(
+        self,
+        setpoint_w: float,
+        *,
+        stable_tolerance: float = 0.02,
+        timeout_s: float = 10.0,
+        poll_s: float = 0.05,
+        consecutive: int = 3,
+        regulated_min_w: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> float:
+        """Poll ``SOUR:POW:LEV?`` until the power is stable; return the mean of the stable readings.
+
+        Used by :meth:`start_emission` and after a setpoint change while emitting; the
+        parameters are those of :meth:`start_emission` (``timeout_s`` here is the whole
+        wait, CDRH delay included).
+
+        Raises
+        ------
+        ObisPowerTimeout
+            Naming the setpoint, the last reading and the tolerance.
+        """
+        started = clock()
+        plateau = setpoint_w < regulated_min_w
+        recent: list[float] = []
+        while True:
+            reading = float(self.power_w)
+            recent = [*recent, reading][-consecutive:]
+            if len(recent) == consecutive and _stable(
+                recent, setpoint_w, stable_tolerance, plateau
+            ):
+                stable = sum(recent) / len(recent)
+                log.info(
+                    "OBIS power stable: %.4g W (setpoint %.4g W) after %.2f s",
+                    stable,
+                    setpoint_w,
+                    clock() - started,
+                )
+                return stable
+            if clock() - started > timeout_s:
+                raise ObisPowerTimeout(
+                    f"OBIS power not stable after {timeout_s:.1f} s: setpoint {setpoint_w:.4g} W, "
+                    f"last reading {reading:.4g} W, tolerance {stable_tolerance:.1%}"
+                    + (" (plateau below the regulated minimum)" if plateau else "")
+                )
+            sleep(poll_s)
 
     def stop_emission(self) -> None:
         """Switch emission off (``SOUR:AM:STAT OFF``) and confirm it by reading it back.

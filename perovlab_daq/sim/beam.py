@@ -42,7 +42,7 @@ class LaserPath:
         Laser power setpoint (clipped to the maximum), emission and interlock state.
     cdrh_enabled, cdrh_delay_s, rise_time_s
         Start-up behaviour: off, 0 and 0 (light at once) until the simulated OBIS sets
-        its own (CDRH on, 5 s, 0.2 s as shipped).
+        its own (CDRH on, see sim_configs/obis.yaml).
     filter_position
         Filter-wheel position (1-based).
     sample_position
