@@ -59,7 +59,7 @@ def _five_second_yaml(tmp_path: Path) -> Path:
     text = (Path(__file__).parents[2] / "sim_configs" / "obis.yaml").read_text()
     marker = "      cdrh_delay_s:"
     head, tail = text.split(marker)
-    tail = tail.replace("default: 0.5", "default: 5.0", 1)
+    tail = tail.replace("default: 0.1", "default: 5.0", 1)
     path = tmp_path / "obis_5s.yaml"
     path.write_text(head + marker + tail)
     assert load_sim_yaml(path)["devices"]["obis"]["properties"]["cdrh_delay_s"]["default"] == "5.0"
@@ -98,7 +98,7 @@ def test_shipped_simulator_has_cdrh_on_and_a_short_delay():
         laser.power_setpoint_w = 0.05
         laser.emission_enabled = True
         assert laser.power_w == 0.0  # CDRH delay: emission on, no light yet
-        clock.now += 0.5 + 1.0
+        clock.now += 0.1 + 1.0
         assert laser.power_w == pytest.approx(0.05, rel=0.01)
     finally:
         laser.adapter.close()
