@@ -15,6 +15,7 @@ is stable; :meth:`CoherentObis.stop_emission` switches emission off and reads it
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from instruments._common import (
     BenchDriverMixin,
     InstrumentCommunicationError,
     StrictRepliesMixin,
+    is_transient_error,
 )
 
 log = logging.getLogger(__name__)
@@ -403,8 +405,21 @@ class CoherentObis(BenchDriverMixin, StrictRepliesMixin, Instrument):
         started = clock()
         plateau = setpoint_w < regulated_min_w
         recent: list[float] = []
+        reading = math.nan
         while True:
-            reading = float(self.power_w)
+            try:
+                reading = float(self.power_w)
+            except Exception as exc:
+                # A lost or garbled reading is a missed poll (the timeout still bounds the
+                # wait); anything else is a real error.
+                if not is_transient_error(exc):
+                    raise
+                log.warning("OBIS power reading lost while waiting for stability: %s", exc)
+                recent = []
+                if clock() - started > timeout_s:
+                    raise
+                sleep(poll_s)
+                continue
             recent = [*recent, reading][-consecutive:]
             if len(recent) == consecutive and _stable(
                 recent, setpoint_w, stable_tolerance, plateau
