@@ -21,9 +21,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from perovlab_daq.calibration import load_calibration_csv
+from perovlab_daq.pixel_map import PixelMapError, check_faulty_pixels, check_pixel_map
+from perovlab_daq.safe_input import UnsafeInputError, load_yaml_file
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class RoleConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     faults: Mapping[str, Any] = field(default_factory=dict)
     expect_identity: str | None = None
+    #: pixel_switch only: pixel name -> switch channel (``card!channel``), substrate order.
+    pixels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class SimConfig:
     ageing_acceleration_by_procedure: Mapping[str, float | Mapping[str, float]] = field(
         default_factory=dict
     )
+    #: pixel name -> "short" or "open" (simulated substrate faults)
+    faulty_pixels: Mapping[str, str] = field(default_factory=dict)
 
     def acceleration_for(self, procedure: str | None) -> float:
         """Return the ageing acceleration (device s per wall s) for ``procedure`` on this preset.
@@ -112,12 +116,46 @@ class BenchConfig:
     setup: Mapping[str, Any]
     sim: SimConfig | None = None
     visa_library: str = ""
+    #: Station id (``station:``), recorded in every run file's provenance.
+    station: str = ""
+    #: Calibration files as the bench file wrote them (``setup`` holds them resolved).
+    files_as_given: Mapping[str, str] = field(default_factory=dict)
 
     def calibration_files(self) -> dict[str, Path]:
         """Return the set-up's calibration files, resolved to absolute paths."""
         return {
             key: Path(self.setup[key]) for key in SETUP_FILES if self.setup.get(key) is not None
         }
+
+    @property
+    def pixel_map(self) -> dict[str, str]:
+        """Return pixel name -> switch channel of the bench's pixel switch ({} without one)."""
+        switch = self.roles.get("pixel_switch")
+        return dict(switch.pixels) if switch is not None else {}
+
+    def pixel_channel(self, pixel: str | None) -> tuple[str, str]:
+        """Return ``(pixel, channel)`` a run on ``pixel`` connects; ``("", "")`` without a switch.
+
+        With a switch and no pixel given, the first pixel of the map is chosen (so a
+        file is never labelled with a pixel that was not connected).
+
+        Raises
+        ------
+        BenchError
+            If the bench has a switch and ``pixel`` is not in its pixel map.
+        """
+        pixels = self.pixel_map
+        if not pixels:
+            return (pixel or "", "")
+        if not pixel:
+            pixel = next(iter(pixels))
+        if pixel not in pixels:
+            where = self.path or "the bench"
+            raise BenchError(
+                f"{where}: roles.pixel_switch.pixels: no pixel {pixel!r} "
+                f"(the switch connects {', '.join(pixels)})"
+            )
+        return (pixel, pixels[pixel])
 
     def require_roles(self, roles: Iterable[str]) -> None:
         """Raise :class:`BenchError` naming every role in ``roles`` the bench lacks."""
@@ -190,7 +228,16 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
     """
     if not isinstance(data, Mapping):
         raise _fail(path, "top level", f"expected a mapping of bench settings, got {data!r}")
-    allowed_top = {"format", "name", "simulated", "sim", "roles", "setup", "visa_library"}
+    allowed_top = {
+        "format",
+        "name",
+        "station",
+        "simulated",
+        "sim",
+        "roles",
+        "setup",
+        "visa_library",
+    }
     for key in data:
         if key not in allowed_top:
             raise _fail(
@@ -214,7 +261,9 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             raise _fail(path, entry_name, f"unknown role (known: {', '.join(KNOWN_ROLES)})")
         entry = _as_mapping(entry_any, path, entry_name)
         for key in entry:
-            if key not in {"driver", "resource", "options", "faults", "expect_identity"}:
+            if key not in {"driver", "resource", "options", "faults", "expect_identity"} and (
+                key != "pixels" or role != "pixel_switch"
+            ):
                 raise _fail(path, f"{entry_name}.{key}", "unknown entry")
         driver = entry.get("driver")
         if not isinstance(driver, str) or driver not in drivers:
@@ -243,10 +292,12 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             options=_as_mapping(entry.get("options"), path, f"{entry_name}.options"),
             faults=faults,
             expect_identity=expect,
+            pixels=_pixels(entry.get("pixels"), path) if role == "pixel_switch" else {},
         )
 
     setup_in = _as_mapping(data.get("setup"), path, "setup")
     setup: dict[str, Any] = {}
+    files_as_given: dict[str, str] = {}
     for key, value in setup_in.items():
         entry_name = f"setup.{key}"
         if key in SETUP_FIELDS:
@@ -259,6 +310,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             except ValueError as exc:
                 raise _fail(path, entry_name, str(exc)) from None
             setup[key] = str(resolved)
+            files_as_given[key] = value
         else:
             allowed = ", ".join([*SETUP_FIELDS, *SETUP_FILES])
             raise _fail(path, entry_name, f"unknown entry (allowed: {allowed})")
@@ -272,6 +324,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
                 "seed",
                 "ageing_acceleration",
                 "ageing_acceleration_by_procedure",
+                "faulty_pixels",
             }:
                 raise _fail(path, f"sim.{key}", "unknown entry")
         preset = sim_in.get("preset", DEFAULT_PRESET)
@@ -283,7 +336,12 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
             sim_in.get("ageing_acceleration", 1.0), path, "sim.ageing_acceleration", 1e-3, 1e9
         )
         by_procedure = _accelerations(sim_in.get("ageing_acceleration_by_procedure"), path)
-        sim = SimConfig(preset, seed, acceleration, by_procedure)
+        pixel_names = list(roles["pixel_switch"].pixels) if "pixel_switch" in roles else ["1"]
+        try:
+            faulty = check_faulty_pixels(sim_in.get("faulty_pixels"), pixel_names)
+        except PixelMapError as exc:
+            raise _fail(path, exc.entry, exc.problem) from None
+        sim = SimConfig(preset, seed, acceleration, by_procedure, faulty)
     elif "sim" in data:
         raise _fail(path, "sim", "a 'sim' section needs 'simulated: true'")
 
@@ -291,6 +349,11 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
     if not isinstance(visa_library, str):
         raise _fail(path, "visa_library", f"expected a string such as '@py', got {visa_library!r}")
     name = data.get("name") or (path.stem if path else "bench")
+    station = data.get("station", "")
+    if station is None or isinstance(station, bool) or not isinstance(station, str | int):
+        raise _fail(
+            path, "station", f"expected a station id such as 'lab2-bench1', got {station!r}"
+        )
     return BenchConfig(
         name=str(name),
         path=path,
@@ -299,7 +362,16 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         setup=setup,
         sim=sim,
         visa_library=visa_library,
+        station=str(station),
+        files_as_given=files_as_given,
     )
+
+
+def _pixels(value: Any, path: Path | None) -> dict[str, str]:
+    try:
+        return check_pixel_map(value)
+    except PixelMapError as exc:
+        raise _fail(path, exc.entry, exc.problem) from None
 
 
 def _accelerations(value: Any, path: Path | None) -> dict[str, float | dict[str, float]]:
@@ -343,16 +415,9 @@ def load_bench(path: str | Path) -> BenchConfig:
     """
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BenchError(f"{file_path}: cannot read bench file ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise BenchError(f"{file_path}: not a valid YAML bench file{where}: {problem}") from None
+        data = load_yaml_file(file_path, "bench file", name_kind=True)
+    except UnsafeInputError as exc:
+        raise BenchError(str(exc)) from None
     return parse_bench(data, path=file_path, base=file_path.resolve().parent)
 
 
@@ -377,6 +442,7 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         seed=config.sim.seed if seed is None else seed,
         ageing_acceleration=config.sim.ageing_acceleration,
         ageing_acceleration_by_procedure=config.sim.ageing_acceleration_by_procedure,
+        faulty_pixels=config.sim.faulty_pixels,
     )
     return BenchConfig(
         name=f"simulated bench ({sim.preset})",
@@ -386,6 +452,8 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         setup=config.setup,
         sim=sim,
         visa_library="",
+        station=config.station,
+        files_as_given=config.files_as_given,
     )
 
 
@@ -442,6 +510,8 @@ class Bench:
         self.world: Any = None
         self.visa_library: Any = config.visa_library
         self._opened = False
+        #: role -> VISA session attributes as the driver opened them (for :meth:`reopen`)
+        self._sessions: dict[str, dict[str, Any]] = {}
 
     # -- life cycle -------------------------------------------------------------------
     def open(self) -> Bench:
@@ -464,11 +534,20 @@ class Bench:
         from perovlab_daq.sim.world import World
 
         sim = self.config.sim or SimConfig()
+        # Without an open switch the pixel first in the map (or "1") is wired for good.
+        switched = "pixel_switch" in self.role_names
+        first = next(iter(self.config.pixel_map), "1")
         self.world = World(
             sim.preset,
             seed=sim.seed,
             ageing_acceleration=sim.acceleration_for(self.procedure),
             setup=dict(self.config.setup),
+            pixel_channels=self.config.pixel_map if switched else None,
+            faulty_pixels=dict(sim.faulty_pixels)
+            if switched
+            else {"1": sim.faulty_pixels[first]}
+            if first in sim.faulty_pixels
+            else {},
         )
         roles = [self.config.roles[r] for r in self.role_names]
         self.visa_library = SimBenchLibrary(
@@ -520,7 +599,16 @@ class Bench:
                 f"{rc.resource!r} identifies as {identity!r}, expected {rc.expect_identity!r}",
             )
         log.info("%s: %s at %s is %s", rc.role, rc.driver, rc.resource, identity)
+        self._remember_session(rc.role, instrument)
         return instrument
+
+    def _remember_session(self, role: str, instrument: Any) -> None:
+        from perovlab_daq.reconnect import connection_settings, track_settings
+
+        connection = getattr(getattr(instrument, "adapter", None), "connection", None)
+        if connection is not None:
+            self._sessions[role] = connection_settings(connection)
+        track_settings(instrument)
 
     def __enter__(self) -> Bench:
         return self.open()
@@ -544,26 +632,36 @@ class Bench:
         return role in self.instruments
 
     def reopen(self, role: str) -> None:
-        """Close and re-open the VISA connection of ``role`` in place, keeping its settings.
+        """Re-open the VISA connection of ``role`` in place, as it was first opened.
 
         Used by retries of unattended runs after repeated timeouts or I/O errors; the
-        driver object (held by the procedure) stays the same.
+        driver object (held by the procedure) stays the same. The new session gets every
+        attribute the driver opened the first one with (baud rate and serial framing,
+        terminations, timeout: :mod:`perovlab_daq.reconnect`), then every setting the
+        procedure had written that the instrument no longer holds (source mode, range,
+        level; output or emission state last) is written back.
+
+        Raises
+        ------
+        BenchError
+            When the role has no VISA connection to re-open.
+        Exception
+            Whatever the driver raises when the instrument does not answer yet (the
+            caller's retry tries again).
         """
+        from perovlab_daq.reconnect import connection_settings, reopen_connection, restore_settings
+
         instrument = self[role]
         adapter = getattr(instrument, "adapter", None)
         connection = getattr(adapter, "connection", None)
         if adapter is None or connection is None or not hasattr(adapter, "manager"):
             raise BenchError(f"roles.{role}: its connection cannot be re-opened")
-        keep = {}
-        for attribute in ("read_termination", "write_termination", "timeout"):
-            if hasattr(connection, attribute):
-                keep[attribute] = getattr(connection, attribute)
-        try:
-            connection.close()
-        except Exception as exc:  # noqa: BLE001 - the old session may already be gone
-            log.debug("%s: closing the old connection failed: %s", role, exc)
-        adapter.connection = adapter.manager.open_resource(adapter.resource_name, **keep)
+        settings = self._sessions.get(role) or connection_settings(connection)
+        reopen_connection(adapter, settings)
         log.warning("%s: connection to %s re-opened", role, adapter.resource_name)
+        changed = restore_settings(instrument)
+        if changed:
+            log.warning("%s: settings restored after re-open: %s", role, ", ".join(changed))
 
     # -- safety and metadata ----------------------------------------------------------
     def safe_state(self) -> dict[str, str]:

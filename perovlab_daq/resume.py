@@ -272,6 +272,9 @@ def execute_resume(
         interrupted_by=outcome.interrupted_by,
         elapsed_s=outcome.elapsed_s,
         safe_state=outcome.safe_state,
+        outputs=outcome.outputs,
+        file_readable=outcome.file_readable,
+        file_problem=outcome.file_problem,
     )
 
 
@@ -341,10 +344,12 @@ def append_segment(path: Path, segment_path: Path, status: str, reason: str) -> 
     """
     import h5py
 
+    from perovlab_daq.storage.files import updating_closed_file
+
     if not segment_path.exists():
         return 0
     with (
-        h5py.File(path, "r+", locking=False) as dst,
+        updating_closed_file(path) as dst,  # copy, append, fsync, atomic rename
         h5py.File(segment_path, "r", locking=False) as src,
     ):
         target, source = dst["entry"], src["entry"]

@@ -19,6 +19,7 @@ import math
 import os
 import queue
 import re
+import reprlib
 import sys
 import threading
 import time
@@ -28,8 +29,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from perovlab_daq.safe_input import (
+    UnsafeInputError,
+    check_new_output_file,
+    check_output_folder,
+    load_yaml_file,
+)
 from procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
@@ -37,9 +42,15 @@ log = logging.getLogger(__name__)
 #: Characters allowed in sample, device and pixel identifiers and operator names.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
 DEFAULT_FILE_PATTERN = "{date}_{sample}_{procedure}_{pixel}.h5"
-#: A number followed by a unit expression: what ``--set`` accepts beside plain numbers.
+#: Longest text ``--set`` or a file may give for one number with its unit.
+MAX_QUANTITY_TEXT = 40
+#: A unit expression pint may see: names of letters (no digits, no underscores), each with
+#: at most a one-digit exponent, joined by ``*``, ``/`` or a space - a grammar with no
+#: way to build a huge number (``cm^9^9^9`` or ``**99999`` are refused before pint runs).
+_UNIT_FACTOR = r"[A-Za-zµ°%Ω]{1,12}(?:(?:\^|\*\*)-?[1-9])?"
 _QUANTITY_TEXT = re.compile(
-    r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-zµ°%][A-Za-zµ°%0-9/^*. ]*$"
+    r"^(?P<number>[-+]?(?:\d{1,20}\.?\d{0,20}|\.\d{1,20})(?:[eE][-+]?\d{1,3})?)\s?"
+    rf"(?P<unit>{_UNIT_FACTOR}(?:\s?[*/ ]\s?{_UNIT_FACTOR}){{0,3}})$"
 )
 
 
@@ -74,16 +85,25 @@ def parse_quantity(name: str, text: str, units: str) -> float:
     RunInputError
         Naming the parameter when the text is not a number or its unit is incompatible.
     """
-    stripped = text.strip()
+    stripped = str(text).strip()
+    shown = _short(stripped)
+    if len(stripped) > MAX_QUANTITY_TEXT:
+        raise RunInputError(
+            f"parameter {name!r}: {shown} is longer than {MAX_QUANTITY_TEXT} characters"
+        )
     try:
-        return float(stripped)
+        number = float(stripped)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise RunInputError(f"parameter {name!r}: {shown} is not a finite number")
+        return number
     if not units:
-        raise RunInputError(f"parameter {name!r}: {text!r} is not a number")
+        raise RunInputError(f"parameter {name!r}: {shown} is not a number")
     if not _QUANTITY_TEXT.match(stripped):
         raise RunInputError(
-            f"parameter {name!r}: cannot read {text!r} as a value in {units} "
+            f"parameter {name!r}: cannot read {shown} as a value in {units} "
             "(a number, optionally followed by a unit such as mA/cm^2)"
         )
     from pint import UnitRegistry
@@ -95,13 +115,29 @@ def parse_quantity(name: str, text: str, units: str) -> float:
         value = quantity.to(registry.Unit(units.replace("^", "**"))).magnitude
     except DimensionalityError:
         raise RunInputError(
-            f"parameter {name!r}: {text!r} has the wrong unit (expected a value in {units})"
+            f"parameter {name!r}: {shown} has the wrong unit (expected a value in {units})"
         ) from None
-    except (PintError, ValueError, TypeError, AttributeError, SyntaxError, AssertionError):
+    except (
+        PintError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        SyntaxError,
+        AssertionError,
+        ArithmeticError,
+    ):
         raise RunInputError(
-            f"parameter {name!r}: cannot read {text!r} as a value in {units}"
+            f"parameter {name!r}: cannot read {shown} as a value in {units}"
         ) from None
-    return float(value)
+    value = float(value)
+    if not math.isfinite(value):
+        raise RunInputError(f"parameter {name!r}: {shown} is not a finite value in {units}")
+    return value
+
+
+def _short(value: Any) -> str:
+    """Return a bounded repr of a user value for a message (never the whole of a huge one)."""
+    return reprlib.repr(value)
 
 
 _REGISTRY: Any = None
@@ -146,17 +182,15 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
 
 
 def read_parameter_file(path: Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) mapping of parameter values, safe-loaded."""
+    """Read a YAML (or JSON) mapping of parameter values: plain data, bounded in size."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RunInputError(f"{path}: cannot read parameter file ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise RunInputError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        data = load_yaml_file(path, "parameter file")
+    except UnsafeInputError as exc:
+        raise RunInputError(str(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise RunInputError(f"{path}: expected a mapping of parameter: value, got {data!r}")
+        raise RunInputError(f"{path}: expected a mapping of parameter: value, got {_short(data)}")
     return {str(k): v for k, v in data.items()}
 
 
@@ -177,9 +211,22 @@ def check_identifier(field_name: str, value: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- outcome
+#: Exit codes of a run (the command line returns them; README and docs/reliability.md).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+#: A source output or the laser emission did not read back off: switch it off by hand.
+EXIT_OUTPUT_NOT_OFF = 3
+
+
 @dataclass
 class RunOutcome:
-    """How a run ended."""
+    """How a run ended, with the output states as read back from the instruments.
+
+    ``status`` is the file's status, or ``killed`` when the acquisition process died
+    without its safe path and its supervisor ended the run (the file then says
+    ``interrupted``, the reason and a ``killed`` event say how).
+    """
 
     path: Path
     status: str
@@ -187,23 +234,91 @@ class RunOutcome:
     figures: dict[str, Any] = field(default_factory=dict)
     interrupted_by: str = ""
     elapsed_s: float = 0.0
+    #: role -> result of the switch-off command (``"ok"`` or the error)
     safe_state: dict[str, str] = field(default_factory=dict)
+    #: "<role> output|emission" -> ``"off"``, ``"on"`` or ``"unreadable: ..."``, read back
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: whether the file opened with plain h5py (read-only) once the run had ended
+    file_readable: bool = True
+    file_problem: str = ""
+
+    @property
+    def outputs_off(self) -> bool:
+        """Return whether every hazardous output read back ``off`` (none left means off)."""
+        return all(state == "off" for state in self.outputs.values())
 
     @property
     def exit_code(self) -> int:
-        """Return the command-line exit code of this outcome (0, 1 or 130)."""
-        return {"finished": 0, "aborted": 130}.get(self.status, 1)
+        """Return the command-line exit code of this outcome.
+
+        3 if any output did not read back off (it overrides everything), 0 finished with a
+        readable file, 130 stopped by a signal or the user, 1 otherwise (failed, killed,
+        file unreadable).
+        """
+        if not self.outputs_off:
+            return EXIT_OUTPUT_NOT_OFF
+        if not self.file_readable:
+            return EXIT_FAILED
+        return {"finished": EXIT_OK, "aborted": EXIT_INTERRUPTED}.get(self.status, EXIT_FAILED)
 
     def summary(self) -> dict[str, Any]:
-        """Return a JSON-friendly summary (file path, status, key figures)."""
+        """Return a JSON-friendly summary (file, status, read-back safe state, key figures)."""
         return {
             "file": str(self.path),
             "status": self.status,
             "reason": self.reason,
             "elapsed_s": round(self.elapsed_s, 3),
             "figures": {k: jsonable(v) for k, v in self.figures.items()},
-            "safe_state": self.safe_state,
+            "safe_state": dict(self.outputs),
+            "outputs_off": self.outputs_off,
+            "file_readable": self.file_readable,
+            "file_problem": self.file_problem,
+            "shutdown_commands": dict(self.safe_state),
+            "exit_code": self.exit_code,
         }
+
+    def safe_state_line(self) -> str:
+        """Return one line for the console: the outputs as read back and the file's state."""
+        states = ", ".join(f"{k} {v}" for k, v in self.outputs.items()) or "no hazardous output"
+        readable = (
+            "file readable" if self.file_readable else f"FILE UNREADABLE: {self.file_problem}"
+        )
+        if self.outputs_off:
+            return f"read back: {states}; {readable}"
+        return (
+            f"DANGER: outputs not confirmed off ({states}): switch them off at the "
+            f"instrument; {readable}"
+        )
+
+
+def check_file_readable(path: Path) -> tuple[bool, str]:
+    """Open a run file read-only with plain h5py; return (readable, problem)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            status = file["entry"].attrs.get("status", "")
+    except (OSError, KeyError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if isinstance(status, bytes):
+        status = status.decode("utf-8", "replace")
+    if str(status) in {"running", "queued", ""}:
+        return False, f"file status is {status!r} after the run ended"
+    return True, ""
+
+
+def record_outputs_not_off(path: Path, outcome: RunOutcome) -> None:
+    """Add an ``error`` event to a closed run file when an output did not read back off."""
+    if outcome.outputs_off:
+        return
+    from perovlab_daq.storage import HDF5Results, StorageError
+
+    message = outcome.safe_state_line()
+    log.error("%s", message)
+    try:
+        HDF5Results.load(path).add_event("error", "outputs_not_off", message)
+    except (StorageError, OSError) as exc:
+        log.error("could not record it in %s: %s", path, exc)
 
 
 def jsonable(value: Any) -> Any:
@@ -282,6 +397,10 @@ def plan_run(
     if not isinstance(notes, str) or len(notes) > 10_000:
         raise RunInputError("notes must be text of at most 10,000 characters")
     clean_sample["notes"] = notes
+    try:  # a bench with a pixel switch connects a pixel of its map (the first by default)
+        clean_sample["pixel"] = bench_config.pixel_channel(clean_sample["pixel"])[0] or None
+    except BenchError as exc:
+        raise RunInputError(f"pixel: {exc}") from None
     if not (0.01 <= durability_interval_s <= 60):
         raise RunInputError(
             f"durability interval {durability_interval_s!r} s is outside 0.01 to 60 s"
@@ -301,17 +420,30 @@ def plan_run(
 def _choose_path(
     output: Path | str | None, pattern: str, procedure: str, sample: Mapping[str, str]
 ) -> Path:
+    """Propose a free file name (claimed when the run file is created); check free space."""
     from perovlab_daq.storage import run_file_path
 
     target = Path(output) if output is not None else Path("data")
     if target.suffix.lower() in {".h5", ".hdf5", ".nxs"}:
-        if target.exists():
-            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
         if not target.parent.exists():
             raise RunInputError(f"output folder {str(target.parent)!r} does not exist")
-        return target
+        if os.path.lexists(target):
+            raise RunInputError(f"output file {str(target)!r} exists already (never overwritten)")
+        try:
+            checked = check_new_output_file(target)
+        except UnsafeInputError as exc:
+            raise RunInputError(str(exc)) from None
+        try:
+            _check_free_space(target.parent)
+        except OSError as exc:
+            raise RunInputError(str(exc)) from None
+        return checked
     if target.exists() and not target.is_dir():
         raise RunInputError(f"output {str(target)!r} is neither a folder nor a new .h5 file")
+    try:
+        check_output_folder(target)
+    except UnsafeInputError as exc:
+        raise RunInputError(str(exc)) from None
     fields = {
         "date": datetime.now().strftime("%Y%m%d-%H%M%S"),
         "sample": sample.get("sample") or "sample",
@@ -321,9 +453,26 @@ def _choose_path(
         "procedure": procedure,
     }
     try:
+        _check_free_space(target)
         return Path(run_file_path(target, pattern, **fields))
     except (KeyError, ValueError) as exc:
         raise RunInputError(f"file pattern {pattern!r}: {exc}") from None
+    except OSError as exc:  # the folder could not be created after all (raced, quota...)
+        raise RunInputError(
+            f"output folder {str(target)!r} cannot be used ({exc.strerror or exc})"
+        ) from None
+
+
+def _check_free_space(folder: Path) -> None:
+    """Refuse (``OSError``) a folder whose disk is clearly too full; warn when tight."""
+    from perovlab_daq.storage.batches import check_room_before_run
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:  # a folder created by the run
+        probe = probe.parent
+    warning = check_room_before_run(probe)
+    if warning:
+        log.warning("%s", warning)
 
 
 # --------------------------------------------------------------------------- execution
@@ -368,7 +517,7 @@ def execute_run(
     if own_bench:
         roles = [
             *cls.REQUIRED_ROLES,
-            *(r for r in cls.OPTIONAL_ROLES if r in plan.bench_config.roles),
+            *(r for r in (*cls.OPTIONAL_ROLES, "pixel_switch") if r in plan.bench_config.roles),
         ]
         bench = Bench(plan.bench_config, procedure=cls.NAME, roles=roles).open()
     handler: logging.Handler | None = None
@@ -380,6 +529,7 @@ def execute_run(
             handler = _attach_log_file(plan.path.with_suffix(plan.path.suffix + ".log"))
         procedure = cls(**plan.parameters)
         procedure.bench = bench
+        procedure.pixel = plan.sample.get("pixel") or ""
         results = HDF5Results(
             procedure,
             plan.path,
@@ -398,11 +548,15 @@ def execute_run(
             if stop_event.is_set() and not worker.should_stop():
                 interrupted_by = getattr(stop_event, "reason", "") or "stop requested"
                 log.warning("stopping the run safely (%s)", interrupted_by)
+                # The reason the file keeps for its 'aborted' status (not "by the user").
+                results.set_status("running", f"stopped safely: {interrupted_by}")
+                results.add_event("warning", "stop", f"stop requested: {interrupted_by}")
                 worker.stop()
             last_progress = _drain_progress(worker, on_progress, last_progress)
         _drain_progress(worker, on_progress, last_progress)
     finally:
         safe = bench.safe_state() if bench is not None else {}
+        outputs = bench.output_states() if bench is not None else {}
         if own_bench and bench is not None:
             bench.close()
         if handler is not None:
@@ -412,17 +566,20 @@ def execute_run(
             except OSError as exc:  # a full or vanished disk must not hide how the run ended
                 log.error("closing the log file failed: %s", exc)
     outcome = RunOutcome(
-        path=plan.path,
+        path=Path(results.path),  # the name claimed at creation (another run may have won)
         status=str(results.status),
         reason=str(getattr(results, "status_reason", "") or ""),
         interrupted_by=interrupted_by,
         elapsed_s=time.monotonic() - started,
         safe_state=safe,
+        outputs=outputs,
     )
     from perovlab_daq.figures import analyse_and_store
 
     outcome.figures = analyse_and_store(cls, results)
     _close_results(results)
+    record_outputs_not_off(plan.path, outcome)
+    outcome.file_readable, outcome.file_problem = check_file_readable(plan.path)
     return outcome
 
 

@@ -1,6 +1,7 @@
 """Recipes: a list of runs (J-L-V, EL spectra, lifetime at three currents...) run in order.
 
-A recipe is data: YAML read with ``yaml.safe_load`` and never evaluated as code. Values
+A recipe is data: YAML read by :func:`perovlab_daq.safe_input.load_yaml_file` (safe,
+bounded in size, depth and aliases) and never evaluated as code. Values
 with units (``"20mA/cm^2"``) are parsed by pint's unit parser, nothing else. Every run of
 a recipe is validated before the first one starts, so a typo in run 5 is reported (exit 2)
 before run 1 touches an instrument.
@@ -33,9 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from perovlab_daq.runner import RunInputError, RunOutcome, RunPlan, execute_run, plan_run
+from perovlab_daq.safe_input import UnsafeInputError, load_yaml_file
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,9 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     """Read a recipe file (safe YAML) and check its top-level shape."""
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RunInputError(f"{file_path}: cannot read recipe ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RunInputError(f"{file_path}: not valid YAML{where}") from None
+        data = load_yaml_file(file_path, "recipe")
+    except UnsafeInputError as exc:
+        raise RunInputError(str(exc)) from None
     if not isinstance(data, Mapping):
         raise RunInputError(f"{file_path}: a recipe is a mapping with a 'runs' list")
     unknown = set(data) - _RECIPE_KEYS
@@ -241,10 +235,14 @@ def run_recipe(
     stop_event: threading.Event | None = None,
     on_step: Callable[[int, RecipeStep], None] | None = None,
     on_progress: Callable[[float, str], None] | None = None,
+    execute: Callable[..., Any] = execute_run,
 ) -> list[StepResult]:
     """Run the steps in order; stop at a failure unless the step says to continue.
 
-    A stop request (Ctrl-C, SIGTERM) ends the current run safely and skips the rest.
+    A stop request (any of :data:`perovlab_daq.stop_signals.STOP_SIGNALS`) ends the current
+    run safely and skips the rest; so does an output that did not read back off, whatever
+    the step says. ``execute`` runs one plan (default :func:`execute_run`; the command
+    line passes :func:`perovlab_daq.supervisor.execute_supervised`).
     """
     from perovlab_daq.bench import BenchError
 
@@ -258,7 +256,7 @@ def run_recipe(
         if on_step is not None:
             on_step(number, step)
         try:
-            outcome = execute_run(step.plan, stop_event=stop_event, on_progress=on_progress)
+            outcome = execute(step.plan, stop_event=stop_event, on_progress=on_progress)
         except BenchError as exc:
             results.append(StepResult(step.label, step.plan.procedure_cls.NAME, None, str(exc)))
             if not step.continue_on_failure:
@@ -266,7 +264,7 @@ def run_recipe(
                 break
             continue
         results.append(StepResult(step.label, step.plan.procedure_cls.NAME, outcome))
-        if outcome.status == "aborted":
+        if outcome.status == "aborted" or not outcome.outputs_off:
             _skip_rest(steps, number, results)
             break
         if outcome.status != "finished" and not step.continue_on_failure:
@@ -281,7 +279,13 @@ def _skip_rest(steps: list[RecipeStep], number: int, results: list[StepResult]) 
 
 
 def recipe_exit_code(results: list[StepResult]) -> int:
-    """Return 0 when every run finished, 130 when stopped by a signal, 1 otherwise."""
+    """Return the recipe's exit code (the codes of :class:`perovlab_daq.runner.RunOutcome`).
+
+    3 if an output did not read back off, 130 when stopped by a signal, 0 when every run
+    finished, 1 otherwise.
+    """
+    if any(r.outcome is not None and not r.outcome.outputs_off for r in results):
+        return 3
     if any(r.outcome is not None and r.outcome.status == "aborted" for r in results):
         return 130
     if all(r.status == "finished" for r in results):

@@ -243,6 +243,9 @@ def read_resume_state(path: str | Path) -> Any:
         kinds = [read_text(v) for v in entry["events/kind"][()]] if "events" in entry else []
         messages = [read_text(v) for v in entry["events/message"][()]] if "events" in entry else []
         spectra = len(entry["spectra/intensity"]) if "spectra" in entry else 0
+        # Check sweeps are stored apart from the stress rows (docs/hdf5-layout.md).
+        checked = entry.get("check_sweeps/jlv_sweep")
+        swept = np.asarray(checked[()], dtype=float) if checked is not None else np.zeros(0)
     luminance = columns.get("luminance")
     relative = columns.get("relative_luminance")
     device = columns.get("device_time")
@@ -272,7 +275,7 @@ def read_resume_state(path: str | Path) -> Any:
         l0_cd_m2=l0,
         last_time_s=float(wall[last]),
         last_device_time_s=float(device[last]),
-        jlv_done=int(np.nanmax(sweep)) if sweep.size and np.isfinite(sweep).any() else 0,
+        jlv_done=_sweeps_done(np.concatenate([sweep, swept])),
         spectra_done=int(spectra),
     )
     if checkpoint is not None and isinstance(checkpoint.get("world"), Mapping):
@@ -337,3 +340,9 @@ def restore_world(bench: Any, resume: ResumeState) -> tuple[str, str]:
         "simulated device restored from its last saved ageing state "
         f"(device time {resume.device_time_s / S_PER_H:.4g} h)",
     )
+
+
+def _sweeps_done(sweep: np.ndarray) -> int:
+    """Return the number of the last check sweep stored (0 for none)."""
+    finite = sweep[np.isfinite(sweep)]
+    return int(finite.max()) if finite.size else 0

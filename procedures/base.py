@@ -7,10 +7,15 @@ the real and the simulated bench, and a test can hand it any bench.
 
 It emits the records of ``docs/architecture.md`` section 5: data rows (``emit_row``), array
 frames such as spectra (``emit_frame``) and events (``emit_event``).
+
+On a bench with a ``pixel_switch`` every procedure's ``startup`` first connects the run's
+pixel (:meth:`DaqProcedure.connect_pixel`: source output off, open all, close the pixel's
+channel, read it back) and records ``connected_pixel`` and ``switch_channel``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -22,6 +27,7 @@ from pymeasure.experiment import (
     FloatParameter,
     IntegerParameter,
     ListParameter,
+    Metadata,
     Parameter,
     Procedure,
 )
@@ -29,6 +35,13 @@ from pymeasure.experiment import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: A pause between two rows longer than this many expected intervals is a ``gap`` event.
+GAP_INTERVALS = 2.0
+#: ... and longer than this (s): scheduler jitter on a busy computer is not a gap.
+GAP_MIN_S = 0.5
+#: Events that already explain a pause between rows (no extra ``gap`` event then).
+GAP_EXPLAINED_BY = frozenset({"gap", "pause", "jlv"})
 
 
 class ParameterError(ValueError):
@@ -133,11 +146,67 @@ class DaqProcedure(Procedure):
     MAX_CONSECUTIVE_FAILURES: ClassVar[int] = 5
 
     bench: Any = None
+    #: Time column value of the last row checked for gaps, and whether an event since
+    #: then explains a pause (see :meth:`expected_row_interval_s`).
+    _gap_last_time: float = math.nan
+    _gap_explained: bool = False
+    #: The pixel the run is for (set by the runner from the sample identifiers; "" = none).
+    pixel: str = ""
+    _connected_pixel: str = ""
+    _switch_channel: str = ""
+    _pixel_connected: bool = False
+    connected_pixel = Metadata("Pixel connected", fget="_connected_pixel")
+    switch_channel = Metadata("Pixel switch channel", fget="_switch_channel")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.COLUMNS:
             cls.DATA_COLUMNS = list(cls.COLUMNS)
+        own_startup = cls.__dict__.get("startup")
+        if own_startup is not None:
+
+            @functools.wraps(own_startup)
+            def startup(self: DaqProcedure) -> None:
+                self.connect_pixel()
+                own_startup(self)
+
+            cls.startup = startup  # type: ignore[method-assign]
+
+    # -- pixel ------------------------------------------------------------------------
+    def connect_pixel(self) -> None:
+        """Connect the run's pixel through the bench's pixel switch (once per run).
+
+        Without a ``pixel_switch`` the pixel is what the operator contacted: it is recorded
+        as given, with no channel. With one: source output off (read back), then the
+        switch opens all channels, closes the pixel's and reads the closed list back
+        (break-before-make); no pixel given means the first of the bench's pixel map.
+
+        Raises
+        ------
+        RuntimeError
+            If the source output does not read back off, or the pixel is not on the bench.
+        """
+        if self._pixel_connected:
+            return
+        self._pixel_connected = True
+        if not self.has_role("pixel_switch"):
+            self._connected_pixel = self.pixel or ""
+            return
+        try:
+            pixel, channel = self.bench.config.pixel_channel(self.pixel or None)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        smu = self.bench.get("source_meter")
+        if smu is not None:
+            smu.output_enabled = False
+            if smu.output_enabled:
+                raise RuntimeError("the source output does not read back off: not switching")
+        switch = self.bench["pixel_switch"]
+        self.call_with_retry(
+            lambda: switch.select(channel), f"connect pixel {pixel}", role="pixel_switch"
+        )
+        self._connected_pixel, self._switch_channel = pixel, channel
+        self.emit_event("info", "pixel", f"pixel {pixel} connected (switch channel {channel})")
 
     # -- parameters -------------------------------------------------------------------
     @classmethod
@@ -206,8 +275,39 @@ class DaqProcedure(Procedure):
 
     # -- records ----------------------------------------------------------------------
     def emit_row(self, **values: float) -> None:
-        """Emit one data row; keys are column names of ``COLUMNS``."""
+        """Emit one data row; keys are column names of ``COLUMNS``.
+
+        A row whose ``time`` lies more than ``GAP_INTERVALS`` expected intervals (and
+        ``GAP_MIN_S``) after the previous checked row is preceded by a ``gap`` event,
+        unless an event of a kind in ``GAP_EXPLAINED_BY`` came in between.
+        """
+        expected = self.expected_row_interval_s(values)
+        if expected is not None:
+            self._check_gap(float(values.get("time", math.nan)), expected)
         self.emit("results", values)
+
+    def expected_row_interval_s(self, row: Mapping[str, float]) -> float | None:
+        """Return the interval (s of the ``time`` column) expected before ``row``, or None.
+
+        None (the default) means rows are not checked for gaps; time-driven procedures
+        return their current sampling interval, and None for rows outside the schedule.
+        """
+        return None
+
+    def _check_gap(self, now: float, expected: float) -> None:
+        last, explained = self._gap_last_time, self._gap_explained
+        self._gap_last_time, self._gap_explained = now, False
+        if not math.isfinite(now) or not math.isfinite(last) or explained:
+            return
+        pause = now - last
+        if pause > GAP_INTERVALS * expected and pause > GAP_MIN_S:
+            self.emit_event(
+                "warning",
+                "gap",
+                f"no sample for {pause:.3g} s (expected every {expected:.3g} s) "
+                f"before time {now:.6g} s",
+            )
+            self._gap_explained = False  # the gap event explains only this pause
 
     def emit_frame(
         self,
@@ -250,6 +350,8 @@ class DaqProcedure(Procedure):
         getattr(log, level if level in {"info", "warning", "error"} else "info")(
             "%s: %s", kind, message
         )
+        if kind in GAP_EXPLAINED_BY:
+            self._gap_explained = True
         self.emit("event", {"level": level, "kind": kind, "message": message})
 
     # -- robustness -------------------------------------------------------------------

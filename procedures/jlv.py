@@ -527,6 +527,9 @@ class JlvProcedure(DaqProcedure):
         eqe = self.factors.eqe_pct_per_ratio * photocurrent / current if current > 0 else math.nan
         cd_a = luminance / (density * 10.0) if density > 0 else math.nan
         lm_w = math.pi * cd_a / voltage if voltage > 0 and density > 0 else math.nan
+        if not self._lit({"photocurrent": photocurrent, "photodiode_overflow": pd.overflow}):
+            # Below turn-on the ratios of noise are undefined: NaN, never a negative EQE.
+            eqe = cd_a = lm_w = math.nan
         return {
             "time": time.monotonic() - self._t0,
             "voltage_setpoint": float(setpoint),

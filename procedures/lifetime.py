@@ -603,6 +603,14 @@ class LifetimeProcedure(DaqProcedure):
         self.emit("progress", 100.0)
 
     # ------------------------------------------------------------------ pieces
+    def expected_row_interval_s(self, row: Mapping[str, float]) -> float | None:
+        """Return the sampling interval at this point of the schedule (None in a check sweep)."""
+        if row.get("jlv_sweep", 0) > 0:
+            return None
+        return sampling_interval_s(
+            self._schedule_time_s(), self.first_interval, self.interval, self.points_per_decade
+        )
+
     def _first_due(self, every_s: float) -> float:
         return time.monotonic() + every_s if every_s > 0 else math.inf
 

@@ -6,7 +6,18 @@ Exit codes (the same for every subcommand):
 * 1 - failed (instrument fault, disk full, ...), the reason in the file and on stderr;
 * 2 - bad input (unknown name, value out of range, bad bench or recipe file), reported in
   one line before any instrument is touched and without creating a data file;
-* 130 - stopped by Ctrl-C or SIGTERM after a safe stop.
+* 3 - a source output or the laser emission did not read back off at the end (it
+  overrides every other code: switch it off at the instrument);
+* 130 - stopped by a signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2) after a safe stop.
+
+``run`` and ``sequence`` run the acquisition in a supervised child process
+(:mod:`perovlab_daq.supervisor`): if it is killed, this process switches the outputs off,
+reads them back and rebuilds the file (status ``killed`` in the summary, exit 1).
+
+A damaged or foreign data file given to ``analyze``, ``report``, ``recover`` or
+``lifetime-fit`` is reported in one line naming the file (exit 2 when it is not a run file
+this program can read, 1 when ``recover`` finds nothing usable); standard output closed by
+its reader (``... | head``) ends quietly with 1. The table is ``docs/cli.md``.
 
 This module holds the parser and :func:`main`; the commands live by group in
 :mod:`perovlab_daq.cli.bench` (bench, list, gui), :mod:`perovlab_daq.cli.runs` (run,
@@ -17,7 +28,10 @@ lifetime-fit), with what they share in :mod:`perovlab_daq.cli._common`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -168,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="files analysed in parallel (default: one per core)",
     )
+    ana.add_argument(
+        "--by", choices=["pixel"], help="substrate summary: one line per pixel, champion, spread"
+    )
+    ana.add_argument("--figure", type=Path, metavar="OUT.png", help="with --by pixel: bar figure")
     ana.set_defaults(func=_cmd_analyze)
 
     rep = sub.add_parser("report", help="draw a run's figures to a PNG or PDF")
@@ -273,15 +291,16 @@ def configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
+    """Run the command line; return the process exit code (see the module docstring)."""
     from perovlab_daq.bench import BenchError
     from perovlab_daq.runner import RunInputError
+    from perovlab_daq.safe_input import UnsafeInputError
 
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error_line("error", exc)
         return EXIT_BAD_INPUT
     configure_logging(args.verbose)
     func: Command | None = getattr(args, "func", None)
@@ -289,18 +308,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return func(args)
-    except (UsageError, BenchError, RunInputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        code = func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a trace at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
+    except (UsageError, BenchError, RunInputError, UnsafeInputError) as exc:
+        _error_line("error", exc)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        # A path the user gave that the system refuses (too long, a folder, no permission):
+        # bad input naming it. Anything else (disk full, I/O error) is a failure.
+        log.debug("OS error", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _error_line("error", f"{where}{exc.strerror or exc}")
+        return EXIT_BAD_INPUT if exc.errno in _PATH_ERRNOS else EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - one line for the operator, details in the log
         log.debug("internal error", exc_info=True)
-        print(
-            f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback; "
-            "please report it)",
-            file=sys.stderr,
+        _error_line(
+            "internal error",
+            f"{type(exc).__name__}: {exc} (run with -vv for the traceback; please report it)",
         )
         return EXIT_FAILED
+
+
+#: OS errors that mean "this path cannot be used as given" (exit 2) rather than a failure.
+_PATH_ERRNOS = {
+    errno.ENAMETOOLONG,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EEXIST,
+    errno.ELOOP,
+    errno.EROFS,
+}
+
+
+def _error_line(prefix: str, message: object) -> None:
+    """Print one line to stderr: the message with its newlines folded, at most 2000 characters."""
+    text = " ".join(str(message).split())
+    if len(text) > 2000:
+        text = text[:2000] + "..."
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{prefix}: {text}", file=sys.stderr)
+
+
+def _closed_pipe() -> int:
+    """End quietly when the reader of stdout went away (``perovlab-daq analyze ... | head``).
+
+    The Python documentation's recipe (``signal`` module, "Note on SIGPIPE"): point stdout
+    at /dev/null so that the interpreter's final flush does not fail again; exit code 1,
+    as a process whose output was cut short.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_FAILED

@@ -1,7 +1,7 @@
 """What every ``perovlab-daq`` command shares.
 
-Exit codes, usage errors, the bench options, safe stop on signals, progress and the
-printing of key figures.
+Exit codes, usage errors, the bench options, progress and the printing of key figures;
+safe stop on signals is :mod:`perovlab_daq.stop_signals`.
 """
 
 from __future__ import annotations
@@ -10,18 +10,21 @@ import argparse
 import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from perovlab_daq.stop_signals import StopFlag, say, stop_on_signals
+
+__all__ = ["StopFlag", "say", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_OUTPUT_NOT_OFF = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -87,36 +90,6 @@ def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
     return values
 
 
-class StopFlag(threading.Event):
-    """An event that remembers why it was set (signal name)."""
-
-    reason = ""
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: StopFlag) -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into a safe stop of the run instead of an exception."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            log.warning("%s again: already stopping safely", name)
-            return
-        stop.reason = name
-        print(f"\n{name}: stopping safely (outputs off, file closed)...", file=sys.stderr)
-        stop.set()
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 class Progress:
     """A rich progress bar on a terminal, plain log lines otherwise."""
 
@@ -141,29 +114,41 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task(self.title, total=100)
         else:
-            print(f"{self.title}: started", file=sys.stderr, flush=True)
+            say(f"{self.title}: started")
         return self
 
     def update(self, percent: float, message: str = "") -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=percent)
+            with contextlib.suppress(OSError, ValueError):  # the terminal may be gone
+                self._bar.update(self._task, completed=percent)
         elif percent - self._last_logged >= 10 or percent >= 100:
             self._last_logged = percent
-            print(f"{self.title}: {percent:5.1f} %", file=sys.stderr, flush=True)
+            say(f"{self.title}: {percent:5.1f} %")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            with contextlib.suppress(OSError, ValueError):
+                self._bar.stop()
 
 
 def print_outcome(outcome: Any, *, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(outcome.summary()))
-        return
-    print(f"file:   {outcome.path}")
-    print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
-    for key, value in outcome.figures.items():
-        print(f"  {key}: {format_figure(value)}")
+    """Print how a run ended: the outputs as read back, the file's state, key figures.
+
+    An output that did not read back off is also said on stderr. A terminal that is gone
+    (SIGHUP) does not turn the end of a safe run into an error.
+    """
+    if not outcome.outputs_off:
+        say(outcome.safe_state_line())
+    with contextlib.suppress(OSError, ValueError):
+        if as_json:
+            print(json.dumps(outcome.summary()), flush=True)
+            return
+        print(f"file:   {outcome.path}")
+        print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+        print(f"safe:   {outcome.safe_state_line()}")
+        for key, value in outcome.figures.items():
+            print(f"  {key}: {format_figure(value)}")
+        sys.stdout.flush()
 
 
 def format_figure(value: Any) -> str:

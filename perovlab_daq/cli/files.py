@@ -9,14 +9,18 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from perovlab_daq.cli._common import (
     EXIT_BAD_INPUT,
+    EXIT_FAILED,
     EXIT_OK,
     UsageError,
     format_figure,
 )
+from perovlab_daq.filecheck import DamagedFileError
+from perovlab_daq.safe_input import UnsafeInputError, check_new_output_file, check_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -31,34 +35,91 @@ def _cmd_lifetime_fit(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import jsonable
 
     for path in args.files:
-        if not path.exists():
-            print(f"error: {path}: no such file", file=sys.stderr)
+        try:
+            check_regular_file(path, "run file")
+        except UnsafeInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-    if args.output is not None and args.output.suffix.lower() not in {".png", ".pdf"}:
-        raise UsageError(f"-o {args.output}: the figure must be a .png or .pdf file")
+    if args.output is not None:
+        _check_figure_output(args.output)
     for value in args.at or []:
         if not (value > 0 and value < 1e7):
             raise UsageError(f"--at {value}: a luminance from 0 to 1e7 cd/m^2 (exclusive)")
     try:
         report = lifetime_fit_report(args.files, at=args.at or [100.0, 1000.0])
+        if args.output is not None:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            from matplotlib.figure import Figure
+
+            figure = Figure(figsize=(7, 5), layout="constrained")
+            draw_lifetime_fit(args.files, figure, report=report)
+            _save(figure, args.output)
     except AnalysisInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.output is not None:
-        import matplotlib
+    except _OUTPUT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file: one line, not a traceback
+        log.debug("lifetime-fit failed", exc_info=True)
+        names = ", ".join(str(p) for p in args.files)
+        print(f"error: {names}: cannot be read ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(report, default=jsonable) if args.json else format_fit_report(report))
+    return EXIT_OK
 
-        matplotlib.use("Agg")
+
+def _check_figure_output(output: Path) -> None:
+    """Refuse a figure path that cannot be written, before any file is read (exit 2)."""
+    if output.suffix.lower() not in {".png", ".pdf"}:
+        raise UsageError(f"-o {output}: the figure must be a .png or .pdf file")
+    try:
+        check_new_output_file(output, "figure")
+    except UnsafeInputError as exc:
+        raise UsageError(f"-o {exc}") from None
+
+
+def _save(figure: Any, output: Path) -> None:
+    """Save a figure; an unwritable path is bad input naming it (exit 2)."""
+    try:
+        figure.savefig(output, dpi=110)
+    except OSError as exc:
+        raise UsageError(f"-o {output}: cannot write the figure ({exc.strerror or exc})") from None
+
+
+#: Errors that keep their own exit code when they escape a file command.
+_OUTPUT_ERRORS = (UsageError, BrokenPipeError, KeyboardInterrupt)
+
+
+def _cmd_analyze_by_pixel(args: argparse.Namespace) -> int:
+    from perovlab_daq.figures import AnalysisInputError
+    from perovlab_daq.figures.substrate import draw_substrate, format_summary, summarise_substrate
+
+    try:
+        summary = summarise_substrate(args.files)
+    except (FileNotFoundError, AnalysisInputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print("\n".join(format_summary(summary)))
+    if args.figure is not None:
         from matplotlib.figure import Figure
 
-        figure = Figure(figsize=(7, 5), layout="constrained")
-        draw_lifetime_fit(args.files, figure, report=report)
-        figure.savefig(args.output, dpi=110)
-    print(json.dumps(report, default=jsonable) if args.json else format_fit_report(report))
+        figure = Figure(figsize=(12, 4))
+        draw_substrate(summary, figure)
+        figure.savefig(args.figure)
+        print(f"figure: {args.figure}")
     return EXIT_OK
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from perovlab_daq.figures import analyze_files
+
+    if getattr(args, "by", None) == "pixel":
+        return _cmd_analyze_by_pixel(args)
 
     results: dict[str, Any] = {}
     code = EXIT_OK
@@ -66,6 +127,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if isinstance(figures, FileNotFoundError):
             print(f"error: {path}: no such file", file=sys.stderr)
             code = EXIT_BAD_INPUT
+            continue
+        if isinstance(figures, DamagedFileError):
+            print(f"error: {figures}", file=sys.stderr)
+            code = max(code, EXIT_FAILED)
             continue
         if isinstance(figures, Exception):
             print(f"error: {path}: {figures}", file=sys.stderr)
@@ -86,6 +151,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from perovlab_daq.figures import AnalysisInputError, draw_report
 
+    _check_figure_output(args.output)
     try:
         out = draw_report(args.file, args.output)
     except FileNotFoundError:
@@ -94,5 +160,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except AnalysisInputError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:
+        if Path(exc.filename or "") == args.output or not args.output.parent.is_dir():
+            raise UsageError(
+                f"-o {args.output}: cannot write the report ({exc.strerror or exc})"
+            ) from None
+        return _damaged(args.file, exc)
+    except _OUTPUT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file: one line, not a traceback
+        return _damaged(args.file, exc)
     print(f"report: {out}")
     return EXIT_OK
+
+
+def _damaged(path: Path, exc: BaseException) -> int:
+    log.debug("reading %s failed", path, exc_info=True)
+    print(f"error: {path}: cannot be read ({type(exc).__name__}: {exc})", file=sys.stderr)
+    return EXIT_FAILED

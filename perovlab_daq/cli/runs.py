@@ -26,6 +26,8 @@ from perovlab_daq.cli._common import (
     print_outcome,
     stop_on_signals,
 )
+from perovlab_daq.filecheck import DamagedFileError, check_run_file
+from perovlab_daq.safe_input import UnsafeInputError, check_output_folder, check_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,8 @@ def _sample_from_args(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from perovlab_daq.runner import execute_run, plan_run, read_parameter_file
+    from perovlab_daq.runner import plan_run, read_parameter_file
+    from perovlab_daq.supervisor import execute_supervised
 
     if args.resume is not None:
         return _resume_run(args)
@@ -61,7 +64,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     stop = StopFlag()
     with stop_on_signals(stop), Progress(f"{args.procedure} -> {plan.path.name}") as progress:
-        outcome = execute_run(plan, stop_event=stop, on_progress=progress.update)
+        outcome = execute_supervised(
+            plan, stop_event=stop, on_progress=progress.update, verbosity=args.verbose
+        )
     print_outcome(outcome, as_json=args.json)
     return outcome.exit_code
 
@@ -76,6 +81,7 @@ def _resume_run(args: argparse.Namespace) -> int:
         raise UsageError("--resume takes parameters and file from FILE: drop --set, --params, -o")
     if not args.resume.exists():
         raise UsageError(f"--resume: {args.resume}: no such file")
+    check_regular_file(args.resume, "run file")  # a FIFO or device would block
     if args.bench is None and args.sim is None:
         config = simulated_bench_of(args.resume)
     else:
@@ -94,7 +100,8 @@ def _resume_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from perovlab_daq.storage import StorageError, recover
+    from perovlab_daq.storage import ForeignFileError, StorageError, recover
+    from perovlab_daq.storage.journal import journal_path
 
     code = EXIT_OK
     for path in args.files:
@@ -103,9 +110,24 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             code = EXIT_BAD_INPUT
             continue
         try:
+            check_regular_file(path, "run file")  # a FIFO or device would block
+            if not journal_path(path).exists():  # else the journal rebuilds the file
+                check_run_file(path, allow_unreadable=True)  # damage would hang the salvage
             report = recover(path)
-        except StorageError as exc:
+        except ForeignFileError as exc:  # not ours: refused, left byte-identical
             print(f"error: {path}: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        except UnsafeInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        except DamagedFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        except (StorageError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            print(f"error: {path}: cannot be recovered ({exc})", file=sys.stderr)
             code = EXIT_FAILED
             continue
         print(report)
@@ -121,13 +143,21 @@ def _cmd_sequence(args: argparse.Namespace) -> int:
     print(f"recipe {recipe.get('name') or args.recipe}: {len(steps)} run(s) on {config.name}")
     stop = StopFlag()
     with stop_on_signals(stop):
-        results = _run_steps(steps, stop)
+        results = _run_steps(steps, stop, supervised=True, verbosity=args.verbose)
     _print_step_table(results, as_json=args.json)
     return recipe_exit_code(results)
 
 
-def _run_steps(steps: list[Any], stop: threading.Event) -> list[Any]:
+def _run_steps(
+    steps: list[Any], stop: threading.Event, *, supervised: bool = False, verbosity: int = 0
+) -> list[Any]:
+    from functools import partial
+
+    from perovlab_daq.runner import execute_run
     from perovlab_daq.sequence import run_recipe
+    from perovlab_daq.supervisor import execute_supervised
+
+    execute = partial(execute_supervised, verbosity=verbosity) if supervised else execute_run
 
     progress: dict[str, Progress] = {}
 
@@ -143,7 +173,9 @@ def _run_steps(steps: list[Any], stop: threading.Event) -> list[Any]:
             progress["bar"].update(percent, message)
 
     try:
-        return run_recipe(steps, stop_event=stop, on_step=on_step, on_progress=on_progress)
+        return run_recipe(
+            steps, stop_event=stop, on_step=on_step, on_progress=on_progress, execute=execute
+        )
     finally:
         for bar in progress.values():
             bar.__exit__(None, None, None)
@@ -191,7 +223,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import procedure_classes
     from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code
 
-    folder = args.output
+    folder = check_output_folder(args.output, "demo output folder")
     folder.mkdir(parents=True, exist_ok=True)
     with resources.as_file(resources.files("sim_configs") / "demo_recipe.yaml") as recipe_path:
         recipe = load_recipe(recipe_path)

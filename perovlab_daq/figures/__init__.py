@@ -31,6 +31,7 @@ from perovlab_daq.figures import (
     plqy,
 )
 from perovlab_daq.figures._run import AnalysisInputError, close
+from perovlab_daq.filecheck import DamagedFileError, check_run_file
 from procedures.registry import UnknownProcedureError, procedure_class
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ def procedure_name_of(path: str | Path) -> str:
     import h5py
 
     file_path = Path(path)
-    if not file_path.exists():
-        raise FileNotFoundError(str(file_path))
+    try:
+        check_run_file(file_path)
+    except DamagedFileError as exc:
+        raise AnalysisInputError(exc.problem) from None
     try:
         with h5py.File(file_path, "r", locking=False) as handle:
             entry = handle.get("entry")
@@ -127,7 +130,8 @@ def load_run(path: str | Path) -> tuple[str, Any]:
     name = procedure_name_of(path)
     figures_module(name)
     try:
-        run = HDF5Results.load(str(path))
+        # The class comes from the registry, never from a name stored in the file.
+        run = HDF5Results.load(str(path), procedure_class=procedure_class(name))
     except Exception as exc:  # noqa: BLE001 - report any unreadable layout as bad input
         raise AnalysisInputError(f"cannot load the run: {exc}") from None
     return name, run
@@ -172,6 +176,9 @@ def _analyze_one(path: str | Path, store: bool) -> dict[str, Any] | Exception:
         return analyze_file(path, store=store)
     except (FileNotFoundError, AnalysisInputError) as exc:
         return exc
+    except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the others
+        log.debug("analysing %s failed", path, exc_info=True)
+        return DamagedFileError(path, f"cannot be analysed ({type(exc).__name__}: {exc})")
 
 
 def default_jobs() -> int:

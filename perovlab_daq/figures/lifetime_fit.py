@@ -28,7 +28,10 @@ DEFAULT_FIT_LUMINANCES_CD_M2 = (100.0, 1000.0)
 
 
 def _load_lifetime_run(path: str | Path) -> Any:
-    name, run = load_run(path)
+    try:
+        name, run = load_run(path)
+    except AnalysisInputError as exc:
+        raise AnalysisInputError(f"{path}: {exc}") from None
     if name != PROCEDURE_NAME:
         _run.close(run)
         raise AnalysisInputError(f"{path}: a {name!r} run, not a lifetime run")

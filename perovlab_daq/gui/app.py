@@ -116,9 +116,15 @@ def run_gui(
         window.set_inputs(_coerced(classes[window.current_name], values))
     window.show()
     if screenshot is None:
-        code = app.exec_()
-        window.shutdown()
-        return int(code)
+        from .signal_stop import SignalStop
+
+        stopper = SignalStop(window.stop_for_signal, app)
+        try:
+            code = app.exec_()
+            window.shutdown()
+        finally:
+            stopper.uninstall()
+        return exit_code(window, int(code))
 
     status = {"code": 0}
 
@@ -150,6 +156,19 @@ def run_gui(
     app.exec_()
     window.shutdown()
     return status["code"]
+
+
+def exit_code(window: Any, code: int = 0) -> int:
+    """Return the window's exit code (the codes of :mod:`perovlab_daq.runner`).
+
+    3 if an output did not read back off at close, 130 after a signal or logout, else
+    Qt's (0).
+    """
+    from perovlab_daq.runner import EXIT_INTERRUPTED, EXIT_OUTPUT_NOT_OFF
+
+    if any(state != "off" for state in window.final_states.values()):
+        return EXIT_OUTPUT_NOT_OFF
+    return EXIT_INTERRUPTED if window.stopped_by else code
 
 
 def _coerced(procedure_class: type, values: Mapping[str, str]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from pymeasure.display.windows.managed_window import ManagedWindowBase
 from pymeasure.experiment import Parameter, Procedure
 
 from perovlab_daq.figures import analyse_and_store
+from perovlab_daq.filecheck import check_run_file
 from perovlab_daq.storage import HDF5Results, StorageError
 
 from .live import RunData
@@ -157,6 +158,9 @@ class OperatorWindow(ManagedWindowBase):
         self.pages: dict[str, ProcedurePage] = {}
         self._closing = False
         self._bench_closed = False
+        #: signal (or "logout") that closed the window; outputs read back at shutdown
+        self.stopped_by = ""
+        self.final_states: dict[str, str] = {}
         name = initial if initial in self.classes else ("jlv" if "jlv" in self.classes else "")
         self.current_name = name or next(iter(self.classes))
         first = self.classes[self.current_name]
@@ -550,6 +554,7 @@ class OperatorWindow(ManagedWindowBase):
                 self.warn("Already open", f"{os.path.basename(path)} is already in the browser")
                 continue
             try:
+                check_run_file(path)  # damaged or forged: one message, nothing allocated
                 results = HDF5Results.load(path)
                 run = RunData.from_results(results)
             except (StorageError, OSError, KeyError, ValueError) as exc:
@@ -682,7 +687,7 @@ class OperatorWindow(ManagedWindowBase):
             event.accept()
             return
         if self.manager.is_busy():
-            if not self.confirm_close():
+            if not (self.stopped_by or self.confirm_close()):
                 event.ignore()
                 return
             self._closing = True
@@ -691,6 +696,13 @@ class OperatorWindow(ManagedWindowBase):
             self.wait_idle(120.0)
         self.shutdown()
         event.accept()
+
+    def stop_for_signal(self, name: str) -> None:
+        """Abort the running procedure (safe path) and close, without asking (a signal)."""
+        self.stopped_by = self.stopped_by or name
+        if self.manager.is_running():
+            self.manager.abort()
+        QtCore.QTimer.singleShot(0, self.close)
 
     def quit(self, evt: Any = None) -> None:
         """Close at application exit (pymeasure connects this to aboutToQuit)."""
@@ -708,6 +720,10 @@ class OperatorWindow(ManagedWindowBase):
             if timer is not None:
                 timer.stop()
         try:
+            self.bench.safe_state()
+            self.final_states = self.bench.output_states()
+            level = logging.INFO if set(self.final_states.values()) <= {"off"} else logging.ERROR
+            log.log(level, "outputs read back at close: %s", self.final_states)
             self.bench.close()
         except Exception:  # noqa: BLE001 - closing must finish
             log.exception("closing the bench failed")

@@ -27,6 +27,7 @@ from perovlab_daq.sim.personalities import (
     SmuLedPersonality,
     SmuPhotodetectorPersonality,
     SpectrometerPersonality,
+    SwitchPersonality,
 )
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ SIM_INSTRUMENTS: dict[str, SimInstrument] = {
     "fw102c": SimInstrument("fw102c.yaml", "fw102c", "ASRL2::INSTR", FilterWheelPersonality),
     "sim-sample-stage": SimInstrument(
         "sample_stage.yaml", "sample_stage", "ASRL3::INSTR", SampleStagePersonality
+    ),
+    "keithley7001": SimInstrument(
+        "keithley7001.yaml", "keithley7001", "GPIB0::7::INSTR", SwitchPersonality
     ),
 }
 

@@ -5,14 +5,15 @@ queries (``:READ?``, ``READ?``, ``MEAS:POW?``, ``SPEC:DATA?``, ...) from the phy
 and pushes setter changes into it, while the YAML keeps the static replies, the
 validation and the error queues. One subclass per instrument family: source meters on the
 LED and on the photodiode, picoammeters, the OBIS laser, the power meter, the
-spectrometer, the filter wheel and the sample stage. :mod:`perovlab_daq.sim.catalogue`
-binds each driver to its YAML and personality; :mod:`perovlab_daq.sim.visalib` installs
-them.
+spectrometer, the filter wheel, the sample stage and the pixel switch.
+:mod:`perovlab_daq.sim.catalogue` binds each driver to its YAML and personality;
+:mod:`perovlab_daq.sim.visalib` installs them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -324,3 +325,44 @@ class SampleStagePersonality(Personality):
     def sync_world(self) -> None:  # noqa: D102
         pos = str(self.prop("position"))
         self.world.set_sample_position("stage" if pos == "STAGE" else pos)
+
+
+class SwitchPersonality(Personality):
+    """Keithley 7001 pixel switch: keeps the closed channels; tells the world which are closed.
+
+    ``:ROUT:CLOS (@1!1,1!2)`` closes, ``:ROUT:OPEN (@...)`` / ``:ROUT:OPEN ALL`` open and
+    ``:ROUT:CLOS?`` answers the closed list (``(@)`` when none). A malformed channel list
+    is a command error (SCPI error queue), as on the instrument.
+    """
+
+    _CHANNEL_LIST = re.compile(r"^\(@\s*(\d+!\d+(?:!\d+)?(?:\s*,\s*\d+!\d+(?:!\d+)?)*)\s*\)$")
+
+    def __init__(self, library: BenchHost, device: Device):
+        super().__init__(library, device)
+        # Power-on setup: what the world says is wired (its first pixel), else all open.
+        self.closed: list[str] = list(self.world.closed_channels) if self.world else []
+
+    def match(self, original: Callable[[bytes], Any], query: bytes) -> Any:  # noqa: D102
+        text = query.decode("ascii", errors="replace").strip().upper()
+        if not text.startswith(":ROUT:"):
+            return original(query)
+        if text == ":ROUT:CLOS?":
+            return ("(@" + ",".join(self.closed) + ")").encode("ascii")
+        if text == ":ROUT:OPEN ALL":
+            self._set([])
+            return NoResponse
+        verb, _, argument = text.partition(" ")
+        found = self._CHANNEL_LIST.match(argument.strip())
+        if verb not in (":ROUT:CLOS", ":ROUT:OPEN") or found is None:
+            return None
+        channels = [c.strip() for c in found.group(1).split(",")]
+        if verb == ":ROUT:CLOS":
+            self._set(self.closed + [c for c in channels if c not in self.closed])
+        else:
+            self._set([c for c in self.closed if c not in channels])
+        return NoResponse
+
+    def _set(self, closed: list[str]) -> None:
+        self.closed = closed
+        if self.world is not None:
+            self.world.set_switch_closed(tuple(closed))

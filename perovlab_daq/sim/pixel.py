@@ -48,6 +48,29 @@ class DriveSetting(NamedTuple):
     output_on: bool
 
 
+#: Resistance of a shorted pixel (ohm): a pinhole through the stack.
+SHORT_RESISTANCE_OHM: float = 5.0
+
+
+def _faulty_operating_point(fault: str, mode: str, level: float, limit: float) -> OperatingPoint:
+    """Operating point of a shorted (ohmic) or open pixel: no current through the junction."""
+    if fault == "open":
+        if mode == "VOLT":
+            return OperatingPoint(level, 0.0, 0.0, False)
+        return OperatingPoint(math.copysign(limit, level) if level else 0.0, 0.0, 0.0, bool(level))
+    if mode == "VOLT":
+        current_a = level / SHORT_RESISTANCE_OHM
+        if abs(current_a) > limit:
+            current_a = math.copysign(limit, current_a)
+            return OperatingPoint(current_a * SHORT_RESISTANCE_OHM, current_a, 0.0, True)
+        return OperatingPoint(level, current_a, 0.0, False)
+    voltage_v = level * SHORT_RESISTANCE_OHM
+    if abs(voltage_v) > limit:
+        voltage_v = math.copysign(limit, voltage_v)
+        return OperatingPoint(voltage_v, voltage_v / SHORT_RESISTANCE_OHM, 0.0, True)
+    return OperatingPoint(voltage_v, level, 0.0, False)
+
+
 class LedPixel:
     """One LED pixel of a preset on a bench set-up.
 
@@ -58,6 +81,9 @@ class LedPixel:
         segregates under bias.
     setup
         The bench (device area).
+    fault
+        None for a working pixel; "short" (ohmic, ``SHORT_RESISTANCE_OHM``, no light) or
+        "open" (no current: also what an open pixel switch presents).
 
     Attributes
     ----------
@@ -70,7 +96,10 @@ class LedPixel:
         C in ``L0^n * T50 = C`` (cd^n m^-2n s).
     """
 
-    def __init__(self, preset: Preset, setup: BenchSetup) -> None:
+    def __init__(self, preset: Preset, setup: BenchSetup, fault: str | None = None) -> None:
+        if fault not in (None, "short", "open"):
+            raise ValueError(f"pixel fault must be 'short', 'open' or None, not {fault!r}")
+        self.fault = fault
         self.led = preset.led
         self.setup = setup
         self.segregation = preset.film.segregation if preset.led.segregates_under_bias else None
@@ -186,6 +215,8 @@ class LedPixel:
         mode, level, limit, output_on = self.drive
         if not output_on:
             return OperatingPoint(0.0, 0.0, 0.0, False)
+        if self.fault is not None:
+            return _faulty_operating_point(self.fault, mode, level, limit)
         offset_v = self.voltage_rise_v()
         model = self.model
         # Source one quantity; if the other exceeds the compliance, source that at the limit.

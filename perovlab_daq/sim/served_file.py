@@ -65,6 +65,8 @@ def served_bench_document(
             entry["options"] = dict(rc.options)
         if rc.expect_identity:
             entry["expect_identity"] = rc.expect_identity
+        if rc.pixels:
+            entry["pixels"] = dict(rc.pixels)
         roles[role] = entry
     return {
         "format": 1,

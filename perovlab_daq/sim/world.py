@@ -1,4 +1,4 @@
-"""Physics world of the simulated bench: one LED pixel, one film, a laser and the detectors.
+"""Physics world of the simulated bench: a substrate of LED pixels, a film, a laser, detectors.
 
 Every simulated instrument reads and writes one `World`, so the photodiode sees the LED the
 source meter drives and the spectrometer sees the film the laser excites. The contract is
@@ -8,6 +8,12 @@ docs/architecture.md §1; the model, its parameters and the presets are docs/sim
 state, and delegates the physics to one object per subsystem: the LED pixel
 (:mod:`~perovlab_daq.sim.pixel`), the film (:mod:`~perovlab_daq.sim.film`), the laser path
 (:mod:`~perovlab_daq.sim.beam`) and the spectrometer (:mod:`~perovlab_daq.sim.spectrometer`).
+
+The substrate (:mod:`~perovlab_daq.sim.substrate`) holds N pixels, each its own device. On
+a bench with a pixel switch the switch's closed channel decides which pixel the source
+meter and the photodiode see (none closed: an open circuit); without one pixel ``1`` is
+always connected. The switch powers on with the first pixel connected. Only the connected
+pixel is driven, so only it ages.
 
 Slow processes (operational ageing, ion migration, photobleaching, halide segregation)
 are integrated lazily at the start of every call, from the drive and laser state held
@@ -34,6 +40,7 @@ from perovlab_daq.sim.pixel import DriveMode, DriveSetting, LedPixel
 from perovlab_daq.sim.presets import Preset, get_preset
 from perovlab_daq.sim.readings import FilmTruth, LaserSetting, LedTruth, SmuReading
 from perovlab_daq.sim.spectrometer import SpectrometerModel
+from perovlab_daq.sim.substrate import PixelTruth, build_substrate
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,11 @@ class World:
     setup
         Geometry, optics and calibration files: a `BenchSetup`, or a bench file's
         ``setup:`` mapping (see `BenchSetup.from_mapping`); defaults in `BenchSetup`.
+    pixel_channels
+        Pixel name -> switch channel of a bench with a pixel switch (substrate order);
+        None: one pixel ``1``, always connected (no switch).
+    faulty_pixels
+        Pixel name -> "short" or "open".
     """
 
     def __init__(
@@ -89,6 +101,8 @@ class World:
         ageing_acceleration: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         setup: BenchSetup | Mapping[str, Any] | None = None,
+        pixel_channels: Mapping[str, str] | None = None,
+        faulty_pixels: Mapping[str, str] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.preset: Preset = get_preset(preset) if isinstance(preset, str) else preset
@@ -106,7 +120,24 @@ class World:
         self._last_update_s = clock()
         self._device_time_s = 0.0
 
-        self._pixel = LedPixel(self.preset, setup)
+        self.has_switch: bool = pixel_channels is not None
+        self._channels: dict[str, str] = dict(pixel_channels or {})
+        names = list(self._channels) if self.has_switch else ["1"]
+        self._pixels, self._pixel_truths = build_substrate(
+            self.preset,
+            setup,
+            names,
+            seed=seed,
+            channels=self._channels,
+            faults={str(k): str(v) for k, v in (faulty_pixels or {}).items()},
+        )
+        self._open_circuit = LedPixel(self.preset, setup, fault="open")
+        self._drive = self._open_circuit.drive
+        # The switch's power-on setup (a 7001 restores a saved setup, :SYST:POS SAV0)
+        # connects the first pixel, so a client that never switches measures pixel 1.
+        self._connected: str | None = names[0]
+        #: Every switch change: (closed channels, source output on at that moment).
+        self.switch_history: list[tuple[tuple[str, ...], bool]] = []
         self._film = FilmSample(self.preset.film)
         self._beam = LaserPath(setup, clock=clock)
         self._spectrometer = SpectrometerModel(setup, seed)
@@ -115,6 +146,66 @@ class World:
         )
         self._grid_photopic = optics.photopic_on_model_grid()
         log.debug("World created: preset %s, seed %d", self.preset.name, seed)
+
+    @property
+    def _pixel(self) -> LedPixel:
+        """The pixel the source meter sees (an open circuit when none is connected)."""
+        if self._connected is None:
+            return self._open_circuit
+        return self._pixels[self._connected]
+
+    # --- substrate and pixel switch ----------------------------------------------------
+
+    @property
+    def pixel_names(self) -> tuple[str, ...]:
+        """Names of the substrate's pixels, in order."""
+        return tuple(self._pixels)
+
+    @property
+    def closed_channels(self) -> tuple[str, ...]:
+        """Switch channels closed now (the switch simulator starts from these)."""
+        with self._lock:
+            if not self.has_switch or self._connected is None:
+                return ()
+            return (self._channels[self._connected],)
+
+    @property
+    def connected_pixel(self) -> str | None:
+        """Name of the pixel the switch connects (None: open circuit)."""
+        with self._lock:
+            return self._connected
+
+    def set_switch_closed(self, channels: tuple[str, ...]) -> None:
+        """Tell the world which switch channels are closed (the pixel switch calls this).
+
+        One closed channel connects its pixel; none (or a channel with no pixel) leaves the
+        source meter on an open circuit. Two closed channels would put pixels in parallel,
+        which is not modelled: the first is connected and a warning logged. The drive
+        moves with the connection; a pixel left behind is undriven and stops ageing.
+        """
+        with self._lock:
+            self._advance()
+            self.switch_history.append((tuple(channels), self._drive.output_on))
+            if self._drive.output_on:
+                log.warning("pixel switch changed with the source output on (%s)", channels)
+            by_channel = {channel: name for name, channel in self._channels.items()}
+            wired = [by_channel[c] for c in channels if c in by_channel]
+            if len(wired) > 1:
+                log.warning("pixels %s in parallel are not modelled; %s connected", wired, wired[0])
+            self._pixel.drive = self._drive._replace(output_on=False)
+            self._connected = wired[0] if wired else None
+            self._pixel.drive = self._drive
+
+    def pixel_truth(self, name: str) -> PixelTruth:
+        """Return how pixel ``name`` was made (spread, fault; tests and docs only)."""
+        return self._pixel_truths[name]
+
+    def _device(self, pixel: str | None) -> LedPixel:
+        if pixel is None:
+            return self._pixel if self._connected is not None else next(iter(self._pixels.values()))
+        if pixel not in self._pixels:
+            raise KeyError(f"no pixel {pixel!r} on the substrate ({', '.join(self._pixels)})")
+        return self._pixels[pixel]
 
     # --- constants of the bench --------------------------------------------------------
 
@@ -156,7 +247,7 @@ class World:
     @property
     def ageing_constant(self) -> float:
         """C in the preset's acceleration law ``L0^n * T50 = C`` (cd^n m^-2n s)."""
-        return self._pixel.ageing_constant
+        return self._device(None).ageing_constant
 
     # --- time --------------------------------------------------------------------------
 
@@ -189,24 +280,28 @@ class World:
             return
         elapsed_device_s = elapsed_wall_s * self._ageing_acceleration
         self._device_time_s += elapsed_device_s
-        self._pixel.integrate(elapsed_device_s)
+        self._pixel.integrate(elapsed_device_s)  # only the connected pixel is driven
         self._film.integrate(self._beam.film_dose_density_w_cm2(), elapsed_device_s)
 
     # --- ageing law --------------------------------------------------------------------
 
-    def fresh_luminance_cd_m2(self, current_density_ma_cm2: float) -> float:
+    def fresh_luminance_cd_m2(
+        self, current_density_ma_cm2: float, pixel: str | None = None
+    ) -> float:
         """Return the luminance of the fresh pixel at a junction current density.
 
         This is the L0 of the acceleration law for a constant-current run at that density.
+        `pixel` names one (default: the connected pixel, or the first when none is).
         """
-        return self._pixel.fresh_luminance_cd_m2(current_density_ma_cm2)
+        return self._device(pixel).fresh_luminance_cd_m2(current_density_ma_cm2)
 
-    def t50_device_s(self, current_density_ma_cm2: float) -> float:
+    def t50_device_s(self, current_density_ma_cm2: float, pixel: str | None = None) -> float:
         """Return T50 (device seconds) of a fresh pixel at a constant current density.
 
-        From the preset's acceleration law: T50 = C / L0^n with L0 the fresh luminance.
+        From the pixel's acceleration law: T50 = C / L0^n with L0 the fresh luminance.
+        `pixel` names one (default: the connected pixel, or the first when none is).
         """
-        return self._pixel.t50_device_s(current_density_ma_cm2)
+        return self._device(pixel).t50_device_s(current_density_ma_cm2)
 
     # --- source meter, photodiode ------------------------------------------------------
 
@@ -231,13 +326,14 @@ class World:
             raise ValueError("compliance must be > 0")
         with self._lock:
             self._advance()
-            self._pixel.drive = DriveSetting(mode, float(level), float(compliance), bool(output_on))
+            self._drive = DriveSetting(mode, float(level), float(compliance), bool(output_on))
+            self._pixel.drive = self._drive
 
     @property
     def drive_setting(self) -> DriveSetting:
         """The source meter's present setting: ``world.set_drive(*setting)`` restores it."""
         with self._lock:
-            return self._pixel.drive
+            return self._drive
 
     def smu_reading(self) -> SmuReading:
         """Return a noisy source-meter reading of the LED (voltage, current, compliance)."""
@@ -270,11 +366,15 @@ class World:
             )
             return float(photocurrent_a + self.setup.photodiode_dark_current_a + noise_a)
 
-    def led_truth(self) -> LedTruth:
-        """Return the noise-free LED state (tests, documentation; never for procedures)."""
+    def led_truth(self, pixel: str | None = None) -> LedTruth:
+        """Return the noise-free LED state (tests, documentation; never for procedures).
+
+        `pixel` names one (default: the connected pixel, or the first when none is); a
+        pixel that is not connected is undriven.
+        """
         with self._lock:
             self._advance()
-            pixel = self._pixel
+            pixel = self._device(pixel)
             point, spectrum = pixel.spectrum_on_grid()
             grid_nm = optics.MODEL_GRID_NM
             optical_power_w = float(np.trapezoid(spectrum, grid_nm))
@@ -469,9 +569,13 @@ class World:
                 "seed": self._seed,
                 "ageing_acceleration": self._ageing_acceleration,
                 "device_time_s": self._device_time_s,
-                "led_reduced_age": self._pixel.reduced_age,
-                "led_ion_migration": self._pixel.ion_migration,
-                "led_segregation": self._pixel.segregated_fraction,
+                "led_reduced_age": self._device(None).reduced_age,
+                "led_ion_migration": self._device(None).ion_migration,
+                "led_segregation": self._device(None).segregated_fraction,
+                "pixel_states": {
+                    name: [p.reduced_age, p.ion_migration, p.segregated_fraction]
+                    for name, p in self._pixels.items()
+                },
                 "film_bleach_survival": self._film.bleach_survival,
                 "film_segregation": self._film.segregated_fraction,
                 "rng_state": self._rng.bit_generator.state,
@@ -491,9 +595,16 @@ class World:
             )
         with self._lock:
             self._device_time_s = float(state["device_time_s"])
-            self._pixel.reduced_age = float(state["led_reduced_age"])
-            self._pixel.ion_migration = float(state["led_ion_migration"])
-            self._pixel.segregated_fraction = float(state["led_segregation"])
+            device = self._device(None)
+            device.reduced_age = float(state["led_reduced_age"])
+            device.ion_migration = float(state["led_ion_migration"])
+            device.segregated_fraction = float(state["led_segregation"])
+            for name, values in (state.get("pixel_states") or {}).items():
+                if name in self._pixels:
+                    pixel = self._pixels[name]
+                    pixel.reduced_age, pixel.ion_migration, pixel.segregated_fraction = map(
+                        float, values
+                    )
             self._film.bleach_survival = float(state["film_bleach_survival"])
             self._film.segregated_fraction = float(state["film_segregation"])
             if "rng_state" in state:

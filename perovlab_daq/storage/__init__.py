@@ -15,7 +15,7 @@ The layout is documented in ``docs/hdf5-layout.md``.
 
 import logging
 
-from .errors import DiskFullError, StorageError
+from .errors import DiskFullError, ForeignFileError, StorageError
 from .header import describe_instrument
 from .layout import FILE_FORMAT_VERSION
 from .naming import DEFAULT_PATTERN, run_file_path, sanitize_field
@@ -31,6 +31,7 @@ __all__ = [
     "FILE_FORMAT_VERSION",
     "DaqWorker",
     "DiskFullError",
+    "ForeignFileError",
     "FrameSet",
     "HDF5Results",
     "RecoveryReport",

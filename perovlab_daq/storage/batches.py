@@ -147,6 +147,45 @@ def chunk_bytes(file: h5py.File) -> int:
     return total
 
 
+#: Free space below which a run is refused before it starts (skeleton, a batch, the reserve).
+RUN_MINIMUM_BYTES = DISK_RESERVE_BYTES + 512 * 1024
+
+
+def check_room_before_run(folder: Path, estimated_bytes: int = 0) -> str:
+    """Check the free space of ``folder`` before a run; return a warning text or ``""``.
+
+    Parameters
+    ----------
+    folder
+        The data folder.
+    estimated_bytes
+        The run's expected file size if the caller knows it (0: unknown).
+
+    Raises
+    ------
+    DiskFullError
+        If the space is clearly insufficient: below :data:`RUN_MINIMUM_BYTES`, or below
+        half the estimate. The message names the folder and both sizes.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise StorageError(f"cannot check free space in {folder}: {exc}") from exc
+    needed = max(RUN_MINIMUM_BYTES, estimated_bytes // 2 + DISK_RESERVE_BYTES)
+    if free < needed:
+        raise DiskFullError(
+            f"disk full: {free / 1e6:.2f} MB free in {folder}; a run needs at least "
+            f"{needed / 1e6:.2f} MB. Free disk space or choose another folder."
+        )
+    tight = max(DISK_COMFORTABLE_BYTES, 2 * estimated_bytes)
+    if free < tight:
+        return (
+            f"only {free / 1e6:.1f} MB free in {folder}: the run stops (status failed, "
+            "data kept) if the disk fills up"
+        )
+    return ""
+
+
 def ensure_room(folder: Path, pending_bytes: int, file_chunk_bytes: Callable[[], int]) -> None:
     """Stop the run before HDF5 would meet a full disk.
 

@@ -25,3 +25,7 @@ class DiskFullError(StorageError):
     Raised before a batch is written, never after HDF5 met a full disk, so everything
     recorded before it is in the file (and in its journal).
     """
+
+
+class ForeignFileError(StorageError):
+    """A file given to ``recover`` was not written by perovlab-daq: it is left untouched."""

@@ -3,7 +3,9 @@
 Every HDF5 handle on a run file goes through :func:`open_hdf5` (the layout's format
 version, no HDF5 file locking, a small chunk cache); :func:`open_rw` and
 :func:`open_for_reading` add the retries a shared file needs; :func:`create_run_file`
-creates a new run atomically; :func:`update_closed_file` changes a closed run durably;
+creates a new run atomically and :func:`claim_run_file` moves on to a free name if
+needed; :func:`update_closed_file` changes a closed run crash-safely (copy, change,
+fsync, atomic rename);
 :func:`fsync_file` makes a written file and its directory entry durable;
 :func:`disk_unusable` tells a full or read-only disk from other write errors.
 """
@@ -13,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 
@@ -24,8 +28,19 @@ from . import layout
 from .errors import StorageError
 from .journal import fsync_directory
 from .layout import RunFileWriter
+from .naming import candidate_names
+
+try:  # POSIX only; elsewhere concurrent updaters are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+#: An exclusive creation that never follows a symlink.
+_CLAIM_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
 
 #: errno values of a disk that cannot take more writes (full, quota, size cap, read-only).
 _DISK_ERRNOS = {28, 122, 27, 30, 5, 2, 20}
@@ -120,31 +135,30 @@ def disk_unusable(exc: BaseException | None) -> bool:
     return False
 
 
+class NameTakenError(StorageError):
+    """The run file name was taken (by another run, a file or a symlink) before the link."""
+
+
 def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
     """Write the skeleton of a new run under a temporary name, then link it into place.
 
-    A process killed while creating leaves either no run file or a complete one (never
-    a torn skeleton without a journal); the link fails if the name is taken, so a run is
-    never overwritten.
+    The temporary is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``; the ``link`` onto
+    ``path`` is exclusive and never follows a symlink planted there. A process killed
+    while creating leaves either no run file or a complete one; a run is never
+    overwritten.
 
     Raises
     ------
+    NameTakenError
+        If ``path`` exists (file, folder or symlink).
     StorageError
-        If ``path`` exists or the folder is missing or unwritable.
+        If the folder is missing or unwritable.
     """
     folder = path.parent
-    temporary = folder / f".{path.name}.{os.getpid()}.creating"
-    if path.exists():
-        raise StorageError(f"{path} already exists; runs are never overwritten")
-    try:
-        # 0o644 (minus umask): run files are never world-writable.
-        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        os.close(fd)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create the run file {path}: {exc.strerror or exc}. "
-            f"Check that the folder {folder} exists and is writable."
-        ) from exc
+    if os.path.lexists(path):
+        raise NameTakenError(f"{path} already exists; runs are never overwritten")
+    temporary, fd = _exclusive_temporary(path, "creating")
+    os.close(fd)  # 0o644 (minus umask): run files are never world-writable
     try:
         writer = RunFileWriter(header)
         with open_hdf5(temporary, "w") as file:
@@ -152,12 +166,14 @@ def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
         writer.file = None
         fsync_file(temporary)
         try:
-            os.link(temporary, path)
+            os.link(temporary, path, follow_symlinks=False)
         except FileExistsError:
-            raise StorageError(f"{path} already exists; runs are never overwritten") from None
-        except OSError:  # file system without hard links: exclusive rename-free path
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            os.close(fd)
+            raise NameTakenError(f"{path} already exists; runs are never overwritten") from None
+        except OSError:  # file system without hard links: exclusive claim, then replace it
+            try:
+                os.close(os.open(path, _CLAIM_FLAGS, 0o644))
+            except FileExistsError:
+                raise NameTakenError(f"{path} already exists; runs are never overwritten") from None
             os.replace(temporary, path)
         fsync_directory(folder)
     except StorageError:
@@ -170,14 +186,134 @@ def create_run_file(path: Path, header: Mapping[str, Any]) -> RunFileWriter:
     return writer
 
 
-def update_closed_file(path: Path, change: Callable[[h5py.File], None]) -> None:
-    """Apply ``change(file)`` to a closed run file opened for writing, then sync it.
+def claim_run_file(path: Path, header: Mapping[str, Any]) -> tuple[RunFileWriter, Path]:
+    """Create the run file at ``path``, or at ``<stem>_2``... if another run took it first.
+
+    Two runs planned with the same identifiers in the same second each get their own
+    file: the name is claimed by the exclusive link of :func:`create_run_file`.
+
+    Returns
+    -------
+    tuple
+        The writer and the path actually created.
+    """
+    for candidate in candidate_names(path):
+        try:
+            writer = create_run_file(candidate, header)
+        except NameTakenError:
+            continue
+        if candidate != path:
+            log.warning("%s was taken by another run; this run writes %s", path, candidate)
+        return writer, candidate
+    raise StorageError(f"no free run file name left beside {path}")
+
+
+#: Free space kept beyond the copy when a closed run file is updated (bytes).
+UPDATE_MARGIN_BYTES = 16 << 20
+
+
+@contextlib.contextmanager
+def updating_closed_file(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """Yield a writable copy of a closed run file; on success it atomically replaces it.
+
+    The copy is made in the same folder under a temporary name created with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` (no planted symlink is followed), changed through
+    the yielded handle, flushed and fsynced, then ``os.replace``-d over ``path`` and the
+    folder is fsynced. A process killed at any moment leaves either the old or the new
+    complete file (plus, at worst, a ``.<name>.*.updating`` temporary that is never read).
+    An exception in the ``with`` body discards the copy and leaves ``path`` untouched.
+    Concurrent updaters of one file are serialised by an ``flock`` on the file itself.
+
+    Raises
+    ------
+    StorageError
+        If the folder lacks the free space for the copy, or the copy cannot be written.
+    OSError
+        If ``path`` cannot be read.
+    """
+    run_path = Path(os.fspath(path))
+    lock_fd = _lock_current(run_path)
+    temporary: Path | None = None
+    try:
+        size = os.fstat(lock_fd).st_size
+        _check_room_for_copy(run_path, size)
+        temporary, fd = _exclusive_temporary(run_path, "updating")
+        try:
+            with open(lock_fd, "rb", closefd=False) as source, open(fd, "wb") as target:
+                source.seek(0)
+                shutil.copyfileobj(source, target, 1 << 20)
+                target.flush()
+                os.fchmod(target.fileno(), os.fstat(lock_fd).st_mode & 0o7777)
+        except OSError as exc:
+            raise StorageError(f"cannot copy {run_path} to update it: {exc}") from exc
+        with open_hdf5(temporary, "r+") as file:
+            yield file
+        fsync_file(temporary)
+        os.replace(temporary, run_path)
+        temporary = None
+        fsync_directory(run_path.parent)
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        os.close(lock_fd)
+
+
+def update_closed_file(path: Path, change: Callable[[h5py.File], T]) -> T:
+    """Apply ``change(file)`` to a closed run file crash-safely; return its result.
+
+    See :func:`updating_closed_file`: the change is made on a copy that replaces the
+    file atomically, so a kill or power cut never leaves a torn run file.
 
     Raises
     ------
     OSError
-        If the file cannot be opened or written.
+        If the file cannot be read, copied or replaced (``StorageError`` for a full disk).
     """
-    with open_rw(path) as file:
-        change(file)
-    fsync_file(path)
+    with updating_closed_file(path) as file:
+        return change(file)
+
+
+def _lock_current(path: Path) -> int:
+    """Open ``path`` and hold an exclusive ``flock`` on the inode the name points at now."""
+    for _attempt in range(100):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            current = os.stat(path, follow_symlinks=False)
+            held = os.fstat(fd)
+            if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # another updater replaced the file meanwhile: lock the new one
+    raise StorageError(f"{path} keeps being replaced; cannot update it")
+
+
+def _exclusive_temporary(path: Path, purpose: str) -> tuple[Path, int]:
+    """Create ``.<name>.<pid>.<random>.<purpose>`` beside ``path`` without following links."""
+    flags = _CLAIM_FLAGS
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{purpose}")
+    try:
+        return temporary, os.open(temporary, flags, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the file {path}: {exc.strerror or exc}. "
+            f"Check that the folder {path.parent} exists and is writable."
+        ) from exc
+
+
+def _check_room_for_copy(path: Path, size: int) -> None:
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    needed = size + max(UPDATE_MARGIN_BYTES, size // 20)
+    if free < needed:
+        raise StorageError(
+            f"not enough free disk space in {path.parent} to update {path.name} safely: "
+            f"{needed / 1e6:.1f} MB needed (a copy of the file), {free / 1e6:.1f} MB free. "
+            "Free disk space and retry; the file was not changed."
+        )

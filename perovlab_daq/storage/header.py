@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import socket
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,36 @@ from . import layout
 from .reader import RunInfo
 
 log = logging.getLogger(__name__)
+
+#: Default plot of each shipped procedure (docs/hdf5-layout.md "Default plot"): the NXdata
+#: group the entry's ``@default`` names, its ``@signal``, ``@axes`` and auxiliary signals.
+#: A group other than ``data`` is a frame stream; it becomes the default once it exists.
+_SPECTRA = {"group": "spectra", "signal": "intensity", "axes": ["time", "wavelength"]}
+DEFAULT_PLOTS: dict[str, dict[str, Any]] = {
+    "jlv": {
+        "group": "data",
+        "signal": "current_density",
+        "axes": "voltage",
+        "auxiliary_signals": ["luminance"],
+    },
+    "lifetime": {"group": "data", "signal": "relative_luminance", "axes": "device_time"},
+    "pl-stability": {"group": "data", "signal": "relative_intensity", "axes": "device_time"},
+    "pl-fluence": {"group": "data", "signal": "integrated_pl", "axes": "power_density"},
+    "el-spectra": _SPECTRA,
+    "pl-spectrum": _SPECTRA,
+    "plqy": _SPECTRA,
+}
+#: Rows stored apart from ``entry/data`` (by procedure): rows whose ``column`` is > 0 go
+#: to ``group``. The lifetime's short J-L-V check sweeps are not stress rows.
+ROW_SPLITS: dict[str, dict[str, Any]] = {
+    "lifetime": {
+        "column": "jlv_sweep",
+        "group": "check_sweeps",
+        "plot": DEFAULT_PLOTS["jlv"],
+    },
+}
+#: Seconds ``git describe`` may take (it must never hold up a run).
+GIT_TIMEOUT_S = 2.0
 
 
 def procedure_name(procedure_class: type) -> str:
@@ -102,15 +135,81 @@ def describe_instrument(instrument: Any) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001
             description["snapshot_error"] = str(exc)
         description["calibration_files"] = list(getattr(instrument, "calibration_files", []) or [])
-    calibrations = description.get("calibration_files") or []
-    description["calibration_files"] = [
-        c if isinstance(c, Mapping) and "sha256" in c else layout.calibration_record(c)
-        for c in calibrations
-    ]
+    description["calibration_files"] = calibration_records(
+        description.get("calibration_files") or []
+    )
     for key in ("driver", "resource", "identity"):
         if description.get(key) is None:
             description[key] = ""
     return description
+
+
+def calibration_records(calibrations: Any) -> list[dict[str, Any]]:
+    """Return full records of calibration files (paths, records or a name -> either map).
+
+    Each record is :func:`~perovlab_daq.storage.layout.calibration_record` of the file; a
+    given record's ``file_name`` (path as the bench file wrote it) is kept.
+    """
+    items = calibrations.values() if isinstance(calibrations, Mapping) else calibrations
+    records = []
+    for item in items:
+        if isinstance(item, Mapping):
+            record = layout.calibration_record(item["path"])
+            if item.get("file_name"):
+                record["file_name"] = str(item["file_name"])
+        else:
+            record = layout.calibration_record(item)
+        records.append(record)
+    return records
+
+
+def git_describe(package_dir: Path | None = None) -> str:
+    """Return ``git describe --always --dirty --tags`` of the package's checkout, or ''.
+
+    '' for an installed package, no git, or a slow or failing git: this never raises.
+    """
+    root = (package_dir or Path(perovlab_daq.__file__).resolve().parent).parent
+    if not (root / ".git").exists():
+        return ""
+    try:
+        done = subprocess.run(
+            ["git", "-C", os.fspath(root), "describe", "--always", "--dirty", "--tags"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("git describe failed: %s", exc)
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def provenance(bench: Any = None) -> dict[str, Any]:
+    """Return what made the file (``entry/provenance``, docs/hdf5-layout.md).
+
+    Package version, git describe, host, station, the bench file (path, sha256, content)
+    and every calibration file of the bench's set-up (path as given, resolved path,
+    sha256, content). ``bench``: an open Bench, a BenchConfig, or None.
+    """
+    config = getattr(bench, "config", bench)
+    record: dict[str, Any] = {
+        "package_version": perovlab_daq.__version__,
+        "git_describe": git_describe(),
+        "host": socket.gethostname(),
+        "station": str(getattr(config, "station", "") or ""),
+    }
+    path = getattr(config, "path", None)
+    if path:
+        record["bench_file"] = layout.calibration_record(path)
+    given = dict(getattr(config, "files_as_given", None) or {})
+    files = {}
+    calibration_files = getattr(config, "calibration_files", None)
+    for key, resolved in (calibration_files() if calibration_files else {}).items():
+        files[key] = layout.calibration_record(resolved)
+        files[key]["file_name"] = str(given.get(key, files[key]["file_name"]))
+    record["calibration_files"] = files
+    return record
 
 
 def run_header(
@@ -137,11 +236,12 @@ def run_header(
         As for :class:`~perovlab_daq.storage.HDF5Results`.
     """
     cls = type(procedure)
+    name = procedure_name(cls)
     return {
         "perovlab_daq_version": perovlab_daq.__version__,
         "file_format_version": layout.FILE_FORMAT_VERSION,
         "created": layout.now_iso(),
-        "procedure": procedure_name(cls),
+        "procedure": name,
         "procedure_class": f"{cls.__module__}:{cls.__qualname__}",
         "title": getattr(cls, "TITLE", "") or "",
         "columns": columns,
@@ -153,6 +253,9 @@ def run_header(
         "metadata": dict(metadata or {}),
         "durability_interval_s": float(durability_interval_s),
         "power_loss_safe": bool(power_loss_safe),
+        "plot": dict(getattr(cls, "DEFAULT_PLOT", None) or DEFAULT_PLOTS.get(name) or {}),
+        "split": ROW_SPLITS.get(name),
+        "provenance": provenance(getattr(procedure, "bench", None)),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import logging
 import os
 import re
@@ -48,6 +49,14 @@ ROW_CHUNK = 4096
 CHUNK_CACHE_BYTES = 1 << 20
 #: Fixed sizes of live event fields (UTF-8 bytes; longer texts are cut at a character).
 EVENT_FIELDS = {"timestamp": 40, "level": 16, "kind": 64, "message": 1024}
+
+#: Event kinds that record a state (a JSON object), stored as changes only.
+STATE_EVENT_KINDS = frozenset({"device_state"})
+#: Keys of a state that change at every save without the state changing: the wall time
+#: of the save and the noise generator.
+VOLATILE_STATE_KEYS = frozenset({"time_s", "rng_state"})
+#: Relative change of any number in a state below which the state counts as unchanged.
+STATE_TOLERANCE = 1e-3
 
 #: Units of well-known per-frame context quantities when a frame does not say.
 KNOWN_UNITS = {
@@ -104,10 +113,18 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+#: Attribute of a dataset that stands for ``None`` (not set): the dataset holds NaN.
+UNSET_ATTR = "unset"
+
+
 def _string_or_number(value: Any) -> Any:
-    """Return a value h5py can store as a dataset or attribute, converting the rest to text."""
+    """Return a value h5py can store as a dataset or attribute, converting the rest to text.
+
+    ``None`` becomes NaN: an empty HDF5 dataset (``h5py.Empty``) makes nexusformat's
+    ``nxload`` fail, so :func:`create_value` marks such a dataset with ``@unset``.
+    """
     if value is None:
-        return h5py.Empty("f8")
+        return np.nan
     if isinstance(value, bool | int | float | str | np.generic):
         return value
     if isinstance(value, bytes):
@@ -126,6 +143,43 @@ def _string_or_number(value: Any) -> Any:
     return str(value)
 
 
+def create_value(group: h5py.Group, name: str, value: Any) -> h5py.Dataset:
+    """Create dataset ``name`` holding ``value``; ``None`` is NaN with ``@unset = 1``."""
+    dataset = group.create_dataset(name, data=_string_or_number(value))
+    if value is None:
+        dataset.attrs[UNSET_ATTR] = 1
+    return dataset
+
+
+def state_changed(previous: str | None, message: str, tolerance: float = STATE_TOLERANCE) -> bool:
+    """Return whether state event ``message`` differs from the ``previous`` one stored.
+
+    Both are JSON objects; :data:`VOLATILE_STATE_KEYS` are ignored and numbers count as
+    equal within a relative ``tolerance``. A message that is not JSON compares as text.
+    """
+    if previous is None:
+        return True
+    try:
+        old, new = json.loads(previous), json.loads(message)
+    except ValueError:
+        return previous != message
+    return not _same_state(old, new, tolerance)
+
+
+def _same_state(old: Any, new: Any, tolerance: float) -> bool:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = (set(old) | set(new)) - VOLATILE_STATE_KEYS
+        return all(_same_state(old.get(k), new.get(k), tolerance) for k in keys)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(
+            _same_state(a, b, tolerance) for a, b in zip(old, new, strict=True)
+        )
+    numbers = (int, float)
+    if isinstance(old, numbers) and isinstance(new, numbers) and not isinstance(old, bool):
+        return bool(np.isclose(old, new, rtol=tolerance, atol=0.0, equal_nan=True))
+    return old == new
+
+
 def write_mapping(group: h5py.Group, mapping: Mapping[str, Any]) -> None:
     """Write a nested mapping into ``group``: dicts become subgroups, the rest datasets.
 
@@ -137,19 +191,19 @@ def write_mapping(group: h5py.Group, mapping: Mapping[str, Any]) -> None:
         if name in group:
             del group[name]
         if isinstance(value, Mapping) and set(value) <= {"value", "units"} and "value" in value:
-            dataset = group.create_dataset(name, data=_string_or_number(value["value"]))
+            dataset = create_value(group, name, value["value"])
             dataset.attrs["units"] = str(value.get("units") or "")
         elif isinstance(value, Mapping):
             sub = group.create_group(name, track_order=True)
             sub.attrs["NX_class"] = "NXcollection"
             write_mapping(sub, value)
         else:
-            group.create_dataset(name, data=_string_or_number(value))
+            create_value(group, name, value)
 
 
 def read_value(dataset: h5py.Dataset) -> Any:
     """Read a scalar or small dataset back as Python values (strings decoded)."""
-    if dataset.shape is None:  # h5py.Empty
+    if dataset.shape is None or dataset.attrs.get(UNSET_ATTR, 0):  # None (older: h5py.Empty)
         return None
     value = dataset[()]
     if isinstance(value, bytes):
@@ -175,9 +229,16 @@ def read_mapping(group: h5py.Group) -> dict[str, Any]:
 
 
 def calibration_record(path: str | os.PathLike[str], embed_limit: int = 1 << 20) -> dict[str, Any]:
-    """Describe a calibration file: path, size, sha256 and, when small text, its content."""
-    file_path = Path(path)
-    record: dict[str, Any] = {"path": os.fspath(file_path.resolve())}
+    """Describe a file: path as given, resolved path, size, sha256 and small text content.
+
+    Keys: ``file_name`` (as given), ``path`` (resolved), ``size``, ``sha256`` and, when
+    text under ``embed_limit`` bytes, ``content``; ``error`` if it cannot be read.
+    """
+    file_path = Path(path).expanduser()
+    record: dict[str, Any] = {
+        "file_name": os.fspath(path),
+        "path": os.fspath(file_path.resolve()),
+    }
     try:
         record["sha256"] = sha256_of(file_path)
         record["size"] = file_path.stat().st_size
@@ -209,14 +270,29 @@ class RunFileWriter:
         self.events = 0
         self.frames: dict[str, int] = {}
         self.column_datasets: list[h5py.Dataset] = []
+        #: Rows routed to the header's ``split`` group (lifetime: check sweeps), if any.
+        self.split_index: int | None = None
+        self.split_datasets: list[h5py.Dataset] = []
+        self.split_rows = 0
 
     # -- file handles -----------------------------------------------------------------
     def attach(self, file: h5py.File) -> None:
         """Use ``file`` (freshly opened or re-opened) and pick up the current sizes."""
         self.file = file
         data = file["entry/data"]
-        self.column_datasets = [data[dataset] for _key, dataset, _units in self.header["columns"]]
+        columns = self.header["columns"]
+        self.column_datasets = [data[dataset] for _key, dataset, _units in columns]
         self.rows = min((len(d) for d in self.column_datasets), default=0)
+        split = self.header.get("split") or {}
+        group = file["entry"].get(dataset_name(split.get("group", ""))) if split else None
+        self.split_index = None
+        self.split_datasets = []
+        self.split_rows = 0
+        if group is not None:
+            keys = [key for key, _name, _units in columns]
+            self.split_index = keys.index(split["column"])
+            self.split_datasets = [group[name] for _key, name, _units in columns]
+            self.split_rows = min((len(d) for d in self.split_datasets), default=0)
         self.events = len(file["entry/events/time"]) if "entry/events/time" in file else 0
         spectra = {}
         for stream, item in file["entry"].items():
@@ -242,7 +318,9 @@ class RunFileWriter:
         entry.attrs["default"] = "data"
         entry.attrs["procedure"] = header["procedure"]
         entry.attrs["procedure_class"] = header["procedure_class"]
-        entry.attrs["title"] = header.get("title") or header["procedure"]
+        title = header.get("title") or header["procedure"]
+        entry.attrs["title"] = title
+        entry.create_dataset("title", data=str(title))
         entry.attrs["status"] = QUEUED
         entry.attrs["status_reason"] = ""
         entry.attrs["start_time"] = ""
@@ -254,7 +332,7 @@ class RunFileWriter:
         parameters.attrs["NX_class"] = "NXparameters"
         for parameter in header["parameters"]:
             name = dataset_name(parameter["key"])
-            dataset = parameters.create_dataset(name, data=_string_or_number(parameter["value"]))
+            dataset = create_value(parameters, name, parameter["value"])
             dataset.attrs["units"] = parameter.get("units") or ""
             dataset.attrs["name"] = parameter.get("name") or parameter["key"]
             dataset.attrs["type"] = parameter.get("type") or ""
@@ -262,7 +340,8 @@ class RunFileWriter:
         metadata = entry.create_group("metadata", track_order=True)
         metadata.attrs["NX_class"] = "NXcollection"
         for key, value in (header.get("metadata") or {}).items():
-            metadata.attrs[dataset_name(key)] = _string_or_number(value)
+            if value is not None:  # an unset value is left out (NeXus tools reject empty ones)
+                metadata.attrs[dataset_name(key)] = _string_or_number(value)
 
         sample = entry.create_group("sample", track_order=True)
         sample.attrs["NX_class"] = "NXsample"
@@ -292,40 +371,25 @@ class RunFileWriter:
                     while name in files:
                         n += 1
                         name = f"{base}_{n}"
-                    cal = files.create_group(name)
-                    cal.attrs["NX_class"] = "NXnote"
-                    for key in ("path", "sha256", "size", "error"):
+                    _write_file_note(files, name, record)
+                    for key in ("path", "sha256"):  # also as attributes (format 1.0 readers)
                         if key in record:
-                            cal.attrs[key] = record[key]
-                    if "content" in record:
-                        cal.create_dataset("data", data=record["content"])
-                        cal.attrs["type"] = "text/plain"
+                            files[name].attrs[key] = record[key]
 
-        data = entry.create_group("data", track_order=True)
-        data.attrs["NX_class"] = "NXdata"
         columns = header["columns"]
-        names = [dataset for _key, dataset, _units in columns]
-        if names:
-            axis = names[0]
-            signal = names[1] if len(names) > 1 else names[0]
-            data.attrs["axes"] = axis
-            data.attrs["signal"] = signal
-            data.attrs[f"{axis}_indices"] = 0
-            rest = [n for n in names if n not in (axis, signal)]
-            if rest:
-                data.attrs["auxiliary_signals"] = rest
-        for key, name, units in columns:
-            dataset = data.create_dataset(
-                name,
-                shape=(0,),
-                maxshape=(None,),
-                chunks=(ROW_CHUNK,),
-                dtype="f8",
-                fillvalue=np.nan,
-            )
-            dataset.attrs["units"] = units or ""
-            if key != name:
-                dataset.attrs["long_name"] = key
+        data = entry.create_group("data", track_order=True)
+        plot = header.get("plot") or {}
+        set_plot(data, [name for _key, name, _units in columns], plot)
+        self._create_columns(data, columns)
+        split = header.get("split")
+        if split and any(key == split["column"] for key, _n, _u in columns):
+            group = entry.create_group(dataset_name(split["group"]), track_order=True)
+            set_plot(group, [name for _key, name, _units in columns], split.get("plot") or {})
+            group.attrs["selection"] = f"rows with {split['column']} > 0"
+            self._create_columns(group, columns)
+        if plot.get("group", "data") != "data":
+            entry.attrs["default"] = "data"  # until the default stream's group exists
+        write_provenance(entry, header.get("provenance") or {})
 
         events = entry.create_group("events", track_order=True)
         events.attrs["NX_class"] = "NXcollection"
@@ -344,23 +408,39 @@ class RunFileWriter:
             )
         self.attach(file)
 
+    @staticmethod
+    def _create_columns(group: h5py.Group, columns: Sequence[Sequence[str]]) -> None:
+        for key, name, units in columns:
+            dataset = group.create_dataset(
+                name,
+                shape=(0,),
+                maxshape=(None,),
+                chunks=(ROW_CHUNK,),
+                dtype="f8",
+                fillvalue=np.nan,
+            )
+            dataset.attrs["units"] = units or ""
+            if key != name:
+                dataset.attrs["long_name"] = key
+
     def start_run(self, start_time: str) -> None:
         """Mark the run as running (before SWMR mode: attributes cannot change after)."""
         entry = self.file["entry"]
         entry.attrs["status"] = RUNNING
         entry.attrs["start_time"] = start_time
+        set_text_field(entry, "start_time", start_time)
 
     # -- streaming --------------------------------------------------------------------
     def append_rows(self, values: np.ndarray) -> None:
         """Append an ``(n, n_columns)`` float array to the data columns."""
-        count = len(values)
-        if count == 0:
+        if len(values) == 0:
             return
-        start, stop = self.rows, self.rows + count
-        for index, dataset in enumerate(self.column_datasets):
-            dataset.resize((stop,))
-            dataset[start:stop] = values[:, index]
-        self.rows = stop
+        if self.split_index is not None:
+            routed = values[:, self.split_index] > 0  # NaN compares False: stays in data
+            if routed.any():
+                self.split_rows = _append(self.split_datasets, self.split_rows, values[routed])
+                values = values[~routed]
+        self.rows = _append(self.column_datasets, self.rows, values)
 
     def has_stream(self, stream: str, context_keys: Iterable[str]) -> bool:
         """Return whether ``stream`` and every context dataset exist (else restructure)."""
@@ -404,6 +484,8 @@ class RunFileWriter:
             intensity.attrs["units"] = intensity_units
             intensity.attrs["interpretation"] = "spectrum"
             self.frames[stream] = 0
+            if (self.header.get("plot") or {}).get("group") == name:
+                entry.attrs["default"] = name
         group = entry[name]
         count = len(group["intensity"])
         for key, units in context_units.items():
@@ -478,6 +560,11 @@ class RunFileWriter:
         entry.attrs["end_time"] = end_time
         if start_time and not entry.attrs.get("start_time"):
             entry.attrs["start_time"] = start_time
+        if entry.attrs.get("start_time"):
+            set_text_field(entry, "start_time", entry.attrs["start_time"])
+        set_text_field(entry, "end_time", end_time)
+        if entry.attrs.get("default") not in entry:
+            entry.attrs["default"] = "data"
         if run_metadata:
             write_mapping(entry["metadata"], run_metadata)
         self.compact_events()
@@ -519,6 +606,80 @@ class RunFileWriter:
     def write_analysis(self, analysis: Mapping[str, Any]) -> None:
         """Write (or update) ``entry/analysis`` from a mapping of figures."""
         write_mapping(analysis_group(self.file), analysis)
+
+
+def _append(datasets: Sequence[h5py.Dataset], start: int, values: np.ndarray) -> int:
+    """Append the columns of ``values`` to ``datasets`` at row ``start``; return the new end."""
+    stop = start + len(values)
+    if stop > start:
+        for index, dataset in enumerate(datasets):
+            dataset.resize((stop,))
+            dataset[start:stop] = values[:, index]
+    return stop
+
+
+def set_text_field(group: h5py.Group, name: str, text: Any) -> None:
+    """Write (or replace) the string field ``name`` (NeXus fields: title, start_time...)."""
+    value = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    if name in group:
+        del group[name]
+    group.create_dataset(name, data=value, dtype=h5py.string_dtype())
+
+
+def set_plot(group: h5py.Group, names: Sequence[str], plot: Mapping[str, Any]) -> None:
+    """Make ``group`` an NXdata of columns ``names`` plotting ``plot`` (signal, axes, aux).
+
+    Without a usable ``plot`` the second column is plotted against the first.
+    """
+    group.attrs["NX_class"] = "NXdata"
+    if not names:
+        return
+    axis, signal = plot.get("axes"), plot.get("signal")
+    if axis not in names or signal not in names:
+        axis, signal = names[0], names[1] if len(names) > 1 else names[0]
+    group.attrs["signal"] = signal
+    group.attrs["axes"] = axis
+    group.attrs[f"{axis}_indices"] = 0
+    auxiliary = [n for n in plot.get("auxiliary_signals", ()) if n in names and n != signal]
+    if auxiliary:
+        group.attrs["auxiliary_signals"] = auxiliary
+
+
+def write_provenance(entry: h5py.Group, provenance: Mapping[str, Any]) -> None:
+    """Write ``entry/provenance`` (docs/hdf5-layout.md) from :func:`header.provenance`.
+
+    Versions, host, station, the bench file and the calibration files (path as given,
+    resolved path, sha256, content), each file as an NXnote.
+    """
+    if not provenance:
+        return
+    group = entry.create_group("provenance", track_order=True)
+    group.attrs["NX_class"] = "NXcollection"
+    plain = {k: v for k, v in provenance.items() if k not in ("bench_file", "calibration_files")}
+    write_mapping(group, {k: ("" if v is None else v) for k, v in plain.items()})
+    bench = provenance.get("bench_file")
+    if bench:
+        _write_file_note(group, "bench_file", bench)
+    calibrations = provenance.get("calibration_files") or {}
+    if calibrations:
+        files = group.create_group("calibration_files", track_order=True)
+        files.attrs["NX_class"] = "NXcollection"
+        for key, record in calibrations.items():
+            _write_file_note(files, dataset_name(key), record)
+
+
+def _write_file_note(parent: h5py.Group, name: str, record: Mapping[str, Any]) -> None:
+    """Write one file record as an NXnote: file_name (as given), path, sha256, size, data."""
+    note = parent.create_group(name, track_order=True)
+    note.attrs["NX_class"] = "NXnote"
+    for key in ("file_name", "path", "sha256", "error"):
+        if record.get(key) is not None:
+            set_text_field(note, key, record[key])
+    if record.get("size") is not None:
+        note.create_dataset("size", data=int(record["size"])).attrs["units"] = "B"
+    if record.get("content") is not None:
+        set_text_field(note, "data", record["content"])
+        set_text_field(note, "type", "text/plain")
 
 
 def analysis_group(file: h5py.File) -> h5py.Group:

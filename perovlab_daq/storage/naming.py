@@ -2,7 +2,11 @@
 
 User-entered identifiers are sanitised so that no value can add a path separator, climb
 out of the data folder (``..``) or hide the file (leading dot); an existing file is never
-reused: ``_2``, ``_3``... are appended.
+reused: ``_2``, ``_3``... are appended. :func:`run_file_path` only proposes a free name
+(planning creates nothing); the name is claimed atomically when the run file is created
+(:func:`perovlab_daq.storage.files.claim_run_file`: an exclusive ``link``, which never
+follows a symlink), moving on through :func:`candidate_names` if another run took it in
+the meantime, so concurrent runs with the same identifiers each get their own file.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import os
 import re
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +49,22 @@ class _SafeFormatter(string.Formatter):
         return super().get_field(field_name, args, kwargs)
 
 
+def candidate_names(path: Path, limit: int = 10_000) -> Iterator[Path]:
+    """Yield ``path``, then ``<stem>_2<suffix>``, ``<stem>_3<suffix>``... (free-looking ones)."""
+    stem, suffix = os.path.splitext(path.name)
+    for index in range(1, limit + 1):
+        candidate = path if index == 1 else path.with_name(f"{stem}_{index}{suffix}")
+        if not (os.path.lexists(candidate) or os.path.lexists(f"{candidate}.journal")):
+            yield candidate
+
+
 def run_file_path(
     folder: str | os.PathLike[str], pattern: str = DEFAULT_PATTERN, **fields: Any
 ) -> Path:
     """Return a new, not yet existing run file path in ``folder`` built from ``pattern``.
+
+    Nothing is created but the folder: the name is claimed when the run file is created
+    (see :func:`perovlab_daq.storage.files.claim_run_file`).
 
     Parameters
     ----------
@@ -64,6 +81,8 @@ def run_file_path(
     ------
     ValueError
         If the pattern names a field that is not given, or contains a path separator.
+    OSError
+        If the folder cannot be created.
     """
     now = _dt.datetime.now()
     values = {
@@ -88,9 +107,4 @@ def run_file_path(
         stem, suffix = name, ".h5"
     directory = Path(os.fspath(folder))
     directory.mkdir(parents=True, exist_ok=True)
-    candidate = directory / f"{stem}{suffix}"
-    index = 1
-    while candidate.exists() or Path(f"{candidate}.journal").exists():
-        index += 1
-        candidate = directory / f"{stem}_{index}{suffix}"
-    return candidate
+    return next(candidate_names(directory / f"{stem}{suffix}"))

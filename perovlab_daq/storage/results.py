@@ -178,6 +178,7 @@ class HDF5Results(Results):
         self._info: RunInfo | None = None  # what a loaded file holds
         self._live: LiveRunWriter | None = None
         self._closed = False
+        self._last_states: dict[str, str] = {}  # last stored state event of each kind
 
         if self.path.exists():
             self._lock = threading.RLock()
@@ -194,6 +195,8 @@ class HDF5Results(Results):
             sample=sample,
         )
         self._live = LiveRunWriter(self.path, self._header, self._state)
+        self.path = self._live.path  # another run may have claimed the planned name first
+        self.data_filename = os.fspath(self.path)
         self._lock = self._live.lock
         # The per-row path goes straight to the writer (one call per row, not two).
         self.append_row = self._live.append_row
@@ -268,6 +271,10 @@ class HDF5Results(Results):
         Events are kept even when the writer has failed (they are logged), so this never
         raises for storage reasons.
         """
+        if kind in layout.STATE_EVENT_KINDS:  # changes only (docs/hdf5-layout.md)
+            if not layout.state_changed(self._last_states.get(kind), message):
+                return
+            self._last_states[kind] = message
         event = new_event(self._state, level, kind, message)
         self._state.events.append(event)
         if self._live is not None and self._live.take_event(event):

@@ -30,7 +30,7 @@ import numpy as np
 from . import layout
 from .batches import batch_bytes, chunk_bytes, ensure_room, frame_batch, rows_to_array
 from .errors import StorageError
-from .files import create_run_file, disk_unusable, fsync_file, open_hdf5, open_rw
+from .files import claim_run_file, disk_unusable, fsync_file, open_hdf5, open_rw
 from .journal import Journal, journal_path
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,8 @@ class LiveRunWriter:
         self._journal: Journal | None = None
         self._thread: threading.Thread | None = None
         self.file = None  # the live h5py.File while the thread runs
-        self.file_writer = create_run_file(path, header)
+        # The name is claimed now: another run may have taken it since it was planned.
+        self.file_writer, self.path = claim_run_file(path, header)
 
     @property
     def live(self) -> bool:

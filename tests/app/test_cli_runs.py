@@ -34,7 +34,7 @@ def test_run_finishes_exit_0_with_json_summary(tmp_path: Path, capsys):
             "--sample",
             "S1",
             "--pixel",
-            "A1",
+            "1",
             "-o",
             str(tmp_path),
             "--json",
@@ -239,7 +239,9 @@ def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig, wa
     assert proc.returncode == 130, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["status"] == "aborted"
-    assert summary["safe_state"]["source_meter"] == "ok"
+    assert summary["shutdown_commands"]["source_meter"] == "ok"
+    assert summary["safe_state"]["source_meter output"] == "off"  # read back, not assumed
+    assert summary["outputs_off"] is True and summary["file_readable"] is True
     path = Path(summary["file"])
     assert _status(path) == "aborted"
     from perovlab_daq.storage import HDF5Results

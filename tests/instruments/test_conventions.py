@@ -90,6 +90,7 @@ FACADE = {
     ],
     "fw102c": ["position", "snapshot", "identity", "shutdown"],
     "sim-sample-stage": ["position", "snapshot", "identity", "shutdown"],
+    "keithley7001": ["select", "closed_channels", "open_all", "snapshot", "identity", "shutdown"],
 }
 
 

@@ -41,7 +41,7 @@ def run_at_defaults(name: str, preset: str, tmp_path: Path) -> RunOutcome:
         bench_config=sim_bench(preset),
         parameters={},
         output=tmp_path,
-        sample={"sample": f"{preset}-S1", "device": "D1", "pixel": "A1", "operator": "ci"},
+        sample={"sample": f"{preset}-S1", "device": "D1", "pixel": "1", "operator": "ci"},
     )
     cls = plan.procedure_cls
     defaults = {

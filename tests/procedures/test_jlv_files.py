@@ -36,7 +36,7 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
         bench_config=sim_bench("qd-in-matrix"),
         parameters={"dwell_s": 0, "dark_readings": 3, "direction": "both", "el_biases": "4"},
         output=folder / "run.h5",
-        sample={"sample": "S1", "pixel": "p2"},
+        sample={"sample": "S1", "pixel": "1"},
     )
     outcome = execute_run(plan, log_file=False)
     if outcome.status == "aborted" and not outcome.interrupted_by:

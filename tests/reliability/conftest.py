@@ -65,3 +65,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         if _SKIP_REASONS.get(name):
             line += f"  (skipped: {'; '.join(sorted(_SKIP_REASONS[name]))})"
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def no_instrument(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Refuse (and record) every ``Bench.open``: a malformed input must never get that far.
+
+    Yields the list of bench names whose opening was attempted (empty when all is well).
+    """
+    from perovlab_daq.bench import Bench
+
+    opened: list[str] = []
+
+    def refuse(self: Bench) -> Bench:
+        opened.append(self.config.name)
+        raise RuntimeError("an instrument was opened for a malformed input")
+
+    monkeypatch.setattr(Bench, "open", refuse)
+    yield opened

@@ -138,8 +138,9 @@ def test_listens_on_loopback_only(served):
 
 def test_drivers_through_the_socket_see_shared_physics(served):
     config = load_bench(served.bench_file)
-    with Bench(config, roles=["source_meter", "photodetector"]) as bench:
+    with Bench(config, roles=["source_meter", "photodetector", "pixel_switch"]) as bench:
         smu, diode = bench["source_meter"], bench["photodetector"]
+        bench["pixel_switch"].select("1!1")  # an earlier client's bench left it all open
         diode.configure(nplc=1)
         smu.apply_current_source(compliance_voltage_v=6, nplc=1)
         smu.source_current = 2e-3
@@ -158,6 +159,9 @@ def test_a_write_to_one_instrument_acts_before_the_next_query_to_another(served)
     """The order one client sends in is kept across connections (jlv's LED-off dark frame)."""
     smu = _open(served.resources["source_meter"], **SMU_TERM)
     diode = _open(served.resources["photodetector"], **SMU_TERM)
+    switch = _open(served.resources["pixel_switch"], **SMU_TERM)
+    switch.write(":ROUT:CLOS (@1!1)")  # pixel 1 (an earlier client left the switch open)
+    switch.close()
     try:
         for command in (":SOURCE:FUNCTION CURR", ":SOURCE:CURRENT 0.002", "CURR:NPLC 1"):
             (diode if command.startswith("CURR") else smu).write(command)
@@ -435,4 +439,4 @@ def test_ctrl_c_stops_run_serve_with_exit_0(tmp_path, capsys):
     assert run_serve(args) == 0
     assert signal.getsignal(signal.SIGINT) is previous  # handlers restored
     assert "TCPIP::127.0.0.1::" in capsys.readouterr().out
-    assert len(ports) == 7 and not any(_port_open(port) for port in ports)
+    assert len(ports) == 8 and not any(_port_open(port) for port in ports)

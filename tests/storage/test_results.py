@@ -100,7 +100,9 @@ def test_a_run_through_the_worker_writes_the_documented_layout(finished_run: Pat
         assert parameters["points"][()] == 50
         data = entry["data"]
         assert data.attrs["NX_class"] == "NXdata"
-        assert data.attrs["axes"] == "time" and data.attrs["signal"] == "voltage"
+        # The J-L-V default plot (docs/hdf5-layout.md): J against V (no luminance column here).
+        assert data.attrs["axes"] == "voltage" and data.attrs["signal"] == "current_density"
+        assert "auxiliary_signals" not in data.attrs
         assert list(data) == ["time", "voltage", "current", "current_density"]
         units = {name: data[name].attrs["units"] for name in data}
         assert units == {"time": "s", "voltage": "V", "current": "A", "current_density": "mA/cm^2"}

@@ -1,0 +1,87 @@
+"""Every catchable way a program is told to end becomes a safe stop of the run.
+
+``SIGINT`` (Ctrl-C), ``SIGTERM`` (``kill``, systemd, logout and shutdown), ``SIGHUP``
+(terminal or SSH session closed), ``SIGQUIT`` (Ctrl-backslash) and ``SIGUSR1``/``SIGUSR2`` (whose
+default action also ends the process) set a :class:`StopFlag` instead of ending the process
+with the outputs on; the run then stops through its safe path (outputs off and read back,
+file closed) and the command exits with 130. The command line, the acquisition process
+of a supervised run and the operator window all use this one list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Signals that end a run safely (the others cannot be caught, or do not end a process).
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+
+
+class StopFlag(threading.Event):
+    """An event that remembers why it was set (signal name, or what else asked)."""
+
+    reason = ""
+
+    def stop(self, reason: str) -> bool:
+        """Set the flag with ``reason``; return False if it was already set."""
+        if self.is_set():
+            return False
+        self.reason = reason
+        self.set()
+        return True
+
+
+def say(text: str) -> None:
+    """Print ``text`` on stderr; a terminal that is gone (SIGHUP, closed SSH) is ignored."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    stop: StopFlag, *, on_signal: Callable[[str], None] | None = None, quiet: bool = False
+) -> Iterator[None]:
+    """Turn every signal of :data:`STOP_SIGNALS` into a safe stop instead of an ending.
+
+    Parameters
+    ----------
+    stop
+        Set with the signal's name as reason.
+    on_signal
+        Also called with the signal's name (e.g. to pass the stop on to a child process).
+    quiet
+        Do not print the "stopping safely" line.
+
+    Handlers can only be installed from the main thread; elsewhere this does nothing.
+    """
+
+    def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if on_signal is not None:
+            on_signal(name)
+        if not stop.stop(name):
+            log.warning("%s again: already stopping safely", name)
+            return
+        if not quiet:
+            say(f"\n{name}: stopping safely (outputs off, file closed)...")
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,298 @@
+"""Outputs end off whatever ends the program (issue 16), on a served simulated bench.
+
+The bench is served by ``python -m perovlab_daq.sim.serve`` in a process of its own, so
+the instrument state outlives the processes under test, as on hardware. Each test starts
+``perovlab-daq run PROCEDURE --bench <served bench file>`` (the supervisor, which starts
+the acquisition process), waits until the run is going, ends it at a random moment - a
+catchable signal to the process the user started, SIGKILL of that process, or SIGKILL of
+the acquisition process - and then reads the served instruments from here: the source
+meter must answer ``OUTPUT?`` with 0 and the laser report emission off within 2 s of the
+ending; the file opens with plain h5py, says how the run ended, and the exit code is the
+documented one (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import psutil
+import pytest
+import pyvisa
+
+from perovlab_daq.bench import load_bench
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+#: Long runs (ended by the test long before they finish), a few rows per second.
+RUNS = {
+    "lifetime": [
+        "current_density=20",
+        "first_interval=0.02",
+        "interval=0.1",
+        "spectrum_interval=1",
+        "dark_settle=0.05",
+        "dark_readings=2",
+        "max_duration=600",
+    ],
+    "pl-spectrum": ["repeats=1000", "integration_time_s=0.05", "interval_s=0"],
+    "pl-stability": ["duration_s=600", "interval_s=0.3", "integration_time_s=0.01"],
+}
+CATCHABLE = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"]
+ENDINGS = [*CATCHABLE, "SIGKILL-supervisor", "SIGKILL-acquisition"]
+SAFE_WITHIN_S = 2.0
+#: A quick cross-section runs by default; every pair is marked slow.
+QUICK = {
+    ("lifetime", "SIGTERM"),
+    ("lifetime", "SIGKILL-acquisition"),
+    ("pl-stability", "SIGHUP"),
+    ("pl-stability", "SIGKILL-acquisition"),
+    ("pl-spectrum", "SIGQUIT"),
+    ("lifetime", "SIGKILL-supervisor"),
+}
+
+
+@pytest.fixture(scope="module")
+def served_bench(tmp_path_factory):
+    """A served simulated bench in its own process; yields its bench file."""
+    folder = tmp_path_factory.mktemp("served")
+    bench_file = folder / "served_bench.yaml"
+    err = open(folder / "server.err", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "perovlab_daq.sim.serve", "--sim", "qd-in-matrix"]
+        + ["--write-bench", str(bench_file)],
+        cwd=folder,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
+    deadline = time.monotonic() + 60
+    while not bench_file.exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"server did not start: {(folder / 'server.err').read_text()}")
+        time.sleep(0.05)
+    yield bench_file
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    err.close()
+
+
+class Outputs:
+    """The served source meter and laser, read over connections of the test's own."""
+
+    def __init__(self, bench_file: Path) -> None:
+        roles = load_bench(bench_file).roles
+        manager = pyvisa.ResourceManager("@py")
+        self.smu = manager.open_resource(
+            roles["source_meter"].resource,
+            timeout=2000,
+            read_termination="\n",
+            write_termination="\n",
+        )
+        self.laser = manager.open_resource(
+            roles["laser"].resource,
+            timeout=2000,
+            read_termination="\r\n",
+            write_termination="\r\n",
+        )
+
+    def source_on(self) -> bool:
+        # ":OUTP?" on a real 2400; the simulator knows the long form only
+        return self.smu.query("OUTPUT?").strip() != "0"
+
+    def emission_on(self) -> bool:
+        value = self.laser.query("SOUR:AM:STAT?").strip()
+        assert self.laser.read().strip() == "OK"
+        return value != "OFF"
+
+    def wait_off(self, since: float, limit_s: float) -> float:
+        """Poll until both read off; return the seconds since ``since`` it took."""
+        while True:
+            if not self.source_on() and not self.emission_on():
+                return time.monotonic() - since
+            if time.monotonic() - since > limit_s:
+                pytest.fail(
+                    f"outputs still on {limit_s} s after the ending: source "
+                    f"{self.source_on()}, emission {self.emission_on()}"
+                )
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.smu.close()
+        self.laser.close()
+
+
+def _start(procedure: str, bench_file: Path, folder: Path) -> subprocess.Popen:
+    sets = [arg for value in RUNS[procedure] for arg in ("--set", value)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "perovlab_daq.cli", "run", procedure, "--bench", str(bench_file)]
+        + ["-o", str(folder), "--json", *sets],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_running(proc: subprocess.Popen, folder: Path, outputs: Outputs, procedure: str):
+    """Wait for the run file, the pid file and the hazard switched on once; return the pids."""
+    deadline = time.monotonic() + 90
+    pids = None
+    hazard_seen = False
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"run ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        files = list(folder.glob("*.pids"))
+        if files and list(folder.glob("*.h5")) and pids is None:
+            try:
+                pids = json.loads(files[0].read_text())
+            except ValueError:
+                pids = None
+        if pids is not None:
+            on = outputs.source_on() if procedure == "lifetime" else outputs.emission_on()
+            hazard_seen = hazard_seen or on
+            if hazard_seen:
+                return pids
+        time.sleep(0.05)
+    pytest.fail("the run did not get going within 90 s")
+
+
+def _hazard_on(outputs: Outputs, procedure: str) -> None:
+    """Wait (up to 10 s) until the run's hazard is on, so the ending has something to stop."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if outputs.source_on() if procedure == "lifetime" else outputs.emission_on():
+            return
+        time.sleep(0.01)
+    pytest.fail(f"{procedure}: its output never came on")
+
+
+def _status(path: Path) -> tuple[str, str, list[str]]:
+    with h5py.File(path, "r") as file:  # plain h5py, no repair
+        entry = file["entry"]
+        kinds = [k.decode() if isinstance(k, bytes) else str(k) for k in entry["events/kind"][:]]
+        return str(entry.attrs["status"]), str(entry.attrs["status_reason"]), kinds
+
+
+def _cases():
+    for procedure in RUNS:
+        for ending in ENDINGS:
+            marks = () if (procedure, ending) in QUICK else (pytest.mark.slow,)
+            yield pytest.param(procedure, ending, marks=marks, id=f"{procedure}-{ending}")
+
+
+@pytest.mark.parametrize(("procedure", "ending"), list(_cases()))
+def test_outputs_end_off_and_file_says_how(served_bench, tmp_path, procedure, ending):
+    outputs = Outputs(served_bench)
+    proc = _start(procedure, served_bench, tmp_path)
+    try:
+        pids = _wait_running(proc, tmp_path, outputs, procedure)
+        assert pids["supervisor"] == proc.pid
+        acquisition = psutil.Process(pids["acquisition"])
+        time.sleep(random.uniform(0.0, 1.5))  # a random moment of the run ...
+        _hazard_on(outputs, procedure)  # ... with the output on
+        ended_at = time.monotonic()
+        if ending == "SIGKILL-acquisition":
+            acquisition.send_signal(signal.SIGKILL)
+        elif ending == "SIGKILL-supervisor":
+            proc.send_signal(signal.SIGKILL)
+        else:
+            proc.send_signal(getattr(signal, ending))
+        took = outputs.wait_off(ended_at, limit_s=10.0)
+        out, err = proc.communicate(timeout=120)
+        acquisition.wait(60) if acquisition.is_running() else None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        outputs.close()
+    print(f"{procedure} {ending}: outputs read off {took:.2f} s after the ending")
+    assert took <= SAFE_WITHIN_S, f"outputs off only {took:.2f} s after {ending}"
+    path = next(tmp_path.glob("*.h5"))
+    status, reason, kinds = _status(path)
+    assert not list(tmp_path.glob("*.pids"))
+    if ending == "SIGKILL-supervisor":
+        assert proc.returncode == -signal.SIGKILL
+        assert status == "aborted" and "supervisor gone" in reason, (status, reason)
+        assert "safe_state" in kinds
+        return
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["outputs_off"] is True and summary["file_readable"] is True, summary
+    assert set(summary["safe_state"].values()) == {"off"}, summary
+    if ending == "SIGKILL-acquisition":
+        assert proc.returncode == 1, err[-2000:]
+        assert summary["status"] == "killed" and "SIGKILL" in summary["reason"]
+        assert status == "interrupted", (status, reason)
+        assert {"killed", "safe_state", "recovered"} <= set(kinds)
+    else:
+        assert proc.returncode == 130, err[-2000:]
+        assert summary["status"] == "aborted"
+        assert status == "aborted" and ending in reason, (status, reason)
+        assert "safe_state" in kinds
+
+
+@pytest.mark.parametrize("ending", ["SIGHUP", "SIGKILL-acquisition"])
+def test_sequence_ends_safely_and_skips_the_rest(served_bench, tmp_path, ending):
+    recipe = tmp_path / "recipe.yaml"
+    sets = dict(value.split("=") for value in RUNS["pl-stability"])
+    recipe.write_text(
+        json.dumps({"name": "two", "runs": [{"procedure": "pl-stability", "parameters": sets}] * 2})
+    )
+    outputs = Outputs(served_bench)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perovlab_daq.cli", "sequence", str(recipe)]
+        + ["--bench", str(served_bench), "-o", str(tmp_path), "--json"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pids = _wait_running(proc, tmp_path, outputs, "pl-stability")
+        time.sleep(random.uniform(0.0, 1.0))
+        _hazard_on(outputs, "pl-stability")
+        ended_at = time.monotonic()
+        if ending == "SIGKILL-acquisition":
+            os.kill(pids["acquisition"], signal.SIGKILL)
+        else:
+            proc.send_signal(getattr(signal, ending))
+        took = outputs.wait_off(ended_at, limit_s=10.0)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        outputs.close()
+    assert took <= SAFE_WITHIN_S, f"outputs off only {took:.2f} s after {ending}"
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert rows[1]["note"].startswith("skipped") and not rows[1]["file"]
+    files = list(tmp_path.glob("*.h5"))
+    assert len(files) == 1
+    status, reason, _kinds = _status(files[0])
+    if ending == "SIGHUP":
+        assert proc.returncode == 130, err[-2000:]
+        assert rows[0]["status"] == "aborted" and status == "aborted" and "SIGHUP" in reason
+    else:
+        assert proc.returncode == 1, err[-2000:]
+        assert rows[0]["status"] == "killed" and status == "interrupted"
+
+
+def test_a_child_rebuilds_the_same_bench_from_a_file_or_a_preset(served_bench):
+    from dataclasses import replace
+
+    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.supervisor import bench_spec
+
+    assert bench_spec(sim_bench("qd-only", seed=3)) == {"sim": "qd-only", "seed": 3}
+    assert bench_spec(load_bench(served_bench)) == {"file": str(served_bench.resolve())}
+    edited = replace(load_bench(served_bench), setup={"device_area_cm2": 0.5})
+    assert bench_spec(edited) is None  # not what the file says: runs unsupervised
