@@ -76,8 +76,9 @@ class World:
     preset
         Preset name or `Preset` instance: the film on the stage and the LED pixel.
     seed
-        Seed of the numpy Generator that draws every noise sample: same seed and same call
-        sequence give the same numbers.
+        Seed of the numpy Generators that draw every noise sample (the laser's power
+        readback has its own stream): same seed and same call sequence give the same
+        numbers, however often the laser power is polled.
     ageing_acceleration
         Device seconds per wall second for ageing, ion migration, photobleaching and halide
         segregation; settable later through the attribute.
@@ -113,6 +114,11 @@ class World:
         self.setup: BenchSetup = setup
         self._seed = seed
         self._rng = np.random.default_rng(seed)
+        # The laser's power readback has a stream of its own: the OBIS start-up polls it
+        # until the power is stable, a number of times that follows the wall clock, and
+        # drawing those from the shared stream would shift every later spectrum's and
+        # power reading's noise, so a seed would no longer reproduce a run.
+        self._laser_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self._clock = clock
         if ageing_acceleration <= 0:
             raise ValueError("ageing_acceleration must be > 0")
@@ -459,7 +465,8 @@ class World:
         with self._lock:
             self._advance()
             power_w = self._beam.output_w()
-            return power_w * (1.0 + _LASER_POWER_NOISE_RELATIVE * self._rng.standard_normal())
+            noise = self._laser_rng.standard_normal()
+            return power_w * (1.0 + _LASER_POWER_NOISE_RELATIVE * noise)
 
     def set_filter_position(self, pos: int) -> None:
         """Move the ND filter wheel to a position (1 .. number of filters)."""
@@ -579,6 +586,7 @@ class World:
                 "film_bleach_survival": self._film.bleach_survival,
                 "film_segregation": self._film.segregated_fraction,
                 "rng_state": self._rng.bit_generator.state,
+                "laser_rng_state": self._laser_rng.bit_generator.state,
             }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -609,6 +617,8 @@ class World:
             self._film.segregated_fraction = float(state["film_segregation"])
             if "rng_state" in state:
                 self._rng.bit_generator.state = state["rng_state"]
+            if "laser_rng_state" in state:
+                self._laser_rng.bit_generator.state = state["laser_rng_state"]
             self._last_update_s = self._clock()
 
     def __repr__(self) -> str:
