@@ -63,6 +63,10 @@ class DamagedFileError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class NotHdf5Error(DamagedFileError):
+    """The file is not HDF5 at all: not a file this program wrote (``recover`` refuses it)."""
+
+
 class _Refused(Exception):
     """A problem found inside the file, before the path is known to the message."""
 
@@ -111,7 +115,7 @@ def check_run_file(path: str | os.PathLike[str], *, allow_unreadable: bool = Fal
     except OSError as exc:
         raise DamagedFileError(file_path, f"cannot read ({exc.strerror or exc})") from None
     if not signed:
-        raise DamagedFileError(file_path, "not an HDF5 file (no HDF5 signature)")
+        raise NotHdf5Error(file_path, "not an HDF5 file (no HDF5 signature)")
     budget = min(MAX_DATASET_BYTES, max(EXPANSION_HEADROOM, MAX_EXPANSION * size))
     try:
         handle = h5py.File(file_path, "r", locking=False)

@@ -14,6 +14,7 @@ it imports it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -183,7 +184,7 @@ def simulated_bench_of(path: str | Path) -> Any:
     """
     import h5py
 
-    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.bench import BenchError, load_bench, sim_bench
     from perovlab_daq.runner import RunInputError
 
     try:
@@ -194,7 +195,24 @@ def simulated_bench_of(path: str | Path) -> Any:
     if not meta.get("simulated"):
         raise RunInputError(f"--resume {path}: the run was on real instruments; give --bench")
     seed = meta.get("sim_seed")
-    return sim_bench(str(meta.get("sim_preset")) or None, seed=None if seed is None else int(seed))
+    config = sim_bench(
+        str(meta.get("sim_preset")) or None, seed=None if seed is None else int(seed)
+    )
+    # The same simulated bench file (its ageing acceleration) when it is still there, and
+    # the same device: the run's sim.sample overrides (metadata sim_sample_<key>).
+    bench_file = Path(str(meta.get("bench_file") or ""))
+    sim = config.sim
+    if str(bench_file) not in ("", ".") and bench_file.is_file():
+        try:
+            own = load_bench(bench_file)
+        except BenchError as exc:
+            raise RunInputError(f"--resume {path}: its bench file {bench_file}: {exc}") from None
+        if own.sim is not None:
+            sim = dataclasses.replace(own.sim, preset=sim.preset, seed=sim.seed)
+            config = dataclasses.replace(config, roles=own.roles, setup=own.setup)
+    prefix = "sim_sample_"
+    sample = {k[len(prefix) :]: float(v) for k, v in meta.items() if k.startswith(prefix)}
+    return dataclasses.replace(config, sim=dataclasses.replace(sim, sample=sample))
 
 
 def _next_segment(path: Path) -> int:

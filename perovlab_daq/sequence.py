@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,13 @@ class StepResult:
         return self.outcome.status if self.outcome is not None else "error"
 
 
+def _reject_unknown(given: Iterable[str], allowed: Sequence[str], what: str) -> None:
+    """Raise :class:`RunInputError` ``"<what> 'x' (allowed: ...)"`` for the first unknown key."""
+    unknown = set(given) - set(allowed)
+    if unknown:
+        raise RunInputError(f"{what} {sorted(unknown)[0]!r} (allowed: {', '.join(allowed)})")
+
+
 def load_recipe(path: str | Path) -> dict[str, Any]:
     """Read a recipe file (safe YAML) and check its top-level shape."""
     file_path = Path(path)
@@ -98,12 +105,7 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         raise RunInputError(str(exc)) from None
     if not isinstance(data, Mapping):
         raise RunInputError(f"{file_path}: a recipe is a mapping with a 'runs' list")
-    unknown = set(data) - _RECIPE_KEYS
-    if unknown:
-        raise RunInputError(
-            f"{file_path}: unknown recipe entry {sorted(unknown)[0]!r} "
-            f"(allowed: {', '.join(sorted(_RECIPE_KEYS))})"
-        )
+    _reject_unknown(data, sorted(_RECIPE_KEYS), f"{file_path}: unknown recipe entry")
     runs = data.get("runs")
     if not isinstance(runs, list) or not runs:
         raise RunInputError(f"{file_path}: 'runs' must be a non-empty list of runs")
@@ -129,12 +131,7 @@ def plan_recipe(
     defaults = recipe.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise RunInputError("recipe 'defaults' must be a mapping of sample fields")
-    bad = set(defaults) - set(_SAMPLE_KEYS)
-    if bad:
-        raise RunInputError(
-            f"recipe defaults: unknown field {sorted(bad)[0]!r} "
-            f"(allowed: {', '.join(_SAMPLE_KEYS)})"
-        )
+    _reject_unknown(defaults, _SAMPLE_KEYS, "recipe defaults: unknown field")
     default_continue = _flag(recipe.get("continue_on_failure", False), "continue_on_failure")
     folder = output if output is not None else recipe.get("output")
     if folder is not None and not isinstance(folder, str | Path):
@@ -148,12 +145,7 @@ def plan_recipe(
         where = f"runs[{index}]"
         if not isinstance(run, Mapping):
             raise RunInputError(f"{where}: each run is a mapping with a 'procedure'")
-        unknown = set(run) - _RUN_KEYS
-        if unknown:
-            raise RunInputError(
-                f"{where}: unknown entry {sorted(unknown)[0]!r} "
-                f"(allowed: {', '.join(sorted(_RUN_KEYS))})"
-            )
+        _reject_unknown(run, sorted(_RUN_KEYS), f"{where}: unknown entry")
         procedure = run.get("procedure")
         if not isinstance(procedure, str):
             raise RunInputError(f"{where}: 'procedure' must be a procedure name")

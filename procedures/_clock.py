@@ -57,6 +57,7 @@ class DeviceClock:
     offset_s: float = 0.0
     wall: Callable[[], float] = time.monotonic
     start_wall_s: float = field(default=math.nan)
+    paused_wall_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.acceleration) and self.acceleration > 0):
@@ -74,8 +75,12 @@ class DeviceClock:
         return self.wall() - self.start_wall_s
 
     def device_s(self) -> float:
-        """Device seconds since the start, plus the offset."""
-        return self.offset_s + self.wall_s() * self.acceleration
+        """Device seconds since the start, plus the offset (pauses excluded)."""
+        return self.offset_s + (self.wall_s() - self.paused_wall_s) * self.acceleration
+
+    def pause(self, wall_s: float) -> None:
+        """Exclude ``wall_s`` wall seconds (stress off: the device did not age) from device time."""
+        self.paused_wall_s += max(0.0, float(wall_s))
 
     def wall_until(self, device_s: float) -> float:
         """Wall seconds to wait until the device clock reads ``device_s`` (>= 0)."""

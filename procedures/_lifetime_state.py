@@ -24,6 +24,15 @@ from procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 
+#: Drive modes of the lifetime procedure.
+DRIVE_MODES: tuple[str, ...] = ("current_density", "current", "voltage")
+#: Samples whose median is the provisional live L0 until the decay fit gives one.
+L0_SAMPLES = 5
+#: Event recording time zero (stress switched on), wall and device time.
+EVENT_SWITCH_ON = "switch_on"
+#: Consecutive in-compliance readings that end a constant-current run.
+COMPLIANCE_STOP_SAMPLES = 5
+
 S_PER_H = 3600.0
 #: Most periodic J-L-V sweeps in ``jlv_times``.
 MAX_JLV_SWEEPS = 100
@@ -184,6 +193,11 @@ class ResumeState:
         Periodic J-L-V sweeps already done.
     spectra_done : int
         EL spectra already taken.
+    notes : list of str
+        Remarks for the resume event.
+    samples : tuple of arrays or None
+        Device time (s) and luminance of the stress rows so far (fed to the live
+        estimator so the continuation stops on the same L0).
     """
 
     segment: int
@@ -196,6 +210,18 @@ class ResumeState:
     jlv_done: int = 0
     spectra_done: int = 0
     notes: list[str] = field(default_factory=list)
+    #: (device time s, luminance) of the stress rows so far: the live estimator's history.
+    samples: tuple[np.ndarray, np.ndarray] | None = None
+
+    def gap_message(self, segment: int, device_offset_s: float) -> str:
+        """Return the text of the ``gap`` event that opens the resumed segment."""
+        gap_s = max(0.0, self.time_offset_s - self.last_time_s)
+        return (
+            f"resumed (segment {segment}) after {gap_s:.4g} s without data, from wall "
+            f"time {self.last_time_s:.6g} s; device time carries on at "
+            f"{device_offset_s / S_PER_H:.6g} h (last row "
+            f"{self.last_device_time_s / S_PER_H:.6g} h); " + "; ".join(self.notes)
+        )
 
 
 # --------------------------------------------------------------------------- reading the file
@@ -278,6 +304,8 @@ def read_resume_state(path: str | Path) -> Any:
         jlv_done=_sweeps_done(np.concatenate([sweep, swept])),
         spectra_done=int(spectra),
     )
+    order = np.argsort(device[stress], kind="stable")
+    state.samples = (device[stress][order], luminance[stress][order])
     if checkpoint is not None and isinstance(checkpoint.get("world"), Mapping):
         state.world_state = dict(checkpoint["world"])
         state.device_time_s = float(checkpoint.get("device_time_s", state.device_time_s))
@@ -346,3 +374,15 @@ def _sweeps_done(sweep: np.ndarray) -> int:
     """Return the number of the last check sweep stored (0 for none)."""
     finite = sweep[np.isfinite(sweep)]
     return int(finite.max()) if finite.size else 0
+
+
+def drive_text(procedure: Any) -> str:
+    """Describe a lifetime procedure's drive and compliance for events and the log."""
+    if procedure.drive_mode == "current_density":
+        return (
+            f"{procedure.current_density:g} mA/cm^2 ({procedure.drive_level:.4g} A on "
+            f"{procedure.area_cm2:g} cm^2), compliance {procedure.compliance_voltage:g} V"
+        )
+    if procedure.drive_mode == "current":
+        return f"{procedure.current:g} A, compliance {procedure.compliance_voltage:g} V"
+    return f"{procedure.voltage:g} V, compliance {procedure.compliance_current:g} A"

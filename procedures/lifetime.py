@@ -7,23 +7,15 @@ intensity against time, [P1] Figs. 6-7), can interrupt the stress for short J-L-
 at set times, and stops when the luminance has fallen below a fraction of its initial
 value L0 (default 0.5: T50), after a maximum duration, or on an operator abort.
 
-Two clocks are recorded. ``time`` is wall-clock seconds since the run started (it jumps
-over the gap of a resumed run). ``device_time`` is the time the device spent under
-stress, in device seconds: wall seconds under drive multiplied by the bench's
-``ageing_acceleration`` (``Bench.metadata()``). On real hardware the factor is 1, so
-device time is simply time under stress; on the simulated bench the device ages that many
-times faster than the wall clock so that a T50 of days takes seconds. Every lifetime
-figure (T95...T50 in hours) is in device time.
-
-Sampling is log-spaced early and linear later (:func:`sampling_interval_s`), so the first
-minutes are resolved without flooding a week-long file. Robustness for unattended runs:
-every instrument call is retried with backoff and re-opens the connection (events
-``retry``/``reopen``), a schedule slip is recorded as a ``gap`` event, and after
-``max_consecutive_failures`` failures in a row the run stops ``failed`` with the output
-off. A run left ``interrupted`` can be continued in the same file with
-``perovlab-daq run lifetime --resume FILE`` (:mod:`perovlab_daq.resume`); on the
-simulated bench the device's ageing state is checkpointed into the file (events
-``device_state``) so that the resumed device is the one that was interrupted.
+Two clocks are recorded: ``time``, wall seconds since the run started, and
+``device_time``, time under stress x the bench's ``ageing_acceleration`` (1 on real
+hardware; the simulated bench ages the device faster). Every schedule (sampling, spectra,
+dark readings, J-L-V sweeps, maximum duration) and every lifetime figure is in device time
+(:class:`procedures._clock.DeviceClock`); time zero is the switch-on (event ``switch_on``).
+The live stop uses the analysis's own estimator (:mod:`procedures._lifetime_stop`).
+Unattended runs: instrument calls are retried and re-opened, schedule slips are ``gap``
+events, and an ``interrupted`` run continues in the same file with ``--resume``
+(:mod:`perovlab_daq.resume`; the simulated device's state is checkpointed in the file).
 
 See ``docs/procedures/lifetime.md`` for parameters, stop conditions and the analysis.
 """
@@ -46,35 +38,30 @@ from pymeasure.experiment import (
     Parameter,
 )
 
+from procedures._clock import DeviceClock, ageing_acceleration
 from procedures._lifetime_state import (
+    COMPLIANCE_STOP_SAMPLES,
+    DRIVE_MODES,
     EVENT_DEVICE_STATE,
     EVENT_GAP,
     EVENT_RESUME,
     EVENT_STOP,
+    EVENT_SWITCH_ON,
+    L0_SAMPLES,
     S_PER_H,
     ResumeState,
     check_schedule,
     device_state_message,
-    median_of_few,
+    drive_text,
     parse_time_list,
     read_resume_state,
     restore_world,
     sampling_interval_s,
 )
+from procedures._lifetime_stop import LiveStop
 from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
-
-DRIVE_MODES: tuple[str, ...] = ("current_density", "current", "voltage")
-#: Samples whose median is the live L0 (the analysis re-estimates L0 from the file).
-L0_SAMPLES = 5
-#: The stop condition needs the median of this many latest samples below the fraction.
-STOP_CONFIRM_SAMPLES = 5
-#: After the stop condition holds, keep logging this fraction of the elapsed stress time
-#: (at least 3 samples) so the smoothed analysis sees the crossing, not just its edge.
-STOP_TAIL_FRACTION = 0.03
-#: Consecutive in-compliance readings that end a constant-current run.
-COMPLIANCE_STOP_SAMPLES = 5
 
 
 # --------------------------------------------------------------------------- procedure
@@ -148,7 +135,11 @@ class LifetimeProcedure(DaqProcedure):
     # -- stop conditions ------------------------------------------------------------------
     stop_fraction = FloatParameter("Stop below L/L0", minimum=0.01, maximum=0.99, default=0.5)
     max_duration = FloatParameter(
-        "Maximum stress duration (wall)", units="s", minimum=0.1, maximum=3.2e7, default=604800.0
+        "Maximum stress duration (device time)",
+        units="s",
+        minimum=0.1,
+        maximum=3.2e7,
+        default=604800.0,
     )
     stop_at_compliance = BooleanParameter("Stop when the drive stays in compliance", default=True)
     # -- photodiode -----------------------------------------------------------------------
@@ -260,8 +251,7 @@ class LifetimeProcedure(DaqProcedure):
         self.spectrometer = (
             self.bench.get("spectrometer") if self.has_role("spectrometer") else None
         )
-        meta = self.bench.metadata() if hasattr(self.bench, "metadata") else {}
-        self.acceleration = float(meta.get("ageing_acceleration", 1.0) or 1.0)
+        self.acceleration = ageing_acceleration(self.bench)
         setup = dict(getattr(getattr(self.bench, "config", None), "setup", {}) or {})
         self.area_cm2 = self._resolve(self.device_area, setup, "device_area_cm2")
         self.pd_radius_mm = self._resolve(0.0, setup, "photodiode_radius_mm")
@@ -391,7 +381,7 @@ class LifetimeProcedure(DaqProcedure):
         finally:
             self._set_output(True)
             paused = time.monotonic() - started
-            self.paused_s += paused
+            self.clock.pause(paused)
             self.emit_event("info", "pause", f"stress paused {paused:.3g} s for {why}")
 
     # ------------------------------------------------------------------ readings
@@ -425,17 +415,10 @@ class LifetimeProcedure(DaqProcedure):
         )
         return smu, pd
 
-    def _stress_time_s(self, now: float | None = None) -> float:
-        """Wall seconds under stress in this segment (pauses excluded)."""
-        now = time.monotonic() if now is None else now
-        return max(0.0, now - self.stress_start - self.paused_s)
-
-    def _device_time_s(self, now: float | None = None) -> float:
-        return self.device_offset_s + self._stress_time_s(now) * self.acceleration
-
-    def _schedule_time_s(self, now: float | None = None) -> float:
-        """Stress time (wall s) of the whole run: where the sampling schedule stands."""
-        return self._device_time_s(now) / self.acceleration
+    def _device_time_s(self) -> float:
+        """Device time (s) of the run: time under stress x ageing_acceleration, plus offset."""
+        clock = getattr(self, "clock", None)
+        return clock.device_s() if clock is not None else self.device_offset_s
 
     def _row(self, smu: Any, pd: Any, jlv_sweep: int = 0) -> dict[str, float]:
         now = time.monotonic()
@@ -445,7 +428,7 @@ class LifetimeProcedure(DaqProcedure):
         relative = luminance / self.l0 if self.l0 and math.isfinite(self.l0) else math.nan
         return {
             "time": now - self.time_origin,
-            "device_time": self._device_time_s(now),
+            "device_time": self._device_time_s(),
             "voltage": float(smu.voltage_v),
             "current": current,
             "current_density": current * 1e3 / self.area_cm2,
@@ -460,8 +443,14 @@ class LifetimeProcedure(DaqProcedure):
 
     # ------------------------------------------------------------------ execute
     def execute(self) -> None:
-        """Switch the stress on and log until a stop condition; rows, frames, events live."""
-        self.paused_s = 0.0
+        """Switch the stress on and log until a stop condition; rows, frames, events live.
+
+        Every schedule (sampling intervals, spectra, dark readings, J-L-V sweeps, maximum
+        duration) is in device time (:class:`procedures._clock.DeviceClock`): the wall
+        wait before a due job is the device interval divided by ``ageing_acceleration``.
+        Time zero is the switch-on; the first reading follows it at once, the first EL
+        spectrum comes after the first ``L0_SAMPLES`` readings.
+        """
         self.l0 = self.resume.l0_cd_m2 if self.resume else math.nan
         self.device_offset_s = self.resume.device_time_s if self.resume else 0.0
         if (
@@ -473,97 +462,110 @@ class LifetimeProcedure(DaqProcedure):
             self.device_offset_s = self.resume.last_device_time_s + gap_s * self.acceleration
         self._announce()
         if self.resume is not None:
-            gap_s = max(0.0, self.resume.time_offset_s - self.resume.last_time_s)
-            self.emit_event(
-                "warning",
-                EVENT_GAP,
-                f"resumed (segment {self.segment}) after {gap_s:.4g} s without data, from wall "
-                f"time {self.resume.last_time_s:.6g} s; device time carries on at "
-                f"{self.device_offset_s / S_PER_H:.6g} h (last row "
-                f"{self.resume.last_device_time_s / S_PER_H:.6g} h); "
-                + "; ".join(self.resume.notes),
-            )
+            text = self.resume.gap_message(self.segment, self.device_offset_s)
+            self.emit_event("warning", EVENT_GAP, text)
+        # One estimator for the live stop and the analysis; a resumed run feeds it the
+        # rows kept before the device-state checkpoint (later ones are superseded).
+        history = None
+        if self.resume is not None and self.resume.samples is not None:
+            times, values = self.resume.samples
+            history = (times[times <= self.device_offset_s], values[times <= self.device_offset_s])
+        self.live_stop = LiveStop(self.stop_fraction, history)
         self._set_level(self.drive_level)
         self._set_output(True)
-        self.stress_start = time.monotonic()
+        self.clock = DeviceClock(acceleration=self.acceleration, offset_s=self.device_offset_s)
         self.emit_event(
             "info",
-            "stress",
-            f"stress on: {self._drive_text()} (segment {self.segment}, device time "
-            f"{self.device_offset_s / S_PER_H:.4g} h, ageing_acceleration {self.acceleration:g})",
+            EVENT_SWITCH_ON,
+            f"stress on: {drive_text(self)}; time zero of segment {self.segment}: "
+            f"wall_time_s={self.clock.start_wall_s - self.time_origin:.6f} "
+            f"device_time_s={self.device_offset_s:.6f} "
+            f"(ageing_acceleration {self.acceleration:g})",
         )
+        stop_reason = self._log_until_stop()
+        if stop_reason is None:
+            return
         self._checkpoint()
+        self.emit_event("info", EVENT_STOP, stop_reason)
+        self._set_output(False)
+        self.emit("progress", 100.0)
+
+    def _log_until_stop(self) -> str | None:
+        """Sample on the device-time schedule until a stop condition (None: operator abort)."""
         next_checkpoint = time.monotonic() + self.checkpoint_interval
         next_dark = self._first_due(self.dark_interval)
         next_spectrum = self._first_due(self.spectrum_interval) if self.spectrometer else math.inf
         pending: list[tuple[Any, Any, dict[str, float]]] = []
-        recent: list[float] = []
+        readings = 0
         compliance_run = 0
-        stop_reason = ""
-        stop_deadline = math.inf
-        tail_samples = 0
-        next_sample = time.monotonic()
+        next_sample = self.clock.device_s()  # the first reading at once
         while True:
             if self.should_stop():
                 self.emit_event("warning", EVENT_STOP, "stopped by the operator")
                 self._store_unfinished_l0(pending)
-                return
-            now = time.monotonic()
-            schedule_s = self._schedule_time_s(now)
-            if schedule_s >= self.max_duration and not stop_reason:
-                stop_reason = f"maximum stress duration {self.max_duration:g} s reached"
-                break
-            # -- occasional jobs (between samples, never inside the L0 burst) ----------
-            if not pending:
+                return None
+            device_s = self.clock.device_s()
+            if device_s >= self.max_duration and not self.live_stop.reason:
+                self._store_unfinished_l0(pending)
+                return f"maximum stress duration {self.max_duration:g} device s reached"
+            # -- occasional jobs: after the first readings, never inside the L0 burst -------
+            if readings and not pending:
                 if (
                     self.jlv_done < len(self.jlv_schedule)
-                    and schedule_s >= self.jlv_schedule[self.jlv_done]
+                    and device_s >= self.jlv_schedule[self.jlv_done]
                 ):
                     self._short_jlv()
-                    next_sample = time.monotonic()
+                    next_sample = self.clock.device_s()
                     continue
-                if now >= next_dark:
+                if device_s >= next_dark:
                     with self._stress_paused("the photodiode dark level"):
                         self.dark_a = self._measure_dark()
-                    next_dark = time.monotonic() + self.dark_interval
-                    next_sample = time.monotonic()
+                    next_dark = self.clock.device_s() + self.dark_interval
+                    next_sample = self.clock.device_s()
                     continue
-                if now >= next_spectrum or (
+                if device_s >= next_spectrum or (
                     self.spectrometer is not None and not self.spectrum_measured
                 ):
                     self._take_spectrum()
-                    next_spectrum = time.monotonic() + (self.spectrum_interval or math.inf)
-                    next_sample = time.monotonic()
+                    next_spectrum = self.clock.device_s() + (self.spectrum_interval or math.inf)
+                    next_sample = self.clock.device_s()
                     continue
-                if now >= next_checkpoint:
+                if time.monotonic() >= next_checkpoint:
                     self._checkpoint()
-                    next_checkpoint = now + self.checkpoint_interval
-            # -- one sample ------------------------------------------------------------
-            if now < next_sample:
-                if not self.sleep(min(next_sample - now, 0.5), step_s=0.01):
+                    next_checkpoint = time.monotonic() + self.checkpoint_interval
+            # -- one sample (device-time schedule, wall wait = device wait / acceleration) --
+            if device_s < next_sample:
+                wait_wall = self.clock.wall_until(next_sample)
+                if not self.sleep(min(wait_wall, 0.5), step_s=0.01):
                     continue
-                if time.monotonic() < next_sample:
+                if self.clock.device_s() < next_sample:
                     continue
-            late_by = time.monotonic() - next_sample
-            wait = sampling_interval_s(
-                schedule_s, self.first_interval, self.interval, self.points_per_decade
-            )
-            if late_by > max(2.0 * wait, 0.5):
+            device_s = self.clock.device_s()
+            wait = self._sampling_wait_s(device_s)
+            late_wall = (device_s - next_sample) / self.acceleration
+            if late_wall > max(2.0 * wait / self.acceleration, 0.5):
                 self.emit_event(
                     "warning",
                     EVENT_GAP,
-                    f"no sample for {late_by + wait:.3g} s (schedule interval {wait:.3g} s) "
-                    f"at device time {self._device_time_s() / S_PER_H:.4g} h",
+                    f"no sample for {late_wall * self.acceleration + wait:.3g} device s "
+                    f"(schedule interval {wait:.3g} s) at device time "
+                    f"{device_s / S_PER_H:.4g} h",
                 )
             smu, pd = self._read_point()
+            readings += 1
             row = self._row(smu, pd)
-            next_sample = max(next_sample + wait, time.monotonic())
-            if not math.isfinite(self.l0):
+            next_sample = max(next_sample + wait, row["device_time"])
+            if not math.isfinite(self.l0) or (
+                self.spectrometer is not None and not self.spectrum_measured
+            ):
+                # The first readings wait for L0 and for the first EL spectrum (a resumed
+                # segment too), which turns their photocurrent into luminance.
                 pending.append((smu, pd, row))
                 if len(pending) >= L0_SAMPLES:
                     self._finish_l0(pending)
                     pending = []
                 continue
+            self._track(row)
             self.emit_row(**row)
             # -- stop conditions -------------------------------------------------------
             compliance_run = compliance_run + 1 if row["in_compliance"] else 0
@@ -572,57 +574,40 @@ class LifetimeProcedure(DaqProcedure):
                 and self.drive_mode != "voltage"
                 and compliance_run >= COMPLIANCE_STOP_SAMPLES
             ):
-                stop_reason = (
+                reason = (
                     f"the source stayed in compliance ({self.compliance_voltage:g} V) for "
                     f"{compliance_run} readings: the set current can no longer be driven"
                 )
-                self.emit_event("warning", "compliance", stop_reason)
-                break
-            if math.isfinite(row["relative_luminance"]):
-                recent.append(row["relative_luminance"])
-                del recent[:-STOP_CONFIRM_SAMPLES]
-            if (
-                not stop_reason
-                and len(recent) == STOP_CONFIRM_SAMPLES
-                and median_of_few(recent) < self.stop_fraction
-            ):
-                stop_reason = (
-                    f"L/L0 fell below {self.stop_fraction:g} at device time "
-                    f"{row['device_time'] / S_PER_H:.4g} h"
-                )
-                stop_deadline = now + STOP_TAIL_FRACTION * self._stress_time_s(now)
-            if stop_reason:
-                tail_samples += 1
-                if tail_samples > 3 and time.monotonic() >= stop_deadline:
-                    break
+                self.emit_event("warning", "compliance", reason)
+                return reason
+            if self.live_stop.done(row["device_time"]):
+                return self.live_stop.reason
             self._progress(row)
-        self._store_unfinished_l0(pending)
-        self._checkpoint()
-        self.emit_event("info", EVENT_STOP, stop_reason)
-        self._set_output(False)
-        self.emit("progress", 100.0)
+
+    def _track(self, row: dict[str, float]) -> None:
+        """Feed the live stop; L/L0 is against the estimator's L0 once it has one."""
+        if row["jlv_sweep"] == 0:
+            self.live_stop.add(row["device_time"], row["luminance"], self.l0)
+            if math.isfinite(self.live_stop.l0):
+                self.l0 = self.live_stop.l0
+        row["relative_luminance"] = row["luminance"] / self.l0
 
     # ------------------------------------------------------------------ pieces
     def expected_row_interval_s(self, row: Mapping[str, float]) -> float | None:
-        """Return the sampling interval at this point of the schedule (None in a check sweep)."""
+        """Return the wall-time sampling interval here (the schedule is in device time)."""
         if row.get("jlv_sweep", 0) > 0:
             return None
-        return sampling_interval_s(
-            self._schedule_time_s(), self.first_interval, self.interval, self.points_per_decade
-        )
+        device_s = float(row.get("device_time", self._device_time_s()))
+        return self._sampling_wait_s(device_s) / self.acceleration
+
+    def _sampling_wait_s(self, device_s: float) -> float:
+        """Device seconds to the next reading at device time ``device_s`` (the schedule)."""
+        ppd = self.points_per_decade
+        return sampling_interval_s(device_s, self.first_interval, self.interval, ppd)
 
     def _first_due(self, every_s: float) -> float:
-        return time.monotonic() + every_s if every_s > 0 else math.inf
-
-    def _drive_text(self) -> str:
-        if self.drive_mode == "current_density":
-            return (
-                f"{self.current_density:g} mA/cm^2 ({self.drive_level:.4g} A on "
-                f"{self.area_cm2:g} cm^2), compliance {self.compliance_voltage:g} V"
-            )
-        if self.drive_mode == "current":
-            return f"{self.current:g} A, compliance {self.compliance_voltage:g} V"
-        return f"{self.voltage:g} V, compliance {self.compliance_current:g} A"
+        """Device time at which a job repeated every ``every_s`` device s is first due."""
+        return self.clock.device_s() + every_s if every_s > 0 else math.inf
 
     def _announce(self) -> None:
         bench_kind = "simulated" if getattr(self.bench, "world", None) is not None else "real"
@@ -649,6 +634,12 @@ class LifetimeProcedure(DaqProcedure):
             row["luminance"] = self.luminance_per_a * row["photocurrent"]
             values.append(row["luminance"])
         finite = [v for v in values if math.isfinite(v)]
+        if math.isfinite(self.l0):  # a resumed segment keeps its L0
+            for _smu, _pd, row in pending:
+                row["relative_luminance"] = row["luminance"] / self.l0
+                self._track(row)
+                self.emit_row(**row)
+            return
         if not finite and all(pd.overflow for _smu, pd, _row in pending):
             raise RuntimeError(
                 f"the photodiode overflowed on all {len(pending)} samples that fix L0: "
@@ -663,10 +654,12 @@ class LifetimeProcedure(DaqProcedure):
         self.emit_event(
             "info",
             "l0",
-            f"L0 = {self.l0:.6g} cd/m^2 (median of the first {len(pending)} samples)",
+            f"provisional L0 = {self.l0:.6g} cd/m^2 (median of the first {len(pending)} "
+            "samples) until the decay fit gives L0 at switch-on",
         )
         for _smu, _pd, row in pending:
             row["relative_luminance"] = row["luminance"] / self.l0
+            self._track(row)
             self.emit_row(**row)
 
     def _store_unfinished_l0(self, pending: list[tuple[Any, Any, dict[str, float]]]) -> None:
@@ -683,7 +676,7 @@ class LifetimeProcedure(DaqProcedure):
         )
 
     def _progress(self, row: Mapping[str, float]) -> None:
-        by_time = row["device_time"] / self.acceleration / self.max_duration
+        by_time = row["device_time"] / self.max_duration
         relative = row["relative_luminance"]
         by_decay = (1.0 - relative) / (1.0 - self.stop_fraction) if math.isfinite(relative) else 0
         self.emit("progress", 100.0 * min(0.99, max(0.0, by_time, by_decay)))
@@ -717,7 +710,7 @@ class LifetimeProcedure(DaqProcedure):
         grid = frame.corrected_wavelength_nm
         spectrum = np.asarray(frame.corrected, dtype=float)
         if np.count_nonzero(spectrum > 0) >= 3 and not frame.saturated:
-            self.luminance_per_a = self._luminance_per_a(grid, np.clip(spectrum, 0.0, None))
+            self.luminance_per_a = self._luminance_per_a(grid, spectrum)
             self.spectrum_measured = True
         elif not self.spectrum_measured:
             self.emit_event(

@@ -128,3 +128,13 @@ def broadcast_same_shape(**arrays: FloatArray) -> tuple[FloatArray, ...]:
     except ValueError as exc:
         shapes = ", ".join(f"{key} {np.shape(val)}" for key, val in arrays.items())
         raise ValueError(f"shapes do not broadcast together: {shapes}") from exc
+
+
+def require_paired_1d(**arrays: FloatArray) -> None:
+    """Refuse two named arrays unless both are 1-D and of the same length (x and y of a fit)."""
+    (first_name, first), (second_name, second) = arrays.items()
+    if first.ndim != 1 or first.shape != second.shape:
+        raise ValueError(
+            f"{first_name} and {second_name} must be 1-D arrays of the same length; "
+            f"got shapes {first.shape} and {second.shape}"
+        )

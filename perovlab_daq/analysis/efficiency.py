@@ -297,6 +297,26 @@ def eqe_from_photocurrent(
     return _scalar_or_array(100.0 * _Q * photons_per_s / current)
 
 
+def _radiance_on_grid(
+    wavelength_nm: ArrayLike, spectral_radiance_w_sr_m2_nm: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Validate a wavelength grid and the spectral radiance (1-D or one row per spectrum) on it."""
+    grid = as_wavelength_grid("wavelength_nm", wavelength_nm)
+    radiance = as_spectrum(
+        "spectral_radiance_w_sr_m2_nm", spectral_radiance_w_sr_m2_nm, grid, allow_2d=True
+    )
+    return grid, radiance
+
+
+def _luminance_and_current_density(
+    luminance_cd_m2: ArrayLike, current_density_ma_cm2: ArrayLike
+) -> tuple[FloatArray, ...]:
+    """Validate luminance and (> 0) current density and broadcast them together."""
+    luminance = as_float_array("luminance_cd_m2", luminance_cd_m2)
+    current_density = as_positive("current_density_ma_cm2", current_density_ma_cm2, "mA/cm^2")
+    return broadcast_same_shape(luminance_cd_m2=luminance, current_density_ma_cm2=current_density)
+
+
 def luminance_from_radiance(
     wavelength_nm: ArrayLike, spectral_radiance_w_sr_m2_nm: ArrayLike
 ) -> FloatArray | float:
@@ -317,10 +337,7 @@ def luminance_from_radiance(
     float or numpy.ndarray
         Luminance in cd/m^2 (one value per row for 2-D input).
     """
-    grid = as_wavelength_grid("wavelength_nm", wavelength_nm)
-    radiance = as_spectrum(
-        "spectral_radiance_w_sr_m2_nm", spectral_radiance_w_sr_m2_nm, grid, allow_2d=True
-    )
+    grid, radiance = _radiance_on_grid(wavelength_nm, spectral_radiance_w_sr_m2_nm)
     photopic = _cie.photopic_on_grid(grid)
     return _scalar_or_array(K_M_LM_PER_W * _integrate(radiance * photopic, grid))
 
@@ -349,10 +366,7 @@ def eqe_from_radiance(
     float or numpy.ndarray
         EQE in percent.
     """
-    grid = as_wavelength_grid("wavelength_nm", wavelength_nm)
-    radiance = as_spectrum(
-        "spectral_radiance_w_sr_m2_nm", spectral_radiance_w_sr_m2_nm, grid, allow_2d=True
-    )
+    grid, radiance = _radiance_on_grid(wavelength_nm, spectral_radiance_w_sr_m2_nm)
     current_density = as_positive("current_density_ma_cm2", current_density_ma_cm2, "mA/cm^2")
     photon_flux_m2 = math.pi * _integrate(radiance * grid * _NM, grid) / (_H * _C)
     photon_flux_m2, current_density = broadcast_same_shape(
@@ -389,10 +403,8 @@ def eqe_from_luminance(
     float or numpy.ndarray
         EQE in percent.
     """
-    luminance = as_float_array("luminance_cd_m2", luminance_cd_m2)
-    current_density = as_positive("current_density_ma_cm2", current_density_ma_cm2, "mA/cm^2")
-    luminance, current_density = broadcast_same_shape(
-        luminance_cd_m2=luminance, current_density_ma_cm2=current_density
+    luminance, current_density = _luminance_and_current_density(
+        luminance_cd_m2, current_density_ma_cm2
     )
     grid = as_wavelength_grid("wavelength_nm", wavelength_nm)
     relative_spectrum = as_spectrum("spectrum", spectrum, grid, allow_2d=False)
@@ -428,10 +440,8 @@ def current_efficiency_cd_a(
     float or numpy.ndarray
         Current efficiency in cd/A.
     """
-    luminance = as_float_array("luminance_cd_m2", luminance_cd_m2)
-    current_density = as_positive("current_density_ma_cm2", current_density_ma_cm2, "mA/cm^2")
-    luminance, current_density = broadcast_same_shape(
-        luminance_cd_m2=luminance, current_density_ma_cm2=current_density
+    luminance, current_density = _luminance_and_current_density(
+        luminance_cd_m2, current_density_ma_cm2
     )
     return _scalar_or_array(luminance / (current_density * _A_M2_PER_MA_CM2))
 

@@ -28,6 +28,7 @@ from perovlab_daq.analysis._validation import (
     as_float_array,
     as_positive,
     as_positive_scalar,
+    require_paired_1d,
 )
 from perovlab_daq.analysis.lifetime_acceleration import AccelerationFit, fit_acceleration
 from perovlab_daq.analysis.lifetime_fit import (
@@ -70,11 +71,7 @@ def _check_log(
     """
     times = as_float_array("time_s", time_s)
     values = as_float_array("luminance", luminance)
-    if times.ndim != 1 or times.shape != values.shape:
-        raise ValueError(
-            "time_s and luminance must be 1-D arrays of the same length; "
-            f"got shapes {times.shape} and {values.shape}"
-        )
+    require_paired_1d(time_s=times, luminance=values)
     if times.size < _MIN_SAMPLES:
         raise ValueError(f"time_s must have at least {_MIN_SAMPLES} samples; got {times.size}")
     steps = np.diff(times)
@@ -107,6 +104,27 @@ def _interval(value: float, stderr: float, quantile: float) -> tuple[float, floa
     return value * math.exp(-spread), value * math.exp(spread)
 
 
+#: Metric names (``{}`` is the level in %) of the :func:`_level_figures` of T_x below L0 ...
+_FROM_L0_KEYS = (
+    ("measured", "t{}"),
+    ("best", "t{}_h"),
+    ("extrapolated", "t{}_is_extrapolated"),
+    ("extrapolated_best", "t{}_extrapolated"),
+    ("model", "t{}_model_h"),
+    ("stderr", "t{}_stderr_h"),
+    ("low", "t{}_ci95_low_h"),
+    ("high", "t{}_ci95_high_h"),
+)
+#: ... and below the maximum luminance L_max.
+_FROM_LMAX_KEYS = (
+    ("measured", "t{}_from_max"),
+    ("best", "t{}_vs_lmax_h"),
+    ("extrapolated", "t{}_vs_lmax_is_extrapolated"),
+    ("low", "t{}_vs_lmax_ci95_low_h"),
+    ("high", "t{}_vs_lmax_ci95_high_h"),
+)
+
+
 def _level_figures(
     fit: DecayFit,
     grid: tuple[FloatArray, FloatArray, FloatArray],
@@ -131,10 +149,13 @@ def _level_figures(
     extrapolated = not math.isfinite(measured)
     best = model_h if extrapolated else measured
     low, high = _interval(best, stderr, fit.t_quantile)
+    finite_best = best if math.isfinite(best) else math.nan
+    extrapolated = extrapolated and math.isfinite(best)
     return {
         "measured": measured,
-        "best": best if math.isfinite(best) else math.nan,
-        "extrapolated": float(extrapolated and math.isfinite(best)),
+        "best": finite_best,
+        "extrapolated": float(extrapolated),
+        "extrapolated_best": finite_best if extrapolated else math.nan,
         "model": model_h,
         "stderr": stderr,
         "low": low,
@@ -275,31 +296,10 @@ def _metrics_from_bins(
         "l_max": l_max,
         "t_l_max": t_l_max,
     }
-    for level in LIFETIME_LEVELS_PCT:
-        own = _level_figures(fit, grid, l0, level, decayed)
-        metrics.update(
-            {
-                f"t{level}": own["measured"],
-                f"t{level}_h": own["best"],
-                f"t{level}_is_extrapolated": own["extrapolated"],
-                f"t{level}_extrapolated": own["best"] if own["extrapolated"] else math.nan,
-                f"t{level}_model_h": own["model"],
-                f"t{level}_stderr_h": own["stderr"],
-                f"t{level}_ci95_low_h": own["low"],
-                f"t{level}_ci95_high_h": own["high"],
-            }
-        )
-    for level in LIFETIME_LEVELS_PCT:
-        peak = _level_figures(fit, grid, l_max, level, decayed)
-        metrics.update(
-            {
-                f"t{level}_from_max": peak["measured"],
-                f"t{level}_vs_lmax_h": peak["best"],
-                f"t{level}_vs_lmax_is_extrapolated": peak["extrapolated"],
-                f"t{level}_vs_lmax_ci95_low_h": peak["low"],
-                f"t{level}_vs_lmax_ci95_high_h": peak["high"],
-            }
-        )
+    for reference, names in ((l0, _FROM_L0_KEYS), (l_max, _FROM_LMAX_KEYS)):
+        for level in LIFETIME_LEVELS_PCT:
+            figures = _level_figures(fit, grid, reference, level, decayed)
+            metrics.update({name.format(level): figures[key] for key, name in names})
     sd = np.sqrt(np.clip(np.diag(fit.covariance), 0, None))
     tau_h = math.exp(float(fit.params[1]))
     has_brightening = fit.params.size == 5

@@ -24,6 +24,7 @@ from perovlab_daq.analysis._validation import (
     as_positive_scalar,
     as_spectrum,
     as_wavelength_grid,
+    require_paired_1d,
     require_positive_result,
 )
 
@@ -440,11 +441,7 @@ def power_law_slope(
     """
     powers = as_positive("power", power)
     intensities = as_positive("intensity", intensity)
-    if powers.ndim != 1 or powers.shape != intensities.shape:
-        raise ValueError(
-            "power and intensity must be 1-D arrays of the same length; "
-            f"got shapes {powers.shape} and {intensities.shape}"
-        )
+    require_paired_1d(power=powers, intensity=intensities)
     if powers.size < 2:
         raise ValueError(f"power must have at least 2 points; got {powers.size}")
     order = np.argsort(powers)

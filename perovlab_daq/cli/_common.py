@@ -12,12 +12,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from perovlab_daq.cli_args import add_bench_arguments
 from perovlab_daq.stop_signals import StopFlag, say, stop_on_signals
 
-__all__ = ["StopFlag", "say", "stop_on_signals"]
+__all__ = ["StopFlag", "add_bench_arguments", "say", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +48,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
     return value
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the mutually exclusive ``--sim [PRESET]`` / ``--bench FILE`` options."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--sim",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="PRESET",
-        help="use the simulated bench, optionally with a sample preset (default qd-in-matrix)",
-    )
-    group.add_argument("--bench", type=Path, metavar="FILE", help="bench file (YAML)")
-    parser.add_argument("--seed", type=int, default=None, help="noise seed of the simulated bench")
 
 
 def bench_config_from_args(args: argparse.Namespace) -> Any:

@@ -26,7 +26,7 @@ from perovlab_daq.cli._common import (
     print_outcome,
     stop_on_signals,
 )
-from perovlab_daq.filecheck import DamagedFileError, check_run_file
+from perovlab_daq.filecheck import DamagedFileError, NotHdf5Error, check_run_file
 from perovlab_daq.safe_input import UnsafeInputError, check_output_folder, check_regular_file
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,13 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             report = recover(path)
         except ForeignFileError as exc:  # not ours: refused, left byte-identical
             print(f"error: {path}: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        except NotHdf5Error as exc:  # not even HDF5: refused, left byte-identical
+            print(
+                f"error: {path}: not a perovlab-daq run file ({exc.problem}); left untouched",
+                file=sys.stderr,
+            )
             code = EXIT_BAD_INPUT
             continue
         except UnsafeInputError as exc:

@@ -282,10 +282,10 @@ def key_figures(run: Any) -> dict[str, float | str]:
     """Return the key figures of a lifetime run, computed only from what the file holds.
 
     Lifetime figures come from :func:`perovlab_daq.analysis.lifetime_metrics` on the
-    stress rows (:func:`stress_series`) in *device* time: L0 (median of the first
-    samples), L_max and t(L_max), T95...T50 against L0 and against L_max (last crossing
-    of the time-binned median), and the stretched-exponential fit with T50
-    extrapolated when the run stopped early. EL figures come from
+    stress rows (:func:`stress_series`) in *device* time from the switch-on (device time
+    0): L0 (the decay model at switch-on), L_max and t(L_max), T95...T50 against L0 and
+    against L_max (measured last crossing, or the model's, flagged ``*_is_extrapolated``)
+    with standard errors and 95 % intervals. EL figures come from
     :func:`perovlab_daq.analysis.peak_metrics` on the ``spectra`` stream.
 
     Parameters
@@ -312,7 +312,8 @@ def key_figures(run: Any) -> dict[str, float | str]:
             f"only {series.device_time_s.size} usable stress rows; at least 10 are needed"
         )
     try:
-        metrics = lifetime_metrics(series.device_time_s, series.luminance)
+        # Time zero is the switch-on: device time 0 (docs/procedures/lifetime.md).
+        metrics = lifetime_metrics(series.device_time_s, series.luminance, switch_on_s=0.0)
     except ValueError as exc:
         raise AnalysisInputError(str(exc)) from None
     figures: dict[str, float | str] = {
@@ -321,9 +322,20 @@ def key_figures(run: Any) -> dict[str, float | str]:
         "t_l_max_h": metrics["t_l_max"],
     }
     for level in LEVELS_PCT:
-        figures[f"t{level}_h"] = metrics[f"t{level}"]
+        # Best value: measured (last crossing) where the run got there, else the model's.
+        for suffix in ("h", "is_extrapolated", "stderr_h", "ci95_low_h", "ci95_high_h"):
+            figures[f"t{level}_{suffix}"] = metrics[f"t{level}_{suffix}"]
     for level in LEVELS_PCT:
         figures[f"t{level}_from_max_h"] = metrics[f"t{level}_from_max"]
+        for suffix in ("h", "is_extrapolated", "ci95_low_h", "ci95_high_h"):
+            figures[f"t{level}_vs_lmax_{suffix}"] = metrics[f"t{level}_vs_lmax_{suffix}"]
+    figures.update(
+        l0_stderr_cd_m2=metrics["l0_stderr"],
+        l0_ci95_low_cd_m2=metrics["l0_ci95_low"],
+        l0_ci95_high_cd_m2=metrics["l0_ci95_high"],
+        brightening=metrics["brightening"],
+        fit_dof=metrics["fit_dof"],
+    )
     figures.update(
         t50_extrapolated_h=metrics["t50_extrapolated"],
         t50_fit_h=metrics["t50_fit"],

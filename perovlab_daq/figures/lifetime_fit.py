@@ -43,11 +43,14 @@ def lifetime_fit_report(
 ) -> dict[str, Any]:
     """Fit the acceleration law L0^n T50 = C over lifetime runs; extrapolate T50.
 
-    Each file gives (L0, T50) in device hours: the measured T50 when the run reached it,
-    otherwise the stretched-exponential extrapolation (flagged ``"extrapolated"``). n is
-    fitted by :func:`perovlab_daq.analysis.fit_acceleration` (least squares of ln T50 on
-    ln L0). For each luminance in ``at`` the report gives T50 = C / L^n with a one-sigma
-    band from the regression's prediction error, and the extrapolation ratio
+    Each file gives (L0, T50, its standard error) in device hours from the lifetime
+    estimator: the measured T50 when the run reached it, otherwise the model's (flagged
+    ``"extrapolated"``). n is fitted by :func:`perovlab_daq.analysis.fit_acceleration`
+    (least squares of ln T50 on ln L0 weighted by each run's T50 uncertainty, Student t
+    quantiles for the real degrees of freedom), with its 95 % interval. For each
+    luminance in ``at`` the report gives T50 = C / L^n with its 95 % interval, the fit's
+    warnings (fewer than 3 luminances, a target more than 10x outside the tested
+    range), and the extrapolation ratio
     T50(L) / T50(L0,ref) = (L0,ref / L)^n, where L0,ref is the tested L0 closest to L
     (in log) - the smallest extrapolation the data allow.
 
@@ -61,9 +64,10 @@ def lifetime_fit_report(
     Returns
     -------
     dict
-        ``runs`` (per file: l0_cd_m2, t50_h, t50_source, ageing_acceleration,
-        current_density_ma_cm2), ``n``, ``n_stderr``, ``c``, ``residual_rms_ln``,
-        ``n_points`` and ``at`` (per luminance: t50_h, t50_low_h, t50_high_h,
+        ``runs`` (per file: l0_cd_m2, t50_h, t50_stderr_h, t50_source,
+        ageing_acceleration, current_density_ma_cm2), ``n``, ``n_stderr``, ``n_ci95``,
+        ``dof``, ``t_quantile``, ``weighted``, ``c``, ``residual_rms_ln``, ``n_points``,
+        ``warnings`` and ``at`` (per luminance: t50_h, t50_ci95_low_h, t50_ci95_high_h,
         reference_l0_cd_m2, extrapolation_ratio).
 
     Raises
@@ -85,10 +89,7 @@ def lifetime_fit_report(
         finally:
             _run.close(run)
         t50 = float(figures["t50_h"])
-        source = "measured"
-        if not math.isfinite(t50):
-            t50 = float(figures["t50_extrapolated_h"])
-            source = "extrapolated"
+        extrapolated = bool(figures.get("t50_is_extrapolated", 0.0))
         if not (math.isfinite(t50) and t50 > 0):
             raise AnalysisInputError(f"{path}: no T50 (not reached and no usable lifetime fit)")
         runs.append(
@@ -96,7 +97,8 @@ def lifetime_fit_report(
                 "file": str(path),
                 "l0_cd_m2": float(figures["l0_cd_m2"]),
                 "t50_h": t50,
-                "t50_source": source,
+                "t50_stderr_h": float(figures.get("t50_stderr_h", math.nan)),
+                "t50_source": "extrapolated" if extrapolated else "measured",
                 "ageing_acceleration": float(figures["ageing_acceleration"]),
                 "current_density_ma_cm2": float(figures["current_density_ma_cm2"]),
             }
@@ -107,39 +109,46 @@ def lifetime_fit_report(
         )
     l0 = np.array([r["l0_cd_m2"] for r in runs])
     t50 = np.array([r["t50_h"] for r in runs])
-    try:
-        fit = fit_acceleration(l0, t50)
-    except ValueError as exc:
-        raise AnalysisInputError(str(exc)) from None
-    x = np.log(l0)
-    residual = np.log(t50) - (math.log(fit.c) - fit.n * x)
-    dof = max(1, x.size - 2)
-    scatter = math.sqrt(float((residual**2).sum()) / dof)
-    sxx = float(((x - x.mean()) ** 2).sum())
+    stderr = np.array([r["t50_stderr_h"] for r in runs])
+    weights = stderr if np.all(np.isfinite(stderr) & (stderr > 0)) else None
+    warnings: list[str] = []
     extrapolations = []
+    fit = None
     for luminance in targets:
-        x0 = math.log(luminance)
-        predicted = float(fit.t50_at(luminance))
-        spread = scatter * math.sqrt(1.0 / x.size + (x0 - x.mean()) ** 2 / sxx)
-        reference = float(l0[np.argmin(np.abs(x - x0))])
+        try:
+            # Weighted by each run's T50 standard error; t quantiles for the real dof.
+            fit = fit_acceleration(l0, t50, weights, target_l0_cd_m2=luminance)
+        except ValueError as exc:
+            raise AnalysisInputError(str(exc)) from None
+        warnings.extend(w for w in fit.warnings if w not in warnings)
+        predicted, low, high = fit.t50_interval(luminance)
+        reference = float(l0[np.argmin(np.abs(np.log(l0) - math.log(luminance)))])
         extrapolations.append(
             {
                 "luminance_cd_m2": luminance,
-                "t50_h": predicted,
-                "t50_low_h": predicted * math.exp(-spread),
-                "t50_high_h": predicted * math.exp(spread),
+                "t50_h": float(predicted),
+                "t50_ci95_low_h": float(low),
+                "t50_ci95_high_h": float(high),
                 "reference_l0_cd_m2": reference,
                 "extrapolation_ratio": float(fit.extrapolation_ratio(reference, luminance)),
             }
         )
+    assert fit is not None  # targets is not empty
+    for message in warnings:
+        log.warning("lifetime-fit: %s", message)
     return {
         "runs": runs,
         "n": fit.n,
         "n_stderr": fit.n_stderr,
+        "n_ci95": [float(fit.n_ci95[0]), float(fit.n_ci95[1])],
+        "dof": int(fit.dof),
+        "t_quantile": float(fit.t_quantile),
+        "weighted": bool(fit.weighted),
         "c": fit.c,
         "residual_rms_ln": fit.residual_rms_ln,
         "n_points": fit.n_points,
         "at": extrapolations,
+        "warnings": warnings,
     }
 
 
@@ -153,17 +162,20 @@ def format_fit_report(report: Mapping[str, Any]) -> str:
             f"[{run['current_density_ma_cm2']:.4g} mA/cm^2, acceleration "
             f"{run['ageing_acceleration']:g}]"
         )
+    low, high = report["n_ci95"]
     lines.append(
-        f"n = {report['n']:.3f} +/- {report['n_stderr']:.3f} (L0^n T50 = C, "
-        f"{report['n_points']} runs, rms residual {report['residual_rms_ln']:.3g} in ln T50)"
+        f"n = {report['n']:.3f} +/- {report['n_stderr']:.3f}, 95 % interval {low:.3f} to "
+        f"{high:.3f} (L0^n T50 = C, {report['n_points']} runs, {report['dof']} dof, "
+        f"rms residual {report['residual_rms_ln']:.3g} in ln T50)"
     )
     for item in report["at"]:
         lines.append(
             f"T50 at {item['luminance_cd_m2']:g} cd/m^2: {item['t50_h']:.4g} h "
-            f"(1 sigma {item['t50_low_h']:.4g} to {item['t50_high_h']:.4g} h), "
+            f"(95 % interval {item['t50_ci95_low_h']:.4g} to {item['t50_ci95_high_h']:.4g} h), "
             f"extrapolation ratio {item['extrapolation_ratio']:.3g} from L0 "
             f"{item['reference_l0_cd_m2']:.4g} cd/m^2"
         )
+    lines.extend(f"warning: {message}" for message in report.get("warnings", []))
     return "\n".join(lines)
 
 
@@ -218,7 +230,7 @@ def draw_lifetime_fit(
     )
     for item in report["at"]:
         value = item["t50_h"]
-        error = [[value - item["t50_low_h"]], [item["t50_high_h"] - value]]
+        error = [[value - item["t50_ci95_low_h"]], [item["t50_ci95_high_h"] - value]]
         ax.errorbar(
             [item["luminance_cd_m2"]], [value], yerr=error, fmt="s", color="tab:red", capsize=3
         )

@@ -19,9 +19,11 @@ import dataclasses
 import functools
 import importlib.resources
 import logging
+import math
 import types
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -469,6 +471,62 @@ def _load_presets() -> dict[str, Preset]:
 
 #: Every preset by name (from `PRESET_FILES`).
 PRESETS: dict[str, Preset] = _load_presets()
+
+
+#: LED ageing parameters a bench file's ``sim.sample`` may override (same meaning as in
+#: :class:`AgeingParameters`), with the range each is validated against.
+AGEING_OVERRIDES: dict[str, tuple[float, float]] = {
+    "acceleration_exponent": (0.5, 5.0),
+    "t50_reference_s": (1.0, 1e12),
+    "reference_luminance_cd_m2": (1e-3, 1e6),
+    "reference_current_density_ma_cm2": (1e-3, 5000.0),
+    "stretch_exponent": (0.1, 1.0),
+    "brightening_fraction": (0.0, 1.0),
+    "brightening_reduced_time": (1e-4, 10.0),
+    "voltage_rise_at_t50_v": (0.0, 10.0),
+}
+
+
+def ageing_override(key: str, value: Any) -> float:
+    """Check one ``sim.sample`` override; return it as a number (durations may say "2100 h").
+
+    Raises
+    ------
+    ValueError
+        For an unknown key, a value that is not a number or one outside its range; the
+        message names the key, the value and the allowed range.
+    """
+    if key not in AGEING_OVERRIDES:
+        raise ValueError(f"unknown entry (allowed: {', '.join(AGEING_OVERRIDES)})")
+    low, high = AGEING_OVERRIDES[key]
+    number = _to_float(value, key)
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"value {value!r} is outside the allowed range {low:g} to {high:g}")
+    return number
+
+
+def with_ageing(preset: Preset, overrides: Mapping[str, Any]) -> Preset:
+    """Return ``preset`` with its LED ageing parameters replaced by ``overrides``.
+
+    A reference luminance replaces the preset's reference current density and vice
+    versa (the reference condition is one or the other).
+
+    Parameters
+    ----------
+    preset
+        The sample to start from.
+    overrides
+        Keys of :data:`AGEING_OVERRIDES` -> values (checked by :func:`ageing_override`).
+    """
+    if not overrides:
+        return preset
+    changes: dict[str, Any] = {k: ageing_override(k, v) for k, v in overrides.items()}
+    if "reference_luminance_cd_m2" in changes:
+        changes.setdefault("reference_current_density_ma_cm2", None)
+    elif "reference_current_density_ma_cm2" in changes:
+        changes["reference_luminance_cd_m2"] = None
+    ageing = replace(preset.led.ageing, **changes)
+    return replace(preset, led=replace(preset.led, ageing=ageing))
 
 
 def get_preset(name: str) -> Preset:

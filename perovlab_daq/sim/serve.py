@@ -46,6 +46,7 @@ import pyvisa
 from pyvisa import errors, rname
 
 from perovlab_daq.bench import Bench, BenchConfig, BenchError, load_bench, sim_bench
+from perovlab_daq.cli_args import add_bench_arguments
 from perovlab_daq.sim.catalogue import SIM_INSTRUMENTS
 from perovlab_daq.sim.served_file import write_served_bench
 
@@ -461,19 +462,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser, *, bench_options: bool 
         CLI adds its own and hands the chosen config to :func:`run_serve`.
     """
     if bench_options:
-        group = parser.add_mutually_exclusive_group()
-        group.add_argument(
-            "--sim",
-            nargs="?",
-            const="",
-            default=None,
-            metavar="PRESET",
-            help="serve the shipped simulated bench, optionally with a sample preset",
+        add_bench_arguments(
+            parser,
+            sim_help="serve the shipped simulated bench, optionally with a sample preset",
+            bench_help="simulated bench file (with a sim: section)",
+            seed_help="noise seed of the simulator",
         )
-        group.add_argument(
-            "--bench", type=Path, metavar="FILE", help="simulated bench file (with a sim: section)"
-        )
-        parser.add_argument("--seed", type=int, default=None, help="noise seed of the simulator")
     parser.add_argument(
         "--write-bench",
         type=Path,

@@ -63,6 +63,10 @@ class Salvage:
     notes: list[str] = field(default_factory=list)
 
 
+#: Rotations of the two halves of lookup3's ``mix`` step.
+_MIX_ROTATIONS = ((4, 6, 8), (16, 19, 4))
+
+
 def _rot(value: int, shift: int) -> int:
     return ((value << shift) | (value >> (32 - shift))) & _MASK
 
@@ -75,18 +79,13 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     while length > 12:
         x, y, z = struct.unpack_from("<3I", data, offset)
         a, b, c = (a + x) & _MASK, (b + y) & _MASK, (c + z) & _MASK
-        a = ((a - c) & _MASK) ^ _rot(c, 4)
-        c = (c + b) & _MASK
-        b = ((b - a) & _MASK) ^ _rot(a, 6)
-        a = (a + c) & _MASK
-        c = ((c - b) & _MASK) ^ _rot(b, 8)
-        b = (b + a) & _MASK
-        a = ((a - c) & _MASK) ^ _rot(c, 16)
-        c = (c + b) & _MASK
-        b = ((b - a) & _MASK) ^ _rot(a, 19)
-        a = (a + c) & _MASK
-        c = ((c - b) & _MASK) ^ _rot(b, 4)
-        b = (b + a) & _MASK
+        for first, second, third in _MIX_ROTATIONS:  # lookup3 ``mix``: two same-shape halves
+            a = ((a - c) & _MASK) ^ _rot(c, first)
+            c = (c + b) & _MASK
+            b = ((b - a) & _MASK) ^ _rot(a, second)
+            a = (a + c) & _MASK
+            c = ((c - b) & _MASK) ^ _rot(b, third)
+            b = (b + a) & _MASK
         length -= 12
         offset += 12
     if length == 0:

@@ -7,12 +7,13 @@ TEST_PARAMETERS = {
     "jlv": {"dwell_s": 0.0, "direction": "both", "coarse_step_v": 0.25},
     "lifetime": {
         "current_density": 20.0,
-        "first_interval": 0.02,
-        "interval": 0.1,
-        "spectrum_interval": 1.0,
+        # device s (x1000 on the simulated bench): 4 s of wall time
+        "first_interval": 20.0,
+        "interval": 100.0,
+        "spectrum_interval": 1000.0,
         "dark_settle": 0.05,
         "dark_readings": 2,
-        "max_duration": 4.0,
+        "max_duration": 4000.0,
     },
     "el-spectra": {"levels": "4, 8", "settle_s": 0.02},
     "pl-spectrum": {"laser_power_w": 0.005, "repeats": 2},

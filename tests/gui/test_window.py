@@ -90,7 +90,7 @@ def test_invalid_value_is_refused_naming_the_parameter(window):
 
 
 def test_abort_from_the_window_ends_aborted_with_output_off(window, qtbot):
-    experiment = queue_run(window, "lifetime", max_duration=600.0)
+    experiment = queue_run(window, "lifetime", max_duration=600_000.0)  # device s
     qtbot.waitUntil(lambda: len(experiment.run_data) > 5, timeout=30_000)
     assert window.abort_button.isEnabled()
     window.abort_button.click()
@@ -164,7 +164,7 @@ def test_log_time_axis_keeps_every_point(window, qtbot):
 def test_status_during_a_run_and_closing_prompts_then_aborts(window, qtbot):
     window.status_interval_s = 0.2
     window.manager.status_interval_s = 0.2
-    experiment = queue_run(window, "lifetime", max_duration=600.0)
+    experiment = queue_run(window, "lifetime", max_duration=600_000.0)  # device s
     qtbot.waitUntil(
         lambda: (
             window.status_slot.take()[0] is not None

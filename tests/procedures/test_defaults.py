@@ -8,9 +8,8 @@ allowed to shorten a device-time process). The key figures the runner stored are
 with REFERENCE.md section 4 ([P1] Table 1, [P2]) with the tolerances the other procedure
 tests use.
 
-Procedures whose defaults take long in wall time (lifetime: about 30 s; pl-stability: its
-600 s exposure is wall time) are marked ``slow`` and run in CI's second step
-(``pytest -m slow``).
+Procedures whose defaults take long in wall time (lifetime: about 100 s; pl-stability:
+about 30 s) are marked ``slow`` and run in CI's second step (``pytest -m slow``).
 """
 
 from __future__ import annotations
@@ -126,7 +125,8 @@ def test_pl_stability_at_defaults_qd_in_matrix_is_photostable(tmp_path: Path) ->
     """[P2]: QD-in-matrix at ~600 W/cm^2 for 10 min: no PL shift, no shape change, PLQY
     still above 40 %.
 
-    The default exposure (600 s) is wall time, so this run takes 10 minutes.
+    The default exposure (600 s) is device time; the shipped bench ages the film 60x
+    faster, so this run takes about 10 s of wall time plus set-up.
     """
     figures = figures_of(run_at_defaults("pl-stability", "qd-in-matrix", tmp_path))
     assert figures["power_density_w_cm2"] == pytest.approx(600.0, rel=0.03)
@@ -136,27 +136,30 @@ def test_pl_stability_at_defaults_qd_in_matrix_is_photostable(tmp_path: Path) ->
     assert abs(figures["fwhm_change_nm"]) < 0.5
     # The film's PLQY at 600 W/cm^2 is 55 % when fresh (preset); 10 min of [P2] exposure
     # keep it above 40 %, i.e. well above 40/55 of the first spectrum (0.98 expected).
-    if not figures["final_relative_intensity"] > 0.95:
-        pytest.xfail(
-            "issue 15: duration_s is wall time while the bench ages the film 60x faster, so "
-            "the default 600 s expose it for 10 h of device time: final relative PL "
-            f"{figures['final_relative_intensity']:.2f} instead of ~0.98"
-        )
+    assert figures["final_relative_intensity"] > 0.95
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: the default sampling schedule is in wall seconds (first_interval 1 s, "
-    "L0 from 5 samples) while the simulated device ages 10^4 times faster, so L0 is read "
-    "hours into the device's life: measured L0 ~810 cd/m^2 and T50 ~36 h against 914 and 28 h",
-)
+@pytest.mark.timeout(600)
 def test_lifetime_at_defaults_reproduces_p2(tmp_path: Path) -> None:
     """[P2]: at 20 mA/cm^2, L0 = 914 cd/m^2; n = 1.95 and T50(100 cd/m^2) ~ 2100 h imply
-    T50 = 2100 h x (100 / 914)^1.95 = 28.1 h at L0."""
-    figures = figures_of(run_at_defaults("lifetime", "qd-in-matrix", tmp_path))
+    T50 = 2100 h x (100 / 914)^1.95 = 28.1 h at L0.
+
+    The schedule is in device time (first interval 1 s, log-spaced, then 60 s); the
+    shipped bench ages the device 1000x faster, so this takes about 100 s of wall time.
+    """
+    outcome = run_at_defaults("lifetime", "qd-in-matrix", tmp_path)
+    figures = figures_of(outcome)
     assert figures["current_density_ma_cm2"] == pytest.approx(20.0, rel=0.02)
     assert figures["l0_cd_m2"] == pytest.approx(914.0, rel=0.06)
     implied_h = 2100.0 * (100.0 / figures["l0_cd_m2"]) ** 1.95
-    assert figures["t50_h"] == pytest.approx(implied_h, rel=0.25)
-    assert figures["n_points"] >= 100
+    assert figures["t50_h"] == pytest.approx(implied_h, rel=0.03)
+    assert figures["t50_ci95_low_h"] <= figures["t50_h"] <= figures["t50_ci95_high_h"]
+    # The decay is sampled as densely as on hardware; the live stop ends at L/L0 = 0.5.
+    loaded = HDF5Results.load(outcome.path)
+    try:
+        device_h = loaded.data["device_time"].to_numpy() / 3600.0
+    finally:
+        loaded.close()
+    assert (device_h < figures["t50_h"]).sum() >= 200
+    assert figures["final_relative_luminance"] == pytest.approx(0.5, rel=0.02)

@@ -34,10 +34,11 @@ FAST_PARAMETERS: dict[str, dict[str, Any]] = {
         "dark_readings": 2,
         "el_integration_ms": 50.0,
     },
+    # Device time (x1000 on the simulated bench): 1.5 s of wall time, a sample every 0.05 s.
     "lifetime": {
-        "max_duration": 1.5,
-        "first_interval": 0.05,
-        "interval": 0.05,
+        "max_duration": 1500.0,
+        "first_interval": 50.0,
+        "interval": 50.0,
         "dark_readings": 2,
         "dark_settle": 0.0,
         "checkpoint_interval": 1.0,

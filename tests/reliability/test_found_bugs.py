@@ -30,7 +30,8 @@ def test_lifetime_ending_inside_the_l0_burst_keeps_its_samples(tmp_path: Path) -
     result = run_faulty(
         "lifetime",
         tmp_path,
-        parameters={"first_interval": 0.4, "interval": 0.4, "max_duration": 0.9},
+        # device s (x1000 on the simulated bench): 0.4 s and 0.9 s of wall time
+        parameters={"first_interval": 400.0, "interval": 400.0, "max_duration": 900.0},
     )
     assert result.outcome.status == "finished"
     assert 1 <= len(result.run.data) < 5

@@ -211,7 +211,7 @@ def test_outage_that_ends_is_ridden_out(
 ) -> None:
     role = BUSY_ROLE[name]
     # lifetime: 3 s of stress, so that sampling goes on after the outage and its retries.
-    parameters = {"max_duration": 3.0} if name == "lifetime" else {}
+    parameters = {"max_duration": 3000.0} if name == "lifetime" else {}  # device s, x1000
     samples = count_samples(name, monkeypatch)
     result = run_faulty(
         name, tmp_path, prepare=when_measuring(name, outage(role, 0.8)), parameters=parameters

@@ -81,7 +81,7 @@ def test_sigkill_loses_at_most_the_durability_interval(
     tmp_path: Path, seed: int, wait_for_rows: Any
 ) -> None:
     durability_s = 0.5
-    sampling_s = 0.05
+    sampling_s = 50.0  # device s: 0.05 s of wall time at the shipped lifetime 1000x
     log = tmp_path / "recorded.log"
     output = tmp_path / "data"
     output.mkdir()
@@ -103,7 +103,7 @@ def test_sigkill_loses_at_most_the_durability_interval(
             "--set",
             f"interval={sampling_s}",
             "--set",
-            "max_duration=60",
+            "max_duration=60000",
             "--set",
             "dark_settle=0",
             "--set",
