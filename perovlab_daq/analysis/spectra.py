@@ -645,7 +645,8 @@ def local_noise_sigma(spectrum: ArrayLike, window_px: int = LOCAL_NOISE_WINDOW_P
     grows wherever the sensitivity falls (the detector's edges): one sigma for the whole
     spectrum (the median) under-states the noise there many times over. Here the robust
     estimate (1.4826 MAD / sqrt(6) of the second differences) is taken in a running
-    window of ``window_px`` pixels (nearest-pixel padding at the ends).
+    window of ``window_px`` pixels (nearest-pixel padding at the ends), then the largest
+    such value within the window, so the estimate does not lag a steep rise of the noise.
 
     Parameters
     ----------
@@ -661,6 +662,10 @@ def local_noise_sigma(spectrum: ArrayLike, window_px: int = LOCAL_NOISE_WINDOW_P
     deviation = np.abs(second - np.median(second))
     size = max(1, min(int(window_px), deviation.size))
     local = ndimage.median_filter(deviation, size=size, mode="nearest")
+    # Where the noise changes steeply, a window's median sits between the two levels: take
+    # the largest median within the window, so a pixel is never judged against less noise
+    # than its neighbourhood has (conservative for a peak's significance).
+    local = ndimage.maximum_filter1d(local, size=size, mode="nearest")
     # Second difference k is centred on pixel k + 1: repeat the end values for the ends.
     local = np.concatenate((local[:1], local, local[-1:]))
     return 1.4826 * local / math.sqrt(6.0)
