@@ -7,6 +7,11 @@
   the ``with`` block and off on every way out (normal end, abort, exception), and
   :meth:`~LaserSpectroscopyProcedure.shutdown` switches it off again before the base
   class puts the whole bench in its safe state;
+* laser start-up as the OBIS manual says (REFERENCE §6): emission is switched on with the
+  driver's ``start_emission`` (interlock and faults checked, CDRH delay allowed for, power
+  stable within :data:`POWER_STABLE_TOLERANCE` before the first spectrum; the wait is
+  bounded by the ``laser_settle_s`` parameter), off with ``stop_emission`` (read back);
+  a setpoint change while emitting also waits for stable power;
 * the excitation plan: a wanted power at the sample is reached with the laser setpoint
   and, when a filter wheel is fitted, the ND filter whose measured transmission puts the
   setpoint inside the laser's regulated range (:class:`ExcitationPlanner`);
@@ -46,6 +51,8 @@ POWER_CORRECTION_TOLERANCE = 0.02
 #: (the transmissions are measured with noise, and 600 W/cm^2 on a 1.667e-4 cm^2 spot is
 #: 100.02 mW on a 100 mW laser).
 CLAMP_TOLERANCE = 0.03
+#: Relative tolerance within which the laser output must be stable before a spectrum.
+POWER_STABLE_TOLERANCE = 0.02
 #: Nanometres kept clear of the laser line when a PL window starts "after the laser".
 LASER_GUARD_NM = 20.0
 
@@ -193,7 +200,11 @@ class LaserSpectroscopyProcedure(DaqProcedure):
     )
     averages = IntegerParameter("Spectra averaged", minimum=1, maximum=1000, default=1)
     laser_settle_s = FloatParameter(
-        "Wait after switching emission on", units="s", minimum=0.0, maximum=60.0, default=0.0
+        "Longest wait for stable laser power (after the CDRH delay)",
+        units="s",
+        minimum=0.5,
+        maximum=60.0,
+        default=10.0,
     )
 
     # state set by prepare_laser()
@@ -201,6 +212,8 @@ class LaserSpectroscopyProcedure(DaqProcedure):
     _planner: ExcitationPlanner | None = None
     _acquirer: SpectrumAcquirer | None = None
     _filter_position: int = 0
+    _emitting: bool = False
+    laser_limits_w: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
     def check_consistency(cls, values: Mapping[str, Any]) -> None:
@@ -241,14 +254,14 @@ class LaserSpectroscopyProcedure(DaqProcedure):
 
     def laser_off(self) -> bool:
         """Switch emission off, check it, never raise; return whether it is confirmed off."""
+        self._emitting = False
         laser = self._laser if self._laser is not None else (self.bench or {}).get("laser")
         if laser is None:
             return True
         for attempt in range(3):
             try:
-                laser.emission_enabled = False
-                if not laser.emission_enabled:
-                    return True
+                laser.stop_emission()  # SOUR:AM:STAT OFF, read back; raises if still on
+                return True
             except Exception as exc:  # noqa: BLE001 - the safety path must keep trying
                 log.error("laser emission off, attempt %d failed: %s", attempt + 1, exc)
             time.sleep(0.05)
@@ -260,17 +273,64 @@ class LaserSpectroscopyProcedure(DaqProcedure):
 
     @contextlib.contextmanager
     def emission(self) -> Iterator[None]:
-        """Switch laser emission on for the ``with`` block; off on every way out."""
-        laser = self.laser
+        """Switch laser emission on for the ``with`` block; off on every way out.
+
+        The block starts once the power is stable (:meth:`start_laser`).
+        """
         try:
-            self.call_with_retry(
-                lambda: setattr(laser, "emission_enabled", True), "laser emission on", role="laser"
-            )
-            if self.laser_settle_s > 0:
-                time.sleep(self.laser_settle_s)
+            self.start_laser()
             yield
         finally:
             self.laser_off()
+
+    def start_laser(self) -> float:
+        """Leave standby at the present setpoint and wait for stable power; return it (W).
+
+        The driver's ``start_emission`` checks interlock and faults, switches emission on
+        (read back), allows for the CDRH delay and waits until ``SOUR:POW:LEV?`` is within
+        :data:`POWER_STABLE_TOLERANCE` of the setpoint, for at most ``laser_settle_s``
+        beyond the CDRH delay. A setpoint below the regulated range (e.g. 0 before the
+        excitation is planned) is raised to its lower end first.
+        """
+        laser = self.laser
+        low = self.laser_limits_w[0]
+        setpoint = float(
+            self.call_with_retry(lambda: laser.power_setpoint_w, "laser setpoint", role="laser")
+        )
+        if setpoint < low:
+            setpoint = low
+        started = time.monotonic()
+        power = self.call_with_retry(
+            lambda: laser.start_emission(
+                setpoint,
+                stable_tolerance=POWER_STABLE_TOLERANCE,
+                timeout_s=float(self.laser_settle_s),
+                regulated_min_w=low,
+            ),
+            "laser emission on",
+            role="laser",
+        )
+        self._emitting = True
+        log.info("laser on: %.4g W stable after %.2f s", power, time.monotonic() - started)
+        return float(power)
+
+    def set_laser_setpoint(self, setpoint_w: float) -> None:
+        """Set the laser power setpoint; while emitting, wait until the power is stable."""
+        laser = self.laser
+        self.call_with_retry(
+            lambda: setattr(laser, "power_setpoint_w", setpoint_w), "laser power", role="laser"
+        )
+        if self._emitting:
+            self.call_with_retry(
+                lambda: laser.wait_for_stable_power(
+                    setpoint_w,
+                    stable_tolerance=POWER_STABLE_TOLERANCE,
+                    timeout_s=float(self.laser_settle_s),
+                    regulated_min_w=self.laser_limits_w[0],
+                ),
+                "laser power stable",
+                role="laser",
+            )
 
     def prepare_laser(self) -> None:
         """Check the interlock, select CW constant power, emission off, sample on the stage.
@@ -388,10 +448,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
             return {1: 1.0}
         low, high = self.laser_limits_w
         reference = max(low, TRANSMISSION_REFERENCE_FRACTION * high)
-        laser = self.laser
-        self.call_with_retry(
-            lambda: setattr(laser, "power_setpoint_w", reference), "laser power", role="laser"
-        )
+        self.set_laser_setpoint(reference)
         readings: dict[int, float] = {}
         self._filter_position = 0
         with self.emission():
@@ -418,10 +475,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
         assert self._planner is not None, "prepare_laser() first"
         step = self._planner.plan(target_w)
         self.set_filter(step.filter_position)
-        laser = self.laser
-        self.call_with_retry(
-            lambda: setattr(laser, "power_setpoint_w", step.setpoint_w), "laser power", role="laser"
-        )
+        self.set_laser_setpoint(step.setpoint_w)
         return step
 
     def correct_power(self, step: ExcitationStep, measured_w: float) -> ExcitationStep:
@@ -433,10 +487,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
             return step
         low, high = self.laser_limits_w
         setpoint = min(max(step.setpoint_w / (1.0 + error), low), high)
-        laser = self.laser
-        self.call_with_retry(
-            lambda: setattr(laser, "power_setpoint_w", setpoint), "laser power", role="laser"
-        )
+        self.set_laser_setpoint(setpoint)
         return ExcitationStep(step.target_w, setpoint, step.filter_position, step.transmission)
 
     # -- spectra -----------------------------------------------------------------------
@@ -491,7 +542,11 @@ class LaserInterlockOpen(RuntimeError):
 
 
 def dark_with_emission_off(procedure: LaserSpectroscopyProcedure) -> Any:
-    """Return a context factory that switches emission off for a dark frame, then on again."""
+    """Return a context factory that switches emission off for a dark frame, then on again.
+
+    Switching on again is a full start-up (:meth:`LaserSpectroscopyProcedure.start_laser`):
+    with CDRH mode on every dark frame costs the CDRH delay.
+    """
 
     @contextlib.contextmanager
     def dark() -> Iterator[None]:
@@ -499,12 +554,7 @@ def dark_with_emission_off(procedure: LaserSpectroscopyProcedure) -> Any:
         try:
             yield
         finally:
-            laser = procedure.laser
-            procedure.call_with_retry(
-                lambda: setattr(laser, "emission_enabled", True), "laser emission on", role="laser"
-            )
-            if procedure.laser_settle_s > 0:
-                time.sleep(procedure.laser_settle_s)
+            procedure.start_laser()
 
     return dark
 

@@ -217,7 +217,12 @@ class PicoammeterPersonality(Personality):
 
 
 class ObisPersonality(Personality):
-    """Coherent OBIS: setpoint/emission -> ``world.set_laser``; power, limits, interlock from it."""
+    """Coherent OBIS: setpoint/emission -> ``world.set_laser``; power, limits, interlock from it.
+
+    ``SYST:CDRH`` and the simulator settings ``cdrh_delay_s`` and ``power_rise_time_s``
+    of the YAML go to ``world.set_laser_start_up``: light starts after the CDRH delay and
+    the power rises to the setpoint (:class:`perovlab_daq.sim.beam.LaserPath`).
+    """
 
     def dynamic_reply(self, text: str) -> Any:  # noqa: D102
         world = self.world
@@ -248,6 +253,15 @@ class ObisPersonality(Personality):
         return str(self.prop("handshake")) == "ON"
 
     def sync_world(self) -> None:  # noqa: D102
+        # Start-up behaviour first, so that switching emission on starts the CDRH delay.
+        # A world that does not model the start-up (a test double) gets light at once.
+        start_up = getattr(self.world, "set_laser_start_up", None)
+        if start_up is not None:
+            start_up(
+                str(self.prop("cdrh")) == "ON",
+                float(self.prop("cdrh_delay_s")),
+                float(self.prop("power_rise_time_s")),
+            )
         self.world.set_laser(float(self.prop("power_setpoint")), str(self.prop("emission")) == "ON")
 
     def post_process(self, text: str, response: Any) -> Any:  # noqa: D102

@@ -76,8 +76,9 @@ class World:
     preset
         Preset name or `Preset` instance: the film on the stage and the LED pixel.
     seed
-        Seed of the numpy Generator that draws every noise sample: same seed and same call
-        sequence give the same numbers.
+        Seed of the numpy Generators that draw every noise sample (the laser's power
+        readback has its own stream): same seed and same call sequence give the same
+        numbers, however often the laser power is polled.
     ageing_acceleration
         Device seconds per wall second for ageing, ion migration, photobleaching and halide
         segregation; settable later through the attribute.
@@ -113,6 +114,11 @@ class World:
         self.setup: BenchSetup = setup
         self._seed = seed
         self._rng = np.random.default_rng(seed)
+        # The laser's power readback has a stream of its own: the OBIS start-up polls it
+        # until the power is stable, a number of times that follows the wall clock, and
+        # drawing those from the shared stream would shift every later spectrum's and
+        # power reading's noise, so a seed would no longer reproduce a run.
+        self._laser_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self._clock = clock
         if ageing_acceleration <= 0:
             raise ValueError("ageing_acceleration must be > 0")
@@ -139,7 +145,7 @@ class World:
         #: Every switch change: (closed channels, source output on at that moment).
         self.switch_history: list[tuple[tuple[str, ...], bool]] = []
         self._film = FilmSample(self.preset.film)
-        self._beam = LaserPath(setup)
+        self._beam = LaserPath(setup, clock=clock)
         self._spectrometer = SpectrometerModel(setup, seed)
         self._grid_responsivity_a_w = optics.interpolate_calibration(
             setup.photodiode_responsivity_csv, optics.MODEL_GRID_NM
@@ -414,6 +420,16 @@ class World:
             self._beam.setpoint_w = min(float(power_setpoint_w), self._beam.max_power_w)
             self._beam.emission_on = bool(emission_on)
 
+    def set_laser_start_up(
+        self, cdrh_enabled: bool, cdrh_delay_s: float, rise_time_s: float
+    ) -> None:
+        """Set how the laser leaves standby: CDRH delay (if on) and power rise time (s)."""
+        with self._lock:
+            self._advance()
+            self._beam.cdrh_enabled = bool(cdrh_enabled)
+            self._beam.cdrh_delay_s = float(cdrh_delay_s)
+            self._beam.rise_time_s = float(rise_time_s)
+
     @property
     def laser_setting(self) -> LaserSetting:
         """The laser's present setting: ``world.set_laser(*setting)`` restores it."""
@@ -449,7 +465,8 @@ class World:
         with self._lock:
             self._advance()
             power_w = self._beam.output_w()
-            return power_w * (1.0 + _LASER_POWER_NOISE_RELATIVE * self._rng.standard_normal())
+            noise = self._laser_rng.standard_normal()
+            return power_w * (1.0 + _LASER_POWER_NOISE_RELATIVE * noise)
 
     def set_filter_position(self, pos: int) -> None:
         """Move the ND filter wheel to a position (1 .. number of filters)."""
@@ -569,6 +586,7 @@ class World:
                 "film_bleach_survival": self._film.bleach_survival,
                 "film_segregation": self._film.segregated_fraction,
                 "rng_state": self._rng.bit_generator.state,
+                "laser_rng_state": self._laser_rng.bit_generator.state,
             }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -599,6 +617,8 @@ class World:
             self._film.segregated_fraction = float(state["film_segregation"])
             if "rng_state" in state:
                 self._rng.bit_generator.state = state["rng_state"]
+            if "laser_rng_state" in state:
+                self._laser_rng.bit_generator.state = state["laser_rng_state"]
             self._last_update_s = self._clock()
 
     def __repr__(self) -> str:

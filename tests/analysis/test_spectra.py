@@ -367,6 +367,28 @@ def test_noise_of_a_bleached_film_gives_no_new_peak_above_the_snr_threshold() ->
         new_peaks(QEPRO_NM, fresh, noisy, min_snr=0.0)
 
 
+def test_new_peak_snr_uses_the_noise_where_the_peak_sits_not_the_median_noise() -> None:
+    """Calibrated noise grows where the sensitivity falls off (detector edge): no new peak."""
+    from perovlab_daq.analysis import spectra
+
+    rng = np.random.default_rng(7)
+    fresh = gaussian(QEPRO_NM, 655.0, 34.0)
+    # Sensitivity falls ~20x over the last 60 nm, so the calibrated noise rises ~20x there.
+    sensitivity = 1.0 / (1.0 + 19.0 / (1.0 + np.exp(-(QEPRO_NM - 1070.0) / 8.0)))
+    sigma = 0.01 / sensitivity
+    bleached = 0.002 * fresh + sigma * rng.standard_normal(QEPRO_NM.size)
+    local = spectra.local_noise_sigma(bleached)
+    assert local[-5] > 8 * local[QEPRO_NM.size // 2]  # follows the edge's noise
+    assert local[QEPRO_NM.size // 2] == pytest.approx(0.01, rel=0.3)
+    for seed in range(20):
+        noise = sigma * np.random.default_rng(seed).standard_normal(QEPRO_NM.size)
+        assert new_peaks(QEPRO_NM, fresh, 0.002 * fresh + noise, min_snr=5.0).size == 0
+    # A real new peak in the quiet region still counts.
+    aged = 0.8 * fresh + 0.5 * gaussian(QEPRO_NM, 720.0, 15.0)
+    noisy = aged + sigma * rng.standard_normal(QEPRO_NM.size)
+    np.testing.assert_allclose(new_peaks(QEPRO_NM, fresh, noisy, min_snr=5.0), [720.0], atol=2)
+
+
 @pytest.mark.parametrize("repeats", [2, 3, 5, 20])
 def test_t_interval_covers_the_true_mean_95_percent_of_the_time(repeats: int) -> None:
     from scipy import stats

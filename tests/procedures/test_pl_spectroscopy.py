@@ -194,6 +194,7 @@ def _plqy_interval(preset: str, seed: int, repeats: int) -> tuple[dict[str, Any]
         # Truth at the run's excitation (beam on the sample), read from the simulator.
         density = PlqyProcedure.power_density_w_cm2.default
         bench.world.set_sample_position("C")
+        bench.world.set_laser_start_up(False, 0.0, 0.0)  # light at once, no CDRH delay
         bench.world.set_laser(density * PlqyProcedure.spot_area_cm2.default, True)
         truth = bench.world.film_truth()
         bench.world.set_laser(0.0, False)

@@ -158,10 +158,10 @@ def test_power_meter_follows_the_laser_setpoint():
         meter.wavelength_nm = laser.wavelength_nm
         readings = {}
         for setpoint in (0.002, 0.01, 0.05, 0.1):
-            laser.power_setpoint_w = setpoint
-            laser.emission_enabled = True
+            # As the manual says: CDRH delay, then wait for stable power.
+            laser.start_emission(setpoint)
             readings[setpoint] = meter.power_w
-        laser.emission_enabled = False
+        laser.stop_emission()
         dark = meter.power_w
     for setpoint, measured in readings.items():
         assert measured == pytest.approx(setpoint, rel=0.05)
@@ -183,7 +183,11 @@ def test_pl_spectrum_matches_table1_film(preset, peak_nm, fwhm_nm):
         laser.power_setpoint_w = 0.01
 
         def light(on: bool) -> None:
-            laser.emission_enabled = on
+            # Emission on waits out the CDRH delay and the power rise (OBIS start-up).
+            if on:
+                laser.start_emission(0.01)
+            else:
+                laser.stop_emission()
 
         wavelength, spectrum = _spectral_power(bench, 0.02, light)
         laser_nm = laser.wavelength_nm

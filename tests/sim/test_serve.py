@@ -242,8 +242,7 @@ def test_state_is_kept_when_every_client_has_disconnected(served):
     config = load_bench(served.bench_file)
     bench = Bench(config, roles=["laser"]).open()
     laser = bench["laser"]
-    laser.power_setpoint_w = 0.01
-    laser.emission_enabled = True
+    laser.start_emission(0.01)  # CDRH delay and power rise waited out: light is on
     laser.adapter.close()  # gone without switching off (Bench.close would)
     deadline = time.monotonic() + 5
     while served.connection_count() and time.monotonic() < deadline:
