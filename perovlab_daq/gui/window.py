@@ -18,6 +18,7 @@ and menu, and a sequencer. What it adds:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -728,6 +729,13 @@ class OperatorWindow(ManagedWindowBase):
         except Exception:  # noqa: BLE001 - closing must finish
             log.exception("closing the bench failed")
         logging.getLogger().removeHandler(self.log_handler)
+        # pymeasure's log tab blinks on each record; a record logged while closing would
+        # restart its timer, whose tick then reaches a deleted tab widget.
+        blink = getattr(self.log_widget, "_blink_qtimer", None)
+        if blink is not None:
+            blink.stop()
+            with contextlib.suppress(TypeError):  # nothing connected
+                blink.timeout.disconnect()
 
 
 #: Figures shown first in the browser when a run has them.
