@@ -170,7 +170,7 @@ def run_soak(
             "max_consecutive_failures": 8,
         },
         output=folder,
-        sample={"sample": "soak", "pixel": "A1"},
+        sample={"sample": "soak", "pixel": "1"},
     )
     roles = ["source_meter", "photodetector", "laser"]
     started = time.monotonic()

@@ -538,6 +538,7 @@ def execute_run(
             metadata=bench.metadata(),
             instruments=bench.snapshot(),
             sample=plan.sample,
+            new_run=True,
         )
         worker = DaqWorker(results)
         worker.start()
@@ -578,8 +579,8 @@ def execute_run(
 
     outcome.figures = analyse_and_store(cls, results)
     _close_results(results)
-    record_outputs_not_off(plan.path, outcome)
-    outcome.file_readable, outcome.file_problem = check_file_readable(plan.path)
+    record_outputs_not_off(outcome.path, outcome)
+    outcome.file_readable, outcome.file_problem = check_file_readable(outcome.path)
     return outcome
 
 

@@ -134,6 +134,10 @@ class HDF5Results(Results):
         ``{role: description or driver}``; see :func:`describe_instrument`.
     sample
         Sample, device and pixel identifiers, operator, notes.
+    new_run
+        Always start a new run file, even when a file exists at ``data_filename`` (it was
+        claimed by a concurrent run: this one takes the next free name). Without it an
+        existing file is loaded for reading.
 
     Raises
     ------
@@ -156,6 +160,7 @@ class HDF5Results(Results):
         metadata: Mapping[str, Any] | None = None,
         instruments: Mapping[str, Any] | None = None,
         sample: Mapping[str, Any] | None = None,
+        new_run: bool = False,
     ) -> None:
         if not isinstance(procedure, Procedure):
             raise ValueError("HDF5Results needs a pymeasure Procedure object")
@@ -180,7 +185,9 @@ class HDF5Results(Results):
         self._closed = False
         self._last_states: dict[str, str] = {}  # last stored state event of each kind
 
-        if self.path.exists():
+        # A new run never loads what is at its planned name: another run may have claimed
+        # that name a moment ago, and this one then moves on to the next free name.
+        if self.path.exists() and not new_run:
             self._lock = threading.RLock()
             self._load_from_file()
             return

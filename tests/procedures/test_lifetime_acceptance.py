@@ -42,7 +42,7 @@ def default_run(tmp_path: Path, density: float, sample: dict[str, Any]) -> Path:
         bench_config=dataclasses.replace(config, sim=sim),
         parameters={"current_density": density},
         output=tmp_path,
-        sample={"sample": f"J{density:.3g}", "device": "D1", "pixel": "A1", "operator": "ci"},
+        sample={"sample": f"J{density:.3g}", "device": "D1", "pixel": "1", "operator": "ci"},
     )
     outcome = execute_run(plan, log_file=False)
     assert outcome.status == "finished", outcome.reason
