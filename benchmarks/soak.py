@@ -153,14 +153,17 @@ def run_soak(
         minutes, seed=seed, timeout_rate=timeout_rate, garble_rate=garble_rate, outage_s=outage_s
     )
     duration_s = minutes * 60.0
+    # Lifetime schedules are in device time: the soak's wall-time duration and sampling
+    # interval are scaled by the bench's ageing acceleration so the run lasts `minutes`.
+    device_per_wall = config.sim.acceleration_for("lifetime")
     plan = plan_run(
         "lifetime",
         bench_config=config,
         parameters={
             "current_density": 20.0,
-            "first_interval": interval_s,
-            "interval": interval_s,
-            "max_duration": duration_s,
+            "first_interval": interval_s * device_per_wall,
+            "interval": interval_s * device_per_wall,
+            "max_duration": duration_s * device_per_wall,
             "stop_fraction": 0.01,
             "dark_readings": 3,
             "dark_settle": 0.0,
