@@ -12,7 +12,6 @@ The format is documented in ``docs/bench-file.md``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -21,7 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from perovlab_daq.calibration import load_calibration_csv
+from perovlab_daq.calibration import (
+    load_calibration_csv,
+    sha256_of,  # noqa: F401 - re-exported (bench.sha256_of)
+)
 from perovlab_daq.pixel_map import PixelMapError, check_faulty_pixels, check_pixel_map
 from perovlab_daq.safe_input import UnsafeInputError, load_yaml_file
 
@@ -475,13 +477,3 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         station=config.station,
         files_as_given=config.files_as_given,
     )
-
-
-def sha256_of(path: str | Path) -> str:
-    """Return the hex sha256 of a file (recorded beside every calibration file used)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-

@@ -10,8 +10,10 @@ accepted everywhere or refused everywhere with the same message.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +76,12 @@ def load_calibration_csv(
     if np.any(np.diff(table[:, 0]) <= 0):
         raise ValueError(f"{file_path}: wavelengths repeat")
     return table[:, 0], table[:, 1]
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Return the hex SHA-256 of a file (recorded beside every calibration file used)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

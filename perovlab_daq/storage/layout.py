@@ -8,7 +8,6 @@ the layout of a file written live. Names, statuses and versions are defined here
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ import h5py
 import numpy as np
 
 import perovlab_daq
+from perovlab_daq.calibration import sha256_of  # noqa: F401 - one hash for every file recorded
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,6 @@ def truncate_utf8(text: str, size: int) -> bytes:
     if len(raw) <= size:
         return raw
     return raw[:size].decode("utf-8", "ignore").encode("utf-8")
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Return the hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 #: Attribute of a dataset that stands for ``None`` (not set): the dataset holds NaN.
