@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -165,9 +166,13 @@ def _same_state(old: Any, new: Any, tolerance: float) -> bool:
         return len(old) == len(new) and all(
             _same_state(a, b, tolerance) for a, b in zip(old, new, strict=True)
         )
-    numbers = (int, float)
-    if isinstance(old, numbers) and isinstance(new, numbers) and not isinstance(old, bool):
-        return bool(np.isclose(old, new, rtol=tolerance, atol=0.0, equal_nan=True))
+    # Floats within the tolerance are the same state; integers (counters, and random-number
+    # generator states of 128 bits, which numpy cannot hold) only when equal.
+    if isinstance(old, float) or isinstance(new, float):
+        if isinstance(old, int | float) and isinstance(new, int | float):
+            if math.isnan(old) and math.isnan(new):
+                return True
+            return math.isclose(old, new, rel_tol=tolerance, abs_tol=0.0)
     return old == new
 
 
