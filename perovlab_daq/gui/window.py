@@ -30,7 +30,7 @@ import pyqtgraph as pg
 from pymeasure.display.browser import BrowserItem
 from pymeasure.display.manager import Experiment
 from pymeasure.display.Qt import QtCore, QtGui, QtWidgets
-from pymeasure.display.widgets import BrowserWidget, InputsWidget, LogWidget, SequencerWidget
+from pymeasure.display.widgets import BrowserWidget, LogWidget
 from pymeasure.display.windows.managed_window import ManagedWindowBase
 from pymeasure.experiment import Parameter, Procedure
 
@@ -38,26 +38,17 @@ from perovlab_daq.figures import analyse_and_store
 from perovlab_daq.filecheck import check_run_file
 from perovlab_daq.storage import HDF5Results, StorageError
 
+from .inputs import FieldProblem, ProcedurePage, build_inputs_panel, parameter_order
 from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
-from .status import InstrumentStatusPanel
+from .status import InstrumentStatusPanel, SimulatedBanner
 
 log = logging.getLogger(__name__)
 
 #: Extra browser columns after pymeasure's Graph, Filename, Progress, Status.
 BROWSER_COLUMNS = ("Procedure", "Sample", "Pixel", "Key figures")
 RUN_FILE_FILTER = "Run files (*.h5 *.hdf5 *.nxs);;All files (*)"
-
-
-def parameter_order(procedure_class: type) -> list[str]:
-    """Return the parameter attribute names of a class in the order they are defined."""
-    names: list[str] = []
-    for klass in reversed(procedure_class.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, Parameter) and name not in names:
-                names.append(name)
-    return names
 
 
 class PendingRun:
@@ -74,35 +65,6 @@ class PendingRun:
         self.plan = plan
         self.data_filename = f"(queued) {plan.path.name}"
         self.status = "queued"
-
-
-class ProcedurePage(QtWidgets.QWidget):
-    """Inputs (and sequencer) of one procedure: what pymeasure's SequencerWidget calls back.
-
-    The sequencer calls ``procedure_class``, ``displays``, ``make_procedure`` and
-    ``queue(procedure=...)`` on its parent; this page forwards them to the window.
-    """
-
-    def __init__(self, window: OperatorWindow, procedure_class: type) -> None:
-        super().__init__(window)
-        self.window_ = window
-        self.procedure_class = procedure_class
-        self.displays = tuple(parameter_order(procedure_class))
-        self.inputs = InputsWidget(
-            procedure_class, self.displays, parent=self, inputs_in_scrollarea=True
-        )
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.inputs)
-        self.sequencer = SequencerWidget(None, None, parent=self)
-
-    def make_procedure(self) -> Procedure:
-        """Return a procedure with the values in the inputs."""
-        return self.inputs.get_procedure()
-
-    def queue(self, procedure: Procedure | None = None) -> Any:
-        """Queue through the window (the sequencer's entry point)."""
-        return self.window_.queue(procedure=procedure or self.make_procedure())
 
 
 class OperatorWindow(ManagedWindowBase):
@@ -181,7 +143,7 @@ class OperatorWindow(ManagedWindowBase):
         self.status_timer = QtCore.QTimer(self)
         self.status_timer.timeout.connect(self.poll_status)
         self.status_timer.start(int(self.status_interval_s * 1000))
-        self.resize(1500, 950)
+        self.resize(1280, 800)
         QtCore.QTimer.singleShot(0, self.poll_status)
 
     # ------------------------------------------------------------------ construction
@@ -246,9 +208,11 @@ class OperatorWindow(ManagedWindowBase):
         self.manager.log.connect(self.log.handle)
 
         config = self.bench_config
+        self.banner: SimulatedBanner | None = None
         if config.simulated:
             preset = config.sim.preset if config.sim is not None else ""
             bench_label = f"SIMULATED bench ({preset})"
+            self.banner = SimulatedBanner(preset, self)
         else:
             bench_label = f"REAL bench: {config.name}"
         self.status_panel = InstrumentStatusPanel(
@@ -260,55 +224,40 @@ class OperatorWindow(ManagedWindowBase):
         )
 
     def _layout(self) -> None:
-        self.main = QtWidgets.QWidget(self)
-        inputs_panel = QtWidgets.QWidget(self)
-        form = QtWidgets.QVBoxLayout(inputs_panel)
-        form.addWidget(QtWidgets.QLabel("Procedure:", inputs_panel))
-        form.addWidget(self.procedure_box)
-        grid = QtWidgets.QGridLayout()
-        for index, (key, field) in enumerate(self.sample_fields.items()):
-            grid.addWidget(
-                QtWidgets.QLabel(key.capitalize() + ":", inputs_panel), index // 2, 2 * (index % 2)
-            )
-            grid.addWidget(field, index // 2, 2 * (index % 2) + 1)
-        form.addLayout(grid)
-        form.addWidget(self.notes_field)
-        form.addWidget(self.page_stack, 1)
-        folder = QtWidgets.QHBoxLayout()
-        folder.addWidget(QtWidgets.QLabel("Data folder:", inputs_panel))
-        folder.addWidget(self.folder_field, 1)
-        folder.addWidget(self.folder_button)
-        form.addLayout(folder)
-        buttons = QtWidgets.QHBoxLayout()
-        buttons.addWidget(self.queue_button)
-        buttons.addWidget(self.abort_button)
-        buttons.addStretch()
-        form.addLayout(buttons)
+        """Banner and safety strip across the top; inputs | plots over the browser below.
 
-        dock = QtWidgets.QDockWidget("Input Parameters", self)
-        dock.setWidget(inputs_panel)
-        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        sequencer_dock = QtWidgets.QDockWidget("Sequencer", self)
-        sequencer_dock.setWidget(self.sequencer_stack)
-        sequencer_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, sequencer_dock)
-        self.tabifyDockWidget(dock, sequencer_dock)
-        dock.raise_()
-        self.inputs_dock = dock
+        Everything below the strip sits in splitters and scroll areas, so the window fits
+        a 1280x800 screen and the strip (outputs, laser) is always in view.
+        """
+        self.main = QtWidgets.QWidget(self)
+        self.side_tabs = QtWidgets.QTabWidget(self.main)
+        self.side_tabs.addTab(build_inputs_panel(self), "Input Parameters")
+        self.side_tabs.addTab(self.sequencer_stack, "Sequencer")
 
         self.tabs = QtWidgets.QTabWidget(self.main)
+        self.tabs.setUsesScrollButtons(True)
         for widget in self.widget_list:
             self.tabs.addTab(widget, widget.name)
-        splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        splitter.addWidget(self.tabs)
-        splitter.addWidget(self.browser_widget)
-        splitter.setStretchFactor(0, 4)
-        splitter.setStretchFactor(1, 1)
+        plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        plots.addWidget(self.tabs)
+        plots.addWidget(self.browser_widget)
+        plots.setStretchFactor(0, 4)
+        plots.setStretchFactor(1, 1)
+        plots.setChildrenCollapsible(False)
+        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        body.addWidget(self.side_tabs)
+        body.addWidget(plots)
+        body.setStretchFactor(0, 0)
+        body.setStretchFactor(1, 1)
+        body.setChildrenCollapsible(False)
+        body.setSizes([360, 920])
         vbox = QtWidgets.QVBoxLayout(self.main)
         vbox.setSpacing(2)
+        vbox.setContentsMargins(4, 2, 4, 2)
+        if self.banner is not None:
+            vbox.addWidget(self.banner)
         vbox.addWidget(self.status_panel)
-        vbox.addWidget(splitter, 1)
+        vbox.addWidget(body, 1)
         self.setCentralWidget(self.main)
 
     def _build_menus(self) -> None:
@@ -389,8 +338,9 @@ class OperatorWindow(ManagedWindowBase):
     def queue(self, procedure: Procedure | None = None) -> Experiment | None:
         """Validate the inputs and queue a run; return its experiment (None if refused).
 
-        A refused value is reported in a message box naming the parameter; nothing is
-        created. The run's file is created when the run starts.
+        A refused value is reported in a message box naming the parameter, the value and
+        the allowed range, and marked at its field; nothing is created. The run's file is
+        created when the run starts.
         """
         from perovlab_daq.bench import BenchError
         from perovlab_daq.runner import RunInputError, plan_run
@@ -398,6 +348,10 @@ class OperatorWindow(ManagedWindowBase):
         if self._closing:
             return None
         if procedure is None:
+            problems = self.current_page.field_problems()
+            if problems:
+                self.refuse_fields(problems)
+                return None
             procedure = self.make_procedure()
         cls = type(procedure)
         name = getattr(cls, "NAME", "") or self.current_name
@@ -433,6 +387,10 @@ class OperatorWindow(ManagedWindowBase):
         experiment = self.new_experiment(PendingRun(checked, name, plan), run)
         self.manager.queue(experiment)
         return experiment
+
+    def refuse_fields(self, problems: list[FieldProblem]) -> None:
+        """Say which entries are refused and what each allows; nothing is queued."""
+        self.warn("Cannot queue", "\n".join(problem.message() for problem in problems))
 
     def _prepare_run(self, experiment: Experiment) -> None:
         """Create the run's file just before it starts (GUI thread, no worker alive)."""
