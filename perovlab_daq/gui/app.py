@@ -88,17 +88,31 @@ def run_gui(
         Procedures queued at start with :data:`DEMO_PARAMETERS` (screenshot mode).
     timeout_s
         Longest wait for the runs in screenshot mode.
-    """
-    from pymeasure.display.Qt import QtCore, QtWidgets
 
+    Returns
+    -------
+    int
+        0; 2 (:data:`~perovlab_daq.gui.qtcheck.EXIT_NO_DISPLAY`) when Qt cannot open a
+        window here (one line names the missing Debian packages, nothing is opened); 3 if
+        an output did not read back off at close; 130 after a signal.
+    """
     from perovlab_daq.runner import RunInputError, procedure_classes
 
-    from .window import OperatorWindow
+    from .qtcheck import EXIT_NO_DISPLAY, qt_platform_problem
 
     classes = procedure_classes()
     for name in [*runs, *([procedure] if procedure else [])]:
         if name not in classes:
             raise RunInputError(f"unknown procedure {name!r} (known: {', '.join(classes)})")
+    from pymeasure.display.Qt import QtCore, QtWidgets
+
+    problem = None if QtWidgets.QApplication.instance() else qt_platform_problem()
+    if problem:  # Qt would abort (exit 134) with a page that names no package
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_NO_DISPLAY
+
+    from .window import OperatorWindow
+
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     bench, missing = open_bench(config)
     try:
