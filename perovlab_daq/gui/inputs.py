@@ -18,15 +18,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymeasure.display.inputs import StringInput
 from pymeasure.display.Qt import QtWidgets
 from pymeasure.display.widgets import InputsWidget, SequencerWidget
 from pymeasure.experiment import FloatParameter, IntegerParameter, Parameter, Procedure
-
-if TYPE_CHECKING:
-    from .window import OperatorWindow
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +140,7 @@ class ProcedurePage(QtWidgets.QWidget):
     ``queue(procedure=...)`` on its parent; this page forwards them to the window.
     """
 
-    def __init__(self, window: OperatorWindow, procedure_class: type) -> None:
+    def __init__(self, window: Any, procedure_class: type) -> None:
         super().__init__(window)
         self.window_ = window
         self.procedure_class = procedure_class
@@ -203,7 +200,7 @@ class ProcedurePage(QtWidgets.QWidget):
         return self.window_.queue(procedure=procedure or self.make_procedure())
 
 
-def build_inputs_panel(window: OperatorWindow) -> QtWidgets.QWidget:
+def build_inputs_panel(window: Any) -> QtWidgets.QWidget:
     """Lay out the window's input widgets (built in its ``_setup_ui``) as one panel.
 
     Procedure selector, sample identifiers and notes at the top, the selected

@@ -13,6 +13,8 @@ from typing import Any
 
 from pymeasure.display.Qt import QtCore, QtWidgets
 
+from perovlab_daq.run_progress import EtaClock, LiveFigures
+
 log = logging.getLogger(__name__)
 
 _STYLE = {
@@ -131,3 +133,38 @@ class InstrumentStatusPanel(QtWidgets.QFrame):
         """Return the text of a state chip (for tests)."""
         chip = self.state_chips.get(name)
         return chip.text() if chip is not None else ""
+
+
+class RunProgress:
+    """What the strip says about the running run: percent, ETA and the live figure.
+
+    The live figure (lifetime: L/L0 now and T95/T90/T50 reached) comes from the rows the
+    worker has copied into memory, taken once each as they arrive, through the same
+    :class:`~perovlab_daq.run_progress.LiveFigures` as the console's progress line.
+    """
+
+    #: Columns the live figure reads.
+    COLUMNS = ("relative_luminance", "device_time", "jlv_sweep")
+
+    def __init__(self, name: str, run: Any) -> None:
+        self.name = name
+        self.run = run
+        self.eta = EtaClock()
+        self.live = LiveFigures(name)
+        self._seen = 0
+
+    def text(self, percent: float) -> str:
+        """Return ``running lifetime 45 %, ETA 0:02:10, L/L0 0.931 at 1.2 h, T95 0.8 h``."""
+        count = len(self.run)
+        if self.name == "lifetime" and count > self._seen:
+            columns = {
+                c: self.run.column(c, self._seen, count)
+                for c in self.COLUMNS
+                if self.run.has_column(c)
+            }
+            for index in range(count - self._seen):
+                self.live.add_row({c: values[index] for c, values in columns.items()})
+            self._seen = count
+        parts = [f"running {self.name} {percent:.0f} %", self.eta.text(percent)]
+        live = self.live.text()
+        return ", ".join([*parts, live] if live else parts)

@@ -42,7 +42,7 @@ from .inputs import FieldProblem, ProcedurePage, build_inputs_panel, parameter_o
 from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
-from .status import InstrumentStatusPanel, SimulatedBanner
+from .status import InstrumentStatusPanel, RunProgress, SimulatedBanner
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,8 @@ class OperatorWindow(ManagedWindowBase):
 
     def _run_started(self, experiment: Experiment) -> None:
         self.tabs.setCurrentWidget(experiment.view)
-        self.status_panel.show_run(f"running {experiment.results.procedure_name}")
+        experiment.progress = RunProgress(experiment.results.procedure_name, experiment.run_data)
+        self.status_panel.show_run(experiment.progress.text(0.0))
 
     def _after_run(self, experiment: Experiment, status: int) -> None:
         """Analyse the finished run into its file and show the key figures (GUI thread)."""
@@ -581,10 +582,10 @@ class OperatorWindow(ManagedWindowBase):
             if states is not None:
                 self.status_panel.show_states(states, f"read by the run {age:.0f} s ago")
             experiment = self.manager._running_experiment
-            if experiment is not None:
-                progress = experiment.browser_item.progressbar.value()
-                name = getattr(experiment.results, "procedure_name", "")
-                self.status_panel.show_run(f"running {name} {progress} %")
+            progress = getattr(experiment, "progress", None)
+            if progress is not None:
+                percent = experiment.browser_item.progressbar.value()
+                self.status_panel.show_run(progress.text(percent))
             return
         self.status_panel.show_states(self.bench.output_states(), "read when idle")
 

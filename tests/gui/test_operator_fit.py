@@ -111,3 +111,22 @@ def test_fields_show_units_in_their_labels(window):
     labels = window.current_page.inputs.labels
     assert labels["stop_v"].text() == "Stop voltage (V):"
     assert isinstance(window.current_page.inputs.stop_v, QtWidgets.QLineEdit)
+
+
+def test_strip_shows_progress_eta_and_l_over_l0_during_a_lifetime_run(window, qtbot):
+    from .helpers import queue_run
+
+    experiment = queue_run(window, "lifetime", max_duration=600_000.0)  # device s
+    qtbot.waitUntil(
+        lambda: experiment.browser_item.progressbar.value() >= 1
+        and len(experiment.run_data) > 12,
+        timeout=30_000,
+    )
+    window.poll_status()
+    text = window.status_panel.run_label.text()
+    assert text.startswith("running lifetime ")
+    assert "ETA " in text and "ETA ?" not in text
+    assert "L/L0 0." in text
+    window.abort_button.click()
+    qtbot.waitUntil(lambda: not window.manager.is_busy(), timeout=30_000)
+    assert window.status_panel.run_label.text() == "idle"
