@@ -40,6 +40,35 @@ def parameter_order(procedure_class: type) -> list[str]:
     return names
 
 
+def read_number(parameter: Parameter, text: str, name: str = "") -> float | int:
+    """Read what was typed into a number field, as the command line reads ``--set``.
+
+    Only this parameter's own range is checked here; combinations (a stop voltage below
+    the start voltage...) are checked when the run is planned.
+
+    Raises
+    ------
+    ValueError
+        With the reason (``no value``, ``out of range``, ``not a whole number``, or the
+        unit problem) as its message.
+    """
+    from perovlab_daq.runner import RunInputError, parse_quantity
+    from procedures.base import ParameterError, check_parameter_value
+
+    text = text.strip()
+    if not text:
+        raise ValueError("no value")
+    try:
+        number = parse_quantity(name or parameter.name, text, getattr(parameter, "units", "") or "")
+    except RunInputError as exc:
+        raise ValueError(str(exc).split(": ", 1)[-1]) from None
+    try:
+        return check_parameter_value(name or parameter.name, parameter, number)
+    except ParameterError:
+        whole = not isinstance(parameter, IntegerParameter) or number == int(number)
+        raise ValueError("out of range" if whole else "not a whole number") from None
+
+
 def allowed_range(parameter: Parameter) -> str:
     """Return what a numeric parameter accepts, as shown to the operator."""
     units = f" {parameter.units}" if getattr(parameter, "units", None) else ""
@@ -83,18 +112,10 @@ class NumberInput(StringInput):
 
     def value(self) -> Any:
         """Return the typed number (the default if it cannot be read: queueing refuses it)."""
-        from perovlab_daq.runner import RunInputError, coerce_parameters
-
-        name = self._attribute
         try:
-            return coerce_parameters(self._owner, {name: self.text()})[name]
-        except RunInputError:
+            return read_number(self._parameter, self.text())
+        except ValueError:
             return self._parameter.default
-
-    def bind(self, owner: type, attribute: str) -> None:
-        """Tell the field its procedure class and attribute name (for unit conversion)."""
-        self._owner = owner
-        self._attribute = attribute
 
 
 class CheckedInputsWidget(InputsWidget):
@@ -111,7 +132,6 @@ class CheckedInputsWidget(InputsWidget):
             if isinstance(parameter, FloatParameter | IntegerParameter):
                 getattr(self, name).deleteLater()
                 field = NumberInput(parameter)
-                field.bind(self._procedure_class, name)
                 setattr(self, name, field)
                 self.numbers[name] = field
 
@@ -155,8 +175,6 @@ class ProcedurePage(QtWidgets.QWidget):
 
     def field_problems(self) -> list[FieldProblem]:
         """Check every number field as typed; mark refused ones, clear the others."""
-        from perovlab_daq.runner import RunInputError, coerce_parameters
-
         objects = self.procedure_class.parameter_objects_of_class()
         problems = []
         for name, field in self.inputs.numbers.items():
@@ -164,14 +182,10 @@ class ProcedurePage(QtWidgets.QWidget):
             text = field.text().strip()
             error = self.inputs.errors[name]
             try:
-                if not text:
-                    raise RunInputError("empty")
-                coerce_parameters(self.procedure_class, {name: text})
-            except RunInputError as exc:
-                reason = str(exc).split(": ", 2)[-1] if text else "no value"
-                if "is not allowed" in reason:
-                    reason = "out of range"
-                problem = FieldProblem(name, parameter.name, text, reason, allowed_range(parameter))
+                read_number(parameter, text, name)
+            except ValueError as exc:
+                allowed = allowed_range(parameter)
+                problem = FieldProblem(name, parameter.name, text, str(exc), allowed)
                 problems.append(problem)
                 field.setStyleSheet(_REFUSED_STYLE)
                 field.setToolTip(problem.message())

@@ -241,7 +241,7 @@ class OperatorWindow(ManagedWindowBase):
         plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         plots.addWidget(self.tabs)
         plots.addWidget(self.browser_widget)
-        plots.setStretchFactor(0, 4)
+        plots.setStretchFactor(0, 3)
         plots.setStretchFactor(1, 1)
         plots.setChildrenCollapsible(False)
         body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)

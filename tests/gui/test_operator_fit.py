@@ -130,3 +130,18 @@ def test_strip_shows_progress_eta_and_l_over_l0_during_a_lifetime_run(window, qt
     window.abort_button.click()
     qtbot.waitUntil(lambda: not window.manager.is_busy(), timeout=30_000)
     assert window.status_panel.run_label.text() == "idle"
+
+
+def test_each_field_is_checked_against_its_own_range_only(window, qtbot):
+    # 0.1 s is inside the interval's range although it is below the default first
+    # interval: combinations are the planner's business, not the field's.
+    window.select_procedure("lifetime")
+    page = window.current_page
+    _type(qtbot, page.inputs.interval, "0.1")
+    _type(qtbot, page.inputs.max_duration, "30")
+    assert page.field_problems() == []
+    _type(qtbot, page.inputs.dark_readings, "2.5")
+    [problem] = page.field_problems()
+    assert problem.name == "dark_readings" and problem.reason == "not a whole number"
+    window.set_inputs({"interval": 100.0, "max_duration": 4000.0, "dark_readings": 2})
+    assert page.field_problems() == []
