@@ -6,14 +6,18 @@ and menu, and a sequencer. What it adds:
 
 * a procedure selector (one inputs page and one sequencer per procedure, built when first
   selected), sample identifiers and a data folder;
-* validation with :func:`perovlab_daq.runner.plan_run` before queueing (a message box
-  names the parameter);
+* number fields that refuse (never clamp) values outside their range, marked at the
+  field (:mod:`perovlab_daq.gui.inputs`), then validation with
+  :func:`perovlab_daq.runner.plan_run` before queueing (a message box names the
+  parameter, the value and the allowed range);
 * runs stream into HDF5 files through :class:`~perovlab_daq.gui.manager.DaqManager`;
   the file of a queued run is created when it starts (instrument snapshot taken then);
 * plots per procedure fed from memory (:mod:`perovlab_daq.gui.plots`);
 * File > Open for finished or interrupted runs, overlay, File > Export figure;
-* an instrument status strip, and a prompt before closing while a run is going;
-  closing puts the bench in its safe state.
+* a simulated-bench banner and a safety strip across the top (outputs, laser, the run
+  with its ETA and live figure; :mod:`perovlab_daq.gui.status`), a layout that fits
+  1280x800, and a prompt before closing while a run is going; closing puts the bench in
+  its safe state.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from .inputs import FieldProblem, ProcedurePage, build_inputs_panel, parameter_o
 from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
+from .runinfo import figures_text, file_procedure_name, file_sample
 from .status import InstrumentStatusPanel, RunProgress, SimulatedBanner
 
 log = logging.getLogger(__name__)
@@ -450,7 +455,7 @@ class OperatorWindow(ManagedWindowBase):
             item.setToolTip(3, results.status_reason)
         figures = self.analyse(experiment)
         if figures:
-            item.setText(7, _figures_text(figures))
+            item.setText(7, figures_text(figures))
             item.setToolTip(7, "\n".join(f"{k}: {v}" for k, v in figures.items()))
         self.status_panel.show_run("idle")
         QtCore.QTimer.singleShot(0, self.poll_status)
@@ -472,7 +477,7 @@ class OperatorWindow(ManagedWindowBase):
             "analysis of %s (%.2f s): %s",
             os.path.basename(results.data_filename),
             time.monotonic() - started,
-            _figures_text(figures),
+            figures_text(figures),
         )
         return figures
 
@@ -520,7 +525,7 @@ class OperatorWindow(ManagedWindowBase):
             except (StorageError, OSError, KeyError, ValueError) as exc:
                 self.warn("Cannot open", f"{path}: {exc}")
                 continue
-            results.procedure_name = _file_procedure_name(path, results)
+            results.procedure_name = file_procedure_name(path, results)
             experiment = self.new_experiment(results, run)
             item = experiment.browser_item
             item.setText(3, results.status.capitalize())
@@ -529,8 +534,8 @@ class OperatorWindow(ManagedWindowBase):
             item.setToolTip(1, path)
             analysis = results.analysis
             if analysis:
-                item.setText(7, _figures_text(analysis))
-            meta_sample = _file_sample(path)
+                item.setText(7, figures_text(analysis))
+            meta_sample = file_sample(path)
             item.setText(5, meta_sample.get("sample", ""))
             item.setText(6, meta_sample.get("pixel", ""))
             self.manager.load(experiment)
@@ -695,60 +700,3 @@ class OperatorWindow(ManagedWindowBase):
             blink.stop()
             with contextlib.suppress(TypeError):  # nothing connected
                 blink.timeout.disconnect()
-
-
-#: Figures shown first in the browser when a run has them.
-KEY_FIGURES = (
-    "t95_h",
-    "t90_h",
-    "t50_h",
-    "max_luminance_cd_m2",
-    "peak_eqe_pct",
-    "turn_on_voltage_v",
-    "plqy_pct",
-    "power_law_exponent",
-    "peak_wavelength_nm",
-    "fwhm_nm",
-)
-
-
-def _figures_text(figures: Mapping[str, Any], limit: int = 3) -> str:
-    keys = [k for k in KEY_FIGURES if k in figures] + [k for k in figures if k not in KEY_FIGURES]
-    parts = []
-    for key, value in [(k, figures[k]) for k in keys[:limit]]:
-        if isinstance(value, Mapping):
-            value = value.get("value", "")
-        parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-    return ", ".join(parts)
-
-
-def _file_procedure_name(path: str, results: HDF5Results) -> str:
-    name = getattr(type(results.procedure), "NAME", "") or ""
-    if name:
-        return name
-    try:
-        import h5py
-
-        with h5py.File(path, "r", swmr=True, locking=False) as file:
-            value = file["entry"].attrs.get("procedure", "")
-    except (OSError, KeyError):
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _file_sample(path: str) -> dict[str, str]:
-    try:
-        import h5py
-
-        with h5py.File(path, "r", locking=False) as file:
-            group = file.get("entry/sample")
-            if group is None:
-                return {}
-            out = {}
-            for key in ("sample", "pixel"):
-                if key in group:
-                    value = group[key][()]
-                    out[key] = value.decode() if isinstance(value, bytes) else str(value)
-            return out
-    except OSError:
-        return {}

@@ -118,8 +118,7 @@ def test_strip_shows_progress_eta_and_l_over_l0_during_a_lifetime_run(window, qt
 
     experiment = queue_run(window, "lifetime", max_duration=600_000.0)  # device s
     qtbot.waitUntil(
-        lambda: experiment.browser_item.progressbar.value() >= 1
-        and len(experiment.run_data) > 12,
+        lambda: experiment.browser_item.progressbar.value() >= 1 and len(experiment.run_data) > 12,
         timeout=30_000,
     )
     window.poll_status()
