@@ -172,6 +172,10 @@ class ProcedurePage(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.inputs)
         self.sequencer = SequencerWidget(None, None, parent=self)
+        #: parameter -> (low, high, why): limits of the open bench (:func:`bench_limits`)
+        self.bench_limits: dict[str, tuple[float, float, str]] = dict(
+            getattr(window, "bench_limits", {})
+        )
 
     def field_problems(self) -> list[FieldProblem]:
         """Check every number field as typed; mark refused ones, clear the others."""
@@ -181,10 +185,15 @@ class ProcedurePage(QtWidgets.QWidget):
             parameter = objects[name]
             text = field.text().strip()
             error = self.inputs.errors[name]
+            allowed = allowed_range(parameter)
             try:
-                read_number(parameter, text, name)
+                number = read_number(parameter, text, name)
+                low, high, why = self.bench_limits.get(name, (-math.inf, math.inf, ""))
+                if not low <= number <= high:
+                    units = getattr(parameter, "units", "") or ""
+                    allowed = f"a number from {low:g} to {high:g} {units} ({why})"
+                    raise ValueError("beyond what this bench can do")
             except ValueError as exc:
-                allowed = allowed_range(parameter)
                 problem = FieldProblem(name, parameter.name, text, str(exc), allowed)
                 problems.append(problem)
                 field.setStyleSheet(_REFUSED_STYLE)
@@ -212,6 +221,25 @@ class ProcedurePage(QtWidgets.QWidget):
             self.window_.refuse_fields(problems)
             return None
         return self.window_.queue(procedure=procedure or self.make_procedure())
+
+
+def bench_limits(bench: Any) -> dict[str, tuple[float, float, str]]:
+    """Return limits the open bench sets beyond the parameters' own ranges.
+
+    Read once when the window opens (no run is going then). The laser's highest power
+    bounds the power at the sample (filters only attenuate). An instrument that does not
+    answer sets no limit (the run's own checks still apply).
+    """
+    limits: dict[str, tuple[float, float, str]] = {}
+    laser = bench.instruments.get("laser")
+    if laser is not None:
+        try:
+            high = float(laser.power_limits_w[1])
+        except Exception as exc:  # noqa: BLE001 - a limit is a help, not a requirement
+            log.warning("laser power limits not read: %s", exc)
+        else:
+            limits["laser_power_w"] = (0.0, high, f"the laser's maximum is {high:g} W")
+    return limits
 
 
 def build_inputs_panel(window: Any) -> QtWidgets.QWidget:

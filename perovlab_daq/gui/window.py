@@ -42,7 +42,13 @@ from perovlab_daq.figures import analyse_and_store
 from perovlab_daq.filecheck import check_run_file
 from perovlab_daq.storage import HDF5Results, StorageError
 
-from .inputs import FieldProblem, ProcedurePage, build_inputs_panel, parameter_order
+from .inputs import (
+    FieldProblem,
+    ProcedurePage,
+    bench_limits,
+    build_inputs_panel,
+    parameter_order,
+)
 from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
@@ -121,6 +127,7 @@ class OperatorWindow(ManagedWindowBase):
         self.status_interval_s = float(status_interval_s)
         self.durability_interval_s = float(durability_interval_s)
         self.status_slot = StatusSlot()
+        self.bench_limits = bench_limits(bench)
         self.views: list[ProcedureView] = make_views(refresh_ms)
         self.log_widget = LogWidget("Log")
         self.pages: dict[str, ProcedurePage] = {}

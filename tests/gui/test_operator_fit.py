@@ -144,3 +144,19 @@ def test_each_field_is_checked_against_its_own_range_only(window, qtbot):
     assert problem.name == "dark_readings" and problem.reason == "not a whole number"
     window.set_inputs({"interval": 100.0, "max_duration": 4000.0, "dark_readings": 2})
     assert page.field_problems() == []
+
+
+def test_power_beyond_the_benchs_laser_is_refused(window, qtbot):
+    high = window.bench.instruments["laser"].power_limits_w[1]  # 0.1 W on the simulated bench
+    assert window.bench_limits["laser_power_w"][1] == high
+    window.select_procedure("pl-spectrum")
+    page = window.current_page
+    _type(qtbot, page.inputs.laser_power_w, "0.5")  # inside the parameter's 0..1 W
+    window.warnings.clear()
+    before = len(window.manager.experiments.queue)
+    window.queue_button.click()
+    assert len(window.manager.experiments.queue) == before
+    message = window.warnings[-1][1]
+    assert "laser_power_w" in message and f"from 0 to {high:g} W" in message
+    _type(qtbot, page.inputs.laser_power_w, f"{high / 2:g}")
+    assert page.field_problems() == []
