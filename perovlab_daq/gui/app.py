@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ def run_gui(
     screenshot: str | os.PathLike[str] | None = None,
     runs: Sequence[str] = (),
     timeout_s: float = 600.0,
+    while_running_s: float | None = None,
 ) -> int:
     """Open the window on ``config``'s bench and run the Qt event loop; return an exit code.
 
@@ -88,6 +90,10 @@ def run_gui(
         Procedures queued at start with :data:`DEMO_PARAMETERS` (screenshot mode).
     timeout_s
         Longest wait for the runs in screenshot mode.
+    while_running_s
+        Screenshot mode: take the picture this long after the last run started, while it
+        is going (strip showing outputs ON, progress, ETA, live figure), then abort it
+        and close, instead of waiting for the end.
 
     Returns
     -------
@@ -161,7 +167,11 @@ def run_gui(
             window.set_inputs(DEMO_PARAMETERS.get(name, {}))
             if window.queue() is None:
                 status["code"] = 2
-        if not window.wait_idle(timeout_s):
+        if while_running_s is not None:
+            window.confirm_close = lambda: True  # the picture is taken: abort, close
+            if not _wait_running(window, while_running_s, timeout_s):
+                status["code"] = 1
+        elif not window.wait_idle(timeout_s):
             log.error("the runs did not finish within %g s", timeout_s)
             status["code"] = 1
         if runs:
@@ -172,6 +182,26 @@ def run_gui(
     app.exec_()
     window.shutdown()
     return status["code"]
+
+
+def _wait_running(window: Any, seconds: float, timeout_s: float) -> bool:
+    """Process events until the last queued run has been going ``seconds`` (or all ended)."""
+    from pymeasure.display.Qt import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        queue = window.manager.experiments.queue
+        progress = getattr(queue[-1], "progress", None) if queue else None
+        if progress is not None and time.monotonic() - progress.eta.started >= seconds:
+            window.poll_status()
+            return True
+        if not window.manager.is_busy() and not window.manager.experiments.has_next():
+            return True
+        time.sleep(0.01)
+    log.error("the last run was not going %g s within %g s", seconds, timeout_s)
+    return False
 
 
 def exit_code(window: Any, code: int = 0) -> int:

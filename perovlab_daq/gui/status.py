@@ -58,7 +58,7 @@ class InstrumentStatusPanel(QtWidgets.QFrame):
     Parameters
     ----------
     bench_label
-        ``SIMULATED bench (preset)`` or ``REAL bench: name``.
+        ``simulated`` (the banner gives the preset) or ``REAL bench: name``.
     simulated
         Whether the bench is simulated (colours the bench chip).
     connected, missing
@@ -99,9 +99,12 @@ class InstrumentStatusPanel(QtWidgets.QFrame):
         self.run_label.setSizePolicy(
             QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
         )
+        # Left-aligned: on a narrow window the end (the T_x reached) gives way first;
+        # progress and ETA stay. The whole text is in the tooltip.
         self.run_label.setAlignment(
-            QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+            QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter
         )
+        layout.addSpacing(8)
         layout.addWidget(self.run_label, 1)
         self.states: dict[str, str] = {}
 

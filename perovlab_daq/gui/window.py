@@ -223,7 +223,7 @@ class OperatorWindow(ManagedWindowBase):
         self.banner: SimulatedBanner | None = None
         if config.simulated:
             preset = config.sim.preset if config.sim is not None else ""
-            bench_label = f"SIMULATED bench ({preset})"
+            bench_label = "simulated"  # the banner above says it in full
             self.banner = SimulatedBanner(preset, self)
         else:
             bench_label = f"REAL bench: {config.name}"
