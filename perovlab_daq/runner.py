@@ -496,7 +496,9 @@ def execute_run(
     stop_event
         Set it (e.g. from a SIGINT/SIGTERM handler) to abort safely.
     on_progress
-        Called with (percent, message) from this thread as the run progresses.
+        Called with (percent, message) from this thread as the run progresses; the
+        message is the live figure (lifetime: ``L/L0 0.931 at 1.2 h, T95 0.8 h``) or
+        empty.
     log_file
         Write ``<file>.log`` beside the data file.
     bench
@@ -509,8 +511,8 @@ def execute_run(
         When an instrument cannot be reached (nothing has been written then).
     """
     from perovlab_daq.bench import Bench
+    from perovlab_daq.run_progress import LiveFigures, TrackingWorker
     from perovlab_daq.storage import HDF5Results
-    from perovlab_daq.storage.worker import DaqWorker
 
     cls = plan.procedure_cls
     own_bench = bench is None
@@ -540,7 +542,7 @@ def execute_run(
             sample=plan.sample,
             new_run=True,
         )
-        worker = DaqWorker(results)
+        worker = TrackingWorker(results, LiveFigures(cls.NAME))
         worker.start()
         last_progress = -1.0
         while worker.is_alive():
@@ -599,7 +601,7 @@ def _drain_progress(worker: Any, callback: ProgressCallback | None, last: float)
             except (TypeError, ValueError):
                 continue
             if value != last:
-                callback(value, "")
+                callback(value, worker.live.text())  # lifetime: L/L0 and T_x so far
                 last = value
 
 

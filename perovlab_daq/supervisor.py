@@ -213,7 +213,7 @@ def _watch_child(
             line, buffer = buffer.split(b"\n", 1)
             message = json.loads(line)
             if "progress" in message and on_progress is not None:
-                on_progress(float(message["progress"]), "")
+                on_progress(float(message["progress"]), str(message.get("message", "")))
             elif "outcome" in message:
                 return _outcome_from(message["outcome"]), None
             elif "error" in message:
@@ -384,7 +384,7 @@ def _child_main(fd: int, verbosity: int) -> int:
         ).start()
         try:
             outcome = execute_run(
-                plan, stop_event=stop, on_progress=lambda p, _m: send({"progress": p})
+                plan, stop_event=stop, on_progress=lambda p, m: send({"progress": p, "message": m})
             )
         except BenchError as exc:
             send({"error": {"kind": "bench", "message": str(exc)}})

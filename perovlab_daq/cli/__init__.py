@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from perovlab_daq import __version__
+from perovlab_daq.cli import _common
 from perovlab_daq.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -290,6 +291,7 @@ def configure_logging(verbosity: int) -> logging.Handler:
         logging.getLogger("pyvisa").setLevel(logging.INFO)
     # pymeasure warns at import time that IPython is missing: irrelevant here.
     logging.getLogger("pymeasure.experiment.experiment").setLevel(logging.ERROR)
+    _common.quiet_pymeasure_tcp_notice()  # pyzmq missing: we never use pymeasure's TCP link
     return console
 
 

@@ -10,7 +10,9 @@ import argparse
 import contextlib
 import json
 import logging
+import shutil
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,14 +78,27 @@ def parse_sets(pairs: Sequence[str] | None) -> dict[str, str]:
 
 
 class Progress:
-    """A rich progress bar on a terminal, plain log lines otherwise."""
+    """A rich progress bar on a terminal, plain log lines otherwise; both with the ETA.
+
+    ``update(percent, message)`` takes the runner's live figure as ``message`` (lifetime:
+    ``L/L0 0.931 at 1.2 h, T95 0.8 h``): shown beside the bar, or at the end of each
+    line (every 10 %, and at least every 10 minutes when the figure changed).
+    """
+
+    #: Longest gap between two plain lines while the live figure changes (s).
+    LINE_INTERVAL_S = 600.0
 
     def __init__(self, title: str) -> None:
+        from perovlab_daq.run_progress import EtaClock
+
         self.title = title
         self.interactive = sys.stderr.isatty()
         self._bar: Any = None
         self._task: Any = None
         self._last_logged = -10.0
+        self._last_line = 0.0
+        self._last_message = ""
+        self.eta = EtaClock()
 
     def __enter__(self) -> Progress:
         if self.interactive:
@@ -94,26 +109,78 @@ class Progress:
                 BarColumn(),
                 TextColumn("{task.percentage:>5.1f} %"),
                 TimeElapsedColumn(),
+                TextColumn("{task.fields[eta]}"),
+                TextColumn("{task.fields[live]}"),
+                console=console(stderr=True),
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(self.title, total=100)
+            self._task = self._bar.add_task(self.title, total=100, eta="", live="")
         else:
             say(f"{self.title}: started")
         return self
 
+    def line(self, percent: float, message: str = "") -> str:
+        """Return the progress text: ``45.2 %, ETA 0:04:05, L/L0 0.931 at 1.2 h``."""
+        parts = [f"{percent:5.1f} %", self.eta.text(percent)]
+        return ", ".join([*parts, message] if message else parts)
+
     def update(self, percent: float, message: str = "") -> None:
+        """Show ``percent`` (0-100) and the live figure ``message``."""
         if self._bar is not None:
             with contextlib.suppress(OSError, ValueError):  # the terminal may be gone
-                self._bar.update(self._task, completed=percent)
-        elif percent - self._last_logged >= 10 or percent >= 100:
+                self._bar.update(
+                    self._task, completed=percent, eta=self.eta.text(percent), live=message
+                )
+            return
+        now = time.monotonic()
+        changed = message != self._last_message and now - self._last_line >= self.LINE_INTERVAL_S
+        if percent - self._last_logged >= 10 or percent >= 100 or changed:
             self._last_logged = percent
-            say(f"{self.title}: {percent:5.1f} %")
+            self._last_line = now
+            self._last_message = message
+            say(f"{self.title}: {self.line(percent, message)}")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._bar.stop()
+
+
+def console(*, stderr: bool = False) -> Any:
+    """Return a rich Console as wide as the terminal (``COLUMNS``, else 160 on a pipe).
+
+    Tables and progress bars fit the operator's terminal instead of a fixed width that
+    wraps every line of a narrow one; output to a file or pipe keeps long lines whole.
+    """
+    from rich.console import Console
+
+    if stderr:  # rich measures the stderr terminal itself
+        return Console(stderr=True)
+    return Console(width=shutil.get_terminal_size((160, 24)).columns)
+
+
+class _PymeasureTcpNotice(logging.Filter):
+    """Drop pymeasure's import-time notice that pyzmq is missing (nothing else).
+
+    ``pymeasure.experiment.workers`` and ``...listeners`` warn at import when pyzmq or
+    cloudpickle is not installed, because their Worker can publish over TCP. This program
+    never does (``DaqWorker`` opens no port), so the notice printed on every run says
+    nothing; every other record of those loggers passes.
+    """
+
+    NOTICE = "ZMQ and cloudpickle are required for TCP communication"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.NOTICE
+
+
+def quiet_pymeasure_tcp_notice() -> None:
+    """Install :class:`_PymeasureTcpNotice` on the two loggers (before pymeasure loads)."""
+    for name in ("pymeasure.experiment.workers", "pymeasure.experiment.listeners"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _PymeasureTcpNotice) for f in target.filters):
+            target.addFilter(_PymeasureTcpNotice())
 
 
 def print_outcome(outcome: Any, *, as_json: bool) -> None:

@@ -21,6 +21,7 @@ from perovlab_daq.cli._common import (
     StopFlag,
     UsageError,
     bench_config_from_args,
+    console,
     format_figure,
     parse_sets,
     print_outcome,
@@ -211,7 +212,6 @@ def _print_step_table(
     if as_json:
         print(json.dumps(rows))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="runs")
@@ -219,7 +219,7 @@ def _print_step_table(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["run"], row["status"], row["file"], row["figures"], row["note"])
-    Console(width=160).print(table)
+    console().print(table)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

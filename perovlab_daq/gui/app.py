@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ log = logging.getLogger(__name__)
 #: Short parameters for demonstration runs on the simulated bench (seconds, not hours).
 DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
     "jlv": {"direction": "both", "dwell_s": 0.01, "el_biases": "4, 6"},
-    "lifetime": {
-        "current_density": 20.0,
-        "first_interval": 0.02,
-        "interval": 0.1,
-        "spectrum_interval": 1.0,
+    "lifetime": {  # device time: about 20 s of wall time at the simulated acceleration
+        "current_density": 200.0,
+        "first_interval": 20.0,
+        "interval": 100.0,
+        "spectrum_interval": 1000.0,
         "dark_settle": 0.05,
-        "max_duration": 30.0,
+        "max_duration": 20000.0,
     },
     "el-spectra": {"levels": "4, 6, 8, 10, 12, 14, 16", "settle_s": 0.05},
     "pl-spectrum": {"laser_power_w": 0.005, "repeats": 5},
@@ -69,6 +70,7 @@ def run_gui(
     screenshot: str | os.PathLike[str] | None = None,
     runs: Sequence[str] = (),
     timeout_s: float = 600.0,
+    while_running_s: float | None = None,
 ) -> int:
     """Open the window on ``config``'s bench and run the Qt event loop; return an exit code.
 
@@ -88,17 +90,35 @@ def run_gui(
         Procedures queued at start with :data:`DEMO_PARAMETERS` (screenshot mode).
     timeout_s
         Longest wait for the runs in screenshot mode.
-    """
-    from pymeasure.display.Qt import QtCore, QtWidgets
+    while_running_s
+        Screenshot mode: take the picture this long after the last run started, while it
+        is going (strip showing outputs ON, progress, ETA, live figure), then abort it
+        and close, instead of waiting for the end.
 
+    Returns
+    -------
+    int
+        0; 2 (:data:`~perovlab_daq.gui.qtcheck.EXIT_NO_DISPLAY`) when Qt cannot open a
+        window here (one line names the missing Debian packages, nothing is opened); 3 if
+        an output did not read back off at close; 130 after a signal.
+    """
     from perovlab_daq.runner import RunInputError, procedure_classes
 
-    from .window import OperatorWindow
+    from .qtcheck import EXIT_NO_DISPLAY, qt_platform_problem
 
     classes = procedure_classes()
     for name in [*runs, *([procedure] if procedure else [])]:
         if name not in classes:
             raise RunInputError(f"unknown procedure {name!r} (known: {', '.join(classes)})")
+    from pymeasure.display.Qt import QtCore, QtWidgets
+
+    problem = None if QtWidgets.QApplication.instance() else qt_platform_problem()
+    if problem:  # Qt would abort (exit 134) with a page that names no package
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_NO_DISPLAY
+
+    from .window import OperatorWindow
+
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     bench, missing = open_bench(config)
     try:
@@ -138,14 +158,20 @@ def run_gui(
         app.quit()
 
     def start_runs() -> None:
-        for key, value in (("sample", "demo"), ("pixel", "A1"), ("operator", "screenshot")):
+        # No modal message box in screenshot mode: a refusal is logged and gives exit 2.
+        window.warn = lambda title, text: log.error("%s: %s", title, text)
+        for key, value in (("sample", "demo"), ("operator", "screenshot")):
             window.sample_fields[key].setText(value)
         for name in runs:
             window.select_procedure(name)
             window.set_inputs(DEMO_PARAMETERS.get(name, {}))
             if window.queue() is None:
                 status["code"] = 2
-        if not window.wait_idle(timeout_s):
+        if while_running_s is not None:
+            window.confirm_close = lambda: True  # the picture is taken: abort, close
+            if not _wait_running(window, while_running_s, timeout_s):
+                status["code"] = 1
+        elif not window.wait_idle(timeout_s):
             log.error("the runs did not finish within %g s", timeout_s)
             status["code"] = 1
         if runs:
@@ -156,6 +182,26 @@ def run_gui(
     app.exec_()
     window.shutdown()
     return status["code"]
+
+
+def _wait_running(window: Any, seconds: float, timeout_s: float) -> bool:
+    """Process events until the last queued run has been going ``seconds`` (or all ended)."""
+    from pymeasure.display.Qt import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        queue = window.manager.experiments.queue
+        progress = getattr(queue[-1], "progress", None) if queue else None
+        if progress is not None and time.monotonic() - progress.eta.started >= seconds:
+            window.poll_status()
+            return True
+        if not window.manager.is_busy() and not window.manager.experiments.has_next():
+            return True
+        time.sleep(0.01)
+    log.error("the last run was not going %g s within %g s", seconds, timeout_s)
+    return False
 
 
 def exit_code(window: Any, code: int = 0) -> int:

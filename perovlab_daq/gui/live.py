@@ -13,7 +13,6 @@ and is safe to use from both.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -271,12 +270,3 @@ def crossing_index(relative: np.ndarray, level: float, start: int = 0) -> int | 
     with np.errstate(invalid="ignore"):
         below = np.flatnonzero(relative[start:] < level)
     return int(start + below[0]) if len(below) else None
-
-
-def format_hours(hours: float) -> str:
-    """Format a duration in hours for a marker label (``12.3 h``, ``45 min``)."""
-    if not math.isfinite(hours):
-        return "?"
-    if hours < 1:
-        return f"{hours * 60:.3g} min"
-    return f"{hours:.3g} h"

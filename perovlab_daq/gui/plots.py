@@ -25,6 +25,8 @@ import pyqtgraph as pg
 from pymeasure.display.Qt import QtCore, QtGui, QtWidgets
 from pymeasure.display.widgets.tab_widget import TabWidget
 
+from perovlab_daq.run_progress import format_hours
+
 from .curves import (
     ENVELOPE_THRESHOLD,
     LABEL_STYLE,
@@ -35,7 +37,7 @@ from .curves import (
     envelope,
     style_plot,
 )
-from .live import RunData, crossing_index, format_hours
+from .live import RunData, crossing_index
 from .views import GENERIC_COLUMNS, LIFETIME_LEVELS, ViewSpec, view_specs
 
 log = logging.getLogger(__name__)

@@ -10,14 +10,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from perovlab_daq.run_progress import LIFETIME_LEVELS  # reference lines of the lifetime plot
+
 from .curves import AxisSpec, PlotSpec
 
 log = logging.getLogger(__name__)
 
 #: Placeholder columns of the tab for procedures this program does not know.
 GENERIC_COLUMNS = ("__first__", "__second__")
-#: Reference lines of the lifetime plot (L/L0 levels and their names).
-LIFETIME_LEVELS = ((0.95, "T95"), (0.90, "T90"), (0.50, "T50"))
 
 
 @dataclass

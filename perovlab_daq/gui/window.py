@@ -6,14 +6,18 @@ and menu, and a sequencer. What it adds:
 
 * a procedure selector (one inputs page and one sequencer per procedure, built when first
   selected), sample identifiers and a data folder;
-* validation with :func:`perovlab_daq.runner.plan_run` before queueing (a message box
-  names the parameter);
+* number fields that refuse (never clamp) values outside their range, marked at the
+  field (:mod:`perovlab_daq.gui.inputs`), then validation with
+  :func:`perovlab_daq.runner.plan_run` before queueing (a message box names the
+  parameter, the value and the allowed range);
 * runs stream into HDF5 files through :class:`~perovlab_daq.gui.manager.DaqManager`;
   the file of a queued run is created when it starts (instrument snapshot taken then);
 * plots per procedure fed from memory (:mod:`perovlab_daq.gui.plots`);
 * File > Open for finished or interrupted runs, overlay, File > Export figure;
-* an instrument status strip, and a prompt before closing while a run is going;
-  closing puts the bench in its safe state.
+* a simulated-bench banner and a safety strip across the top (outputs, laser, the run
+  with its ETA and live figure; :mod:`perovlab_daq.gui.status`), a layout that fits
+  1280x800, and a prompt before closing while a run is going; closing puts the bench in
+  its safe state.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import pyqtgraph as pg
 from pymeasure.display.browser import BrowserItem
 from pymeasure.display.manager import Experiment
 from pymeasure.display.Qt import QtCore, QtGui, QtWidgets
-from pymeasure.display.widgets import BrowserWidget, InputsWidget, LogWidget, SequencerWidget
+from pymeasure.display.widgets import BrowserWidget, LogWidget
 from pymeasure.display.windows.managed_window import ManagedWindowBase
 from pymeasure.experiment import Parameter, Procedure
 
@@ -38,26 +42,24 @@ from perovlab_daq.figures import analyse_and_store
 from perovlab_daq.filecheck import check_run_file
 from perovlab_daq.storage import HDF5Results, StorageError
 
+from .inputs import (
+    FieldProblem,
+    ProcedurePage,
+    bench_limits,
+    build_inputs_panel,
+    parameter_order,
+)
 from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
-from .status import InstrumentStatusPanel
+from .runinfo import figures_text, file_procedure_name, file_sample
+from .status import InstrumentStatusPanel, RunProgress, SimulatedBanner
 
 log = logging.getLogger(__name__)
 
 #: Extra browser columns after pymeasure's Graph, Filename, Progress, Status.
 BROWSER_COLUMNS = ("Procedure", "Sample", "Pixel", "Key figures")
 RUN_FILE_FILTER = "Run files (*.h5 *.hdf5 *.nxs);;All files (*)"
-
-
-def parameter_order(procedure_class: type) -> list[str]:
-    """Return the parameter attribute names of a class in the order they are defined."""
-    names: list[str] = []
-    for klass in reversed(procedure_class.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, Parameter) and name not in names:
-                names.append(name)
-    return names
 
 
 class PendingRun:
@@ -74,35 +76,6 @@ class PendingRun:
         self.plan = plan
         self.data_filename = f"(queued) {plan.path.name}"
         self.status = "queued"
-
-
-class ProcedurePage(QtWidgets.QWidget):
-    """Inputs (and sequencer) of one procedure: what pymeasure's SequencerWidget calls back.
-
-    The sequencer calls ``procedure_class``, ``displays``, ``make_procedure`` and
-    ``queue(procedure=...)`` on its parent; this page forwards them to the window.
-    """
-
-    def __init__(self, window: OperatorWindow, procedure_class: type) -> None:
-        super().__init__(window)
-        self.window_ = window
-        self.procedure_class = procedure_class
-        self.displays = tuple(parameter_order(procedure_class))
-        self.inputs = InputsWidget(
-            procedure_class, self.displays, parent=self, inputs_in_scrollarea=True
-        )
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.inputs)
-        self.sequencer = SequencerWidget(None, None, parent=self)
-
-    def make_procedure(self) -> Procedure:
-        """Return a procedure with the values in the inputs."""
-        return self.inputs.get_procedure()
-
-    def queue(self, procedure: Procedure | None = None) -> Any:
-        """Queue through the window (the sequencer's entry point)."""
-        return self.window_.queue(procedure=procedure or self.make_procedure())
 
 
 class OperatorWindow(ManagedWindowBase):
@@ -154,6 +127,7 @@ class OperatorWindow(ManagedWindowBase):
         self.status_interval_s = float(status_interval_s)
         self.durability_interval_s = float(durability_interval_s)
         self.status_slot = StatusSlot()
+        self.bench_limits = bench_limits(bench)
         self.views: list[ProcedureView] = make_views(refresh_ms)
         self.log_widget = LogWidget("Log")
         self.pages: dict[str, ProcedurePage] = {}
@@ -181,7 +155,7 @@ class OperatorWindow(ManagedWindowBase):
         self.status_timer = QtCore.QTimer(self)
         self.status_timer.timeout.connect(self.poll_status)
         self.status_timer.start(int(self.status_interval_s * 1000))
-        self.resize(1500, 950)
+        self.resize(1280, 800)
         QtCore.QTimer.singleShot(0, self.poll_status)
 
     # ------------------------------------------------------------------ construction
@@ -246,9 +220,11 @@ class OperatorWindow(ManagedWindowBase):
         self.manager.log.connect(self.log.handle)
 
         config = self.bench_config
+        self.banner: SimulatedBanner | None = None
         if config.simulated:
             preset = config.sim.preset if config.sim is not None else ""
-            bench_label = f"SIMULATED bench ({preset})"
+            bench_label = "simulated"  # the banner above says it in full
+            self.banner = SimulatedBanner(preset, self)
         else:
             bench_label = f"REAL bench: {config.name}"
         self.status_panel = InstrumentStatusPanel(
@@ -260,55 +236,40 @@ class OperatorWindow(ManagedWindowBase):
         )
 
     def _layout(self) -> None:
-        self.main = QtWidgets.QWidget(self)
-        inputs_panel = QtWidgets.QWidget(self)
-        form = QtWidgets.QVBoxLayout(inputs_panel)
-        form.addWidget(QtWidgets.QLabel("Procedure:", inputs_panel))
-        form.addWidget(self.procedure_box)
-        grid = QtWidgets.QGridLayout()
-        for index, (key, field) in enumerate(self.sample_fields.items()):
-            grid.addWidget(
-                QtWidgets.QLabel(key.capitalize() + ":", inputs_panel), index // 2, 2 * (index % 2)
-            )
-            grid.addWidget(field, index // 2, 2 * (index % 2) + 1)
-        form.addLayout(grid)
-        form.addWidget(self.notes_field)
-        form.addWidget(self.page_stack, 1)
-        folder = QtWidgets.QHBoxLayout()
-        folder.addWidget(QtWidgets.QLabel("Data folder:", inputs_panel))
-        folder.addWidget(self.folder_field, 1)
-        folder.addWidget(self.folder_button)
-        form.addLayout(folder)
-        buttons = QtWidgets.QHBoxLayout()
-        buttons.addWidget(self.queue_button)
-        buttons.addWidget(self.abort_button)
-        buttons.addStretch()
-        form.addLayout(buttons)
+        """Banner and safety strip across the top; inputs | plots over the browser below.
 
-        dock = QtWidgets.QDockWidget("Input Parameters", self)
-        dock.setWidget(inputs_panel)
-        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        sequencer_dock = QtWidgets.QDockWidget("Sequencer", self)
-        sequencer_dock.setWidget(self.sequencer_stack)
-        sequencer_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, sequencer_dock)
-        self.tabifyDockWidget(dock, sequencer_dock)
-        dock.raise_()
-        self.inputs_dock = dock
+        Everything below the strip sits in splitters and scroll areas, so the window fits
+        a 1280x800 screen and the strip (outputs, laser) is always in view.
+        """
+        self.main = QtWidgets.QWidget(self)
+        self.side_tabs = QtWidgets.QTabWidget(self.main)
+        self.side_tabs.addTab(build_inputs_panel(self), "Input Parameters")
+        self.side_tabs.addTab(self.sequencer_stack, "Sequencer")
 
         self.tabs = QtWidgets.QTabWidget(self.main)
+        self.tabs.setUsesScrollButtons(True)
         for widget in self.widget_list:
             self.tabs.addTab(widget, widget.name)
-        splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        splitter.addWidget(self.tabs)
-        splitter.addWidget(self.browser_widget)
-        splitter.setStretchFactor(0, 4)
-        splitter.setStretchFactor(1, 1)
+        plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        plots.addWidget(self.tabs)
+        plots.addWidget(self.browser_widget)
+        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(1, 1)
+        plots.setChildrenCollapsible(False)
+        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        body.addWidget(self.side_tabs)
+        body.addWidget(plots)
+        body.setStretchFactor(0, 0)
+        body.setStretchFactor(1, 1)
+        body.setChildrenCollapsible(False)
+        body.setSizes([360, 920])
         vbox = QtWidgets.QVBoxLayout(self.main)
         vbox.setSpacing(2)
+        vbox.setContentsMargins(4, 2, 4, 2)
+        if self.banner is not None:
+            vbox.addWidget(self.banner)
         vbox.addWidget(self.status_panel)
-        vbox.addWidget(splitter, 1)
+        vbox.addWidget(body, 1)
         self.setCentralWidget(self.main)
 
     def _build_menus(self) -> None:
@@ -389,8 +350,9 @@ class OperatorWindow(ManagedWindowBase):
     def queue(self, procedure: Procedure | None = None) -> Experiment | None:
         """Validate the inputs and queue a run; return its experiment (None if refused).
 
-        A refused value is reported in a message box naming the parameter; nothing is
-        created. The run's file is created when the run starts.
+        A refused value is reported in a message box naming the parameter, the value and
+        the allowed range, and marked at its field; nothing is created. The run's file is
+        created when the run starts.
         """
         from perovlab_daq.bench import BenchError
         from perovlab_daq.runner import RunInputError, plan_run
@@ -398,6 +360,10 @@ class OperatorWindow(ManagedWindowBase):
         if self._closing:
             return None
         if procedure is None:
+            problems = self.current_page.field_problems()
+            if problems:
+                self.refuse_fields(problems)
+                return None
             procedure = self.make_procedure()
         cls = type(procedure)
         name = getattr(cls, "NAME", "") or self.current_name
@@ -433,6 +399,10 @@ class OperatorWindow(ManagedWindowBase):
         experiment = self.new_experiment(PendingRun(checked, name, plan), run)
         self.manager.queue(experiment)
         return experiment
+
+    def refuse_fields(self, problems: list[FieldProblem]) -> None:
+        """Say which entries are refused and what each allows; nothing is queued."""
+        self.warn("Cannot queue", "\n".join(problem.message() for problem in problems))
 
     def _prepare_run(self, experiment: Experiment) -> None:
         """Create the run's file just before it starts (GUI thread, no worker alive)."""
@@ -479,7 +449,8 @@ class OperatorWindow(ManagedWindowBase):
 
     def _run_started(self, experiment: Experiment) -> None:
         self.tabs.setCurrentWidget(experiment.view)
-        self.status_panel.show_run(f"running {experiment.results.procedure_name}")
+        experiment.progress = RunProgress(experiment.results.procedure_name, experiment.run_data)
+        self.status_panel.show_run(experiment.progress.text(0.0))
 
     def _after_run(self, experiment: Experiment, status: int) -> None:
         """Analyse the finished run into its file and show the key figures (GUI thread)."""
@@ -491,7 +462,7 @@ class OperatorWindow(ManagedWindowBase):
             item.setToolTip(3, results.status_reason)
         figures = self.analyse(experiment)
         if figures:
-            item.setText(7, _figures_text(figures))
+            item.setText(7, figures_text(figures))
             item.setToolTip(7, "\n".join(f"{k}: {v}" for k, v in figures.items()))
         self.status_panel.show_run("idle")
         QtCore.QTimer.singleShot(0, self.poll_status)
@@ -513,7 +484,7 @@ class OperatorWindow(ManagedWindowBase):
             "analysis of %s (%.2f s): %s",
             os.path.basename(results.data_filename),
             time.monotonic() - started,
-            _figures_text(figures),
+            figures_text(figures),
         )
         return figures
 
@@ -561,7 +532,7 @@ class OperatorWindow(ManagedWindowBase):
             except (StorageError, OSError, KeyError, ValueError) as exc:
                 self.warn("Cannot open", f"{path}: {exc}")
                 continue
-            results.procedure_name = _file_procedure_name(path, results)
+            results.procedure_name = file_procedure_name(path, results)
             experiment = self.new_experiment(results, run)
             item = experiment.browser_item
             item.setText(3, results.status.capitalize())
@@ -570,8 +541,8 @@ class OperatorWindow(ManagedWindowBase):
             item.setToolTip(1, path)
             analysis = results.analysis
             if analysis:
-                item.setText(7, _figures_text(analysis))
-            meta_sample = _file_sample(path)
+                item.setText(7, figures_text(analysis))
+            meta_sample = file_sample(path)
             item.setText(5, meta_sample.get("sample", ""))
             item.setText(6, meta_sample.get("pixel", ""))
             self.manager.load(experiment)
@@ -623,10 +594,10 @@ class OperatorWindow(ManagedWindowBase):
             if states is not None:
                 self.status_panel.show_states(states, f"read by the run {age:.0f} s ago")
             experiment = self.manager._running_experiment
-            if experiment is not None:
-                progress = experiment.browser_item.progressbar.value()
-                name = getattr(experiment.results, "procedure_name", "")
-                self.status_panel.show_run(f"running {name} {progress} %")
+            progress = getattr(experiment, "progress", None)
+            if progress is not None:
+                percent = experiment.browser_item.progressbar.value()
+                self.status_panel.show_run(progress.text(percent))
             return
         self.status_panel.show_states(self.bench.output_states(), "read when idle")
 
@@ -736,60 +707,3 @@ class OperatorWindow(ManagedWindowBase):
             blink.stop()
             with contextlib.suppress(TypeError):  # nothing connected
                 blink.timeout.disconnect()
-
-
-#: Figures shown first in the browser when a run has them.
-KEY_FIGURES = (
-    "t95_h",
-    "t90_h",
-    "t50_h",
-    "max_luminance_cd_m2",
-    "peak_eqe_pct",
-    "turn_on_voltage_v",
-    "plqy_pct",
-    "power_law_exponent",
-    "peak_wavelength_nm",
-    "fwhm_nm",
-)
-
-
-def _figures_text(figures: Mapping[str, Any], limit: int = 3) -> str:
-    keys = [k for k in KEY_FIGURES if k in figures] + [k for k in figures if k not in KEY_FIGURES]
-    parts = []
-    for key, value in [(k, figures[k]) for k in keys[:limit]]:
-        if isinstance(value, Mapping):
-            value = value.get("value", "")
-        parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-    return ", ".join(parts)
-
-
-def _file_procedure_name(path: str, results: HDF5Results) -> str:
-    name = getattr(type(results.procedure), "NAME", "") or ""
-    if name:
-        return name
-    try:
-        import h5py
-
-        with h5py.File(path, "r", swmr=True, locking=False) as file:
-            value = file["entry"].attrs.get("procedure", "")
-    except (OSError, KeyError):
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _file_sample(path: str) -> dict[str, str]:
-    try:
-        import h5py
-
-        with h5py.File(path, "r", locking=False) as file:
-            group = file.get("entry/sample")
-            if group is None:
-                return {}
-            out = {}
-            for key in ("sample", "pixel"):
-                if key in group:
-                    value = group[key][()]
-                    out[key] = value.decode() if isinstance(value, bytes) else str(value)
-            return out
-    except OSError:
-        return {}

@@ -62,7 +62,9 @@ def test_signal_aborts_the_run_reads_outputs_off_and_closes(own_window, qapp, qt
     bench = window.bench
     stopper = SignalStop(window.stop_for_signal, qapp)
     try:
-        experiment = queue_run(window, "lifetime", max_duration=600.0)
+        # device s: about 10 min of wall time, so the run is still going when the signal
+        # comes (600 device s ended in 0.6 s on a loaded machine, before the signal)
+        experiment = queue_run(window, "lifetime", max_duration=600_000.0)
         qtbot.waitUntil(lambda: len(experiment.run_data) > 5, timeout=30_000)
         assert bench["source_meter"].output_enabled  # the LED is driven: something to stop
         sent = time.monotonic()
