@@ -509,6 +509,7 @@ def execute_run(
         When an instrument cannot be reached (nothing has been written then).
     """
     from perovlab_daq.bench import Bench
+    from perovlab_daq.catalog import register_run_end, register_run_start
     from perovlab_daq.storage import HDF5Results
     from perovlab_daq.storage.worker import DaqWorker
 
@@ -540,6 +541,7 @@ def execute_run(
             sample=plan.sample,
             new_run=True,
         )
+        registration = register_run_start(plan, results)
         worker = DaqWorker(results)
         worker.start()
         last_progress = -1.0
@@ -581,6 +583,7 @@ def execute_run(
     _close_results(results)
     record_outputs_not_off(outcome.path, outcome)
     outcome.file_readable, outcome.file_problem = check_file_readable(outcome.path)
+    register_run_end(registration, outcome)
     return outcome
 
 
