@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,6 +86,8 @@ class RunRecord:
     ended_utc: datetime | None = None
     simulated: bool | None = None
     figures: dict[str, tuple[float | None, str | None, str]] = field(default_factory=dict)
+    file_size: int | None = None
+    file_mtime_ns: int | None = None
 
     def columns(self) -> dict[str, Any]:
         """Return the ``runs`` columns (everything but the figures)."""
@@ -103,6 +105,8 @@ class RunRecord:
             "started_utc": self.started_utc,
             "ended_utc": self.ended_utc,
             "simulated": self.simulated,
+            "file_size": self.file_size,
+            "file_mtime_ns": self.file_mtime_ns,
         }
 
 
@@ -183,32 +187,39 @@ def read_run_record(path: str | os.PathLike[str]) -> RunRecord:
     file_path = Path(os.path.abspath(os.fspath(path)))
     # A live run's file is open for writing (SWMR): it passes here and reads live below.
     check_run_file(file_path, allow_unreadable=True)
+    stat = file_path.stat()  # before reading: a file changed meanwhile is read again later
     with open_for_reading(file_path) as file:
         entry = file.get("entry")
         if not isinstance(entry, h5py.Group) or not read_attr(entry.attrs, "procedure", ""):
             raise NotARunFileError(f"{file_path}: not a run file (no entry with a procedure)")
-        info = read_run_info(file, file_path)
+        attrs = entry.attrs
+        status = str(read_attr(attrs, "status", "") or layout.FINISHED)
+        reason = str(read_attr(attrs, "status_reason", ""))
+        if status == layout.RUNNING:  # running, or its writer died: the reader tells
+            info = read_run_info(file, file_path)
+            status, reason = info.status, info.status_reason
         provenance = entry.get("provenance")
         sample = entry.get("sample")
-        run_id = _text(provenance, "run_id") or derived_run_id(file, file_path)
-        figures = _figures(entry["analysis"]) if "analysis" in entry else {}
-        simulated = info.metadata.get("simulated")
+        metadata = entry.get("metadata")
+        simulated = read_attr(metadata.attrs, "simulated", None) if metadata is not None else None
         return RunRecord(
-            run_id=run_id[:64],
+            run_id=(_text(provenance, "run_id") or derived_run_id(file, file_path))[:64],
             path=os.fspath(file_path),
-            procedure=info.procedure,
-            status=info.status,
-            status_reason=info.status_reason,
+            procedure=str(read_attr(attrs, "procedure", "")),
+            status=status,
+            status_reason=reason,
             station=_text(provenance, "station"),
             host=_text(provenance, "host"),
             sample=_text(sample, "sample") or _text(sample, "name"),
             device=_text(sample, "device"),
             pixel=_text(sample, "pixel"),
             operator=_text(sample, "operator"),
-            started_utc=utc_naive(info.start_time),
-            ended_utc=utc_naive(info.end_time),
+            started_utc=utc_naive(str(read_attr(attrs, "start_time", ""))),
+            ended_utc=utc_naive(str(read_attr(attrs, "end_time", ""))),
             simulated=None if simulated is None else bool(simulated),
-            figures=figures,
+            figures=_figures(entry["analysis"]) if "analysis" in entry else {},
+            file_size=stat.st_size,
+            file_mtime_ns=stat.st_mtime_ns,
         )
 
 
@@ -333,14 +344,28 @@ def run_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield path
 
 
-def index_paths(engine: Engine, paths: Iterable[str | os.PathLike[str]]) -> IndexReport:
+def index_paths(
+    engine: Engine, paths: Iterable[str | os.PathLike[str]], *, reread: bool = False
+) -> IndexReport:
     """(Re)build catalogue rows from the run files at ``paths`` (files or folders).
 
-    Idempotent: a file indexed again leaves its row unchanged. A damaged, foreign or
-    missing file is listed in ``skipped`` with the problem, and the others go on.
+    Idempotent: a file indexed again leaves its row unchanged; a file whose size and
+    modification time are those of its last reading is not read again (``reread``: read
+    every file). A damaged, foreign or missing file is listed in ``skipped`` with the
+    problem, and the others go on.
     """
     report = IndexReport()
+    known = {} if reread else _known_files(engine)
     for path in run_files(paths):
+        absolute = os.path.abspath(path)
+        try:
+            stat = os.stat(absolute)
+        except OSError:
+            stat = None
+        seen = known.get(absolute)
+        if stat is not None and seen is not None and seen[1:] == (stat.st_size, stat.st_mtime_ns):
+            report.unchanged.append(seen[0])
+            continue
         try:
             record = read_run_record(path)
         except FileNotFoundError:
@@ -350,9 +375,21 @@ def index_paths(engine: Engine, paths: Iterable[str | os.PathLike[str]]) -> Inde
             report.skipped.append((os.fspath(path), exc.problem))
             continue
         except (NotARunFileError, StorageError, OSError, KeyError, ValueError, TypeError) as exc:
-            problem = str(exc).removeprefix(f"{os.path.abspath(path)}: ")
+            problem = str(exc).removeprefix(f"{absolute}: ")
             report.skipped.append((os.fspath(path), " ".join(problem.split())[:300]))
             continue
         outcome = upsert_run(engine, record)
         getattr(report, outcome).append(record.run_id)
     return report
+
+
+def _known_files(engine: Engine) -> dict[str, tuple[str, int | None, int | None]]:
+    """Return path -> (run id, size, mtime) of every run row read from a file."""
+    statement = select(Run.path, Run.run_id, Run.file_size, Run.file_mtime_ns).where(
+        Run.file_size.is_not(None)
+    )
+    with engine.connect() as connection:
+        return {
+            path: (run_id, size, mtime)
+            for path, run_id, size, mtime in connection.execute(statement)
+        }

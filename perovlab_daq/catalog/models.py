@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Run(Base):
     __tablename__ = "runs"
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text, index=True)
     station: Mapped[str] = mapped_column(String(NAME_LENGTH), default="", index=True)
     host: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     sample: Mapped[str] = mapped_column(String(NAME_LENGTH), default="", index=True)
@@ -48,6 +48,10 @@ class Run(Base):
     started_utc: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
     ended_utc: Mapped[datetime | None] = mapped_column(DateTime())
     simulated: Mapped[bool | None] = mapped_column(Boolean())
+    #: Size (B) and modification time (ns) of the file when it was last read: an
+    #: unchanged file is not read again by ``runs index``.
+    file_size: Mapped[int | None] = mapped_column(BigInteger())
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger())
     #: When this row was last written (UTC), by a run or by ``runs index``.
     updated_utc: Mapped[datetime] = mapped_column(DateTime())
 

@@ -33,9 +33,11 @@ def upgrade() -> None:
         sa.Column("started_utc", sa.DateTime(), nullable=True),
         sa.Column("ended_utc", sa.DateTime(), nullable=True),
         sa.Column("simulated", sa.Boolean(), nullable=True),
+        sa.Column("file_size", sa.BigInteger(), nullable=True),
+        sa.Column("file_mtime_ns", sa.BigInteger(), nullable=True),
         sa.Column("updated_utc", sa.DateTime(), nullable=False),
     )
-    for column in ("station", "sample", "procedure", "status", "started_utc"):
+    for column in ("path", "station", "sample", "procedure", "status", "started_utc"):
         op.create_index(f"ix_runs_{column}", "runs", [column])
     op.create_table(
         "key_figures",
