@@ -24,7 +24,6 @@ from perovlab_daq.catalog.models import KeyFigure, Run
 from perovlab_daq.catalog.query import find_runs
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 STATIONS = 4
 RUNS_PER_STATION = 50
 
@@ -35,7 +34,9 @@ def run_files(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _child(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
+    # The child imports perovlab_daq as this process does (installed, or PYTHONPATH).
+    paths = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.Popen(
         [sys.executable, str(HERE / "catalog_child.py"), *args],
         stdout=subprocess.PIPE,
