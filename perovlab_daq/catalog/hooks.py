@@ -56,6 +56,11 @@ def register_run_start(plan: Any, results: Any) -> Registration | None:
         url = resolve_url(None, bench_config=plan.bench_config, data_dir=path.parent)
         if url is None:
             return None
+        if (getattr(plan, "parameters", None) or {}).get("resume_file"):
+            # A lifetime continuation runs into a temporary segment file that is then
+            # appended to its run's file and deleted: that run's row is updated by the
+            # next 'runs index', the segment is no run of its own.
+            return None
         config = plan.bench_config
         sample = dict(plan.sample or {})
         fields = {

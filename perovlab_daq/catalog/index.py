@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,8 @@ UNIT_SUFFIXES = {
     "_h": "h",
 }
 _FIGURE_UNIT_LENGTH = 32
+#: A lifetime continuation's temporary segment file (perovlab_daq.resume).
+_SEGMENT = re.compile(r"\.segment\d+\.(?:h5|hdf5|nxs)$", re.IGNORECASE)
 
 
 class NotARunFileError(ValueError):
@@ -330,7 +333,9 @@ def _update_figures(row: Run, figures: Mapping[str, tuple[float | None, str | No
 def run_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Yield the files given and the run files (by suffix) inside the folders given, sorted.
 
-    Hidden files (``.name.<pid>.updating`` temporaries) inside folders are left out.
+    Inside folders, hidden files (``.name.<pid>.updating`` temporaries) and the
+    segments of a lifetime continuation (``<run>.segment<k>.h5``, appended to their run's
+    file) are left out.
     """
     for given in paths:
         path = Path(given)
@@ -338,7 +343,9 @@ def run_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             for root, folders, names in os.walk(path):
                 folders[:] = sorted(f for f in folders if not f.startswith("."))
                 for name in sorted(names):
-                    if not name.startswith(".") and name.lower().endswith(RUN_FILE_SUFFIXES):
+                    if name.startswith(".") or _SEGMENT.search(name):
+                        continue
+                    if name.lower().endswith(RUN_FILE_SUFFIXES):
                         yield Path(root) / name
         else:
             yield path

@@ -225,3 +225,14 @@ def test_a_file_without_run_id_gets_a_stable_one(catalogue, tmp_path):
         del file["entry/provenance/run_id"]
     first = read_run_record(path).run_id
     assert first != catalogue["truths"][7].run_id and first == read_run_record(path).run_id
+
+
+def test_folders_leave_out_hidden_files_and_continuation_segments(catalogue, tmp_path):
+    source = catalogue["truths"][9].path
+    shutil.copyfile(source, tmp_path / "run.h5")
+    shutil.copyfile(catalogue["truths"][12].path, tmp_path / "run.segment1.h5")
+    shutil.copyfile(catalogue["truths"][15].path, tmp_path / ".run.h5.123.abc.updating.h5")
+    engine = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    assert index_paths(engine, [tmp_path]).added == [catalogue["truths"][9].run_id]
+    # given by name, a file is always read
+    assert index_paths(engine, [tmp_path / "run.segment1.h5"]).added

@@ -130,3 +130,18 @@ def test_catalog_off_registers_nothing(tmp_path, hook_time):
     outcome = _run(tmp_path, dataclasses.replace(sim_bench(), catalog="off"))
     assert outcome.status == "finished"
     assert not list(tmp_path.glob("catalog.sqlite*"))
+
+
+def test_a_lifetime_continuation_is_no_run_of_its_own(tmp_path):
+    from types import SimpleNamespace
+
+    plan = SimpleNamespace(
+        bench_config=sim_bench(),
+        parameters={"resume_file": str(tmp_path / "run.h5")},
+        sample={},
+        procedure_cls=SimpleNamespace(NAME="lifetime"),
+    )
+    results = SimpleNamespace(path=tmp_path / "run.segment1.h5", run_id="ab" * 16)
+    assert hooks.register_run_start(plan, results) is None
+    hooks.register_run_end(None, SimpleNamespace(path=results.path))  # nothing, no error
+    assert not list(tmp_path.iterdir())
