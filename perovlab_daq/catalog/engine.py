@@ -99,7 +99,7 @@ def normalize_url(text: str) -> str:
     backend = url.get_backend_name()
     if backend == "postgres":
         url = url.set(drivername="postgresql+psycopg")
-    elif backend == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
+    elif backend == "postgresql" and "+" not in url.drivername:  # SQLAlchemy 2.0: psycopg2
         url = url.set(drivername="postgresql+psycopg")
     elif backend not in ("sqlite", "postgresql"):
         raise CatalogError(

@@ -96,11 +96,9 @@ def _when(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
 
 
-def test_filters_answer_exactly(catalogue, capsys):
-    _index(capsys, catalogue["url"], catalogue["folder"])
-    engine = open_catalog(catalogue["url"])
-    truths = catalogue["truths"]
-    since, until = "2026-11-10T00:00:00+00:00", "2026-11-20T12:00:00+00:00"
+def _filter_cases(truths: list[RunTruth]) -> list[tuple[RunFilter, set[str]]]:
+    """Filters and the run ids each must return, from the truth of ``truths``."""
+    since, until = _when("2026-11-10T00:00:00+00:00"), _when("2026-11-20T12:00:00+00:00")
     cases = [
         (RunFilter(sample=["S1"]), lambda t: t.sample == "S1"),
         (RunFilter(sample=["S1", "S3"]), lambda t: t.sample in ("S1", "S3")),
@@ -108,8 +106,8 @@ def test_filters_answer_exactly(catalogue, capsys):
         (RunFilter(status=["failed"]), lambda t: t.status == "failed"),
         (RunFilter(station=["station-2"]), lambda t: t.station == "station-2"),
         (
-            RunFilter(since=_when(since), until=_when(until)),
-            lambda t: _when(since) <= t.started.replace(tzinfo=None) < _when(until),
+            RunFilter(since=since, until=until),
+            lambda t: since <= t.started.replace(tzinfo=None) < until,
         ),
         (
             RunFilter(where=[parse_condition("peak_eqe_pct>=10")]),
@@ -129,20 +127,55 @@ def test_filters_answer_exactly(catalogue, capsys):
             ),
         ),
         (
-            RunFilter(sample=["S0"], status=["finished"], since=_when(since)),
+            RunFilter(sample=["S0"], status=["finished"], since=since),
             lambda t: (
                 t.sample == "S0"
                 and t.status == "finished"
-                and t.started.replace(tzinfo=None) >= _when(since)
+                and t.started.replace(tzinfo=None) >= since
             ),
         ),
         (RunFilter(where=[parse_condition("fwhm_nm != 0")]), lambda t: "fwhm_nm" in t.figures),
+        (
+            RunFilter(where=[parse_condition("max_luminance_cd_m2<=5000")], until=until),
+            lambda t: (
+                t.figures.get("max_luminance_cd_m2", 1e9) <= 5000
+                and t.started.replace(tzinfo=None) < until
+            ),
+        ),
     ]
-    for run_filter, keep in cases:
-        expected = _expected(truths, keep)
+    return [(run_filter, _expected(truths, keep)) for run_filter, keep in cases]
+
+
+def test_filters_answer_exactly(catalogue, capsys):
+    _index(capsys, catalogue["url"], catalogue["folder"])
+    engine = open_catalog(catalogue["url"])
+    for run_filter, expected in _filter_cases(catalogue["truths"]):
         assert expected, run_filter  # every case selects something ...
         assert len(expected) < 200, run_filter  # ... and leaves something out
         assert _found(engine, run_filter) == expected, run_filter
+
+
+def test_postgresql_catalogue_answers_the_same(catalogue, postgres_url):
+    """The PostgreSQL path: index (one station's files) and filter on a real server."""
+    folder = catalogue["folder"] / "station-1"
+    truths = [t for t in catalogue["truths"] if t.station == "station-1"]
+    engine = open_catalog(postgres_url)
+    report = index_paths(engine, [folder, catalogue["damaged"]])
+    assert len(report.added) == len(truths)
+    assert [Path(p).name for p, _problem in report.skipped] == ["damaged.h5"]
+    assert not index_paths(engine, [folder]).added  # idempotent
+    assert not index_paths(engine, [folder], reread=True).updated
+    for run_filter, expected in _filter_cases(truths):
+        assert _found(engine, run_filter) == expected, run_filter
+    (run,) = find_runs(
+        engine,
+        RunFilter(
+            sample=[truths[0].sample],
+            where=[parse_condition(f"{name}={value}") for name, value in truths[0].figures.items()],
+        ),
+    )
+    assert run.run_id == truths[0].run_id
+    assert run.started_utc == truths[0].started.replace(tzinfo=None)
 
 
 def test_runs_command_filters_and_prints_json(catalogue, capsys):
