@@ -363,8 +363,12 @@ def index_paths(
     """
     report = IndexReport()
     known = {} if reread else _known_files(engine)
+    done: set[str] = set()
     for path in run_files(paths):
         absolute = os.path.abspath(path)
+        if absolute in done:  # given twice (a file and its folder)
+            continue
+        done.add(absolute)
         try:
             stat = os.stat(absolute)
         except OSError:

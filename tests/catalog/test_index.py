@@ -160,7 +160,7 @@ def test_postgresql_catalogue_answers_the_same(catalogue, postgres_url):
     folder = catalogue["folder"] / "station-1"
     truths = [t for t in catalogue["truths"] if t.station == "station-1"]
     engine = open_catalog(postgres_url)
-    report = index_paths(engine, [folder, catalogue["damaged"]])
+    report = index_paths(engine, [folder, catalogue["damaged"]])  # damaged.h5 is in folder too
     assert len(report.added) == len(truths)
     assert [Path(p).name for p, _problem in report.skipped] == ["damaged.h5"]
     assert not index_paths(engine, [folder]).added  # idempotent
