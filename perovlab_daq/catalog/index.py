@@ -275,8 +275,15 @@ def upsert_run(engine: Engine, record: RunRecord, *, keep_figures: bool = False)
     ``keep_figures``: leave the stored figures alone (a run registering its start has
     none yet). Return ``"added"``, ``"updated"`` or ``"unchanged"``. A concurrent insert of
     the same run (a station and ``runs index`` at once) is retried as an update.
+
+    A run id already catalogued for a different run (another path and another procedure,
+    sample, pixel, station or start time: a file made by copying a run file and editing
+    it) keeps both: this one is stored under :func:`reused_id_key`, and
+    ``record.run_id`` is set to the key the row was stored under.
     """
+    file_run_id = record.run_id
     for attempt in range(3):
+        record.run_id = file_run_id
         try:
             with Session(engine) as session, session.begin():
                 return _upsert(session, record, keep_figures)
@@ -287,10 +294,27 @@ def upsert_run(engine: Engine, record: RunRecord, *, keep_figures: bool = False)
     raise AssertionError("unreachable")
 
 
+def _identity(run: Run | RunRecord) -> tuple[Any, ...]:
+    return (run.procedure, run.sample, run.pixel, run.station, run.started_utc)
+
+
+def reused_id_key(record: RunRecord) -> str:
+    """Return the key of a run whose file repeats another run's id (``r`` + 31 hex digits).
+
+    Made from the id, the run's procedure, sample, pixel, station, start time and file
+    name, so indexing the same file again finds the same row.
+    """
+    parts = [record.run_id, *map(str, _identity(record)), Path(record.path).name]
+    return "r" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:31]
+
+
 def _upsert(session: Session, record: RunRecord, keep_figures: bool) -> str:
     now = datetime.now(UTC).replace(tzinfo=None)
     columns = record.columns()
     row = session.get(Run, record.run_id)
+    if row is not None and row.path != record.path and _identity(row) != _identity(record):
+        record.run_id = reused_id_key(record)
+        row = session.get(Run, record.run_id)
     if row is None:
         row = Run(run_id=record.run_id, updated_utc=now, **columns)
         row.figures = [

@@ -269,3 +269,27 @@ def test_folders_leave_out_hidden_files_and_continuation_segments(catalogue, tmp
     assert index_paths(engine, [tmp_path]).added == [catalogue["truths"][9].run_id]
     # given by name, a file is always read
     assert index_paths(engine, [tmp_path / "run.segment1.h5"]).added
+
+
+def test_copies_edited_into_other_runs_keep_their_own_rows(catalogue, tmp_path):
+    """Files made by copying one run file and editing who/when keep the copied run id."""
+    template = catalogue["truths"][0]
+    stations = {}
+    for k in range(12):
+        path = tmp_path / f"copy{k:02d}.h5"
+        shutil.copyfile(template.path, path)
+        with h5py.File(path, "r+") as file:
+            entry = file["entry"]
+            del entry["provenance/station"]
+            entry["provenance/station"] = f"bench-{k % 4}"
+            entry.attrs["start_time"] = f"2026-10-{k + 1:02d}T10:00:00.000+00:00"
+        stations[path.name] = f"bench-{k % 4}"
+    shutil.copyfile(tmp_path / "copy00.h5", tmp_path / "same-run-again.h5")  # a true copy
+    engine = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    report = index_paths(engine, [tmp_path])
+    assert len(report.added) == 12 and len(report.updated) == 1  # the copy moved its row
+    assert template.run_id in report.added
+    assert index_paths(engine, [tmp_path], reread=True).summary()["added"] == 0
+    runs = find_runs(engine, RunFilter(station=["bench-1"]))
+    assert sorted(Path(run.path).name for run in runs) == ["copy01.h5", "copy05.h5", "copy09.h5"]
+    assert len(find_runs(engine)) == 12
