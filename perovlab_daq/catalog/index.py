@@ -276,10 +276,11 @@ def upsert_run(engine: Engine, record: RunRecord, *, keep_figures: bool = False)
     none yet). Return ``"added"``, ``"updated"`` or ``"unchanged"``. A concurrent insert of
     the same run (a station and ``runs index`` at once) is retried as an update.
 
-    A run id already catalogued for a different run (another path and another procedure,
-    sample, pixel, station or start time: a file made by copying a run file and editing
-    it) keeps both: this one is stored under :func:`reused_id_key`, and
-    ``record.run_id`` is set to the key the row was stored under.
+    A run id already catalogued for a different run (another path, and another procedure,
+    sample, pixel, station, status, start time or key figures: a file made by copying a
+    run file and editing it) keeps both: this one is stored under :func:`reused_id_key`,
+    and ``record.run_id`` is set to the key the row was stored under. A true copy of a
+    run file elsewhere is the same run (its row moves to the copy's path).
     """
     file_run_id = record.run_id
     for attempt in range(3):
@@ -294,17 +295,28 @@ def upsert_run(engine: Engine, record: RunRecord, *, keep_figures: bool = False)
     raise AssertionError("unreachable")
 
 
-def _identity(run: Run | RunRecord) -> tuple[Any, ...]:
-    return (run.procedure, run.sample, run.pixel, run.station, run.started_utc)
+def _same_run(row: Run, record: RunRecord) -> bool:
+    """Whether ``record`` is the run of ``row``: the same file, or a true copy of it."""
+    if row.path == record.path:
+        return True
+    stored = {figure.name: (figure.value, figure.text, figure.unit) for figure in row.figures}
+    return (row.procedure, row.sample, row.pixel, row.station, row.status, row.started_utc) == (
+        record.procedure,
+        record.sample,
+        record.pixel,
+        record.station,
+        record.status,
+        record.started_utc,
+    ) and stored == record.figures
 
 
 def reused_id_key(record: RunRecord) -> str:
     """Return the key of a run whose file repeats another run's id (``r`` + 31 hex digits).
 
-    Made from the id, the run's procedure, sample, pixel, station, start time and file
-    name, so indexing the same file again finds the same row.
+    Made from the id and the file's path, so indexing the same file again (whatever
+    changed in it) finds the same row.
     """
-    parts = [record.run_id, *map(str, _identity(record)), Path(record.path).name]
+    parts = [record.run_id, record.path]
     return "r" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:31]
 
 
@@ -312,7 +324,7 @@ def _upsert(session: Session, record: RunRecord, keep_figures: bool) -> str:
     now = datetime.now(UTC).replace(tzinfo=None)
     columns = record.columns()
     row = session.get(Run, record.run_id)
-    if row is not None and row.path != record.path and _identity(row) != _identity(record):
+    if row is not None and not _same_run(row, record):
         record.run_id = reused_id_key(record)
         row = session.get(Run, record.run_id)
     if row is None:

@@ -293,3 +293,26 @@ def test_copies_edited_into_other_runs_keep_their_own_rows(catalogue, tmp_path):
     runs = find_runs(engine, RunFilter(station=["bench-1"]))
     assert sorted(Path(run.path).name for run in runs) == ["copy01.h5", "copy05.h5", "copy09.h5"]
     assert len(find_runs(engine)) == 12
+
+
+def test_copies_differing_only_in_results_are_other_runs(catalogue, tmp_path):
+    template = catalogue["truths"][3]
+    name = next(iter(template.figures))
+    for k, status in enumerate(["finished", "failed", "finished"]):
+        path = tmp_path / f"c{k}.h5"
+        shutil.copyfile(template.path, path)
+        with h5py.File(path, "r+") as file:
+            file["entry"].attrs["status"] = status
+            del file["entry/analysis"][name]
+            file["entry/analysis"][name] = float(k)
+    engine = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    assert len(index_paths(engine, [tmp_path]).added) == 3
+    (failed,) = find_runs(engine, RunFilter(status=["failed"]))
+    assert failed.path.endswith("c1.h5")
+    assert len(find_runs(engine, RunFilter(where=[parse_condition(f"{name}>=1")]))) == 2
+    # a row keyed by a reused id stays the row of its file when the file changes
+    with h5py.File(tmp_path / "c2.h5", "r+") as file:
+        file["entry"].attrs["status"] = "aborted"
+    os.utime(tmp_path / "c2.h5", ns=(1, 1))
+    report = index_paths(engine, [tmp_path])
+    assert (len(report.added), len(report.updated)) == (0, 1)
