@@ -164,7 +164,9 @@ def _print_table(summaries: list[dict[str, Any]], chosen: list[str]) -> None:
         names = chosen or HEADLINE_FIGURES.get(run["procedure"], ())
         figures = run["figures"]
         shown = " ".join(
-            f"{name}={format_figure(figures[name])}" for name in names if name in figures
+            f"{name}={format_figure(figures[name])}"
+            for name in names
+            if figures.get(name) is not None  # NaN (undefined) is stored as no number
         )
         rows.append(
             [
