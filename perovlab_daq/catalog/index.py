@@ -388,18 +388,24 @@ def run_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 
 
 def index_paths(
-    engine: Engine, paths: Iterable[str | os.PathLike[str]], *, reread: bool = False
+    engine: Engine,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    reread: bool = False,
+    jobs: int | None = None,
 ) -> IndexReport:
     """(Re)build catalogue rows from the run files at ``paths`` (files or folders).
 
     Idempotent: a file indexed again leaves its row unchanged; a file whose size and
     modification time are those of its last reading is not read again (``reread``: read
     every file). A damaged, foreign or missing file is listed in ``skipped`` with the
-    problem, and the others go on.
+    problem, and the others go on. ``jobs``: processes reading files (default: one per
+    usable core, as ``analyze``); the rows are written by this process, in file order.
     """
     report = IndexReport()
     known = {} if reread else _known_files(engine)
     done: set[str] = set()
+    to_read: list[str] = []
     for path in run_files(paths):
         absolute = os.path.abspath(path)
         if absolute in done:  # given twice (a file and its folder)
@@ -412,22 +418,46 @@ def index_paths(
         seen = known.get(absolute)
         if stat is not None and seen is not None and seen[1:] == (stat.st_size, stat.st_mtime_ns):
             report.unchanged.append(seen[0])
-            continue
-        try:
-            record = read_run_record(path)
-        except FileNotFoundError:
-            report.skipped.append((os.fspath(path), "no such file or folder"))
-            continue
-        except DamagedFileError as exc:
-            report.skipped.append((os.fspath(path), exc.problem))
-            continue
-        except (NotARunFileError, StorageError, OSError, KeyError, ValueError, TypeError) as exc:
-            problem = str(exc).removeprefix(f"{absolute}: ")
-            report.skipped.append((os.fspath(path), " ".join(problem.split())[:300]))
+        else:
+            to_read.append(os.fspath(path))
+    for path, record in zip(to_read, _read_all(to_read, jobs), strict=True):
+        if isinstance(record, str):
+            report.skipped.append((path, record))
             continue
         outcome = upsert_run(engine, record)
         getattr(report, outcome).append(record.run_id)
     return report
+
+
+def read_or_problem(path: str) -> RunRecord | str:
+    """Return the record of the run file at ``path``, or why it cannot be indexed."""
+    try:
+        return read_run_record(path)
+    except FileNotFoundError:
+        return "no such file or folder"
+    except DamagedFileError as exc:
+        return exc.problem
+    except (NotARunFileError, StorageError, OSError, KeyError, ValueError, TypeError) as exc:
+        problem = str(exc).removeprefix(f"{os.path.abspath(path)}: ")
+        return " ".join(problem.split())[:300]
+
+
+#: Fewest files worth starting reader processes for.
+PARALLEL_FROM_FILES = 16
+
+
+def _read_all(paths: list[str], jobs: int | None) -> Iterator[RunRecord | str]:
+    from perovlab_daq.figures import default_jobs
+
+    jobs = min(default_jobs() if jobs is None else max(1, int(jobs)), len(paths))
+    if jobs <= 1 or len(paths) < PARALLEL_FROM_FILES:
+        yield from map(read_or_problem, paths)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, min(16, len(paths) // (jobs * 8)))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(read_or_problem, paths, chunksize=chunk)
 
 
 def _known_files(engine: Engine) -> dict[str, tuple[str, int | None, int | None]]:

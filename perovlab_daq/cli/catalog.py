@@ -19,6 +19,7 @@ from perovlab_daq.cli._common import (
     EXIT_OK,
     UsageError,
     format_figure,
+    positive_int,
     say,
 )
 
@@ -66,6 +67,14 @@ def add_runs_parser(sub: Any) -> None:
     index.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     _add_catalog_options(index, argparse.SUPPRESS)
     index.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    index.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="processes reading files (default: one per core)",
+    )
     index.set_defaults(func=_cmd_index)
 
 
@@ -202,7 +211,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     except _CatalogDown as exc:
         say(f"error: {exc}")
         return EXIT_FAILED
-    report = index_paths(engine, args.paths)
+    report = index_paths(engine, args.paths, jobs=args.jobs)
     for path, problem in report.skipped:
         say(f"skipped: {path}: {problem}")
     if getattr(args, "json", False):

@@ -43,7 +43,7 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _index(capsys: pytest.CaptureFixture[str], url: str, *paths: Path) -> tuple[int, dict, str]:
-    code = main(["runs", "--catalog", url, "index", *map(str, paths), "--json"])
+    code = main(["runs", "--catalog", url, "index", *map(str, paths), "-j", "2", "--json"])
     captured = capsys.readouterr()
     return code, json.loads(captured.out.strip().splitlines()[-1]), captured.err
 
