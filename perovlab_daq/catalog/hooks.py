@@ -2,8 +2,9 @@
 
 The runner calls :func:`register_run_start` once its file exists and
 :func:`register_run_end` once the file is closed. Both hand the work to a background
-thread (the database is imported, connected and migrated there); the start row comes
-from the run's plan, the end row is read back from the finished file exactly as
+thread (the database libraries are imported, the URL resolved, the catalogue connected
+and migrated there, never in the run's thread); the start row comes from the run's
+plan, the end row is read back from the finished file exactly as
 ``perovlab-daq runs index`` reads it. The end waits at most :data:`END_WAIT_S` for the
 catalogue; a catalogue that is down or slow only costs a warning in the log, and the
 next ``runs index`` catches up from the file.
@@ -15,7 +16,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,16 @@ CONNECT_TIMEOUT_S = 2.0
 
 @dataclass
 class Registration:
-    """A run's catalogue registration in progress (what :func:`register_run_end` needs)."""
+    """A run's catalogue registration in progress (what :func:`register_run_end` needs).
 
-    url: str
-    thread: threading.Thread
+    ``url`` is set by the start thread (None: no catalogue); ``thread`` writes the start row.
+    """
+
+    bench_config: Any
+    folder: Path
+    fields: dict[str, Any]
+    url: str | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
 
 
 def register_run_start(plan: Any, results: Any) -> Registration | None:
@@ -46,21 +53,15 @@ def register_run_start(plan: Any, results: Any) -> Registration | None:
     results
         Its :class:`~perovlab_daq.storage.HDF5Results` (the file just created).
 
-    Returns None (and logs why) when there is no catalogue or it cannot be used; never
-    raises.
+    Returns None (and logs why) when the run is not to be registered; never raises.
     """
     try:
-        from .engine import resolve_url
-
-        path = Path(os.path.abspath(results.path))
-        url = resolve_url(None, bench_config=plan.bench_config, data_dir=path.parent)
-        if url is None:
-            return None
         if (getattr(plan, "parameters", None) or {}).get("resume_file"):
             # A lifetime continuation runs into a temporary segment file that is then
             # appended to its run's file and deleted: that run's row is updated by the
             # next 'runs index', the segment is no run of its own.
             return None
+        path = Path(os.path.abspath(results.path))
         config = plan.bench_config
         sample = dict(plan.sample or {})
         fields = {
@@ -80,11 +81,12 @@ def register_run_start(plan: Any, results: Any) -> Registration | None:
         if not fields["run_id"]:
             log.warning("run file %s has no run id: not registered in the catalogue", path)
             return None
-        thread = threading.Thread(
-            target=_quietly, args=(_write_start, url, fields), name="catalog-start", daemon=True
+        registration = Registration(bench_config=config, folder=path.parent, fields=fields)
+        registration.thread = threading.Thread(
+            target=_quietly, args=(_write_start, registration), name="catalog-start", daemon=True
         )
-        thread.start()
-        return Registration(url=url, thread=thread)
+        registration.thread.start()
+        return registration
     except Exception as exc:  # noqa: BLE001 - the catalogue must never stop a run
         log.warning("run not registered in the catalogue: %s", exc)
         return None
@@ -98,15 +100,12 @@ def register_run_end(registration: Registration | None, outcome: Any) -> None:
     if registration is None:
         return
     try:
-        previous = registration.thread
         path = os.fspath(outcome.path)
-
-        def write_end() -> None:
-            previous.join()  # the start row first
-            _write_end(registration.url, path)
-
         thread = threading.Thread(
-            target=_quietly, args=(write_end,), name="catalog-end", daemon=True
+            target=_quietly,
+            args=(_write_end, registration, path),
+            name="catalog-end",
+            daemon=True,
         )
         thread.start()
         thread.join(END_WAIT_S)
@@ -120,33 +119,41 @@ def register_run_end(registration: Registration | None, outcome: Any) -> None:
         log.warning("run end not registered in the catalogue: %s", exc)
 
 
-def _quietly(work: Any, *args: Any) -> None:
+def _quietly(work: Any, registration: Registration, *args: Any) -> None:
     try:
-        work(*args)
+        work(registration, *args)
     except Exception as exc:  # noqa: BLE001 - a background thread has no one to raise to
         from .engine import shown_url
 
-        url = shown_url(str(args[0])) if args and isinstance(args[0], str) else "catalogue"
         log.warning(
             "catalogue %s not updated (%s: %s); 'perovlab-daq runs index' catches up later",
-            url,
+            shown_url(registration.url or ""),
             type(exc).__name__,
             " ".join(str(exc).split())[:300],
         )
 
 
-def _write_start(url: str, fields: dict[str, Any]) -> None:
-    from .engine import open_catalog
+def _write_start(registration: Registration) -> None:
+    from .engine import open_catalog, resolve_url
     from .index import RunRecord, upsert_run
 
-    engine = open_catalog(url, connect_timeout_s=CONNECT_TIMEOUT_S)
-    upsert_run(engine, RunRecord(**fields), keep_figures=True)
+    registration.url = resolve_url(
+        None, bench_config=registration.bench_config, data_dir=registration.folder
+    )
+    if registration.url is None:  # catalog: off
+        return
+    engine = open_catalog(registration.url, connect_timeout_s=CONNECT_TIMEOUT_S)
+    upsert_run(engine, RunRecord(**registration.fields), keep_figures=True)
 
 
-def _write_end(url: str, path: str) -> None:
+def _write_end(registration: Registration, path: str) -> None:
     from .engine import open_catalog
     from .index import read_run_record, upsert_run
 
+    if registration.thread is not None:
+        registration.thread.join()  # the start row first (and the URL)
+    if registration.url is None:
+        return
     record = read_run_record(path)
-    engine = open_catalog(url, connect_timeout_s=CONNECT_TIMEOUT_S)
+    engine = open_catalog(registration.url, connect_timeout_s=CONNECT_TIMEOUT_S)
     upsert_run(engine, record)
