@@ -369,9 +369,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
     if catalog is False:  # YAML 1.1 reads a bare off/no as false
         catalog = "off"
     if not isinstance(catalog, str) or len(catalog) > 1000:
-        raise _fail(
-            path, "catalog", f"expected a catalogue URL or file, or 'off', got {catalog!r}"
-        )
+        raise _fail(path, "catalog", f"expected a catalogue URL or file, or 'off', got {catalog!r}")
     return BenchConfig(
         name=str(name),
         path=path,
