@@ -76,3 +76,17 @@ def test_index_reports_a_missing_path(tmp_path, capsys):
     assert main(["runs", "--catalog", url, "index", str(tmp_path / "nothing.h5")]) == 1
     assert "no such file" in capsys.readouterr().err
     assert not Path(tmp_path / "nothing.h5").exists()
+
+
+def test_bench_file_catalog_entry_is_checked(tmp_path, capsys):
+    from perovlab_daq.bench import load_bench
+
+    roles = "roles: {source_meter: {driver: keithley2400}}\nsimulated: true\n"
+    bench = tmp_path / "bench.yaml"
+    bench.write_text("catalog: off\n" + roles)  # YAML 1.1 reads a bare off as false
+    assert load_bench(bench).catalog == "off"
+    assert resolve_url(None, bench_config=load_bench(bench)) is None
+    bench.write_text("catalog: [postgresql://x]\n" + roles)
+    assert main(["runs", "--bench", str(bench)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "catalog" in err
