@@ -42,9 +42,9 @@ def add_runs_parser(sub: Any) -> None:
     runs = sub.add_parser("runs", help="list runs from the run catalogue (filters, --json)")
     _add_catalog_options(runs, None)
     runs.add_argument("--sample", action="append", metavar="ID", help="sample (repeatable)")
-    runs.add_argument("--procedure", action="append", metavar="NAME", help="procedure")
-    runs.add_argument("--status", action="append", metavar="STATUS", help="finished, failed...")
-    runs.add_argument("--station", action="append", metavar="ID", help="station id")
+    runs.add_argument("--procedure", action="append", metavar="NAME", help="procedure (repeatable)")
+    runs.add_argument("--status", action="append", metavar="STATUS", help="status (repeatable)")
+    runs.add_argument("--station", action="append", metavar="ID", help="station id (repeatable)")
     runs.add_argument(
         "--since", metavar="TIME", help="started at or after (ISO date/time, local unless offset)"
     )
@@ -60,13 +60,15 @@ def add_runs_parser(sub: Any) -> None:
     )
     runs.add_argument("--json", action="store_true", help="print one JSON document")
     runs.set_defaults(func=_cmd_runs)
-    actions = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    actions = runs.add_subparsers(dest="runs_command", metavar="[index PATH...]")
     index = actions.add_parser(
         "index", help="(re)build the catalogue from run files and folders (idempotent)"
     )
     index.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     _add_catalog_options(index, argparse.SUPPRESS)
-    index.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    index.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON summary"
+    )
     index.add_argument(
         "-j",
         "--jobs",
