@@ -122,6 +122,8 @@ class BenchConfig:
     visa_library: str = ""
     #: Station id (``station:``), recorded in every run file's provenance.
     station: str = ""
+    #: Run catalogue (``catalog:``): a URL, an SQLite file, "off", or "" for the default.
+    catalog: str = ""
     #: Calibration files as the bench file wrote them (``setup`` holds them resolved).
     files_as_given: Mapping[str, str] = field(default_factory=dict)
 
@@ -236,6 +238,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         "format",
         "name",
         "station",
+        "catalog",
         "simulated",
         "sim",
         "roles",
@@ -362,6 +365,11 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         raise _fail(
             path, "station", f"expected a station id such as 'lab2-bench1', got {station!r}"
         )
+    catalog = data.get("catalog", "")
+    if catalog is False:  # YAML 1.1 reads a bare off/no as false
+        catalog = "off"
+    if not isinstance(catalog, str) or len(catalog) > 1000:
+        raise _fail(path, "catalog", f"expected a catalogue URL or file, or 'off', got {catalog!r}")
     return BenchConfig(
         name=str(name),
         path=path,
@@ -371,6 +379,7 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         sim=sim,
         visa_library=visa_library,
         station=str(station),
+        catalog=catalog,
         files_as_given=files_as_given,
     )
 
@@ -475,5 +484,6 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         sim=sim,
         visa_library="",
         station=config.station,
+        catalog=config.catalog,
         files_as_given=config.files_as_given,
     )

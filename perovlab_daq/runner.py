@@ -511,6 +511,7 @@ def execute_run(
         When an instrument cannot be reached (nothing has been written then).
     """
     from perovlab_daq.bench import Bench
+    from perovlab_daq.catalog import register_run_end, register_run_start
     from perovlab_daq.run_progress import LiveFigures, TrackingWorker
     from perovlab_daq.storage import HDF5Results
 
@@ -542,6 +543,7 @@ def execute_run(
             sample=plan.sample,
             new_run=True,
         )
+        registration = register_run_start(plan, results)
         worker = TrackingWorker(results, LiveFigures(cls.NAME))
         worker.start()
         last_progress = -1.0
@@ -583,6 +585,7 @@ def execute_run(
     _close_results(results)
     record_outputs_not_off(outcome.path, outcome)
     outcome.file_readable, outcome.file_problem = check_file_readable(outcome.path)
+    register_run_end(registration, outcome)
     return outcome
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import subprocess
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -188,12 +189,14 @@ def git_describe(package_dir: Path | None = None) -> str:
 def provenance(bench: Any = None) -> dict[str, Any]:
     """Return what made the file (``entry/provenance``, docs/hdf5-layout.md).
 
-    Package version, git describe, host, station, the bench file (path, sha256, content)
-    and every calibration file of the bench's set-up (path as given, resolved path,
-    sha256, content). ``bench``: an open Bench, a BenchConfig, or None.
+    The run's unique id (a new UUID: the run catalogue's key), package version, git
+    describe, host, station, the bench file (path, sha256, content) and every calibration
+    file of the bench's set-up (path as given, resolved path, sha256, content).
+    ``bench``: an open Bench, a BenchConfig, or None.
     """
     config = getattr(bench, "config", bench)
     record: dict[str, Any] = {
+        "run_id": uuid.uuid4().hex,
         "package_version": perovlab_daq.__version__,
         "git_describe": git_describe(),
         "host": socket.gethostname(),

@@ -375,6 +375,12 @@ class HDF5Results(Results):
 
     # ------------------------------------------------------------------ reading
     @property
+    def run_id(self) -> str:
+        """The new run's unique id (``entry/provenance/run_id``); '' for a loaded file."""
+        header = getattr(self, "_header", None) or {}
+        return str((header.get("provenance") or {}).get("run_id", ""))
+
+    @property
     def status(self) -> str:
         """Run status: queued, running, finished, aborted, failed or interrupted."""
         return self._state.status
