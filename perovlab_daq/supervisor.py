@@ -92,7 +92,8 @@ def bench_spec(config: Any) -> dict[str, Any] | None:
     return None
 
 
-def _bench_from_spec(spec: dict[str, Any]) -> Any:
+def bench_from_spec(spec: dict[str, Any]) -> Any:
+    """Build the bench a :func:`bench_spec` describes (in another process)."""
     from perovlab_daq.bench import load_bench, sim_bench
     from perovlab_daq.resume import simulated_bench_of
 
@@ -203,7 +204,7 @@ def _supervise(
     verbosity: int,
 ) -> RunOutcome:
     """Start the child, send it ``request``, watch it; after a death, :func:`end_after_death`."""
-    _preload_drivers(plan.bench_config)
+    preload_drivers(plan.bench_config)
     stop_event = stop_event or StopFlag()
     parent_end, child_end = socket.socketpair()
     command = [
@@ -237,7 +238,7 @@ def _supervise(
     return end_after_death(plan, returncode, error, elapsed_s=time.monotonic() - started)
 
 
-def _preload_drivers(config: Any) -> None:
+def preload_drivers(config: Any) -> None:
     """Import what switching off needs now, so that a death is answered within 2 s."""
     import perovlab_daq.storage  # noqa: F401 - recovery after a death
     from instruments import load_driver
@@ -331,23 +332,44 @@ def end_after_death(
         f"killed: the acquisition process {how}{detail} without its safe path; "
         "the supervisor switched the outputs off and rebuilt the file"
     )
+    return close_after_death(
+        plan.bench_config, plan.procedure_cls.NAME, plan.path, reason, elapsed_s=elapsed_s
+    )
+
+
+def close_after_death(
+    config: Any, procedure: str, path: Path, reason: str, *, elapsed_s: float = 0.0
+) -> RunOutcome:
+    """Switch the hazards of ``config`` off, read them back, close the run file ``killed``.
+
+    Parameters
+    ----------
+    config
+        The bench the dead process was using.
+    procedure
+        Its procedure's name (ageing acceleration of a simulated bench).
+    path
+        Its run file: rebuilt from the journal, with a ``killed`` and a ``safe_state`` event.
+    reason
+        Why, for the log, the event and the outcome.
+    """
     log.error("%s", reason)
     begun = time.monotonic()
-    safe, outputs = switch_off(plan.bench_config, plan.procedure_cls.NAME)
+    safe, outputs = switch_off(config, procedure)
     log.warning(
         "switched off and read back in %.2f s: %s",
         time.monotonic() - begun,
         ", ".join(f"{k} {v}" for k, v in outputs.items()) or "no hazardous output",
     )
     outcome = RunOutcome(
-        path=plan.path,
+        path=path,
         status="killed",
         reason=reason,
         elapsed_s=elapsed_s,
         safe_state=safe,
         outputs=outputs,
     )
-    _close_file_after_death(plan.path, outcome)
+    _close_file_after_death(path, outcome)
     return outcome
 
 
@@ -482,7 +504,7 @@ def _job_from_request(message: dict[str, Any]) -> tuple[Path, Callable[..., RunO
         request = message["resume"]
         resume = plan_resume(
             request["file"],
-            _bench_from_spec(request["bench"]),
+            bench_from_spec(request["bench"]),
             durability_interval_s=float(request["durability"]),
             power_loss_safe=bool(request["power_loss_safe"]),
         )
@@ -496,7 +518,7 @@ def _job_from_request(message: dict[str, Any]) -> tuple[Path, Callable[..., RunO
     request = message["plan"]
     plan = plan_run(
         request["procedure"],
-        bench_config=_bench_from_spec(request["bench"]),
+        bench_config=bench_from_spec(request["bench"]),
         parameters=request["parameters"],
         output=request["output"],
         sample=request["sample"],
