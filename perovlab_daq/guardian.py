@@ -6,11 +6,13 @@ sit above it. The guardian watches from beside it instead: a small process
 (``python -m perovlab_daq.guardian FD``, in a session of its own, deaf to the stop
 signals) connected to the window by a socket pair. The window tells it when a run
 starts (bench file or preset, procedure, run file) and when it has ended. When the
-socket reaches end-of-file while a run is going - the window's process was SIGKILLed,
-killed by the OOM killer or crashed - the guardian does what the supervisor does after
-a death (:func:`perovlab_daq.supervisor.close_after_death`): opens the source meter and
-the laser again, switches them off, reads them back, rebuilds the run file from its
-journal and records ``killed`` and ``safe_state``. End-of-file with no run going is the
+window's process starts to exit while a run is going (Linux: its ``PF_EXITING`` flag,
+looked at every 50 ms) or the socket reaches end-of-file - the window's process was
+SIGKILLed, killed by the OOM killer or crashed - the guardian opens the source meter
+and the laser again, switches them off and reads them back at once; once the process
+has released its files (end of file), it rebuilds the run file from its journal and
+records ``killed`` and ``safe_state``, as the supervisor does after a death
+(:func:`perovlab_daq.supervisor.close_after_death`). End-of-file with no run going is the
 window closing: the guardian just exits. A run file that is already closed (the window
 ended the run itself just before it went) is left as it is; the outputs are still
 switched off and read back.
@@ -24,6 +26,8 @@ import atexit
 import contextlib
 import json
 import logging
+import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -31,6 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from instruments import VISA_DRIVERS, load_driver
 from perovlab_daq.stop_signals import STOP_SIGNALS
 from perovlab_daq.supervisor import (
     bench_from_spec,
@@ -44,6 +49,12 @@ __all__ = ["Guardian", "main"]
 
 log = logging.getLogger(__name__)
 
+#: How often the window's process is looked at while a run is going.
+POLL_S = 0.05
+#: Longest wait for a dying window's process to release its files and connections.
+EXIT_WAIT_S = 30.0
+#: ``PF_EXITING`` of Linux's task flags (``include/linux/sched.h``).
+_PF_EXITING = 0x00000004
 #: Statuses of a run file its writer closed itself.
 _CLOSED = {"finished", "aborted", "failed", "interrupted"}
 
@@ -141,37 +152,58 @@ class Guardian:
 
 
 # --------------------------------------------------------------------------- guardian
-def _guard(fd: int) -> int:
-    """Watch the window until its end of the socket closes; act if a run was going."""
+def _guard(fd: int, window_pid: int) -> int:
+    """Watch the window until it dies or closes its end; act if a run was going."""
     for sig in STOP_SIGNALS:  # only the window's death (end of file) ends the guardian
         signal.signal(sig, signal.SIG_IGN)
     import perovlab_daq.bench  # noqa: F401 - imported now: a death is answered within 2 s
     import perovlab_daq.storage  # noqa: F401
 
-    reader = socket.socket(fileno=fd).makefile("rb")
+    for driver in sorted(VISA_DRIVERS):  # every driver, before the first run is announced
+        try:
+            load_driver(driver)
+        except Exception as exc:  # noqa: BLE001 - imported again when needed
+            log.debug("driver %s not preloaded: %s", driver, exc)
+    sock = socket.socket(fileno=fd)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    buffer = b""
     active: dict[str, Any] | None = None
     config: Any = None
-    while True:
+    eof = False
+    while not eof:
+        if not selector.select(timeout=POLL_S):
+            if active is not None and _exiting(window_pid):
+                break  # killed: its memory is still being freed, its sockets still open
+            continue
         try:
-            line = reader.readline()
+            chunk = sock.recv(65536)
         except OSError:
-            line = b""
-        if not line:
-            break
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            message = json.loads(line)
-            if "run" in message:
-                active = message["run"]
-                config = bench_from_spec(active["bench"])
-                preload_drivers(config)
-            elif "idle" in message:
-                active = None
+            chunk = b""
+        eof = not chunk
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                message = json.loads(line)
+                if "run" in message:
+                    active = message["run"]
+                    config = bench_from_spec(active["bench"])
+                    preload_drivers(config)
+                elif "idle" in message:
+                    active = None
     if active is None or config is None:
         return 0
+    log.warning("the window's process is %s mid-run: switching off", "gone" if eof else "ending")
+    switched = switch_off(config, active["procedure"])
+    log.warning("outputs read back: %s", switched[1])
+    if not eof:  # wait until the window's process is gone before touching its file
+        _wait_for_end_of_file(sock, EXIT_WAIT_S)
+        if any(value != "off" for value in switched[1].values()):
+            switched = switch_off(config, active["procedure"])  # its connections are free now
     path = Path(active["file"])
     if _closed_by_its_writer(path):
-        _safe, outputs = switch_off(config, active["procedure"])
-        log.warning("the window went after its run had ended; outputs read back: %s", outputs)
+        log.warning("the window went after its run had ended; outputs read back: %s", switched[1])
         return 0
     close_after_death(
         config,
@@ -179,8 +211,34 @@ def _guard(fd: int) -> int:
         path,
         "killed: the operator window's process ended without its safe path; its "
         "guardian switched the outputs off and rebuilt the file",
+        switched=switched,
     )
     return 1
+
+
+def _exiting(pid: int) -> bool:
+    """Return whether a process is ending (Linux: PF_EXITING in ``/proc/PID/stat``).
+
+    The kernel sets the flag as soon as a killed process starts to exit; its sockets are
+    closed only after its memory has been freed, seconds later for a large window process
+    on a busy machine. Elsewhere (no ``/proc``) only the end of file tells.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    try:
+        return bool(int(fields[6]) & _PF_EXITING)
+    except (IndexError, ValueError):
+        return False
+
+
+def _wait_for_end_of_file(sock: socket.socket, timeout_s: float) -> None:
+    sock.settimeout(timeout_s)
+    with contextlib.suppress(OSError):
+        while sock.recv(65536):
+            pass
 
 
 def _closed_by_its_writer(path: Path) -> bool:
@@ -204,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s guardian %(name)s: %(message)s"
     )
-    return _guard(int(args[0]))
+    return _guard(int(args[0]), os.getppid())
 
 
 if __name__ == "__main__":

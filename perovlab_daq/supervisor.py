@@ -338,7 +338,13 @@ def end_after_death(
 
 
 def close_after_death(
-    config: Any, procedure: str, path: Path, reason: str, *, elapsed_s: float = 0.0
+    config: Any,
+    procedure: str,
+    path: Path,
+    reason: str,
+    *,
+    elapsed_s: float = 0.0,
+    switched: tuple[dict[str, str], dict[str, str]] | None = None,
 ) -> RunOutcome:
     """Switch the hazards of ``config`` off, read them back, close the run file ``killed``.
 
@@ -352,10 +358,12 @@ def close_after_death(
         Its run file: rebuilt from the journal, with a ``killed`` and a ``safe_state`` event.
     reason
         Why, for the log, the event and the outcome.
+    switched
+        What :func:`switch_off` returned if the caller switched off already.
     """
     log.error("%s", reason)
     begun = time.monotonic()
-    safe, outputs = switch_off(config, procedure)
+    safe, outputs = switched or switch_off(config, procedure)
     log.warning(
         "switched off and read back in %.2f s: %s",
         time.monotonic() - begun,

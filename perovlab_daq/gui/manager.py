@@ -227,8 +227,11 @@ class DaqManager(Manager):
         self.status_probe = status_probe
         self.status_slot = status_slot
         self.status_interval_s = status_interval_s
-        #: Switches the outputs off if this process dies during a run (started at the first).
+        #: Switches the outputs off if this process dies during a run. Started with the
+        #: window, so that its imports are done before the first run (a death mid-run is
+        #: then answered within 2 s).
         self.guardian = Guardian()
+        self.guardian.start()
 
     def is_busy(self) -> bool:
         """Return whether a worker thread is alive (instruments in use by a run)."""
