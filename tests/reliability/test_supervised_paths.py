@@ -114,6 +114,15 @@ def _event_messages(path: Path, kind: str) -> list[str]:
     return [m for k, m in zip(kinds, messages, strict=True) if k == kind]
 
 
+def _waiting(process: psutil.Process) -> bool:
+    """Return whether a process has slept for the last 0.5 s (done with its start-up)."""
+    for _ in range(10):
+        if process.status() != psutil.STATUS_SLEEPING:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _wait_for(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -174,6 +183,9 @@ def test_killed_operator_window_is_switched_off_by_its_guardian(served_bench, tm
         wait_running(window, tmp_path, outputs, "lifetime", pids=False)
         guardians = psutil.Process(window.pid).children()
         assert len(guardians) == 1 and "perovlab_daq.guardian" in guardians[0].cmdline()
+        # Screenshot mode starts the run 0.3 s after the window opens; an operator takes
+        # longer, long enough for the guardian's imports (seconds on a loaded machine).
+        _wait_for(lambda: _waiting(guardians[0]), 60, "guardian waiting in its loop")
         hazard_on(outputs, "lifetime")
         ended_at = time.monotonic()
         window.send_signal(signal.SIGKILL)
