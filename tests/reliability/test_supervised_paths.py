@@ -17,6 +17,7 @@ Each is ended by SIGKILL of the process that holds the instruments, with the sou
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -203,3 +204,20 @@ def test_killed_operator_window_is_switched_off_by_its_guardian(served_bench, tm
     assert status == "interrupted", (status, reason)
     assert any("guardian" in m for m in _event_messages(path, "killed")), kinds
     assert {"killed", "safe_state", "recovered"} <= set(kinds), kinds
+
+
+def test_guardian_leaves_quietly_when_the_window_closes_with_no_run(tmp_path):
+    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.guardian import Guardian, _exiting
+
+    assert not _exiting(os.getpid())
+    guardian = Guardian()
+    assert guardian.start()
+    pid = guardian.pid
+    process = psutil.Process(pid)
+    run_file = tmp_path / "never-written.h5"
+    assert guardian.run_started(sim_bench(seed=2), "lifetime", run_file)
+    guardian.run_ended()  # the window's own safe path ended the run
+    guardian.close()  # window closed: end of file with no run going
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    assert guardian.pid is None and not run_file.exists()  # nothing touched
