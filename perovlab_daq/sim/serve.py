@@ -1,6 +1,6 @@
 """Served simulated bench: the simulated instruments as raw-socket instruments on 127.0.0.1.
 
-``perovlab-daq sim serve`` (for now ``python -m perovlab_daq.sim.serve``) builds the same
+``perovlab-daq sim serve`` (also ``python -m perovlab_daq.sim.serve``) builds the same
 :class:`~perovlab_daq.sim.world.World` and
 :class:`~perovlab_daq.sim.visalib.SimBenchLibrary` as the in-process ``--sim`` bench (same
 presets, physics and faults) and gives each role a TCP port on the loopback address. Any
