@@ -37,6 +37,7 @@ PROCEDURE_NAME = "lifetime"
 __all__ = [
     "ResumeError",
     "ResumePlan",
+    "append_leftover",
     "append_segment",
     "execute_resume",
     "plan_resume",
@@ -273,7 +274,7 @@ def execute_resume(
 
     for leftover in _leftover_segments(plan.path):
         if leftover != plan.segment_path:
-            _append_leftover(plan.path, leftover)
+            append_leftover(plan.path, leftover)
     outcome = execute_run(
         plan.run_plan, stop_event=stop_event, on_progress=on_progress, bench=bench
     )
@@ -296,7 +297,11 @@ def execute_resume(
     )
 
 
-def _append_leftover(path: Path, leftover: Path) -> None:
+def append_leftover(path: Path, leftover: Path) -> None:
+    """Append a continuation a killed resume left (recovered first if needed), then delete it.
+
+    Also used by :mod:`perovlab_daq.supervisor` once it closed a killed continuation.
+    """
     import h5py
 
     from perovlab_daq.storage import recover

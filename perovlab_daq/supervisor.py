@@ -1,9 +1,10 @@
 """Supervised runs: the acquisition in a process of its own, watched by the one the user started.
 
 What a process cannot catch (``SIGKILL``, the kernel's OOM killer, a crash of the
-interpreter) leaves whatever was on. So ``perovlab-daq run`` and ``sequence`` start the
-acquisition in a child process (``python -m perovlab_daq.supervisor --child FD``) and
-watch it over a socket pair; the child watches back:
+interpreter) leaves whatever was on. So ``perovlab-daq run`` (also ``--resume``),
+``sequence`` and ``demo`` start the acquisition in a child process
+(``python -m perovlab_daq.supervisor --child FD``) and watch it over a socket pair; the
+child watches back:
 
 * the child dies without sending its outcome -> the supervisor (the process the user
   started) opens the hazardous roles (source meter, laser) of the same bench again,
@@ -14,8 +15,13 @@ watch it over a socket pair; the child watches back:
 * the supervisor dies -> the child reads end-of-file on the socket at once and stops
   the run through its own safe path (status ``aborted``, reason "supervisor gone").
 
+A killed continuation (``run lifetime --resume``) is closed the same way in its segment
+file, which is then appended to the run file: the run file says ``killed`` and stays
+``interrupted`` (it can be resumed again).
+
 Only plain data crosses the socket (one JSON object per line): the plan as procedure
-name, parameter values, bench file or preset, file path; progress; the outcome. Nothing
+name, parameter values, bench file or preset, file path (for a continuation: the run
+file to continue); progress; the outcome. Nothing
 is pickled or evaluated. The pids are written beside the run file (``<file>.pids``,
 JSON) while the run lasts, for the operator and the tests.
 """
@@ -34,9 +40,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from perovlab_daq.resume import (
+    ResumePlan,
+    append_leftover,
+    execute_resume,
+    plan_resume,
+    simulated_bench_of,
+)
 from perovlab_daq.runner import (
     RunInputError,
     RunOutcome,
@@ -78,11 +92,15 @@ def bench_spec(config: Any) -> dict[str, Any] | None:
     return None
 
 
-def _bench_from_spec(spec: dict[str, Any]) -> Any:
+def bench_from_spec(spec: dict[str, Any]) -> Any:
+    """Build the bench a :func:`bench_spec` describes (in another process)."""
     from perovlab_daq.bench import load_bench, sim_bench
+    from perovlab_daq.resume import simulated_bench_of
 
     if "file" in spec:
         return load_bench(spec["file"])
+    if "simulated_bench_of" in spec:  # run lifetime --resume FILE without --sim/--bench
+        return simulated_bench_of(spec["simulated_bench_of"])
     return sim_bench(str(spec["sim"]), seed=int(spec["seed"]))
 
 
@@ -125,7 +143,68 @@ def execute_supervised(
     if spec is None:
         log.warning("this bench cannot be rebuilt in a child process: running unsupervised")
         return execute_run(plan, stop_event=stop_event, on_progress=on_progress)
-    _preload_drivers(plan.bench_config)
+    request = {"plan": _plan_message(plan, spec)}
+    return _supervise(request, plan, plan.path, stop_event, on_progress, verbosity)
+
+
+def execute_supervised_resume(
+    plan: ResumePlan,
+    *,
+    stop_event: StopFlag | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
+    verbosity: int = 0,
+) -> RunOutcome:
+    """Continue an interrupted lifetime run in a child process (``run lifetime --resume``).
+
+    Same contract as :func:`perovlab_daq.resume.execute_resume`. If the child dies, the
+    outputs are switched off and read back, the continuation's segment file is rebuilt
+    and closed ``killed`` (:func:`end_after_death`) and appended to the run file, which
+    stays ``interrupted`` with the ``killed`` event: it can be resumed again.
+    """
+    config = plan.run_plan.bench_config
+    spec = bench_spec(config)
+    if spec is None and config.simulated:
+        with contextlib.suppress(RunInputError):
+            if config == simulated_bench_of(plan.path):
+                spec = {"simulated_bench_of": str(plan.path.resolve())}
+    if spec is None:
+        log.warning("this bench cannot be rebuilt in a child process: running unsupervised")
+        return execute_resume(plan, stop_event=stop_event, on_progress=on_progress)
+    request = {
+        "resume": {
+            "file": str(plan.path),
+            "segment": str(plan.segment_path),
+            "bench": spec,
+            "durability": plan.run_plan.durability_interval_s,
+            "power_loss_safe": plan.run_plan.power_loss_safe,
+        }
+    }
+    outcome = _supervise(request, plan.run_plan, plan.path, stop_event, on_progress, verbosity)
+    if outcome.status != "killed" or outcome.path != plan.segment_path:
+        return outcome  # the child ended the continuation itself
+    if plan.segment_path.exists():
+        try:
+            append_leftover(plan.path, plan.segment_path)
+        except Exception as exc:  # noqa: BLE001 - the segment stays for the next --resume
+            log.error("the killed continuation %s was not appended: %s", plan.segment_path, exc)
+            outcome.file_readable, outcome.file_problem = False, f"not appended: {exc}"
+            return outcome
+    outcome.path = plan.path
+    if outcome.file_readable:
+        outcome.file_readable, outcome.file_problem = check_file_readable(plan.path)
+    return outcome
+
+
+def _supervise(
+    request: dict[str, Any],
+    plan: RunPlan,
+    pids_beside: Path,
+    stop_event: StopFlag | None,
+    on_progress: Callable[[float, str], None] | None,
+    verbosity: int,
+) -> RunOutcome:
+    """Start the child, send it ``request``, watch it; after a death, :func:`end_after_death`."""
+    preload_drivers(plan.bench_config)
     stop_event = stop_event or StopFlag()
     parent_end, child_end = socket.socketpair()
     command = [
@@ -140,10 +219,10 @@ def execute_supervised(
     proc = subprocess.Popen(command, pass_fds=(child_end.fileno(),), close_fds=True)  # noqa: S603
     child_end.close()
     started = time.monotonic()
-    pids = pid_file(plan.path)
+    pids = pid_file(pids_beside)
     try:
         _write_pids(pids, proc.pid)
-        _send(parent_end, {"plan": _plan_message(plan, spec)})
+        _send(parent_end, request)
         outcome, error = _watch_child(parent_end, proc, stop_event, on_progress)
     finally:
         parent_end.close()
@@ -159,7 +238,7 @@ def execute_supervised(
     return end_after_death(plan, returncode, error, elapsed_s=time.monotonic() - started)
 
 
-def _preload_drivers(config: Any) -> None:
+def preload_drivers(config: Any) -> None:
     """Import what switching off needs now, so that a death is answered within 2 s."""
     import perovlab_daq.storage  # noqa: F401 - recovery after a death
     from instruments import load_driver
@@ -253,23 +332,52 @@ def end_after_death(
         f"killed: the acquisition process {how}{detail} without its safe path; "
         "the supervisor switched the outputs off and rebuilt the file"
     )
+    return close_after_death(
+        plan.bench_config, plan.procedure_cls.NAME, plan.path, reason, elapsed_s=elapsed_s
+    )
+
+
+def close_after_death(
+    config: Any,
+    procedure: str,
+    path: Path,
+    reason: str,
+    *,
+    elapsed_s: float = 0.0,
+    switched: tuple[dict[str, str], dict[str, str]] | None = None,
+) -> RunOutcome:
+    """Switch the hazards of ``config`` off, read them back, close the run file ``killed``.
+
+    Parameters
+    ----------
+    config
+        The bench the dead process was using.
+    procedure
+        Its procedure's name (ageing acceleration of a simulated bench).
+    path
+        Its run file: rebuilt from the journal, with a ``killed`` and a ``safe_state`` event.
+    reason
+        Why, for the log, the event and the outcome.
+    switched
+        What :func:`switch_off` returned if the caller switched off already.
+    """
     log.error("%s", reason)
     begun = time.monotonic()
-    safe, outputs = switch_off(plan.bench_config, plan.procedure_cls.NAME)
+    safe, outputs = switched or switch_off(config, procedure)
     log.warning(
         "switched off and read back in %.2f s: %s",
         time.monotonic() - begun,
         ", ".join(f"{k} {v}" for k, v in outputs.items()) or "no hazardous output",
     )
     outcome = RunOutcome(
-        path=plan.path,
+        path=path,
         status="killed",
         reason=reason,
         elapsed_s=elapsed_s,
         safe_state=safe,
         outputs=outputs,
     )
-    _close_file_after_death(plan.path, outcome)
+    _close_file_after_death(path, outcome)
     return outcome
 
 
@@ -365,17 +473,8 @@ def _child_main(fd: int, verbosity: int) -> int:
         line = reader.readline()
         if not line:
             return 1
-        request = json.loads(line)["plan"]
         try:
-            plan = plan_run(
-                request["procedure"],
-                bench_config=_bench_from_spec(request["bench"]),
-                parameters=request["parameters"],
-                output=request["output"],
-                sample=request["sample"],
-                durability_interval_s=float(request["durability"]),
-                power_loss_safe=bool(request["power_loss_safe"]),
-            )
+            path, execute = _job_from_request(json.loads(line))
         except (RunInputError, BenchError) as exc:
             send({"error": {"kind": "input", "message": str(exc)}})
             return _CHILD_BAD_INPUT
@@ -383,8 +482,8 @@ def _child_main(fd: int, verbosity: int) -> int:
             target=_watch_parent, args=(reader, stop), name="watch-supervisor", daemon=True
         ).start()
         try:
-            outcome = execute_run(
-                plan, stop_event=stop, on_progress=lambda p, m: send({"progress": p, "message": m})
+            outcome = execute(
+                stop_event=stop, on_progress=lambda p, m: send({"progress": p, "message": m})
             )
         except BenchError as exc:
             send({"error": {"kind": "bench", "message": str(exc)}})
@@ -394,13 +493,49 @@ def _child_main(fd: int, verbosity: int) -> int:
             raise
         finally:
             with contextlib.suppress(OSError):  # the supervisor may be gone: tidy up here
-                pid_file(plan.path).unlink(missing_ok=True)
+                pid_file(path).unlink(missing_ok=True)
     summary = outcome.summary()
     summary["interrupted_by"] = outcome.interrupted_by
     stop.reason = stop.reason or "ended"
     stop.set()  # the run is over: the supervisor closing its end is no news now
     send({"outcome": summary})
     return outcome.exit_code
+
+
+def _job_from_request(message: dict[str, Any]) -> tuple[Path, Callable[..., RunOutcome]]:
+    """Plan what the supervisor asked for; return the run file and how to execute it.
+
+    Raises
+    ------
+    RunInputError, perovlab_daq.bench.BenchError
+        For a plan the child refuses (nothing opened or written).
+    """
+    if "resume" in message:
+        request = message["resume"]
+        resume = plan_resume(
+            request["file"],
+            bench_from_spec(request["bench"]),
+            durability_interval_s=float(request["durability"]),
+            power_loss_safe=bool(request["power_loss_safe"]),
+        )
+        if str(resume.segment_path) != request["segment"]:
+            # the supervisor closes a killed continuation in the segment it planned
+            raise RunInputError(
+                f"--resume {resume.path}: segment {resume.segment_path} planned here, "
+                f"{request['segment']} by the supervisor (the file changed in between)"
+            )
+        return resume.path, partial(execute_resume, resume)
+    request = message["plan"]
+    plan = plan_run(
+        request["procedure"],
+        bench_config=bench_from_spec(request["bench"]),
+        parameters=request["parameters"],
+        output=request["output"],
+        sample=request["sample"],
+        durability_interval_s=float(request["durability"]),
+        power_loss_safe=bool(request["power_loss_safe"]),
+    )
+    return plan.path, partial(execute_run, plan)
 
 
 def _configure_logging(verbosity: int) -> None:

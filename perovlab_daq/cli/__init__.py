@@ -53,6 +53,7 @@ from perovlab_daq.cli.bench import _cmd_bench_check, _cmd_bench_presets, _cmd_gu
 from perovlab_daq.cli.catalog import add_runs_parser
 from perovlab_daq.cli.files import _cmd_analyze, _cmd_lifetime_fit, _cmd_report
 from perovlab_daq.cli.runs import _cmd_demo, _cmd_recover, _cmd_run, _cmd_sequence
+from perovlab_daq.cli.sim import add_sim_parser
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gui.set_defaults(func=_cmd_gui)
     add_runs_parser(sub)
+    add_sim_parser(sub)
     return parser
 
 

@@ -74,7 +74,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _resume_run(args: argparse.Namespace) -> int:
     """Continue an interrupted lifetime run in the same file (``run lifetime --resume FILE``)."""
-    from perovlab_daq.resume import execute_resume, plan_resume, simulated_bench_of
+    from perovlab_daq.resume import plan_resume, simulated_bench_of
+    from perovlab_daq.supervisor import execute_supervised_resume
 
     if args.procedure != "lifetime":
         raise UsageError("--resume applies to 'run lifetime' only")
@@ -95,7 +96,9 @@ def _resume_run(args: argparse.Namespace) -> int:
     )
     stop = StopFlag()
     with stop_on_signals(stop), Progress(f"lifetime (resumed) -> {plan.path.name}") as progress:
-        outcome = execute_resume(plan, stop_event=stop, on_progress=progress.update)
+        outcome = execute_supervised_resume(
+            plan, stop_event=stop, on_progress=progress.update, verbosity=args.verbose
+        )
     print_outcome(outcome, as_json=args.json)
     return outcome.exit_code
 
@@ -244,7 +247,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     steps = plan_recipe(recipe, bench_config=sim_bench(seed=args.seed), output=folder)
     stop = StopFlag()
     with stop_on_signals(stop):
-        results = _run_steps(steps, stop)
+        results = _run_steps(steps, stop, supervised=True, verbosity=args.verbose)
     reports: dict[str, str] = {}
     for r in results:
         if r.outcome is None:

@@ -21,6 +21,11 @@ Threading model (see ``docs/gui.md``):
   thread is alive.
 * Widgets are touched only in the GUI thread: the monitor thread emits Qt signals
   (queued connections), the plots read memory on a GUI timer.
+
+Each run is announced to a :class:`~perovlab_daq.guardian.Guardian` (a process beside the
+window) when it starts and when it has ended: if the window's process dies in between
+(SIGKILL, OOM, crash), the guardian switches the outputs off, reads them back and closes
+the run file ``killed`` (docs/reliability.md section 5).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from pymeasure.display.manager import Experiment, Manager
 from pymeasure.display.Qt import QtCore
 from pymeasure.experiment import Procedure
 
+from perovlab_daq.guardian import Guardian
 from perovlab_daq.storage import DaqWorker, HDF5Results
 
 from .live import RunData
@@ -221,6 +227,11 @@ class DaqManager(Manager):
         self.status_probe = status_probe
         self.status_slot = status_slot
         self.status_interval_s = status_interval_s
+        #: Switches the outputs off if this process dies during a run. Started with the
+        #: window, so that its imports are done before the first run (a death mid-run is
+        #: then answered within 2 s).
+        self.guardian = Guardian()
+        self.guardian.start()
 
     def is_busy(self) -> bool:
         """Return whether a worker thread is alive (instruments in use by a run)."""
@@ -264,9 +275,22 @@ class DaqManager(Manager):
         monitor.ended.connect(self._ended)
         self._worker = worker
         self._monitor = monitor
+        self._guard(experiment)
         monitor.start()
         worker.start()
         self.started.emit(experiment)
+
+    def _guard(self, experiment: Experiment) -> None:
+        """Announce the run to the guardian (bench, procedure, file); never raises."""
+        bench = getattr(experiment.procedure, "bench", None)
+        results = getattr(experiment, "results", None)
+        if bench is None or results is None:
+            log.warning("run %s not guarded: no bench or file yet", experiment.data_filename)
+            return
+        try:
+            self.guardian.run_started(bench.config, experiment.procedure.NAME, results.path)
+        except Exception:  # noqa: BLE001 - the run goes on, unguarded, as before
+            log.exception("run %s not guarded", experiment.data_filename)
 
     def _clean_up(self) -> None:
         worker, monitor = self._worker, self._monitor
@@ -286,6 +310,7 @@ class DaqManager(Manager):
         if experiment is None:
             return
         self._clean_up()
+        self.guardian.run_ended()  # the run ended through its own safe path
         experiment.procedure.status = status
         experiment.browser_item.setStatus(status)
         try:

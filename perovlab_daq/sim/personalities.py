@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from pyvisa_sim.component import NoResponse
 from pyvisa_sim.devices import Device
 
+from perovlab_daq.sim.personalities_scpi import ScpiSpelling
+
 log = logging.getLogger(__name__)
 
 
@@ -44,9 +46,21 @@ class Personality:
         The YAML-built device this personality wraps.
     """
 
+    #: Short forms of the nodes the instrument's manual brackets as optional (e.g. ``STAT``
+    #: of ``:OUTPut[:STATe]``); None for an instrument that is not SCPI: its messages must
+    #: then be spelled exactly as in the YAML (see :mod:`.personalities_scpi`).
+    SCPI_DEFAULT_NODES: tuple[str, ...] | None = None
+    #: Fixed queries answered from the world that the YAML may not list.
+    DYNAMIC_QUERIES: tuple[str, ...] = ()
+
     def __init__(self, library: BenchHost, device: Device):
         self.library = library
         self.device = device
+        self.spelling = (
+            None
+            if self.SCPI_DEFAULT_NODES is None
+            else ScpiSpelling(device, self.SCPI_DEFAULT_NODES, self.DYNAMIC_QUERIES)
+        )
 
     @property
     def world(self) -> Any:
@@ -96,6 +110,10 @@ class Personality:
             As ``Device._match`` (None means "no match", i.e. a command error).
         """
         text = query.decode("ascii", errors="replace").strip()
+        if self.spelling is not None:  # any legal SCPI spelling -> the YAML's
+            spelled = self.spelling.rewrite(text)
+            if spelled != text:
+                text, query = spelled, spelled.encode("ascii")
         if self.world is not None:
             dynamic = self.dynamic_reply(text)
             if dynamic is not None:
@@ -125,6 +143,10 @@ class Smu2400Personality(Personality):
     """Keithley 2400 reply format shared by its two roles (on the LED, on the photodiode)."""
 
     READ_QUERIES = (":READ?", ":MEASURE:CURRENT?", ":MEASURE:VOLTAGE?")
+    DYNAMIC_QUERIES = READ_QUERIES
+    #: 2400 manual, SCPI tables: ``:OUTPut[1][:STATe]``, ``[:SENSe[1]]:CURRent[:DC]:...``,
+    #: ``:SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]``.
+    SCPI_DEFAULT_NODES = ("STAT", "SENS", "DC", "LEV", "IMM", "AMPL")
 
     def read_reply(self, voltage_v: float, current_a: float, in_compliance: bool) -> str:
         """Return a 2400 ``:READ?`` reply: voltage, current, resistance, time, status.
@@ -165,6 +187,10 @@ class Smu2450LedPersonality(SmuLedPersonality):
 
     READ_QUERY = ':READ? "defbuffer1", SOUR, READ, REL'
     TRIP_QUERIES = (":SOUR:VOLT:ILIM:TRIP?", ":SOUR:CURR:VLIM:TRIP?")
+    DYNAMIC_QUERIES = (READ_QUERY, *TRIP_QUERIES)
+    #: 2450 reference manual: ``:OUTPut[1][:STATe]``, ``[:SENSe[1]]:CURRent[:DC]:RANGe[:UPPer]``,
+    #: ``:SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]``, ``...:ILIMit[:LEVel]``.
+    SCPI_DEFAULT_NODES = ("STAT", "SENS", "DC", "UPP", "LEV", "IMM", "AMPL")
 
     def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
         if text in self.TRIP_QUERIES:
@@ -196,6 +222,12 @@ class SmuPhotodetectorPersonality(Smu2400Personality):
 class PicoammeterPersonality(Personality):
     """Keithley 6485/6487: ``READ?`` -> ``world.photodiode_current_a``, overflow 9.9e37."""
 
+    DYNAMIC_QUERIES = ("READ?",)
+    #: 6485/6487 manuals: ``[:SENSe[1]]:CURRent[:DC]:RANGe[:UPPer]``,
+    #: ``:SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]``; ``:SOURce:VOLTage:STATe`` (the
+    #: 6487's source output) is not optional there, so STAT is not a default node.
+    SCPI_DEFAULT_NODES = ("SENS", "DC", "UPP", "LEV", "IMM", "AMPL")
+
     def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
         if text != "READ?":
             return None
@@ -222,7 +254,12 @@ class ObisPersonality(Personality):
     ``SYST:CDRH`` and the simulator settings ``cdrh_delay_s`` and ``power_rise_time_s``
     of the YAML go to ``world.set_laser_start_up``: light starts after the CDRH delay and
     the power rises to the setpoint (:class:`perovlab_daq.sim.beam.LaserPath`).
+
+    SCPI spelling (``SOURce:AM:STATe?`` = ``SOUR:AM:STAT?``) without default nodes: the
+    OBIS tells ``SOUR:POW:LEV?`` (output power) from ``SOUR:POW:LEV:IMM:AMPL?`` (setpoint).
     """
+
+    SCPI_DEFAULT_NODES: tuple[str, ...] = ()
 
     def dynamic_reply(self, text: str) -> Any:  # noqa: D102
         world = self.world
@@ -274,6 +311,9 @@ class ObisPersonality(Personality):
 
 class PowerMeterPersonality(Personality):
     """Thorlabs PM100: ``MEAS:POW?`` -> ``world.power_meter_w(correction wavelength)``."""
+
+    DYNAMIC_QUERIES = ("MEAS:POW?",)
+    SCPI_DEFAULT_NODES: tuple[str, ...] = ()
 
     def dynamic_reply(self, text: str) -> str | None:  # noqa: D102
         if text != "MEAS:POW?":

@@ -1,12 +1,12 @@
 """Outputs end off whatever ends the program (issue 16), on a served simulated bench.
 
-The bench is served by ``python -m perovlab_daq.sim.serve`` in a process of its own, so
+The bench is served by ``perovlab-daq sim serve`` in a process of its own, so
 the instrument state outlives the processes under test, as on hardware. Each test starts
 ``perovlab-daq run PROCEDURE --bench <served bench file>`` (the supervisor, which starts
 the acquisition process), waits until the run is going, ends it at a random moment - a
 catchable signal to the process the user started, SIGKILL of that process, or SIGKILL of
 the acquisition process - and then reads the served instruments from here: the source
-meter must answer ``OUTPUT?`` with 0 and the laser report emission off within 2 s of the
+meter must answer ``:OUTP?`` with 0 and the laser report emission off within 2 s of the
 ending; the file opens with plain h5py, says how the run ended, and the exit code is the
 documented one (docs/reliability.md).
 """
@@ -22,15 +22,22 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import psutil
 import pytest
-import pyvisa
+from served_helpers import (
+    ENV,
+    SAFE_WITHIN_S,
+    Outputs,
+    hazard_on,
+    run_status,
+    served_bench,
+    wait_running,
+)
 
 from perovlab_daq.bench import load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+pytestmark = pytest.mark.fault_class("process ended: supervisor on a served bench")
+__all__ = ["served_bench"]  # the module-scoped fixture, one server for this module
 #: Long runs (ended by the test long before they finish), a few rows per second.
 RUNS = {
     "lifetime": [
@@ -47,7 +54,6 @@ RUNS = {
 }
 CATCHABLE = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"]
 ENDINGS = [*CATCHABLE, "SIGKILL-supervisor", "SIGKILL-acquisition"]
-SAFE_WITHIN_S = 2.0
 #: A quick cross-section runs by default; every pair is marked slow.
 QUICK = {
     ("lifetime", "SIGTERM"),
@@ -57,80 +63,6 @@ QUICK = {
     ("pl-spectrum", "SIGQUIT"),
     ("lifetime", "SIGKILL-supervisor"),
 }
-
-
-@pytest.fixture(scope="module")
-def served_bench(tmp_path_factory):
-    """A served simulated bench in its own process; yields its bench file."""
-    folder = tmp_path_factory.mktemp("served")
-    bench_file = folder / "served_bench.yaml"
-    err = open(folder / "server.err", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "perovlab_daq.sim.serve", "--sim", "qd-in-matrix"]
-        + ["--write-bench", str(bench_file)],
-        cwd=folder,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-    )
-    deadline = time.monotonic() + 60
-    while not bench_file.exists():
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"server did not start: {(folder / 'server.err').read_text()}")
-        time.sleep(0.05)
-    yield bench_file
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    err.close()
-
-
-class Outputs:
-    """The served source meter and laser, read over connections of the test's own."""
-
-    def __init__(self, bench_file: Path) -> None:
-        roles = load_bench(bench_file).roles
-        manager = pyvisa.ResourceManager("@py")
-        self.smu = manager.open_resource(
-            roles["source_meter"].resource,
-            timeout=2000,
-            read_termination="\n",
-            write_termination="\n",
-        )
-        self.laser = manager.open_resource(
-            roles["laser"].resource,
-            timeout=2000,
-            read_termination="\r\n",
-            write_termination="\r\n",
-        )
-
-    def source_on(self) -> bool:
-        # ":OUTP?" on a real 2400; the simulator knows the long form only
-        return self.smu.query("OUTPUT?").strip() != "0"
-
-    def emission_on(self) -> bool:
-        value = self.laser.query("SOUR:AM:STAT?").strip()
-        assert self.laser.read().strip() == "OK"
-        return value != "OFF"
-
-    def wait_off(self, since: float, limit_s: float) -> float:
-        """Poll until both read off; return the seconds since ``since`` it took."""
-        while True:
-            if not self.source_on() and not self.emission_on():
-                return time.monotonic() - since
-            if time.monotonic() - since > limit_s:
-                pytest.fail(
-                    f"outputs still on {limit_s} s after the ending: source "
-                    f"{self.source_on()}, emission {self.emission_on()}"
-                )
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self.smu.close()
-        self.laser.close()
 
 
 def _start(procedure: str, bench_file: Path, folder: Path) -> subprocess.Popen:
@@ -145,46 +77,6 @@ def _start(procedure: str, bench_file: Path, folder: Path) -> subprocess.Popen:
     )
 
 
-def _wait_running(proc: subprocess.Popen, folder: Path, outputs: Outputs, procedure: str):
-    """Wait for the run file, the pid file and the hazard switched on once; return the pids."""
-    deadline = time.monotonic() + 90
-    pids = None
-    hazard_seen = False
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
-        files = list(folder.glob("*.pids"))
-        if files and list(folder.glob("*.h5")) and pids is None:
-            try:
-                pids = json.loads(files[0].read_text())
-            except ValueError:
-                pids = None
-        if pids is not None:
-            on = outputs.source_on() if procedure == "lifetime" else outputs.emission_on()
-            hazard_seen = hazard_seen or on
-            if hazard_seen:
-                return pids
-        time.sleep(0.05)
-    pytest.fail("the run did not get going within 90 s")
-
-
-def _hazard_on(outputs: Outputs, procedure: str) -> None:
-    """Wait (up to 10 s) until the run's hazard is on, so the ending has something to stop."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if outputs.source_on() if procedure == "lifetime" else outputs.emission_on():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"{procedure}: its output never came on")
-
-
-def _status(path: Path) -> tuple[str, str, list[str]]:
-    with h5py.File(path, "r") as file:  # plain h5py, no repair
-        entry = file["entry"]
-        kinds = [k.decode() if isinstance(k, bytes) else str(k) for k in entry["events/kind"][:]]
-        return str(entry.attrs["status"]), str(entry.attrs["status_reason"]), kinds
-
-
 def _cases():
     for procedure in RUNS:
         for ending in ENDINGS:
@@ -197,11 +89,11 @@ def test_outputs_end_off_and_file_says_how(served_bench, tmp_path, procedure, en
     outputs = Outputs(served_bench)
     proc = _start(procedure, served_bench, tmp_path)
     try:
-        pids = _wait_running(proc, tmp_path, outputs, procedure)
+        pids = wait_running(proc, tmp_path, outputs, procedure)
         assert pids["supervisor"] == proc.pid
         acquisition = psutil.Process(pids["acquisition"])
         time.sleep(random.uniform(0.0, 1.5))  # a random moment of the run ...
-        _hazard_on(outputs, procedure)  # ... with the output on
+        hazard_on(outputs, procedure)  # ... with the output on
         ended_at = time.monotonic()
         if ending == "SIGKILL-acquisition":
             acquisition.send_signal(signal.SIGKILL)
@@ -219,7 +111,7 @@ def test_outputs_end_off_and_file_says_how(served_bench, tmp_path, procedure, en
     print(f"{procedure} {ending}: outputs read off {took:.2f} s after the ending")
     assert took <= SAFE_WITHIN_S, f"outputs off only {took:.2f} s after {ending}"
     path = next(tmp_path.glob("*.h5"))
-    status, reason, kinds = _status(path)
+    status, reason, kinds = run_status(path)
     assert not list(tmp_path.glob("*.pids"))
     if ending == "SIGKILL-supervisor":
         assert proc.returncode == -signal.SIGKILL
@@ -258,9 +150,9 @@ def test_sequence_ends_safely_and_skips_the_rest(served_bench, tmp_path, ending)
         text=True,
     )
     try:
-        pids = _wait_running(proc, tmp_path, outputs, "pl-stability")
+        pids = wait_running(proc, tmp_path, outputs, "pl-stability")
         time.sleep(random.uniform(0.0, 1.0))
-        _hazard_on(outputs, "pl-stability")
+        hazard_on(outputs, "pl-stability")
         ended_at = time.monotonic()
         if ending == "SIGKILL-acquisition":
             os.kill(pids["acquisition"], signal.SIGKILL)
@@ -277,7 +169,7 @@ def test_sequence_ends_safely_and_skips_the_rest(served_bench, tmp_path, ending)
     assert rows[1]["note"].startswith("skipped") and not rows[1]["file"]
     files = list(tmp_path.glob("*.h5"))
     assert len(files) == 1
-    status, reason, _kinds = _status(files[0])
+    status, reason, _kinds = run_status(files[0])
     if ending == "SIGHUP":
         assert proc.returncode == 130, err[-2000:]
         assert rows[0]["status"] == "aborted" and status == "aborted" and "SIGHUP" in reason

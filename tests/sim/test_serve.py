@@ -57,12 +57,12 @@ def _port_open(port: int) -> bool:
 
 
 def _start_server(folder: Path, *options: str) -> tuple[subprocess.Popen, Path]:
-    """Run ``python -m perovlab_daq.sim.serve --write-bench`` and wait for its bench file."""
+    """Run ``perovlab-daq sim serve --write-bench`` and wait for its bench file."""
     bench_file = folder / "served_bench.yaml"
     with open(folder / "server.out", "wb") as out, open(folder / "server.err", "wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "perovlab_daq.sim.serve", "--write-bench", str(bench_file)]
-            + list(options),
+            [sys.executable, "-m", "perovlab_daq.cli", "sim", "serve"]
+            + ["--write-bench", str(bench_file), *options],
             cwd=folder,
             env=ENV,
             stdout=out,
@@ -358,6 +358,12 @@ def server_process(tmp_path_factory):
     """One server process for the module; its stop by SIGTERM is checked at teardown."""
     folder = tmp_path_factory.mktemp("server")
     process, bench_file = _start_server(folder, "--sim", "qd-in-matrix")
+    listening = {
+        c.laddr.ip
+        for c in psutil.Process(process.pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert listening == {LOOPBACK_HOST}  # the CLI's server binds the loopback address only
     yield bench_file
     ports = [int(rc.resource.split("::")[2]) for rc in load_bench(bench_file).roles.values()]
     client = socket.create_connection((LOOPBACK_HOST, ports[0]), timeout=2)  # held open
