@@ -29,6 +29,7 @@ from perovlab_daq.sim.personalities import (
     SpectrometerPersonality,
     SwitchPersonality,
 )
+from perovlab_daq.sim.thermometer import ThermometerPersonality
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ SIM_INSTRUMENTS: dict[str, SimInstrument] = {
     ),
     "keithley7001": SimInstrument(
         "keithley7001.yaml", "keithley7001", "GPIB0::7::INSTR", SwitchPersonality
+    ),
+    "keithley2000": SimInstrument(
+        "keithley2000.yaml", "keithley2000", "GPIB0::16::INSTR", ThermometerPersonality
     ),
 }
 

@@ -91,6 +91,7 @@ FACADE = {
     "fw102c": ["position", "snapshot", "identity", "shutdown"],
     "sim-sample-stage": ["position", "snapshot", "identity", "shutdown"],
     "keithley7001": ["select", "closed_channels", "open_all", "snapshot", "identity", "shutdown"],
+    "keithley2000": ["configure_rtd", "read_temperature_c", "snapshot", "identity", "shutdown"],
 }
 
 
