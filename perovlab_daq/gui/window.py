@@ -41,6 +41,7 @@ from perovlab_daq.storage import HDF5Results, StorageError
 from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
+from .rack import RackView
 from .status import InstrumentStatusPanel
 
 log = logging.getLogger(__name__)
@@ -300,6 +301,8 @@ class OperatorWindow(ManagedWindowBase):
         self.tabs = QtWidgets.QTabWidget(self.main)
         for widget in self.widget_list:
             self.tabs.addTab(widget, widget.name)
+        self.rack_view = RackView(self.bench.config, data_dir=self.data_dir)
+        self.tabs.addTab(self.rack_view, self.rack_view.name)
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         splitter.addWidget(self.tabs)
         splitter.addWidget(self.browser_widget)
@@ -716,6 +719,7 @@ class OperatorWindow(ManagedWindowBase):
             return
         self._bench_closed = True
         self._closing = True
+        self.rack_view.shutdown()
         for timer_owner in (self, *self.views):
             timer = getattr(timer_owner, "status_timer" if timer_owner is self else "timer", None)
             if timer is not None:
