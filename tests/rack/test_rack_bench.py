@@ -62,8 +62,10 @@ def edit_bench(tmp_path: Path, change) -> Path:
         (lambda d: d["channels"][1].pop("photodetector"), "missing role"),
         (lambda d: d["channels"][1]["thermometer"].update(driver="dmm9"), "thermometer.driver"),
         (
-            lambda d: (d.update(simulated=False), d.pop("sim"))
-            and d["channels"][1]["source_meter"].update(faults={"timeout_rate": 0.1}),
+            lambda d: (
+                (d.update(simulated=False), d.pop("sim"))
+                and d["channels"][1]["source_meter"].update(faults={"timeout_rate": 0.1})
+            ),
             "faults",
         ),
     ],
@@ -134,7 +136,7 @@ def test_keithley2000_protocol() -> None:
     [
         ("      - {procedure: lifetime, channel: 9}\n", r"parallel\[0\]\.channel.*no channel '9'"),
         (
-            "      - {procedure: lifetime, channel: 1}\n      - {procedure: lifetime, channel: 1}\n",
+            "      - {procedure: lifetime, channel: 1}\n" * 2,
             "runs twice",
         ),
         ("      - {procedure: lifetime, channel: 1, pixels: [1, 2]}\n", "unknown entry 'pixels'"),
