@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -354,14 +354,52 @@ def _drive_text(plan: RunPlan) -> str:
     return plan.procedure_cls.NAME
 
 
-def wait_idle(live: Mapping[str, LiveChannel], timeout_s: float) -> bool:
-    """Return whether every channel left ``waiting``/``opening``/``running`` within the time."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(c.state not in {"waiting", "opening", "running"} for c in live.values()):
-            return True
-        time.sleep(0.05)
-    return False
+def channel_of(path: str | Path) -> str:
+    """Return the channel a run file was taken on (metadata ``channel``), "" for a single run."""
+    import h5py
+
+    with h5py.File(Path(path), "r", locking=False) as file:
+        group = file.get("entry/metadata")
+        value = group.attrs.get("channel", "") if group is not None else ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def resume_channel(
+    path: str | Path,
+    bench_config: Any,
+    *,
+    stop_event: threading.Event | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> RunOutcome:
+    """Continue an interrupted lifetime run of a rack channel on that channel's device.
+
+    The same as ``run lifetime --resume`` (:mod:`perovlab_daq.resume`), with the
+    channel's own bench (its instruments, and on a simulated bench its own device, whose
+    ageing state the file checkpointed).
+
+    Raises
+    ------
+    perovlab_daq.runner.RunInputError
+        When the file is not an interrupted channel run of this bench.
+    perovlab_daq.bench.BenchError
+        When the channel's instruments cannot be opened.
+    """
+    from perovlab_daq.resume import execute_resume, plan_resume
+    from perovlab_daq.runner import RunInputError
+
+    channel = channel_of(path)
+    if not channel:
+        raise RunInputError(f"--resume {path}: not a rack channel's run (no channel metadata)")
+    try:
+        config = bench_config.channel_config(channel)
+    except BenchError as exc:
+        raise RunInputError(f"--resume {path}: {exc}") from None
+    plan = plan_resume(path, config)
+    bench = ChannelBench(config, procedure=plan.run_plan.procedure_cls.NAME).open()
+    try:
+        return execute_resume(plan, stop_event=stop_event, on_progress=on_progress, bench=bench)
+    finally:
+        bench.close()
 
 
 __all__ = [
@@ -369,7 +407,9 @@ __all__ = [
     "ChannelResult",
     "ChannelRun",
     "LiveChannel",
+    "channel_of",
     "channel_seed",
+    "resume_channel",
     "run_parallel",
     "time_to_threshold_h",
 ]
