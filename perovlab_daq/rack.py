@@ -358,9 +358,12 @@ def channel_of(path: str | Path) -> str:
     """Return the channel a run file was taken on (metadata ``channel``), "" for a single run."""
     import h5py
 
-    with h5py.File(Path(path), "r", locking=False) as file:
-        group = file.get("entry/metadata")
-        value = group.attrs.get("channel", "") if group is not None else ""
+    try:
+        with h5py.File(Path(path), "r", locking=False) as file:
+            group = file.get("entry/metadata")
+            value = group.attrs.get("channel", "") if group is not None else ""
+    except (OSError, KeyError):  # unreadable: the resume's own checks say why
+        return ""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
