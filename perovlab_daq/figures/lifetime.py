@@ -456,6 +456,10 @@ def draw(run: Any, figure: Any) -> None:
     ax_v.set_ylabel("voltage (V)")
     ax_v.set_title(f"{float(figures['current_density_ma_cm2']):.4g} mA/cm$^2$")
     _shade_segments(ax_v, series)
+    if series.temperature is not None and np.isfinite(series.temperature).any():
+        ax_t = ax_v.twinx()  # the device temperature (thermometer role) beside the voltage
+        ax_t.plot(hours, series.temperature, ".", ms=1, color="tab:red")
+        ax_t.set_ylabel("temperature (C)", color="tab:red")
     el = el_series(run, series.acceleration)
     if el is None:
         for ax in (ax_peak, ax_int, ax_spec):

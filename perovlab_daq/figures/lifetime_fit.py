@@ -225,6 +225,17 @@ def draw_lifetime_fit(
             color="tab:blue",
             label="T50 extrapolated (stretched exp.)",
         )
+    for run, x, y in zip(report["runs"], l0, t50, strict=True):
+        temperature = run.get("temperature_mean_c", math.nan)
+        if math.isfinite(temperature):  # each point's device temperature
+            ax.annotate(
+                f"{temperature:.1f} C",
+                (x, y),
+                fontsize=7,
+                xytext=(4, -9),
+                textcoords="offset points",
+                color="tab:red",
+            )
     targets = [item["luminance_cd_m2"] for item in report["at"]]
     span = np.geomspace(min(min(l0), *targets) / 1.5, max(max(l0), *targets) * 1.5, 100)
     ax.loglog(
