@@ -165,3 +165,14 @@ def test_a_parallel_recipe_notifies_threshold_and_endings(tmp_path: Path, smtp_s
         "Subject: [perovlab-daq] channel 1: finished",
         "Subject: [perovlab-daq] channel 2: failed",
     ]
+
+
+def test_a_single_run_of_a_recipe_notifies_how_it_ended(tmp_path: Path) -> None:
+    alerts = {"on": ["finished"], "command": hook_command(tmp_path)}
+    bench = load_bench(write_rack_bench(tmp_path, acceleration=1000.0, alerts=alerts))
+    recipe = load_recipe(
+        write_recipe(tmp_path, "runs:\n  - {procedure: jlv, parameters: {stop_v: 3}}\n")
+    )
+    results = run_recipe(plan_recipe(recipe, bench_config=bench, output=tmp_path / "data"))
+    assert [r.status for r in results] == ["finished"]
+    assert (tmp_path / "hook.log").read_text().splitlines() == ["finished ch= finished"]
