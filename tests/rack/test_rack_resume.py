@@ -39,6 +39,7 @@ def _rows(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # ~40 s: a rack run, killed, recovered, both channels resumed to T50
 def test_killed_rack_channels_recover_and_resume(tmp_path: Path) -> None:
     bench_path = write_rack_bench(tmp_path, acceleration=2_000.0)
     recipe = write_recipe(
