@@ -292,7 +292,12 @@ def run_parallel(
                     state.stop.set()
         for thread in threads:
             thread.join(0.1)
-    return [results[r.channel] for r in runs]
+    lost = "the channel's thread ended without a result (see the log)"
+    return [
+        results.get(r.channel)
+        or ChannelResult(r.channel, r.label, r.plan.procedure_cls.NAME, None, lost)
+        for r in runs
+    ]
 
 
 def _run_channel(run: ChannelRun, live: LiveChannel, results: dict[str, ChannelResult]) -> None:
