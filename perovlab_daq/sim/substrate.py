@@ -133,7 +133,7 @@ def pixel_preset(preset: Preset, eqe: float, shift_v: float, t50: float, peak: f
 
 #: Device-to-device spread of a rack's channels (each channel its own device). The T50
 #: spread is smaller than a substrate's: the rack's acceptance fits n over six devices.
-CHANNEL_SPREAD = PixelSpread(eqe_relative=0.05, turn_on_v=0.05, t50_relative=0.03, peak_nm=0.0)
+CHANNEL_SPREAD = PixelSpread(eqe_relative=0.05, turn_on_v=0.05, t50_relative=0.01, peak_nm=0.0)
 #: Salt of the channel draws (independent of the substrate draws and of the noise).
 _CHANNEL_SALT: int = 23
 
