@@ -91,3 +91,29 @@ def test_rack_view_runs_a_parallel_recipe(qtbot, tmp_path: Path) -> None:
         assert np.isfinite(tile.live.temperature_c)
         assert f"channel {channel}" in tile.title.text()
     view.shutdown()
+
+
+def test_operator_window_has_a_rack_tab(qapp, tmp_path: Path) -> None:
+    import logging
+
+    from pymeasure.display.log import LogHandler
+
+    from perovlab_daq.bench import sim_bench
+    from perovlab_daq.gui.app import open_bench
+    from perovlab_daq.gui.window import OperatorWindow
+
+    bench, missing = open_bench(sim_bench())
+    assert not missing
+    window = OperatorWindow(bench, data_dir=tmp_path, refresh_ms=100)
+    try:
+        names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+        assert "Rack" in names
+        assert window.rack_view.run_button.isEnabled()  # the --sim bench has 8 channels
+    finally:
+        window.confirm_close = lambda: True
+        window.close()
+        window.shutdown()
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, LogHandler):
+                root.removeHandler(handler)
