@@ -48,6 +48,12 @@ KNOWN_ROLES: dict[str, str] = {
 CHANNEL_ROLES: tuple[str, ...] = ("source_meter", "photodetector", "thermometer")
 #: Channel numbers a rack may use.
 MAX_CHANNEL = 64
+#: Drivers of one SMU of a multi-channel instrument -> the instrument: two channels may
+#: share its resource, each with another SMU (``keithley2600a`` and ``keithley2600b``).
+SHARED_INSTRUMENT_DRIVERS: dict[str, str] = {
+    "keithley2600a": "keithley2600",
+    "keithley2600b": "keithley2600",
+}
 
 #: Roles ``bench check`` insists on when it is not told which roles a job needs.
 DEFAULT_REQUIRED_ROLES: tuple[str, ...] = ("source_meter", "photodetector")
@@ -439,7 +445,7 @@ def _channels(
 ) -> dict[str, dict[str, RoleConfig]]:
     """Validate ``channels:``: channel number -> its roles, every resource its own device."""
     channels: dict[str, dict[str, RoleConfig]] = {}
-    used = {rc.resource: f"roles.{rc.role}" for rc in roles.values() if rc.resource}
+    used = {rc.resource: (f"roles.{rc.role}", rc.driver) for rc in roles.values() if rc.resource}
     for number, roles_any in _as_mapping(value, path, "channels").items():
         entry_name = f"channels.{number}"
         text = str(number).strip()
@@ -455,20 +461,26 @@ def _channels(
                     path, f"{entry_name}.{role}", f"not a channel role ({', '.join(CHANNEL_ROLES)})"
                 )
             rc = _role_config(role, entry_any, f"{entry_name}.{role}", path, simulated, drivers)
-            if rc.resource and rc.resource in used:
+            if rc.resource and rc.resource in used and not _shares(rc.driver, used[rc.resource][1]):
                 raise _fail(
                     path,
                     f"{entry_name}.{role}.resource",
-                    f"{rc.resource!r} is already {used[rc.resource]}: each channel has its own "
-                    "instruments",
+                    f"{rc.resource!r} is already {used[rc.resource][0]}: each channel has its "
+                    "own instruments (or its own SMU of a multi-channel source meter)",
                 )
-            used[rc.resource] = f"{entry_name}.{role}"
+            used[rc.resource] = (f"{entry_name}.{role}", rc.driver)
             own[role] = rc
         missing = [r for r in ("source_meter", "photodetector") if r not in own]
         if missing:
             raise _fail(path, entry_name, f"missing role(s) {', '.join(missing)}")
         channels[name] = own
     return channels
+
+
+def _shares(driver: str, other: str) -> bool:
+    """Return whether two drivers are different SMUs of one multi-channel instrument."""
+    family = SHARED_INSTRUMENT_DRIVERS.get(driver)
+    return family is not None and family == SHARED_INSTRUMENT_DRIVERS.get(other) and driver != other
 
 
 def _pixels(value: Any, path: Path | None) -> dict[str, str]:

@@ -30,6 +30,7 @@ from perovlab_daq.sim.personalities import (
     SwitchPersonality,
 )
 from perovlab_daq.sim.thermometer import ThermometerPersonality
+from perovlab_daq.sim.tsp import TspSmuBPersonality, TspSmuPersonality
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,12 @@ SIM_INSTRUMENTS: dict[str, SimInstrument] = {
     ),
     "keithley2000": SimInstrument(
         "keithley2000.yaml", "keithley2000", "GPIB0::16::INSTR", ThermometerPersonality
+    ),
+    "keithley2600a": SimInstrument(
+        "keithley2600.yaml", "keithley2600", "GPIB0::26::INSTR", TspSmuPersonality
+    ),
+    "keithley2600b": SimInstrument(
+        "keithley2600.yaml", "keithley2600", "GPIB0::26::INSTR", TspSmuBPersonality
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from pymeasure.test import expected_protocol
 from instruments.keithley2000 import Keithley2000
 from perovlab_daq.bench import BenchError, load_bench, sim_bench
 from perovlab_daq.cli import main
-from perovlab_daq.rack import ChannelBench
-from perovlab_daq.runner import RunInputError
+from perovlab_daq.rack import ChannelBench, ChannelRun, run_parallel
+from perovlab_daq.runner import RunInputError, plan_run
 from perovlab_daq.sequence import load_recipe, plan_recipe
 from perovlab_daq.sim.thermal import ThermalModel
 from tests.rack.rack_helpers import write_rack_bench, write_recipe
@@ -172,3 +173,76 @@ def test_sequence_command_runs_a_parallel_group(tmp_path: Path, capsys) -> None:
         with h5py.File(row["file"], "r") as file:
             assert str(file["entry/metadata"].attrs["channel"]) == channel
             assert np.isfinite(file["entry/data/temperature"][()]).all()
+
+
+def test_keithley2600_smu_protocol() -> None:
+    from instruments.keithley2600 import Keithley2600SmuB
+
+    with expected_protocol(
+        Keithley2600SmuB,
+        [
+            ("smub.source.func=0", None),
+            ("smub.source.limitv=12", None),
+            ("smub.measure.nplc=1", None),
+            ("smub.source.leveli=1e-06", None),
+            ("smub.source.output=1", None),
+            ("print(smub.measure.iv())", "1.00000e-06\t2.51000e+00"),
+            ("print(smub.source.compliance)", "false"),
+            ("print(smub.measure.iv())", "1.00000e-06\t1.20000e+01"),
+            ("print(smub.source.compliance)", "true"),
+            ("smub.source.output=0", None),
+        ],
+    ) as smu:
+        smu.apply_current_source(compliance_voltage_v=12, nplc=1)
+        smu.source_current = 1e-6  # %g: a microampere is not rounded away
+        smu.output_enabled = True
+        reading = smu.read_all()
+        assert (reading.current_a, reading.voltage_v, reading.in_compliance) == (1e-6, 2.51, False)
+        assert smu.read_all().in_compliance
+        smu.shutdown()
+
+
+def test_two_channels_on_the_two_smus_of_one_2602b(tmp_path: Path) -> None:
+    def share(data):
+        for channel, smu in ((1, "keithley2600a"), (2, "keithley2600b")):
+            data["channels"][channel]["source_meter"] = {
+                "driver": smu,
+                "resource": "GPIB1::26::INSTR",
+            }
+
+    bench = load_bench(edit_bench(tmp_path, share))
+    assert bench.channels["2"]["source_meter"].driver == "keithley2600b"
+    with pytest.raises(BenchError, match="own SMU"):  # the same SMU twice is refused
+        load_bench(
+            edit_bench(
+                tmp_path,
+                lambda d: (
+                    share(d),
+                    d["channels"][2]["source_meter"].update(driver="keithley2600a"),
+                ),
+            )
+        )
+    bench = load_bench(edit_bench(tmp_path, share))
+    bench = dataclasses.replace(
+        bench,
+        sim=dataclasses.replace(bench.sim, ageing_acceleration_by_procedure={"lifetime": 20000}),
+    )
+    runs = [
+        ChannelRun(
+            str(k),
+            f"ch{k}",
+            plan_run(
+                "lifetime",
+                bench_config=bench.channel_config(k),
+                parameters={"current_density": 60.0},
+                output=tmp_path / "data",
+                sample={"pixel": f"ch{k}"},
+            ),
+        )
+        for k in (1, 2)
+    ]
+    results = run_parallel(runs)
+    assert [r.outcome.status for r in results] == ["finished", "finished"]
+    for result in results:
+        assert result.outcome.figures["t50_h"] > 0
+        assert result.outcome.outputs_off
