@@ -100,8 +100,10 @@ SIM_INSTRUMENTS: dict[str, SimInstrument] = {
     "keithley2600a": SimInstrument(
         "keithley2600.yaml", "keithley2600", "GPIB0::26::INSTR", TspSmuPersonality
     ),
+    # A default address of its own, so a library serving every driver at its default
+    # resource has both; in a bench file smua and smub share one instrument's address.
     "keithley2600b": SimInstrument(
-        "keithley2600.yaml", "keithley2600", "GPIB0::26::INSTR", TspSmuBPersonality
+        "keithley2600.yaml", "keithley2600", "GPIB0::27::INSTR", TspSmuBPersonality
     ),
 }
 
