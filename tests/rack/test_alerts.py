@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rack_helpers import write_rack_bench, write_recipe
 
 from perovlab_daq.alerts import (
     Alert,
@@ -23,7 +24,6 @@ from perovlab_daq.alerts import (
 )
 from perovlab_daq.bench import BenchError, load_bench
 from perovlab_daq.sequence import load_recipe, plan_recipe, run_recipe
-from tests.rack.rack_helpers import write_rack_bench, write_recipe
 
 aiosmtpd = pytest.importorskip("aiosmtpd")
 

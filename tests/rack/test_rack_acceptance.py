@@ -16,11 +16,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from rack_helpers import write_rack_bench, write_recipe
 
 from perovlab_daq.bench import load_bench
 from perovlab_daq.figures.lifetime_fit import lifetime_fit_report
 from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code, run_recipe
-from tests.rack.rack_helpers import write_rack_bench, write_recipe
 
 pytestmark = pytest.mark.slow
 

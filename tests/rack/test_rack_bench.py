@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from pymeasure.test import expected_protocol
+from rack_helpers import write_rack_bench, write_recipe
 
 from instruments.keithley2000 import Keithley2000
 from perovlab_daq.bench import BenchError, load_bench, sim_bench
@@ -19,7 +20,6 @@ from perovlab_daq.rack import ChannelBench, ChannelRun, run_parallel
 from perovlab_daq.runner import RunInputError, plan_run
 from perovlab_daq.sequence import load_recipe, plan_recipe
 from perovlab_daq.sim.thermal import ThermalModel
-from tests.rack.rack_helpers import write_rack_bench, write_recipe
 
 
 def test_shipped_sim_bench_has_eight_channels_with_their_own_instruments() -> None:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import h5py
 import pytest
+from rack_helpers import write_rack_bench, write_recipe
 
 from perovlab_daq.bench import load_bench
 from perovlab_daq.cli import main
 from perovlab_daq.rack import channel_of, resume_channel
 from perovlab_daq.runner import RunInputError
 from perovlab_daq.storage import HDF5Results, recover
-from tests.rack.rack_helpers import write_rack_bench, write_recipe
 
 #: The rack in a process of its own (killed by the test): sequence's parallel path.
 _RACK = """

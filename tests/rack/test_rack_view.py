@@ -10,10 +10,11 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from rack_helpers import write_rack_bench, write_recipe  # noqa: E402
+
 from perovlab_daq.bench import load_bench  # noqa: E402
 from perovlab_daq.gui.rack import RackView  # noqa: E402
 from perovlab_daq.rack import LIVE_POINTS, LiveChannel  # noqa: E402
-from tests.rack.rack_helpers import write_rack_bench, write_recipe  # noqa: E402
 
 
 def feed(live: LiveChannel, rows: int, tau_h: float) -> None:
