@@ -27,6 +27,9 @@ DRIVERS: dict[str, str] = {
     "fw102c": "instruments.fw102c:FW102C",
     "sim-sample-stage": "instruments.sample_stage:SampleStage",
     "keithley7001": "instruments.keithley7001:Keithley7001",
+    "keithley2000": "instruments.keithley2000:Keithley2000",
+    "keithley2600a": "instruments.keithley2600:Keithley2600Smu",
+    "keithley2600b": "instruments.keithley2600:Keithley2600SmuB",
 }
 
 #: Drivers that talk through VISA (and therefore have a simulator YAML in ``sim_configs``).

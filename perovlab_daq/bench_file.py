@@ -12,6 +12,7 @@ The format is documented in ``docs/bench-file.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from perovlab_daq.alerts import AlertConfig, AlertConfigError, parse_alerts
 from perovlab_daq.calibration import (
     load_calibration_csv,
     sha256_of,  # noqa: F401 - re-exported (bench.sha256_of)
@@ -39,6 +41,18 @@ KNOWN_ROLES: dict[str, str] = {
     "filter_wheel": "ND filters that extend a fluence series (Thorlabs FW102C)",
     "sample_stage": "integrating-sphere sample positions for PLQY",
     "pixel_switch": "selects the pixel under test on multi-pixel substrates",
+    "thermometer": "device temperature (Keithley 2000/DMM6500 with a Pt100, or a TEC sensor)",
+}
+
+#: Roles a lifetime channel of a rack may have (``channels:``; docs/rack.md).
+CHANNEL_ROLES: tuple[str, ...] = ("source_meter", "photodetector", "thermometer")
+#: Channel numbers a rack may use.
+MAX_CHANNEL = 64
+#: Drivers of one SMU of a multi-channel instrument -> the instrument: two channels may
+#: share its resource, each with another SMU (``keithley2600a`` and ``keithley2600b``).
+SHARED_INSTRUMENT_DRIVERS: dict[str, str] = {
+    "keithley2600a": "keithley2600",
+    "keithley2600b": "keithley2600",
 }
 
 #: Roles ``bench check`` insists on when it is not told which roles a job needs.
@@ -126,6 +140,33 @@ class BenchConfig:
     catalog: str = ""
     #: Calibration files as the bench file wrote them (``setup`` holds them resolved).
     files_as_given: Mapping[str, str] = field(default_factory=dict)
+    #: Lifetime channels of a rack: channel ("1".."64") -> role -> RoleConfig (``channels:``).
+    channels: Mapping[str, Mapping[str, RoleConfig]] = field(default_factory=dict)
+    #: How to notify (``alerts:``; :mod:`perovlab_daq.alerts`).
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    #: The channel this bench is (a channel's bench from :meth:`channel_config`), else "".
+    channel: str = ""
+
+    def channel_config(self, channel: str | int) -> BenchConfig:
+        """Return the bench of one lifetime channel: its own roles, the set-up and sim options.
+
+        Raises
+        ------
+        BenchError
+            If the bench has no such channel.
+        """
+        name = str(channel)
+        if name not in self.channels:
+            where = self.path or "the bench"
+            known = ", ".join(self.channels) or "none"
+            raise BenchError(f"{where}: channels: no channel {name!r} (the bench has {known})")
+        return dataclasses.replace(
+            self,
+            name=f"{self.name} channel {name}",
+            roles=dict(self.channels[name]),
+            channels={},
+            channel=name,
+        )
 
     def calibration_files(self) -> dict[str, Path]:
         """Return the set-up's calibration files, resolved to absolute paths."""
@@ -244,6 +285,8 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         "roles",
         "setup",
         "visa_library",
+        "channels",
+        "alerts",
     }
     for key in data:
         if key not in allowed_top:
@@ -263,44 +306,14 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         raise _fail(path, "roles", "no roles defined (a bench needs at least a source_meter)")
     roles: dict[str, RoleConfig] = {}
     for role, entry_any in roles_in.items():
-        entry_name = f"roles.{role}"
         if role not in KNOWN_ROLES:
-            raise _fail(path, entry_name, f"unknown role (known: {', '.join(KNOWN_ROLES)})")
-        entry = _as_mapping(entry_any, path, entry_name)
-        for key in entry:
-            if key not in {"driver", "resource", "options", "faults", "expect_identity"} and (
-                key != "pixels" or role != "pixel_switch"
-            ):
-                raise _fail(path, f"{entry_name}.{key}", "unknown entry")
-        driver = entry.get("driver")
-        if not isinstance(driver, str) or driver not in drivers:
-            raise _fail(
-                path,
-                f"{entry_name}.driver",
-                f"unknown driver {driver!r} (known: {', '.join(sorted(drivers))})",
-            )
-        resource = entry.get("resource", "")
-        if resource is None:
-            resource = ""
-        if not isinstance(resource, str):
-            raise _fail(path, f"{entry_name}.resource", f"expected a string, got {resource!r}")
-        faults = _as_mapping(entry.get("faults"), path, f"{entry_name}.faults")
-        if faults and not simulated:
-            raise _fail(
-                path, f"{entry_name}.faults", "fault injection only exists on a simulated bench"
-            )
-        expect = entry.get("expect_identity")
-        if expect is not None and not isinstance(expect, str):
-            raise _fail(path, f"{entry_name}.expect_identity", f"expected a string, got {expect!r}")
-        roles[role] = RoleConfig(
-            role=role,
-            driver=driver,
-            resource=resource,
-            options=_as_mapping(entry.get("options"), path, f"{entry_name}.options"),
-            faults=faults,
-            expect_identity=expect,
-            pixels=_pixels(entry.get("pixels"), path) if role == "pixel_switch" else {},
-        )
+            raise _fail(path, f"roles.{role}", f"unknown role (known: {', '.join(KNOWN_ROLES)})")
+        roles[role] = _role_config(role, entry_any, f"roles.{role}", path, simulated, drivers)
+    channels = _channels(data.get("channels"), path, simulated, drivers, roles)
+    try:
+        alerts = parse_alerts(data.get("alerts"))
+    except AlertConfigError as exc:
+        raise _fail(path, exc.entry, exc.problem) from None
 
     setup_in = _as_mapping(data.get("setup"), path, "setup")
     setup: dict[str, Any] = {}
@@ -381,7 +394,102 @@ def parse_bench(data: Any, *, path: Path | None = None, base: Path | None = None
         station=str(station),
         catalog=catalog,
         files_as_given=files_as_given,
+        channels=channels,
+        alerts=alerts,
     )
+
+
+def _role_config(
+    role: str,
+    entry_any: Any,
+    entry_name: str,
+    path: Path | None,
+    simulated: bool,
+    drivers: Mapping[str, str],
+) -> RoleConfig:
+    """Validate one role entry (``roles.<role>`` or ``channels.<n>.<role>``)."""
+    entry = _as_mapping(entry_any, path, entry_name)
+    for key in entry:
+        if key not in {"driver", "resource", "options", "faults", "expect_identity"} and (
+            key != "pixels" or role != "pixel_switch"
+        ):
+            raise _fail(path, f"{entry_name}.{key}", "unknown entry")
+    driver = entry.get("driver")
+    if not isinstance(driver, str) or driver not in drivers:
+        raise _fail(
+            path,
+            f"{entry_name}.driver",
+            f"unknown driver {driver!r} (known: {', '.join(sorted(drivers))})",
+        )
+    resource = entry.get("resource", "")
+    if resource is None:
+        resource = ""
+    if not isinstance(resource, str):
+        raise _fail(path, f"{entry_name}.resource", f"expected a string, got {resource!r}")
+    faults = _as_mapping(entry.get("faults"), path, f"{entry_name}.faults")
+    if faults and not simulated:
+        raise _fail(
+            path, f"{entry_name}.faults", "fault injection only exists on a simulated bench"
+        )
+    expect = entry.get("expect_identity")
+    if expect is not None and not isinstance(expect, str):
+        raise _fail(path, f"{entry_name}.expect_identity", f"expected a string, got {expect!r}")
+    return RoleConfig(
+        role=role,
+        driver=driver,
+        resource=resource,
+        options=_as_mapping(entry.get("options"), path, f"{entry_name}.options"),
+        faults=faults,
+        expect_identity=expect,
+        pixels=_pixels(entry.get("pixels"), path) if role == "pixel_switch" else {},
+    )
+
+
+def _channels(
+    value: Any,
+    path: Path | None,
+    simulated: bool,
+    drivers: Mapping[str, str],
+    roles: Mapping[str, RoleConfig],
+) -> dict[str, dict[str, RoleConfig]]:
+    """Validate ``channels:``: channel number -> its roles, every resource its own device."""
+    channels: dict[str, dict[str, RoleConfig]] = {}
+    used = {rc.resource: (f"roles.{rc.role}", rc.driver) for rc in roles.values() if rc.resource}
+    for number, roles_any in _as_mapping(value, path, "channels").items():
+        entry_name = f"channels.{number}"
+        text = str(number).strip()
+        if isinstance(number, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_CHANNEL:
+            raise _fail(path, entry_name, f"channel numbers are whole numbers 1 to {MAX_CHANNEL}")
+        name = str(int(text))
+        if name in channels:
+            raise _fail(path, entry_name, "channel given twice")
+        own: dict[str, RoleConfig] = {}
+        for role, entry_any in _as_mapping(roles_any, path, entry_name).items():
+            if role not in CHANNEL_ROLES:
+                raise _fail(
+                    path, f"{entry_name}.{role}", f"not a channel role ({', '.join(CHANNEL_ROLES)})"
+                )
+            rc = _role_config(role, entry_any, f"{entry_name}.{role}", path, simulated, drivers)
+            if rc.resource and rc.resource in used and not _shares(rc.driver, used[rc.resource][1]):
+                raise _fail(
+                    path,
+                    f"{entry_name}.{role}.resource",
+                    f"{rc.resource!r} is already {used[rc.resource][0]}: each channel has its "
+                    "own instruments (or its own SMU of a multi-channel source meter)",
+                )
+            used[rc.resource] = (f"{entry_name}.{role}", rc.driver)
+            own[role] = rc
+        missing = [r for r in ("source_meter", "photodetector") if r not in own]
+        if missing:
+            raise _fail(path, entry_name, f"missing role(s) {', '.join(missing)}")
+        channels[name] = own
+    return channels
+
+
+def _shares(driver: str, other: str) -> bool:
+    """Return whether two drivers are different SMUs of one multi-channel instrument."""
+    family = SHARED_INSTRUMENT_DRIVERS.get(driver)
+    return family is not None and family == SHARED_INSTRUMENT_DRIVERS.get(other) and driver != other
 
 
 def _pixels(value: Any, path: Path | None) -> dict[str, str]:
@@ -486,4 +594,6 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
         station=config.station,
         catalog=config.catalog,
         files_as_given=config.files_as_given,
+        channels=config.channels,
+        alerts=config.alerts,
     )

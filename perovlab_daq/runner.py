@@ -486,6 +486,7 @@ def execute_run(
     on_progress: ProgressCallback | None = None,
     log_file: bool = True,
     bench: Any = None,
+    on_record: Callable[[str, Any], None] | None = None,
 ) -> RunOutcome:
     """Run a planned procedure to its end and return how it ended.
 
@@ -504,6 +505,9 @@ def execute_run(
     bench
         An already open :class:`~perovlab_daq.bench.Bench` to use (kept open afterwards,
         but left in its safe state); default: open one from ``plan.bench_config``.
+    on_record
+        Called ``(topic, record)`` in the worker thread after each record is stored
+        (a rack's live view and alerts); it must be quick and must not raise.
 
     Raises
     ------
@@ -545,6 +549,8 @@ def execute_run(
         )
         registration = register_run_start(plan, results)
         worker = TrackingWorker(results, LiveFigures(cls.NAME))
+        if on_record is not None:
+            worker.emit = _tapped(worker.emit, on_record)  # the procedure's emit is worker.emit
         worker.start()
         last_progress = -1.0
         while worker.is_alive():
@@ -587,6 +593,14 @@ def execute_run(
     outcome.file_readable, outcome.file_problem = check_file_readable(outcome.path)
     register_run_end(registration, outcome)
     return outcome
+
+
+def _tapped(emit: Callable[[str, Any], None], tap: Callable[[str, Any], None]) -> Any:
+    def emit_and_tap(topic: str, record: Any) -> None:
+        emit(topic, record)
+        tap(topic, record)
+
+    return emit_and_tap
 
 
 def _drain_progress(worker: Any, callback: ProgressCallback | None, last: float) -> float:

@@ -23,6 +23,13 @@ Format (``docs/recipes.md``)::
         preset: qd-only                 # simulated bench only: another sample
         parameters: {current_density: 20mA/cm^2}
         continue_on_failure: true
+      - name: rack                      # runs that start together, one per channel
+        parallel:                       # (bench file ``channels:``; docs/rack.md)
+          - {procedure: lifetime, channel: 1, pixel: A1, parameters: {current_density: 30}}
+          - {procedure: lifetime, channel: 2, pixel: A2, parameters: {current_density: 60}}
+
+A recipe (or a parallel group) may choose its alerts, ``alerts: [finished, failed, T80]``;
+how they are sent is the bench file's ``alerts:`` (:mod:`perovlab_daq.alerts`).
 """
 
 from __future__ import annotations
@@ -30,16 +37,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perovlab_daq.alerts import Alert, AlertConfigError, Notifier, check_events
+from perovlab_daq.rack import ChannelRun, run_parallel
 from perovlab_daq.runner import RunInputError, RunOutcome, RunPlan, execute_run, plan_run
 from perovlab_daq.safe_input import UnsafeInputError, load_yaml_file
 
 log = logging.getLogger(__name__)
 
-_RECIPE_KEYS = {"name", "output", "continue_on_failure", "defaults", "runs"}
+_RECIPE_KEYS = {"name", "output", "continue_on_failure", "defaults", "runs", "alerts"}
+_PARALLEL_KEYS = {"parallel", "name", "continue_on_failure", "alerts"}
 _RUN_KEYS = {
     "procedure",
     "parameters",
@@ -59,11 +69,17 @@ MAX_RUNS = 1000
 
 @dataclass
 class RecipeStep:
-    """One validated run of a recipe."""
+    """One validated run of a recipe, or a group of channel runs that start together.
+
+    ``channels`` holds the runs of a ``parallel:`` entry (``plan`` is then the first of
+    them); ``alerts`` the events to notify (None: the bench file's choice).
+    """
 
     label: str
     plan: RunPlan
     continue_on_failure: bool
+    channels: list[ChannelRun] = field(default_factory=list)
+    alerts: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -141,10 +157,25 @@ def plan_recipe(
         raise RunInputError("a recipe writes one file per run: give a folder, not a .h5 file")
     steps: list[RecipeStep] = []
     taken: set[Path] = set()
+    alerts = _alert_events(recipe.get("alerts"), "alerts")
     for index, run in enumerate(recipe["runs"]):
         where = f"runs[{index}]"
         if not isinstance(run, Mapping):
             raise RunInputError(f"{where}: each run is a mapping with a 'procedure'")
+        if "parallel" in run:
+            group = _plan_parallel(
+                run,
+                where,
+                bench_config,
+                defaults,
+                default_continue,
+                target,
+                taken,
+                durability_interval_s,
+            )
+            group.alerts = _alert_events(run.get("alerts"), f"{where}.alerts") or alerts
+            steps.append(group)
+            continue
         _reject_unknown(run, sorted(_RUN_KEYS), f"{where}: unknown entry")
         procedure = run.get("procedure")
         if not isinstance(procedure, str):
@@ -182,10 +213,87 @@ def plan_recipe(
             label = str(
                 run.get("name") or f"{index + 1}:{procedure}" + (f"@{pixel}" if pixel else "")
             )
-            steps.append(RecipeStep(label=label, plan=plan, continue_on_failure=keep_going))
+            steps.append(
+                RecipeStep(label=label, plan=plan, continue_on_failure=keep_going, alerts=alerts)
+            )
             if len(steps) > MAX_RUNS:
                 raise RunInputError(f"recipe expands to more than {MAX_RUNS} runs")
     return steps
+
+
+def _alert_events(value: Any, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    try:
+        return check_events(value, where)
+    except AlertConfigError as exc:
+        raise RunInputError(str(exc)) from None
+
+
+def _plan_parallel(
+    group: Mapping[str, Any],
+    where: str,
+    bench_config: Any,
+    defaults: Mapping[str, Any],
+    default_continue: bool,
+    target: Path,
+    taken: set[Path],
+    durability_interval_s: float,
+) -> RecipeStep:
+    """Validate a ``parallel:`` entry: one run per channel, each on its channel's bench."""
+    from perovlab_daq.bench import BenchError
+
+    _reject_unknown(group, sorted(_PARALLEL_KEYS), f"{where}: unknown entry")
+    runs = group["parallel"]
+    if not isinstance(runs, list) or not runs:
+        raise RunInputError(f"{where}.parallel: expected a non-empty list of runs")
+    channels: list[ChannelRun] = []
+    for number, run in enumerate(runs):
+        here = f"{where}.parallel[{number}]"
+        if not isinstance(run, Mapping):
+            raise RunInputError(f"{here}: each run is a mapping with a 'procedure' and a 'channel'")
+        allowed = (_RUN_KEYS - {"pixels", "preset", "continue_on_failure"}) | {"channel"}
+        _reject_unknown(run, sorted(allowed), f"{here}: unknown entry")
+        channel = run.get("channel")
+        if isinstance(channel, bool) or not isinstance(channel, int | str):
+            raise RunInputError(f"{here}.channel: expected a channel number, got {channel!r}")
+        channel = str(channel).strip()
+        if any(c.channel == channel for c in channels):
+            raise RunInputError(f"{here}.channel: channel {channel} runs twice in this group")
+        try:
+            channel_bench = bench_config.channel_config(channel)
+        except BenchError as exc:
+            raise RunInputError(f"{here}.channel: {exc}") from None
+        procedure = run.get("procedure")
+        if not isinstance(procedure, str):
+            raise RunInputError(f"{here}: 'procedure' must be a procedure name")
+        parameters = run.get("parameters") or {}
+        if not isinstance(parameters, Mapping):
+            raise RunInputError(f"{here}.parameters: expected a mapping of name: value")
+        sample = {key: run.get(key, defaults.get(key)) for key in _SAMPLE_KEYS}
+        if sample["pixel"] is None:
+            sample["pixel"] = f"ch{channel}"
+        sample["pixel"] = str(sample["pixel"])
+        try:
+            plan = plan_run(
+                procedure,
+                bench_config=channel_bench,
+                parameters=dict(parameters),
+                output=target,
+                sample=sample,
+                durability_interval_s=durability_interval_s,
+            )
+        except RunInputError as exc:
+            raise RunInputError(f"{here}: {exc}") from None
+        plan.path = _unclaimed(plan.path, taken)
+        taken.add(plan.path)
+        label = str(run.get("name") or f"ch{channel}:{procedure}@{sample['pixel']}")
+        channels.append(ChannelRun(channel, label, plan))
+    keep_going = _flag(
+        group.get("continue_on_failure", default_continue), f"{where}.continue_on_failure"
+    )
+    label = str(group.get("name") or f"{where}: {len(channels)} channels")
+    return RecipeStep(label, channels[0].plan, keep_going, channels=channels)
 
 
 def _bench_for_run(bench_config: Any, preset: Any, where: str) -> Any:
@@ -228,6 +336,7 @@ def run_recipe(
     on_step: Callable[[int, RecipeStep], None] | None = None,
     on_progress: Callable[[float, str], None] | None = None,
     execute: Callable[..., Any] = execute_run,
+    on_start: Callable[[Any], None] | None = None,
 ) -> list[StepResult]:
     """Run the steps in order; stop at a failure unless the step says to continue.
 
@@ -235,34 +344,83 @@ def run_recipe(
     run safely and skips the rest; so does an output that did not read back off, whatever
     the step says. ``execute`` runs one plan (default :func:`execute_run`; the command
     line passes :func:`perovlab_daq.supervisor.execute_supervised`).
-    """
-    from perovlab_daq.bench import BenchError
 
+    A ``parallel:`` step runs its channels together in this process
+    (:func:`perovlab_daq.rack.run_parallel`; ``on_start`` receives the live channels, for
+    the rack view); a channel's failure ends that channel only, and the group counts as
+    failed for ``continue_on_failure`` when any channel did not finish. Alerts chosen by
+    the recipe go out through the bench file's ``alerts:`` transports.
+    """
     results: list[StepResult] = []
-    for number, step in enumerate(steps):
-        if stop_event is not None and stop_event.is_set():
-            results.append(
-                StepResult(step.label, step.plan.procedure_cls.NAME, None, "skipped: stopped")
-            )
-            continue
-        if on_step is not None:
-            on_step(number, step)
-        try:
-            outcome = execute(step.plan, stop_event=stop_event, on_progress=on_progress)
-        except BenchError as exc:
-            results.append(StepResult(step.label, step.plan.procedure_cls.NAME, None, str(exc)))
-            if not step.continue_on_failure:
+    notifiers: list[Notifier] = []
+    try:
+        for number, step in enumerate(steps):
+            if stop_event is not None and stop_event.is_set():
+                results.append(
+                    StepResult(step.label, step.plan.procedure_cls.NAME, None, "skipped: stopped")
+                )
+                continue
+            if on_step is not None:
+                on_step(number, step)
+            notifier = Notifier(step.plan.bench_config.alerts, step.alerts)
+            notifiers.append(notifier)
+            if step.channels:
+                if not _run_group(step, stop_event, notifier, on_start, results):
+                    _skip_rest(steps, number, results)
+                    break
+                continue
+            if not _run_step(step, stop_event, on_progress, execute, notifier, results):
                 _skip_rest(steps, number, results)
                 break
-            continue
-        results.append(StepResult(step.label, step.plan.procedure_cls.NAME, outcome))
-        if outcome.status == "aborted" or not outcome.outputs_off:
-            _skip_rest(steps, number, results)
-            break
-        if outcome.status != "finished" and not step.continue_on_failure:
-            _skip_rest(steps, number, results)
-            break
+    finally:
+        for notifier in notifiers:
+            notifier.close()
     return results
+
+
+def _run_group(
+    step: RecipeStep,
+    stop_event: threading.Event | None,
+    notifier: Notifier,
+    on_start: Callable[[Any], None] | None,
+    results: list[StepResult],
+) -> bool:
+    """Run a parallel group (in this process, one thread per channel); False: stop here."""
+    ended = run_parallel(step.channels, stop_event=stop_event, notifier=notifier, on_start=on_start)
+    for channel in ended:
+        results.append(StepResult(channel.label, channel.procedure, channel.outcome, channel.error))
+    outcomes = [c.outcome for c in ended if c.outcome is not None]
+    if any(o.status == "aborted" or not o.outputs_off for o in outcomes):
+        return False
+    all_finished = len(outcomes) == len(ended) and all(o.status == "finished" for o in outcomes)
+    return all_finished or step.continue_on_failure
+
+
+def _run_step(
+    step: RecipeStep,
+    stop_event: threading.Event | None,
+    on_progress: Callable[[float, str], None] | None,
+    execute: Callable[..., Any],
+    notifier: Notifier,
+    results: list[StepResult],
+) -> bool:
+    """Run one step and notify how it ended; False: the recipe stops here."""
+    from perovlab_daq.bench import BenchError
+
+    name = step.plan.procedure_cls.NAME
+    try:
+        outcome = execute(step.plan, stop_event=stop_event, on_progress=on_progress)
+    except BenchError as exc:
+        results.append(StepResult(step.label, name, None, str(exc)))
+        notifier.notify(Alert("failed", "", str(step.plan.path), f"{step.label}: {exc}"))
+        return step.continue_on_failure
+    results.append(StepResult(step.label, name, outcome))
+    event = "finished" if outcome.status == "finished" else "failed"
+    message = f"{step.label}: {outcome.status} {outcome.reason}".strip()
+    notifier.notify(Alert(event, "", str(outcome.path), message))
+    if outcome.status == "aborted" or not outcome.outputs_off:
+        return False
+    return outcome.status == "finished" or step.continue_on_failure
 
 
 def _skip_rest(steps: list[RecipeStep], number: int, results: list[StepResult]) -> None:

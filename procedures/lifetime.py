@@ -59,6 +59,7 @@ from procedures._lifetime_state import (
     sampling_interval_s,
 )
 from procedures._lifetime_stop import LiveStop
+from procedures._temperature import open_thermometer, read_temperature_c
 from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class LifetimeProcedure(DaqProcedure):
     NAME: ClassVar[str] = "lifetime"
     TITLE: ClassVar[str] = "Operational lifetime (T50) at constant drive"
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("source_meter", "photodetector")
-    OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ("spectrometer",)
+    OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ("spectrometer", "thermometer")
     COLUMNS: ClassVar[dict[str, str]] = {
         "time": "s",  # wall time since the run started
         "device_time": "s",  # time under stress x ageing_acceleration
@@ -90,6 +91,7 @@ class LifetimeProcedure(DaqProcedure):
         "in_compliance": "",  # 1 while the source meter is in compliance
         "jlv_sweep": "",  # 0 for stress rows, k for points of the k-th short J-L-V sweep
         "segment": "",  # 0, then 1, 2... for each resume
+        "temperature": "degC",  # device temperature (thermometer role; NaN without one)
     }
 
     # -- drive ----------------------------------------------------------------------------
@@ -290,6 +292,7 @@ class LifetimeProcedure(DaqProcedure):
         if self.resume is not None:
             self._note_output_state_at_resume()
         self.call_with_retry(self._configure_source, "source meter configure", role="source_meter")
+        self.thermometer = open_thermometer(self)
         if self.settle_time > 0:
             self.emit_event(
                 "info", "settle", f"rest {self.settle_time:g} s with the output off before stress"
@@ -413,6 +416,7 @@ class LifetimeProcedure(DaqProcedure):
         pd = self.call_with_retry(
             self.photodetector.read_current, "photodetector read", role="photodetector"
         )
+        self.temperature_c = read_temperature_c(self, self.thermometer)
         return smu, pd
 
     def _device_time_s(self) -> float:
@@ -439,6 +443,7 @@ class LifetimeProcedure(DaqProcedure):
             "in_compliance": float(bool(smu.in_compliance)),
             "jlv_sweep": float(jlv_sweep),
             "segment": float(self.segment),
+            "temperature": self.temperature_c,
         }
 
     # ------------------------------------------------------------------ execute

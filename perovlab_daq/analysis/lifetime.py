@@ -55,6 +55,7 @@ __all__ = [
     "fit_acceleration",
     "lifetime_from_stretched_exponential",
     "lifetime_metrics",
+    "temperature_summary",
 ]
 
 #: Percent levels reported by :func:`lifetime_metrics` (T95, T90, T80, T70, T50).
@@ -593,3 +594,51 @@ def lifetime_from_stretched_exponential(
         raise ValueError(f"level_pct must be below 100 %; got {levels[levels >= 100][:3]}")
     result = tau * (-np.log(levels / 100.0)) ** (1.0 / stretch)
     return float(result) if result.ndim == 0 else result
+
+
+def temperature_summary(
+    device_time_s: np.ndarray, temperature_c: np.ndarray, t50_s: float = math.nan
+) -> dict[str, float]:
+    """Summarise the device temperature of a lifetime run (thermometer on the device).
+
+    Parameters
+    ----------
+    device_time_s
+        Device time of the stress rows (s), increasing.
+    temperature_c
+        Temperature of each row (C); NaN where none was measured.
+    t50_s
+        T50 in device seconds, for the temperature at T50 (NaN: not given).
+
+    Returns
+    -------
+    dict
+        ``temperature_start_c`` (median of the first 5 readings), ``temperature_end_c``
+        (of the last 5), ``temperature_mean_c`` (time-weighted over the run),
+        ``temperature_max_c``, ``temperature_rise_c`` (end - start) and
+        ``temperature_at_t50_c`` (interpolated); all NaN without readings.
+    """
+    t = np.asarray(device_time_s, dtype=float)
+    temperature = np.asarray(temperature_c, dtype=float)
+    keep = np.isfinite(t) & np.isfinite(temperature)
+    keys = ("start", "end", "mean", "max", "rise", "at_t50")
+    if keep.sum() == 0:
+        return {f"temperature_{k}_c": math.nan for k in keys}
+    t, temperature = t[keep], temperature[keep]
+    start = float(np.median(temperature[:5]))
+    end = float(np.median(temperature[-5:]))
+    if t.size > 1 and t[-1] > t[0]:
+        mean = float(np.trapezoid(temperature, t) / (t[-1] - t[0]))
+    else:
+        mean = float(np.mean(temperature))
+    at_t50 = math.nan
+    if math.isfinite(t50_s) and t[0] <= t50_s <= t[-1]:
+        at_t50 = float(np.interp(t50_s, t, temperature))
+    return {
+        "temperature_start_c": start,
+        "temperature_end_c": end,
+        "temperature_mean_c": mean,
+        "temperature_max_c": float(np.max(temperature)),
+        "temperature_rise_c": end - start,
+        "temperature_at_t50_c": at_t50,
+    }

@@ -74,6 +74,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _resume_run(args: argparse.Namespace) -> int:
     """Continue an interrupted lifetime run in the same file (``run lifetime --resume FILE``)."""
+    from perovlab_daq.cli.rack import resume_channel_run
+    from perovlab_daq.rack import channel_of
     from perovlab_daq.resume import plan_resume, simulated_bench_of
     from perovlab_daq.supervisor import execute_supervised_resume
 
@@ -88,6 +90,8 @@ def _resume_run(args: argparse.Namespace) -> int:
         config = simulated_bench_of(args.resume)
     else:
         config = bench_config_from_args(args)
+    if channel_of(args.resume):  # a rack channel continues on its own channel's device
+        return resume_channel_run(args, config)
     plan = plan_resume(
         args.resume,
         config,

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from perovlab_daq.analysis.lifetime import temperature_summary
 from perovlab_daq.figures import _run
 from perovlab_daq.figures._run import AnalysisInputError
 
@@ -38,6 +39,7 @@ _STRESS_COLUMNS = (
     "relative_luminance",
     "voltage",
     "current_density",
+    "temperature",
 )
 
 
@@ -73,6 +75,8 @@ class StressSeries:
     segment: np.ndarray
     superseded: int
     acceleration: float
+    #: device temperature (C; NaN without a thermometer or in files from before it)
+    temperature: np.ndarray | None = None
 
 
 def stress_series(run: Any) -> StressSeries:
@@ -140,6 +144,7 @@ def stress_series(run: Any) -> StressSeries:
         relative_luminance=picked(columns.pop("relative_luminance", None)),
         voltage=picked(columns.pop("voltage", None)),
         current_density=picked(columns.pop("current_density", None)),
+        temperature=picked(columns.pop("temperature", None)),
         segment=segment[pick],
         superseded=int(superseded.sum()),
         acceleration=acceleration,
@@ -356,6 +361,8 @@ def key_figures(run: Any) -> dict[str, float | str]:
         n_points=float(series.device_time_s.size),
     )
     figures["voltage_rise_v"] = float(figures["voltage_end_v"]) - float(figures["voltage_start_v"])
+    t50_s = float(metrics["t50_h"]) * S_PER_H
+    figures.update(temperature_summary(series.device_time_s, series.temperature, t50_s))
     figures.update(_event_figures(run, series))
     el = el_series(run, series.acceleration)
     if el is not None:
@@ -449,6 +456,10 @@ def draw(run: Any, figure: Any) -> None:
     ax_v.set_ylabel("voltage (V)")
     ax_v.set_title(f"{float(figures['current_density_ma_cm2']):.4g} mA/cm$^2$")
     _shade_segments(ax_v, series)
+    if series.temperature is not None and np.isfinite(series.temperature).any():
+        ax_t = ax_v.twinx()  # the device temperature (thermometer role) beside the voltage
+        ax_t.plot(hours, series.temperature, ".", ms=1, color="tab:red")
+        ax_t.set_ylabel("temperature (C)", color="tab:red")
     el = el_series(run, series.acceleration)
     if el is None:
         for ax in (ax_peak, ax_int, ax_spec):

@@ -65,7 +65,8 @@ def lifetime_fit_report(
     -------
     dict
         ``runs`` (per file: l0_cd_m2, t50_h, t50_stderr_h, t50_source,
-        ageing_acceleration, current_density_ma_cm2), ``n``, ``n_stderr``, ``n_ci95``,
+        ageing_acceleration, current_density_ma_cm2, temperature_mean_c,
+        temperature_at_t50_c), ``n``, ``n_stderr``, ``n_ci95``,
         ``dof``, ``t_quantile``, ``weighted``, ``c``, ``residual_rms_ln``, ``n_points``,
         ``warnings`` and ``at`` (per luminance: t50_h, t50_ci95_low_h, t50_ci95_high_h,
         reference_l0_cd_m2, extrapolation_ratio).
@@ -101,6 +102,9 @@ def lifetime_fit_report(
                 "t50_source": "extrapolated" if extrapolated else "measured",
                 "ageing_acceleration": float(figures["ageing_acceleration"]),
                 "current_density_ma_cm2": float(figures["current_density_ma_cm2"]),
+                # the temperature of each point (NaN without a thermometer)
+                "temperature_mean_c": float(figures.get("temperature_mean_c", math.nan)),
+                "temperature_at_t50_c": float(figures.get("temperature_at_t50_c", math.nan)),
             }
         )
     if len(runs) < 3:
@@ -157,9 +161,11 @@ def format_fit_report(report: Mapping[str, Any]) -> str:
     lines = []
     for run in report["runs"]:
         flag = "" if run["t50_source"] == "measured" else " (extrapolated)"
+        temperature = run.get("temperature_mean_c", math.nan)
+        warm = f", {temperature:.1f} C" if math.isfinite(temperature) else ""
         lines.append(
             f"{run['file']}: L0 {run['l0_cd_m2']:.4g} cd/m^2, T50 {run['t50_h']:.4g} h{flag} "
-            f"[{run['current_density_ma_cm2']:.4g} mA/cm^2, acceleration "
+            f"[{run['current_density_ma_cm2']:.4g} mA/cm^2{warm}, acceleration "
             f"{run['ageing_acceleration']:g}]"
         )
     low, high = report["n_ci95"]
@@ -219,6 +225,17 @@ def draw_lifetime_fit(
             color="tab:blue",
             label="T50 extrapolated (stretched exp.)",
         )
+    for run, x, y in zip(report["runs"], l0, t50, strict=True):
+        temperature = run.get("temperature_mean_c", math.nan)
+        if math.isfinite(temperature):  # each point's device temperature
+            ax.annotate(
+                f"{temperature:.1f} C",
+                (x, y),
+                fontsize=7,
+                xytext=(4, -9),
+                textcoords="offset points",
+                color="tab:red",
+            )
     targets = [item["luminance_cd_m2"] for item in report["at"]]
     span = np.geomspace(min(min(l0), *targets) / 1.5, max(max(l0), *targets) * 1.5, 100)
     ax.loglog(

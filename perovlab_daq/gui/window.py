@@ -52,6 +52,7 @@ from .inputs import (
 from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
+from .rack import RackView
 from .runinfo import figures_text, file_procedure_name, file_sample
 from .status import InstrumentStatusPanel, RunProgress, SimulatedBanner
 
@@ -250,6 +251,8 @@ class OperatorWindow(ManagedWindowBase):
         self.tabs.setUsesScrollButtons(True)
         for widget in self.widget_list:
             self.tabs.addTab(widget, widget.name)
+        self.rack_view = RackView(self.bench.config, data_dir=self.data_dir)
+        self.tabs.addTab(self.rack_view, self.rack_view.name)
         plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         plots.addWidget(self.tabs)
         plots.addWidget(self.browser_widget)
@@ -687,6 +690,7 @@ class OperatorWindow(ManagedWindowBase):
             return
         self._bench_closed = True
         self._closing = True
+        self.rack_view.shutdown()
         for timer_owner in (self, *self.views):
             timer = getattr(timer_owner, "status_timer" if timer_owner is self else "timer", None)
             if timer is not None:

@@ -29,6 +29,8 @@ from perovlab_daq.sim.personalities import (
     SpectrometerPersonality,
     SwitchPersonality,
 )
+from perovlab_daq.sim.thermometer import ThermometerPersonality
+from perovlab_daq.sim.tsp import TspSmuBPersonality, TspSmuPersonality
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,17 @@ SIM_INSTRUMENTS: dict[str, SimInstrument] = {
     ),
     "keithley7001": SimInstrument(
         "keithley7001.yaml", "keithley7001", "GPIB0::7::INSTR", SwitchPersonality
+    ),
+    "keithley2000": SimInstrument(
+        "keithley2000.yaml", "keithley2000", "GPIB0::16::INSTR", ThermometerPersonality
+    ),
+    "keithley2600a": SimInstrument(
+        "keithley2600.yaml", "keithley2600", "GPIB0::26::INSTR", TspSmuPersonality
+    ),
+    # A default address of its own, so a library serving every driver at its default
+    # resource has both; in a bench file smua and smub share one instrument's address.
+    "keithley2600b": SimInstrument(
+        "keithley2600.yaml", "keithley2600", "GPIB0::27::INSTR", TspSmuBPersonality
     ),
 }
 

@@ -42,7 +42,9 @@ __all__ = [
     "PixelFault",
     "PixelSpread",
     "PixelTruth",
+    "CHANNEL_SPREAD",
     "build_substrate",
+    "channel_device_preset",
     "pixel_preset",
 ]
 
@@ -127,6 +129,53 @@ def pixel_preset(preset: Preset, eqe: float, shift_v: float, t50: float, peak: f
         ),
     )
     return dataclasses.replace(preset, led=changed)
+
+
+#: Device-to-device spread of a rack's channels (each channel its own device). The T50
+#: spread is smaller than a substrate's: the rack's acceptance fits n over six devices.
+CHANNEL_SPREAD = PixelSpread(eqe_relative=0.05, turn_on_v=0.05, t50_relative=0.01, peak_nm=0.0)
+#: Salt of the channel draws (independent of the substrate draws and of the noise).
+_CHANNEL_SALT: int = 23
+
+
+def channel_device_preset(
+    preset: Preset, seed: int, channel: int, spread: PixelSpread = CHANNEL_SPREAD
+) -> tuple[Preset, PixelTruth]:
+    """Return the device of a rack channel: ``preset`` with a spread drawn for this channel.
+
+    Every channel of a simulated rack is its own device: the draws come from a generator
+    seeded by the bench seed and the channel number, so the same seed gives the same rack
+    and each channel's device does not depend on which other channels run.
+
+    Parameters
+    ----------
+    preset
+        The nominal sample (with the bench's ``sim.sample`` applied).
+    seed
+        The bench's ``sim.seed``.
+    channel
+        Channel number (1, 2, ...).
+    spread
+        Standard deviations of the draws (clipped at 2 sigma).
+    """
+    rng = np.random.default_rng([int(seed), _CHANNEL_SALT, int(channel)])
+    eqe, shift_v, t50, peak = (
+        _draw(rng, spread.eqe_relative),
+        _draw(rng, spread.turn_on_v),
+        _draw(rng, spread.t50_relative),
+        _draw(rng, spread.peak_nm),
+    )
+    own = pixel_preset(preset, eqe, shift_v, t50, peak)
+    truth = PixelTruth(
+        name=str(channel),
+        channel=str(channel),
+        fault="",
+        peak_eqe=own.led.efficiency.peak_eqe,
+        turn_on_shift_v=shift_v,
+        t50_factor=1.0 + t50,
+        el_peak_nm=own.led.el_band.peak_nm,
+    )
+    return own, truth
 
 
 def build_substrate(

@@ -41,6 +41,7 @@ from perovlab_daq.sim.presets import Preset, get_preset
 from perovlab_daq.sim.readings import FilmTruth, LaserSetting, LedTruth, SmuReading
 from perovlab_daq.sim.spectrometer import SpectrometerModel
 from perovlab_daq.sim.substrate import PixelTruth, build_substrate
+from perovlab_daq.sim.thermal import ThermalModel
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,9 @@ class World:
         None: one pixel ``1``, always connected (no switch).
     faulty_pixels
         Pixel name -> "short" or "open".
+    thermal
+        Self-heating of the connected pixel (:mod:`~perovlab_daq.sim.thermal`; default
+        `ThermalModel()`), read by a simulated thermometer through `device_temperature_c`.
     """
 
     def __init__(
@@ -104,8 +108,13 @@ class World:
         setup: BenchSetup | Mapping[str, Any] | None = None,
         pixel_channels: Mapping[str, str] | None = None,
         faulty_pixels: Mapping[str, str] | None = None,
+        thermal: ThermalModel | None = None,
     ) -> None:
         self._lock = threading.RLock()
+        self._thermal = thermal or ThermalModel()
+        # Thermometer noise has a stream of its own: reading the temperature must not
+        # shift the noise of the other instruments (a seed still reproduces a run).
+        self._thermal_rng = np.random.default_rng(None if seed is None else [seed, 2])
         self.preset: Preset = get_preset(preset) if isinstance(preset, str) else preset
         if setup is None:
             setup = BenchSetup()
@@ -201,6 +210,7 @@ class World:
             self._pixel.drive = self._drive._replace(output_on=False)
             self._connected = wired[0] if wired else None
             self._pixel.drive = self._drive
+            self._update_heating()
 
     def pixel_truth(self, name: str) -> PixelTruth:
         """Return how pixel ``name`` was made (spread, fault; tests and docs only)."""
@@ -334,6 +344,20 @@ class World:
             self._advance()
             self._drive = DriveSetting(mode, float(level), float(compliance), bool(output_on))
             self._pixel.drive = self._drive
+            self._update_heating()
+
+    def _update_heating(self) -> None:
+        """Hold the self-heating of the new operating point from now on (lock held)."""
+        current_a = self._pixel.operating_point().current_a
+        self._thermal.set_drive(self._clock(), self._pixel.current_density_ma_cm2(current_a))
+
+    def device_temperature_c(self) -> float:
+        """Return a thermometer reading of the connected pixel (C): self-heating plus noise."""
+        with self._lock:
+            temperature_c = self._thermal.advance(self._clock())
+            return float(
+                temperature_c + self._thermal_rng.standard_normal() * self._thermal.noise_c
+            )
 
     @property
     def drive_setting(self) -> DriveSetting:

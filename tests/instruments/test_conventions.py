@@ -11,6 +11,17 @@ from instruments import DRIVERS, VISA_DRIVERS, load_driver
 from perovlab_daq.sim.visalib import SIM_INSTRUMENTS
 
 VERBS = ("Control", "Get", "Set", "Measure", "Return")
+FACADE_SMU = [
+    "apply_voltage_source",
+    "apply_current_source",
+    "read_all",
+    "shutdown",
+    "snapshot",
+    "identity",
+    "source_voltage",
+    "source_current",
+    "output_enabled",
+]
 FACADE = {
     "keithley2400": [
         "apply_voltage_source",
@@ -91,6 +102,9 @@ FACADE = {
     "fw102c": ["position", "snapshot", "identity", "shutdown"],
     "sim-sample-stage": ["position", "snapshot", "identity", "shutdown"],
     "keithley7001": ["select", "closed_channels", "open_all", "snapshot", "identity", "shutdown"],
+    "keithley2000": ["configure_rtd", "read_temperature_c", "snapshot", "identity", "shutdown"],
+    "keithley2600a": FACADE_SMU,
+    "keithley2600b": FACADE_SMU,
 }
 
 
