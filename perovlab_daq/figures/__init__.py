@@ -89,6 +89,8 @@ def procedure_name_of(path: str | Path) -> str:
     """
     import h5py
 
+    from perovlab_daq.storage.reader import stored_procedure_name
+
     file_path = Path(path)
     try:
         check_run_file(file_path)
@@ -99,18 +101,10 @@ def procedure_name_of(path: str | Path) -> str:
             entry = handle.get("entry")
             if entry is None:
                 raise AnalysisInputError("no 'entry' group: not a perovlab-daq layout file")
-            value = entry.get("procedure")
-            if value is None:
-                value = entry.attrs.get("procedure")
+            value = stored_procedure_name(entry)
             if value is None:
                 raise AnalysisInputError("no 'entry/procedure': cannot tell which analysis applies")
-            if hasattr(value, "asstr"):
-                value = value.asstr()[()]
-            elif hasattr(value, "__getitem__") and not isinstance(value, str | bytes):
-                value = value[()]
-            if isinstance(value, bytes):
-                value = value.decode()
-            return str(value)
+            return value
     except OSError as exc:
         raise AnalysisInputError(
             f"cannot open as HDF5 ({exc}); a killed run needs 'perovlab-daq recover' first"
@@ -118,22 +112,48 @@ def procedure_name_of(path: str | Path) -> str:
 
 
 def load_run(path: str | Path) -> tuple[str, Any]:
-    """Return (procedure name, loaded run) for a file.
+    """Return (procedure name, opened run) for a file; close the run with :func:`close`.
+
+    The file is checked (:func:`~perovlab_daq.filecheck.check_run_file`), opened once and
+    read lazily (:class:`~perovlab_daq.storage.reader.OpenRun`): each figures module
+    reads only the columns, frames and groups it uses. The procedure, with the stored
+    parameters set, is built only if a figure asks for ``run.procedure``.
 
     Raises
     ------
+    FileNotFoundError
+        If the file does not exist.
     AnalysisInputError
         If the file names no installed procedure or its layout cannot be loaded.
     """
-    from perovlab_daq.storage import HDF5Results
+    from perovlab_daq.storage.errors import StorageError
+    from perovlab_daq.storage.header import procedure_from_info
+    from perovlab_daq.storage.reader import OpenRun
 
-    name = procedure_name_of(path)
-    figures_module(name)
+    file_path = Path(path)
     try:
+        check_run_file(file_path)
+    except DamagedFileError as exc:
+        raise AnalysisInputError(exc.problem) from None
+    try:
+        run = OpenRun(file_path)
+    except (StorageError, OSError) as exc:
+        raise AnalysisInputError(
+            f"cannot open as HDF5 ({exc}); a killed run needs 'perovlab-daq recover' first"
+        ) from None
+    try:
+        if "entry" not in run.file:
+            raise AnalysisInputError("no 'entry' group: not a perovlab-daq layout file")
+        name = run.procedure_name
+        if name is None:
+            raise AnalysisInputError("no 'entry/procedure': cannot tell which analysis applies")
+        figures_module(name)
         # The class comes from the registry, never from a name stored in the file.
-        run = HDF5Results.load(str(path), procedure_class=procedure_class(name))
-    except Exception as exc:  # noqa: BLE001 - report any unreadable layout as bad input
-        raise AnalysisInputError(f"cannot load the run: {exc}") from None
+        cls = procedure_class(name)
+    except BaseException:
+        close(run)
+        raise
+    run.procedure_factory = lambda info: procedure_from_info(info, cls, file_path)
     return name, run
 
 
