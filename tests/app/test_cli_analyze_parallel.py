@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import multiprocessing
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,22 @@ def test_several_jobs_use_a_process_pool(files, monkeypatch):
 def test_jobs_must_be_a_positive_whole_number(files, capsys):
     assert main(["analyze", str(files[0]), "--jobs", "0"]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def _where(path: Path, store: bool) -> dict[str, object]:
+    """Stand-in for one file's analysis: which process did it, with what loaded."""
+    return {"pid": os.getpid(), "h5py": "h5py" in sys.modules}
+
+
+def test_workers_are_started_once_and_reused_with_the_analysis_loaded(files, monkeypatch):
+    import perovlab_daq.figures as figures
+
+    monkeypatch.setattr(figures, "_analyze_one", _where)
+    many = [p for p in files if p.exists()] * 8
+    results = list(analyze_files(many, store=False, jobs=2))
+    assert [p for p, _r in results] == many
+    pids = {r["pid"] for _p, r in results}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids  # 2 workers for 56 files
+    assert all(r["h5py"] for _p, r in results)
+    if "fork" in multiprocessing.get_all_start_methods():
+        assert figures._pool_context().get_start_method() == "fork"
