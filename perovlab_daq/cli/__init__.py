@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--by", choices=["pixel"], help="substrate summary: one line per pixel, champion, spread"
     )
     ana.add_argument("--figure", type=Path, metavar="OUT.png", help="with --by pixel: bar figure")
+    ana.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler to analyse on")
     ana.set_defaults(func=_cmd_analyze)
 
     rep = sub.add_parser("report", help="draw a run's figures to a PNG or PDF")

@@ -210,7 +210,11 @@ def default_jobs() -> int:
 
 
 def analyze_files(
-    paths: Sequence[str | Path], *, store: bool = True, jobs: int | None = None
+    paths: Sequence[str | Path],
+    *,
+    store: bool = True,
+    jobs: int | None = None,
+    scheduler: str | None = None,
 ) -> Iterator[tuple[str | Path, dict[str, Any] | Exception]]:
     """Analyse many run files in parallel; yield ``(path, figures or error)`` in input order.
 
@@ -223,6 +227,10 @@ def analyze_files(
     jobs
         Worker processes (default :func:`default_jobs`); 1, or a single file, analyses
         in this process.
+    scheduler
+        Address of a Dask scheduler (``tcp://host:8786``): the files are analysed by
+        that cluster's workers instead (``jobs`` is then unused). The workers must have
+        perovlab-daq installed and see the files under the same paths.
 
     Yields
     ------
@@ -231,6 +239,9 @@ def analyze_files(
         :class:`AnalysisInputError` it raised. Any other exception propagates, as it
         does from :func:`analyze_file`.
     """
+    if scheduler is not None:
+        yield from _analyze_on_cluster(paths, store, scheduler)
+        return
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -249,6 +260,25 @@ def analyze_files(
     with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) as pool:
         results = pool.map(partial(_analyze_one, store=store), paths, chunksize=chunk)
         yield from zip(paths, results, strict=True)
+
+
+def _analyze_on_cluster(
+    paths: Sequence[str | Path], store: bool, scheduler: str
+) -> Iterator[tuple[str | Path, dict[str, Any] | Exception]]:
+    """Analyse ``paths`` on the workers of the Dask cluster at ``scheduler``, in input order.
+
+    Raises
+    ------
+    OSError
+        If the scheduler cannot be reached (``TimeoutError`` after 10 s).
+    """
+    from distributed import Client
+
+    log.info("analysing %d files on the Dask cluster at %s", len(paths), scheduler)
+    with Client(scheduler, timeout=10, set_as_default=False) as client:
+        futures = client.map(_analyze_one, list(paths), store=store, pure=False)
+        for path, future in zip(paths, futures, strict=True):
+            yield path, future.result()
 
 
 def preload() -> None:

@@ -91,3 +91,31 @@ def test_workers_are_started_once_and_reused_with_the_analysis_loaded(files, mon
     assert all(r["h5py"] for _p, r in results)
     if "fork" in multiprocessing.get_all_start_methods():
         assert figures._pool_context().get_start_method() == "fork"
+
+
+def test_analyze_on_a_dask_cluster_matches_one_process(files, capsys):
+    distributed = pytest.importorskip("distributed")
+    code_1, out_1, err_1 = _analyze(files, 1, capsys)
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        code = main(["analyze", *map(str, files), "--json", "--no-store", "--scheduler", address])
+        captured = capsys.readouterr()
+    assert code == code_1 == 2
+    assert json.loads(captured.out) == out_1
+    assert list(json.loads(captured.out)) == list(out_1)  # input order
+    assert captured.err.strip().splitlines() == err_1
+
+
+def test_an_unreachable_scheduler_is_bad_input(files, capsys):
+    pytest.importorskip("distributed")
+    code = main(["analyze", str(files[0]), "--no-store", "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2
+    assert "--scheduler tcp://127.0.0.1:9" in capsys.readouterr().err
