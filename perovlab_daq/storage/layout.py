@@ -48,6 +48,9 @@ ROW_CHUNK = 1024
 FRAME_CHUNK_BYTES = 64 * 1024
 #: Frames per chunk of a stream's per-frame context columns (2 KiB).
 CONTEXT_CHUNK = 256
+#: Events per chunk of the fixed-size live event texts (37 KiB; they are rewritten as
+#: variable-length strings at close, and the live chunk's space is not given back).
+EVENT_TEXT_CHUNK = 32
 #: Chunk cache per open dataset (``rdcc_nbytes``) of the files this package opens.
 #: HDF5 2.0 raised its default from 1 MiB to 8 MiB per dataset; a run file has a dozen
 #: column datasets written in order (only the chunk being filled needs caching), so
@@ -405,7 +408,7 @@ class RunFileWriter:
                 field,
                 shape=(0,),
                 maxshape=(None,),
-                chunks=(256,),
+                chunks=(EVENT_TEXT_CHUNK,),
                 dtype=h5py.string_dtype("utf-8", size),
             )
         self.attach(file)
