@@ -119,3 +119,14 @@ def test_an_unreachable_scheduler_is_bad_input(files, capsys):
     code = main(["analyze", str(files[0]), "--no-store", "--scheduler", "tcp://127.0.0.1:9"])
     assert code == 2
     assert "--scheduler tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_damaged_file_error_survives_the_trip_back_from_a_worker():
+    import pickle
+
+    from perovlab_daq.filecheck import DamagedFileError, NotHdf5Error
+
+    for cls in (DamagedFileError, NotHdf5Error):
+        error = pickle.loads(pickle.dumps(cls("/data/run.h5", "cannot be analysed")))
+        assert type(error) is cls and str(error) == "/data/run.h5: cannot be analysed"
+        assert (error.path, error.problem) == ("/data/run.h5", "cannot be analysed")
