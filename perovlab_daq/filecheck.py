@@ -62,6 +62,11 @@ class DamagedFileError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Sent back from analyze's worker processes and Dask workers: rebuilt from both
+        # arguments (the default would call __init__ with the message alone).
+        return type(self), (self.path, self.problem)
+
 
 class NotHdf5Error(DamagedFileError):
     """The file is not HDF5 at all: not a file this program wrote (``recover`` refuses it)."""

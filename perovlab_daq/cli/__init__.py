@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--by", choices=["pixel"], help="substrate summary: one line per pixel, champion, spread"
     )
     ana.add_argument("--figure", type=Path, metavar="OUT.png", help="with --by pixel: bar figure")
+    ana.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler to analyse on")
     ana.set_defaults(func=_cmd_analyze)
 
     rep = sub.add_parser("report", help="draw a run's figures to a PNG or PDF")
@@ -316,8 +317,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Run the chosen command; map its errors to the documented exit codes."""
-    from perovlab_daq.bench import BenchError
-    from perovlab_daq.runner import RunInputError
     from perovlab_daq.safe_input import UnsafeInputError
 
     func: Command | None = getattr(args, "func", None)
@@ -330,7 +329,17 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return code
     except BrokenPipeError:
         return _closed_pipe()
-    except (UsageError, BenchError, RunInputError, UnsafeInputError) as exc:
+    except (UsageError, UnsafeInputError) as exc:
+        _error_line("error", exc)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        # Imported here: a command that raised one has loaded them already (list and
+        # --help stay free of the runner's imports).
+        from perovlab_daq.bench import BenchError
+        from perovlab_daq.runner import RunInputError
+
+        if not isinstance(exc, BenchError | RunInputError):
+            return _internal_error(exc)
         _error_line("error", exc)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -344,12 +353,16 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _error_line("error", f"{where}{exc.strerror or exc}")
         return EXIT_BAD_INPUT if exc.errno in _PATH_ERRNOS else EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - one line for the operator, details in the log
-        log.debug("internal error", exc_info=True)
-        _error_line(
-            "internal error",
-            f"{type(exc).__name__}: {exc} (run with -vv for the traceback; please report it)",
-        )
-        return EXIT_FAILED
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    log.debug("internal error", exc_info=True)
+    _error_line(
+        "internal error",
+        f"{type(exc).__name__}: {exc} (run with -vv for the traceback; please report it)",
+    )
+    return EXIT_FAILED
 
 
 #: OS errors that mean "this path cannot be used as given" (exit 2) rather than a failure.

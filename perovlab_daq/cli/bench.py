@@ -89,40 +89,11 @@ def _preset_summary(preset: Any) -> dict[str, Any]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from perovlab_daq.runner import procedure_classes
+    from perovlab_daq.cli._listing import listing
 
-    classes = procedure_classes()
-    if args.json:
-        out = {
-            name: {
-                "title": cls.TITLE,
-                "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
-                "required_roles": list(cls.REQUIRED_ROLES),
-                "optional_roles": list(cls.OPTIONAL_ROLES),
-                "columns": dict(cls.COLUMNS),
-                "parameters": cls.parameter_specs(),
-            }
-            for name, cls in classes.items()
-        }
-        print(json.dumps(out, indent=1, default=str))
-        return EXIT_OK
-    for name, cls in classes.items():
-        print(f"{name}: {cls.TITLE}")
-        print(
-            f"    roles: {', '.join(cls.REQUIRED_ROLES)}"
-            + (f" (optional: {', '.join(cls.OPTIONAL_ROLES)})" if cls.OPTIONAL_ROLES else "")
-        )
-        for attribute, spec in cls.parameter_specs().items():
-            units = f" {spec['units']}" if spec["units"] else ""
-            if "minimum" in spec:
-                allowed = f"{spec['minimum']:g} to {spec['maximum']:g}{units}"
-            elif "choices" in spec:
-                allowed = " | ".join(map(str, spec["choices"]))
-            else:
-                allowed = spec["type"]
-            print(
-                f"    {attribute:<28} default {spec['default']!s:<10} [{allowed}]  {spec['label']}"
-            )
+    text = listing(bool(args.json))
+    if text:
+        print(text)
     return EXIT_OK
 
 

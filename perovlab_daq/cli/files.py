@@ -123,28 +123,44 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     results: dict[str, Any] = {}
     code = EXIT_OK
-    for path, figures in analyze_files(args.files, store=not args.no_store, jobs=args.jobs):
-        if isinstance(figures, FileNotFoundError):
-            print(f"error: {path}: no such file", file=sys.stderr)
-            code = EXIT_BAD_INPUT
-            continue
-        if isinstance(figures, DamagedFileError):
-            print(f"error: {figures}", file=sys.stderr)
-            code = max(code, EXIT_FAILED)
-            continue
-        if isinstance(figures, Exception):
-            print(f"error: {path}: {figures}", file=sys.stderr)
-            code = EXIT_BAD_INPUT
-            continue
-        results[str(path)] = figures
-        if not args.json:
-            print(f"{path}:")
-            for key, value in figures.items():
-                print(f"  {key}: {format_figure(value)}")
+    scheduler = getattr(args, "scheduler", None)
+    analysed = analyze_files(
+        args.files, store=not args.no_store, jobs=args.jobs, scheduler=scheduler
+    )
+    try:
+        for path, figures in analysed:
+            code = _print_figures(args, path, figures, results, code)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # TimeoutError included: the scheduler did not answer
+        if scheduler is None:
+            raise
+        raise UsageError(f"--scheduler {scheduler}: cannot use the Dask cluster ({exc})") from None
     if args.json:
         from perovlab_daq.runner import jsonable
 
         print(json.dumps({p: {k: jsonable(v) for k, v in f.items()} for p, f in results.items()}))
+    return code
+
+
+def _print_figures(
+    args: argparse.Namespace, path: Path, figures: Any, results: dict[str, Any], code: int
+) -> int:
+    """Print one file's figures (or the error it gave); return the exit code so far."""
+    if isinstance(figures, FileNotFoundError):
+        print(f"error: {path}: no such file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if isinstance(figures, DamagedFileError):
+        print(f"error: {figures}", file=sys.stderr)
+        return max(code, EXIT_FAILED)
+    if isinstance(figures, Exception):
+        print(f"error: {path}: {figures}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results[str(path)] = figures
+    if not args.json:
+        print(f"{path}:")
+        for key, value in figures.items():
+            print(f"  {key}: {format_figure(value)}")
     return code
 
 

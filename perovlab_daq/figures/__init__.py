@@ -89,6 +89,8 @@ def procedure_name_of(path: str | Path) -> str:
     """
     import h5py
 
+    from perovlab_daq.storage.reader import stored_procedure_name
+
     file_path = Path(path)
     try:
         check_run_file(file_path)
@@ -99,18 +101,10 @@ def procedure_name_of(path: str | Path) -> str:
             entry = handle.get("entry")
             if entry is None:
                 raise AnalysisInputError("no 'entry' group: not a perovlab-daq layout file")
-            value = entry.get("procedure")
-            if value is None:
-                value = entry.attrs.get("procedure")
+            value = stored_procedure_name(entry)
             if value is None:
                 raise AnalysisInputError("no 'entry/procedure': cannot tell which analysis applies")
-            if hasattr(value, "asstr"):
-                value = value.asstr()[()]
-            elif hasattr(value, "__getitem__") and not isinstance(value, str | bytes):
-                value = value[()]
-            if isinstance(value, bytes):
-                value = value.decode()
-            return str(value)
+            return value
     except OSError as exc:
         raise AnalysisInputError(
             f"cannot open as HDF5 ({exc}); a killed run needs 'perovlab-daq recover' first"
@@ -118,22 +112,48 @@ def procedure_name_of(path: str | Path) -> str:
 
 
 def load_run(path: str | Path) -> tuple[str, Any]:
-    """Return (procedure name, loaded run) for a file.
+    """Return (procedure name, opened run) for a file; close the run with :func:`close`.
+
+    The file is checked (:func:`~perovlab_daq.filecheck.check_run_file`), opened once and
+    read lazily (:class:`~perovlab_daq.storage.reader.OpenRun`): each figures module
+    reads only the columns, frames and groups it uses. The procedure, with the stored
+    parameters set, is built only if a figure asks for ``run.procedure``.
 
     Raises
     ------
+    FileNotFoundError
+        If the file does not exist.
     AnalysisInputError
         If the file names no installed procedure or its layout cannot be loaded.
     """
-    from perovlab_daq.storage import HDF5Results
+    from perovlab_daq.storage.errors import StorageError
+    from perovlab_daq.storage.header import procedure_from_info
+    from perovlab_daq.storage.reader import OpenRun
 
-    name = procedure_name_of(path)
-    figures_module(name)
+    file_path = Path(path)
     try:
+        check_run_file(file_path)
+    except DamagedFileError as exc:
+        raise AnalysisInputError(exc.problem) from None
+    try:
+        run = OpenRun(file_path)
+    except (StorageError, OSError) as exc:
+        raise AnalysisInputError(
+            f"cannot open as HDF5 ({exc}); a killed run needs 'perovlab-daq recover' first"
+        ) from None
+    try:
+        if "entry" not in run.file:
+            raise AnalysisInputError("no 'entry' group: not a perovlab-daq layout file")
+        name = run.procedure_name
+        if name is None:
+            raise AnalysisInputError("no 'entry/procedure': cannot tell which analysis applies")
+        figures_module(name)
         # The class comes from the registry, never from a name stored in the file.
-        run = HDF5Results.load(str(path), procedure_class=procedure_class(name))
-    except Exception as exc:  # noqa: BLE001 - report any unreadable layout as bad input
-        raise AnalysisInputError(f"cannot load the run: {exc}") from None
+        cls = procedure_class(name)
+    except BaseException:
+        close(run)
+        raise
+    run.procedure_factory = lambda info: procedure_from_info(info, cls, file_path)
     return name, run
 
 
@@ -190,7 +210,11 @@ def default_jobs() -> int:
 
 
 def analyze_files(
-    paths: Sequence[str | Path], *, store: bool = True, jobs: int | None = None
+    paths: Sequence[str | Path],
+    *,
+    store: bool = True,
+    jobs: int | None = None,
+    scheduler: str | None = None,
 ) -> Iterator[tuple[str | Path, dict[str, Any] | Exception]]:
     """Analyse many run files in parallel; yield ``(path, figures or error)`` in input order.
 
@@ -203,6 +227,10 @@ def analyze_files(
     jobs
         Worker processes (default :func:`default_jobs`); 1, or a single file, analyses
         in this process.
+    scheduler
+        Address of a Dask scheduler (``tcp://host:8786``): the files are analysed by
+        that cluster's workers instead (``jobs`` is then unused). The workers must have
+        perovlab-daq installed and see the files under the same paths.
 
     Yields
     ------
@@ -211,6 +239,9 @@ def analyze_files(
         :class:`AnalysisInputError` it raised. Any other exception propagates, as it
         does from :func:`analyze_file`.
     """
+    if scheduler is not None:
+        yield from _analyze_on_cluster(paths, store, scheduler)
+        return
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -226,9 +257,55 @@ def analyze_files(
     # cost is dominated by reading and analysis, not by passing it to a worker.
     chunk = max(1, min(16, len(paths) // (jobs * 8)))
     log.info("analysing %d files with %d worker processes", len(paths), jobs)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) as pool:
         results = pool.map(partial(_analyze_one, store=store), paths, chunksize=chunk)
         yield from zip(paths, results, strict=True)
+
+
+def _analyze_on_cluster(
+    paths: Sequence[str | Path], store: bool, scheduler: str
+) -> Iterator[tuple[str | Path, dict[str, Any] | Exception]]:
+    """Analyse ``paths`` on the workers of the Dask cluster at ``scheduler``, in input order.
+
+    Raises
+    ------
+    OSError
+        If the scheduler cannot be reached (``TimeoutError`` after 10 s).
+    """
+    from distributed import Client
+
+    log.info("analysing %d files on the Dask cluster at %s", len(paths), scheduler)
+    with Client(scheduler, timeout=10, set_as_default=False) as client:
+        futures = client.map(_analyze_one, list(paths), store=store, pure=False)
+        for path, future in zip(paths, futures, strict=True):
+            yield path, future.result()
+
+
+def preload() -> None:
+    """Import what analysing a file needs (HDF5, the storage reader, the fits).
+
+    Called before the worker processes of :func:`analyze_files` are forked, so they
+    start with it loaded instead of each importing it (1-2 s per worker under load).
+    """
+    import h5py  # noqa: F401
+    import scipy.optimize  # noqa: F401
+
+    from perovlab_daq.storage import header, reader  # noqa: F401
+
+
+def _pool_context() -> Any:
+    """Return the multiprocessing context of the analysis workers.
+
+    ``fork`` where the platform has it (the workers inherit the modules :func:`preload`
+    loaded; this process holds no open HDF5 file then); elsewhere the platform default,
+    whose workers import what they need once each (never once per file).
+    """
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context()
+    preload()
+    return multiprocessing.get_context("fork")
 
 
 def analyse_and_store(procedure_cls: type, run: Any) -> dict[str, Any]:

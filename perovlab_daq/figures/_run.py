@@ -1,8 +1,10 @@
 """Reading a loaded run for its figures: parameters, metadata, columns and frame streams.
 
 The one set of helpers every ``perovlab_daq.figures.<procedure>`` module uses to read a
-run loaded by :func:`perovlab_daq.figures.load_run` (an
-:class:`~perovlab_daq.storage.HDF5Results`) or an in-memory stand-in (tests, the GUI's
+run opened by :func:`perovlab_daq.figures.load_run` (an
+:class:`~perovlab_daq.storage.reader.OpenRun`: read lazily, no procedure built unless
+:func:`parameter` needs its class defaults), a run being written
+(:class:`~perovlab_daq.storage.HDF5Results`) or an in-memory stand-in (tests, the GUI's
 live view). Whatever a figure needs and the run lacks is reported as an
 :class:`AnalysisInputError` that names it.
 """

@@ -40,8 +40,17 @@ QUEUED = "queued"
 STATUSES = (QUEUED, RUNNING, FINISHED, ABORTED, FAILED, INTERRUPTED)
 TERMINAL_STATUSES = (FINISHED, ABORTED, FAILED, INTERRUPTED)
 
-#: Rows per chunk of a live column; frames per chunk is chosen per stream.
-ROW_CHUNK = 4096
+#: Rows per chunk of a live column (8 KiB: a 1,000-row run allocates 1 chunk per column,
+#: not 4 times its data); frames per chunk are chosen per stream (FRAME_CHUNK_BYTES).
+ROW_CHUNK = 1024
+#: Bytes per chunk of a frame stream's spectra (7 spectra of 1044 px): a run of one
+#: spectrum allocates 58 KiB per stream, not 259 KiB; reads of 1,024 spectra take 147 chunks.
+FRAME_CHUNK_BYTES = 64 * 1024
+#: Frames per chunk of a stream's per-frame context columns (2 KiB).
+CONTEXT_CHUNK = 256
+#: Events per chunk of the fixed-size live event texts (37 KiB; they are rewritten as
+#: variable-length strings at close, and the live chunk's space is not given back).
+EVENT_TEXT_CHUNK = 32
 #: Chunk cache per open dataset (``rdcc_nbytes``) of the files this package opens.
 #: HDF5 2.0 raised its default from 1 MiB to 8 MiB per dataset; a run file has a dozen
 #: column datasets written in order (only the chunk being filled needs caching), so
@@ -399,7 +408,7 @@ class RunFileWriter:
                 field,
                 shape=(0,),
                 maxshape=(None,),
-                chunks=(256,),
+                chunks=(EVENT_TEXT_CHUNK,),
                 dtype=h5py.string_dtype("utf-8", size),
             )
         self.attach(file)
@@ -468,7 +477,7 @@ class RunFileWriter:
             group.attrs["wavelength_indices"] = 1
             wl = group.create_dataset("wavelength", data=np.asarray(wavelength, dtype="f8"))
             wl.attrs["units"] = "nm"
-            frames_per_chunk = max(1, min(64, (256 * 1024) // max(1, pixels * 8)))
+            frames_per_chunk = max(1, min(64, FRAME_CHUNK_BYTES // max(1, pixels * 8)))
             intensity = group.create_dataset(
                 "intensity",
                 shape=(0, pixels),
@@ -492,7 +501,7 @@ class RunFileWriter:
                 key_name,
                 shape=(count,),
                 maxshape=(None,),
-                chunks=(1024,),
+                chunks=(CONTEXT_CHUNK,),
                 dtype="f8",
                 fillvalue=np.nan,
             )

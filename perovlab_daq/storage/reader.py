@@ -11,7 +11,7 @@ holds open.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import layout
 from .errors import StorageError
-from .files import open_for_reading
+from .files import open_for_reading, update_closed_file
 from .journal import journal_path, writer_alive
 
 #: ``[[key, dataset_name, units], ...]``: the data columns of a run, in order.
@@ -135,26 +135,48 @@ def read_run_info(file: h5py.File, path: Path) -> RunInfo:
             info.status_reason = (
                 f"the writer stopped without closing the file; run 'perovlab-daq recover {path}'"
             )
-    if "data" in entry:
-        for name, dataset in entry["data"].items():
-            if isinstance(dataset, h5py.Dataset) and dataset.ndim == 1:
-                key = str(read_attr(dataset.attrs, "long_name", name))
-                info.columns.append([key, name, str(read_attr(dataset.attrs, "units", ""))])
+    info.columns = read_column_specs(entry)
     info.events = read_events(entry)
-    if "parameters" in entry:
-        for key, dataset in entry["parameters"].items():
-            if isinstance(dataset, h5py.Dataset):
-                info.parameters[key] = layout.read_value(dataset)
-                info.parameter_names[key] = str(read_attr(dataset.attrs, "name", key))
-    if "metadata" in entry:
-        group = entry["metadata"]
-        info.metadata.update(
-            {key: read_attr(group.attrs, key, None) for key in group.attrs if key != "NX_class"}
-        )
-        info.metadata.update(layout.read_mapping(group))
+    info.parameters, info.parameter_names = read_parameters(entry)
+    info.metadata = read_metadata(entry)
     if "analysis" in entry:
         info.analysis = layout.read_mapping(entry["analysis"])
     return info
+
+
+def read_column_specs(entry: h5py.Group) -> ColumnSpecs:
+    """Return ``[[key, dataset_name, units], ...]`` of the 1-D datasets in ``entry/data``."""
+    specs: ColumnSpecs = []
+    group = entry.get("data")
+    if isinstance(group, h5py.Group):
+        for name, dataset in group.items():
+            if isinstance(dataset, h5py.Dataset) and dataset.ndim == 1:
+                key = str(read_attr(dataset.attrs, "long_name", name))
+                specs.append([key, name, str(read_attr(dataset.attrs, "units", ""))])
+    return specs
+
+
+def read_parameters(entry: h5py.Group) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return ``entry/parameters`` as stored (key -> value) and key -> display name."""
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    group = entry.get("parameters")
+    if isinstance(group, h5py.Group):
+        for key, dataset in group.items():
+            if isinstance(dataset, h5py.Dataset):
+                values[key] = layout.read_value(dataset)
+                names[key] = str(read_attr(dataset.attrs, "name", key))
+    return values, names
+
+
+def read_metadata(entry: h5py.Group) -> dict[str, Any]:
+    """Return ``entry/metadata``: its attributes, then its datasets (``{}`` without it)."""
+    group = entry.get("metadata")
+    if not isinstance(group, h5py.Group):
+        return {}
+    values = {key: read_attr(group.attrs, key, None) for key in group.attrs if key != "NX_class"}
+    values.update(layout.read_mapping(group))
+    return values
 
 
 def read_events(entry: h5py.Group) -> list[dict[str, Any]]:
@@ -436,3 +458,210 @@ class RunReader:
             columns = read_columns(file, self.info.columns, keys[:1] + ["segment"])
         rows = len(next(iter(columns.values()))) if columns else 0
         return segment_ranges(columns.get("segment"), rows)
+
+
+def stored_procedure_name(entry: h5py.Group) -> str | None:
+    """Return the procedure name of a run (``entry/procedure`` field, else attribute)."""
+    value = entry.get("procedure")
+    if value is None:
+        value = entry.attrs.get("procedure")
+    if value is None:
+        return None
+    if isinstance(value, h5py.Dataset):
+        value = value.asstr()[()] if value.dtype.kind in "SO" else value[()]
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value)
+
+
+class OpenRun:
+    """One run file held open for reading: each part is read once, when first asked for.
+
+    What ``analyze``, ``report`` and ``lifetime-fit`` read through (the same interface
+    the figures modules use on an :class:`~perovlab_daq.storage.HDF5Results`), without
+    building a procedure or reading what the figures do not need: a lifetime run's key
+    figures read 8 columns (one read each), one metadata group and the events, not the
+    32 parameters nor the instrument snapshot. ``procedure`` is built only when asked
+    for, by ``procedure_factory(info)`` (parameters with class defaults filled in).
+
+    Parameters
+    ----------
+    path
+        The run's ``.h5`` file.
+    procedure_factory
+        Builds the procedure from a :class:`RunInfo` holding the stored parameters.
+
+    Raises
+    ------
+    StorageError
+        If the file does not exist, does not open as HDF5 or has no ``entry`` group.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        procedure_factory: Callable[[RunInfo], Any] | None = None,
+    ) -> None:
+        self.path = Path(os.fspath(path))
+        if not self.path.exists():
+            raise StorageError(f"no run file at {self.path}")
+        self.procedure_factory = procedure_factory
+        self._file: h5py.File | None = open_for_reading(self.path)
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def _cached(self, key: str, read: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = read()
+        return self._cache[key]
+
+    @property
+    def file(self) -> h5py.File:
+        """The open h5py file (StorageError once closed)."""
+        if self._file is None:
+            raise StorageError(f"{self.path} was closed")
+        return self._file
+
+    def close(self) -> None:
+        """Close the file; the values read so far stay available."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> OpenRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _entry(self) -> h5py.Group:
+        return self._cached("entry", lambda: run_entry(self.file))
+
+    # ------------------------------------------------------------------ description
+    @property
+    def procedure_name(self) -> str | None:
+        """The stored procedure name (``entry/procedure``), None if the file has none."""
+        return self._cached("name", lambda: stored_procedure_name(self._entry))
+
+    @property
+    def status(self) -> str:
+        """Run status as stored (``finished`` when the file does not say)."""
+        return str(read_attr(self._entry.attrs, "status", layout.FINISHED)) or layout.FINISHED
+
+    @property
+    def status_reason(self) -> str:
+        """Why the run ended as it did ('' if not said)."""
+        return str(read_attr(self._entry.attrs, "status_reason", ""))
+
+    @property
+    def stored_parameters(self) -> dict[str, Any]:
+        """The parameters exactly as stored (no class defaults)."""
+        return dict(self._cached("parameters", lambda: read_parameters(self._entry))[0])
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The same as :attr:`stored_parameters`."""
+        return self.stored_parameters
+
+    @property
+    def procedure(self) -> Any:
+        """The procedure with the stored parameters set (None without a factory)."""
+        if self.procedure_factory is None:
+            return None
+
+        def build() -> Any:
+            values, names = self._cached("parameters", lambda: read_parameters(self._entry))
+            info = RunInfo(
+                procedure=self.procedure_name or "",
+                parameters=dict(values),
+                parameter_names=dict(names),
+            )
+            return self.procedure_factory(info)
+
+        return self._cached("procedure", build)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """``entry/metadata`` (attributes and datasets)."""
+        return dict(self._cached("metadata", lambda: read_metadata(self._entry)))
+
+    @property
+    def analysis(self) -> dict[str, Any]:
+        """Figures stored in ``entry/analysis``."""
+        group = self._entry.get("analysis")
+        return layout.read_mapping(group) if isinstance(group, h5py.Group) else {}
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Events of the run (dicts with time, timestamp, level, kind, message)."""
+        return list(self._cached("events", lambda: read_events(self._entry)))
+
+    @property
+    def column_specs(self) -> ColumnSpecs:
+        """``[[key, dataset_name, units], ...]`` of the data columns."""
+        return self._cached("columns", lambda: read_column_specs(self._entry))
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Column name -> unit, in column order."""
+        return {key: units for key, _name, units in self.column_specs}
+
+    # ------------------------------------------------------------------ values
+    @property
+    def data(self) -> pd.DataFrame:
+        """Every data column as a DataFrame (read once, one read per column)."""
+
+        def read() -> pd.DataFrame:
+            specs = self.column_specs
+            values = read_columns(self.file, specs, [key for key, _n, _u in specs])
+            if not values:
+                return pd.DataFrame({key: pd.Series(dtype="f8") for key, _n, _u in specs})
+            return pd.DataFrame(values, copy=False)
+
+        return self._cached("data", read)
+
+    def read_columns(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return only the named columns (one read each); unknown names are left out."""
+        if "data" in self._cache:
+            data = self._cache["data"]
+            return {k: data[k].to_numpy() for k in dict.fromkeys(keys) if k in data.columns}
+        return read_columns(self.file, self.column_specs, keys)
+
+    def frames(self, stream: str = "spectra", *, with_intensity: bool = True) -> FrameSet:
+        """Return the frames of ``stream`` (KeyError if the run has none)."""
+        return read_frames(self.file, stream, None, with_intensity)
+
+    def iter_frames(
+        self,
+        stream: str = "spectra",
+        block_frames: int = 1024,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first index, (k, pixels) intensities)`` blocks of ``stream``."""
+        yield from iter_file_frames(self.file, stream, block_frames, start, stop)
+
+    def streams(self) -> list[str]:
+        """Names of the frame streams of this run."""
+        return stream_names(self.file)
+
+    def write_analysis(self, analysis: Mapping[str, Any]) -> None:
+        """Store figures in ``entry/analysis`` (closes the file; a safe copy-and-replace).
+
+        Raises
+        ------
+        StorageError
+            If the file cannot be updated.
+        """
+        self.close()
+        figures = dict(analysis)
+        try:
+            update_closed_file(
+                self.path, lambda file: layout.write_mapping(layout.analysis_group(file), figures)
+            )
+        except OSError as exc:
+            raise StorageError(f"cannot write the analysis into {self.path}: {exc}") from exc

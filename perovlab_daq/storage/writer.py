@@ -108,7 +108,7 @@ class LiveRunWriter:
     MAX_PENDING_FRAMES = 256
     #: The writer is woken every this many queued rows (a column chunk), so a fast run
     #: is written in chunk-sized batches instead of one batch per commit period.
-    WAKE_ROWS = layout.ROW_CHUNK
+    WAKE_ROWS = 4096
 
     def __init__(self, path: Path, header: dict[str, Any], state: RunState) -> None:
         self.path = path

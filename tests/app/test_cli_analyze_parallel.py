@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import multiprocessing
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,61 @@ def test_several_jobs_use_a_process_pool(files, monkeypatch):
 def test_jobs_must_be_a_positive_whole_number(files, capsys):
     assert main(["analyze", str(files[0]), "--jobs", "0"]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def _where(path: Path, store: bool) -> dict[str, object]:
+    """Stand-in for one file's analysis: which process did it, with what loaded."""
+    return {"pid": os.getpid(), "h5py": "h5py" in sys.modules}
+
+
+def test_workers_are_started_once_and_reused_with_the_analysis_loaded(files, monkeypatch):
+    import perovlab_daq.figures as figures
+
+    monkeypatch.setattr(figures, "_analyze_one", _where)
+    many = [p for p in files if p.exists()] * 8
+    results = list(analyze_files(many, store=False, jobs=2))
+    assert [p for p, _r in results] == many
+    pids = {r["pid"] for _p, r in results}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids  # 2 workers for 56 files
+    assert all(r["h5py"] for _p, r in results)
+    if "fork" in multiprocessing.get_all_start_methods():
+        assert figures._pool_context().get_start_method() == "fork"
+
+
+def test_analyze_on_a_dask_cluster_matches_one_process(files, capsys):
+    distributed = pytest.importorskip("distributed")
+    code_1, out_1, err_1 = _analyze(files, 1, capsys)
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        code = main(["analyze", *map(str, files), "--json", "--no-store", "--scheduler", address])
+        captured = capsys.readouterr()
+    assert code == code_1 == 2
+    assert json.loads(captured.out) == out_1
+    assert list(json.loads(captured.out)) == list(out_1)  # input order
+    assert captured.err.strip().splitlines() == err_1
+
+
+def test_an_unreachable_scheduler_is_bad_input(files, capsys):
+    pytest.importorskip("distributed")
+    code = main(["analyze", str(files[0]), "--no-store", "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2
+    assert "--scheduler tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_damaged_file_error_survives_the_trip_back_from_a_worker():
+    import pickle
+
+    from perovlab_daq.filecheck import DamagedFileError, NotHdf5Error
+
+    for cls in (DamagedFileError, NotHdf5Error):
+        error = pickle.loads(pickle.dumps(cls("/data/run.h5", "cannot be analysed")))
+        assert type(error) is cls and str(error) == "/data/run.h5: cannot be analysed"
+        assert (error.path, error.problem) == ("/data/run.h5", "cannot be analysed")

@@ -109,3 +109,41 @@ def test_reads_while_the_writer_thread_holds_the_file(tmp_path: Path) -> None:
     results.close()
     assert results.status == "finished"
     np.testing.assert_array_equal(results.read_columns(["time"])["time"], np.arange(100.0))
+
+
+def test_open_run_reads_what_is_asked_for_and_matches_a_loaded_run(tmp_path: Path) -> None:
+    from perovlab_daq.storage.header import procedure_from_info
+    from perovlab_daq.storage.reader import OpenRun
+
+    path = write_run(tmp_path / "run.h5")
+    loaded = HDF5Results.load(path)
+    built: list[object] = []
+
+    def factory(info):  # noqa: ANN001, ANN202
+        built.append(info)
+        return procedure_from_info(info, SweepProcedure, path)
+
+    with OpenRun(path, factory) as run:
+        assert run.procedure_name == "jlv" and run.status == "finished"
+        columns = run.read_columns(["current", "no_such_column"])
+        assert list(columns) == ["current"]
+        assert built == []  # reading values never builds the procedure
+        assert run.stored_parameters == loaded.stored_parameters
+        assert run.metadata == loaded.metadata and run.events == loaded.events
+        assert run.columns == loaded.columns
+        assert run.data.equals(loaded.data)
+        assert run.procedure.points == loaded.procedure.points == 30
+        assert run.procedure is run.procedure and len(built) == 1
+        frames = run.frames()
+        np.testing.assert_array_equal(frames.intensity, loaded.frames().intensity)
+        blocks = list(run.iter_frames(block_frames=4))
+        assert [first for first, _b in blocks] == [0, 4]
+        with pytest.raises(KeyError):
+            run.frames("other")
+    with pytest.raises(StorageError, match="closed"):
+        run.frames()
+    assert run.metadata["preset"] == "x"  # what was read stays available
+    run.write_analysis({"answer": 42.0})
+    assert HDF5Results.load(path).analysis["answer"] == 42.0
+    with pytest.raises(StorageError, match="no run file"):
+        OpenRun(tmp_path / "missing.h5")
