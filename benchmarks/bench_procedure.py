@@ -111,7 +111,7 @@ def bare_jlv() -> tuple[float, int]:
         smu, pd = bench["source_meter"], bench["photodetector"]
         # Configured as the procedure configures them; only the loop is timed.
         pd.configure(nplc=1.0, current_range_a=None)
-        smu.apply_voltage_source(compliance_current_a=0.1, nplc=1.0)
+        smu.apply_voltage_source(compliance_current=0.1, nplc=1.0)
         smu.source_voltage = 0.0
         smu.output_enabled = True
         smu_io, pd_io = smu.adapter.connection, pd.adapter.connection
@@ -138,7 +138,7 @@ def bare_lifetime(points: int) -> tuple[float, int]:
     with open_bench("lifetime") as bench:
         smu, pd = bench["source_meter"], bench["photodetector"]
         pd.configure(nplc=1.0, current_range_a=None)
-        smu.apply_current_source(compliance_voltage_v=12.0, nplc=1.0)
+        smu.apply_current_source(compliance_voltage=12.0, nplc=1.0)
         smu.source_current = 20.0 * 1e-3 * 0.09  # 20 mA/cm^2 on the 0.09 cm^2 pixel
         smu.output_enabled = True
         smu_io, pd_io = smu.adapter.connection, pd.adapter.connection
@@ -184,13 +184,13 @@ def app_jlv(folder: Path) -> tuple[float, int, float]:
         "jlv",
         folder,
         {
-            "start_v": 0.0,
-            "stop_v": JLV_TOP_V,
-            "changeover_v": JLV_TOP_V,
-            "fine_step_v": JLV_STEP_V,
-            "coarse_step_v": 1.0,
+            "start_voltage": 0.0,
+            "stop_voltage": JLV_TOP_V,
+            "changeover_voltage": JLV_TOP_V,
+            "fine_step": JLV_STEP_V,
+            "coarse_step": 1.0,
             "direction": "both",
-            "dwell_s": 0.0,
+            "dwell": 0.0,
             "stop_at_compliance": False,
             "stop_at_saturation": False,
         },

@@ -35,6 +35,7 @@ from perovlab_daq.safe_input import (
     check_output_folder,
     load_yaml_file,
 )
+from procedures.parameter_names import canonical_parameters
 from procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
     from procedures.base import ParameterError
 
     objects = procedure_cls.parameter_objects_of_class()
+    raw = _current_names(raw, objects)
     prepared: dict[str, Any] = {}
     for name, value in raw.items():
         parameter = objects.get(name)
@@ -179,6 +181,14 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
         return procedure_cls.checked_parameters(prepared)
     except ParameterError as exc:
         raise RunInputError(f"{procedure_cls.NAME}: {exc}") from None
+
+
+def _current_names(raw: Mapping[str, Any], objects: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename old parameter names (``stop_v`` -> ``stop_voltage``) with a deprecation warning."""
+    try:
+        return canonical_parameters(raw, known=objects)
+    except ValueError as exc:
+        raise RunInputError(str(exc)) from None
 
 
 def read_parameter_file(path: Path) -> dict[str, Any]:

@@ -20,6 +20,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from procedures.parameter_names import canonical_name
+
 from . import layout
 from .errors import StorageError
 from .files import open_for_reading
@@ -144,6 +146,7 @@ def read_run_info(file: h5py.File, path: Path) -> RunInfo:
     if "parameters" in entry:
         for key, dataset in entry["parameters"].items():
             if isinstance(dataset, h5py.Dataset):
+                key = canonical_name(key)  # files written before the rename: old names
                 info.parameters[key] = layout.read_value(dataset)
                 info.parameter_names[key] = str(read_attr(dataset.attrs, "name", key))
     if "metadata" in entry:
