@@ -285,7 +285,21 @@ class RunOutcome:
             "file_problem": self.file_problem,
             "shutdown_commands": dict(self.safe_state),
             "exit_code": self.exit_code,
+            "simulated": self.simulated,
         }
+
+    @property
+    def simulated(self) -> bool:
+        """Return whether the run file says it was taken on the simulated bench."""
+        import h5py
+
+        from perovlab_daq.storage.layout import file_is_simulated
+
+        try:
+            with h5py.File(self.path, "r", locking=False) as file:
+                return file_is_simulated(file)
+        except (OSError, ValueError):
+            return False
 
     def safe_state_line(self) -> str:
         """Return one line for the console: the outputs as read back and the file's state."""

@@ -24,8 +24,10 @@ from perovlab_daq.cli._common import (
     format_figure,
     parse_sets,
     print_outcome,
+    say,
     stop_on_signals,
 )
+from perovlab_daq.cli_args import NO_BENCH_CHOICE, default_bench_file
 from perovlab_daq.filecheck import DamagedFileError, NotHdf5Error, check_run_file
 from perovlab_daq.safe_input import UnsafeInputError, check_output_folder, check_regular_file
 
@@ -42,13 +44,38 @@ def _sample_from_args(args: argparse.Namespace) -> dict[str, str | None]:
     }
 
 
+def _chosen_bench(args: argparse.Namespace) -> Any:
+    """Return the bench config of ``--sim``/``--bench``/the default bench file (else exit 2).
+
+    A run never falls back to the simulator: a simulated file must not pass for a
+    measurement (issue 22). A simulated bench is announced on stderr before the run.
+    """
+    if args.bench is None and args.sim is None:
+        default = default_bench_file()
+        if default is None:
+            raise UsageError(NO_BENCH_CHOICE)
+        args.bench = default
+    config = bench_config_from_args(args)
+    announce_simulated(config)
+    return config
+
+
+def announce_simulated(config: Any) -> None:
+    """Say on stderr, before anything runs, that the bench is the simulator."""
+    if getattr(config, "simulated", False):
+        say(
+            f"SIMULATED: {config.name} is the simulated bench; no instrument is used and the "
+            "file is marked simulated"
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import plan_run, read_parameter_file
     from perovlab_daq.supervisor import execute_supervised
 
     if args.resume is not None:
         return _resume_run(args)
-    config = bench_config_from_args(args)
+    config = _chosen_bench(args)
     values: dict[str, Any] = {}
     if args.params is not None:
         values.update(read_parameter_file(args.params))
@@ -68,6 +95,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             plan, stop_event=stop, on_progress=progress.update, verbosity=args.verbose
         )
     print_outcome(outcome, as_json=args.json)
+    if config.simulated and not args.json:
+        print("SIMULATED: this run was taken on the simulated bench, not measured")
     return outcome.exit_code
 
 
@@ -83,9 +112,10 @@ def _resume_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume: {args.resume}: no such file")
     check_regular_file(args.resume, "run file")  # a FIFO or device would block
     if args.bench is None and args.sim is None:
-        config = simulated_bench_of(args.resume)
+        config = simulated_bench_of(args.resume)  # refuses a run on real instruments
+        announce_simulated(config)
     else:
-        config = bench_config_from_args(args)
+        config = _chosen_bench(args)
     plan = plan_resume(
         args.resume,
         config,
@@ -144,14 +174,14 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 def _cmd_sequence(args: argparse.Namespace) -> int:
     from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code
 
-    config = bench_config_from_args(args)
+    config = _chosen_bench(args)
     recipe = load_recipe(args.recipe)
     steps = plan_recipe(recipe, bench_config=config, output=args.output)
     print(f"recipe {recipe.get('name') or args.recipe}: {len(steps)} run(s) on {config.name}")
     stop = StopFlag()
     with stop_on_signals(stop):
         results = _run_steps(steps, stop, supervised=True, verbosity=args.verbose)
-    _print_step_table(results, as_json=args.json)
+    _print_step_table(results, as_json=args.json, simulated=config.simulated)
     return recipe_exit_code(results)
 
 
@@ -189,7 +219,11 @@ def _run_steps(
 
 
 def _print_step_table(
-    results: list[Any], *, as_json: bool, extra: dict[str, str] | None = None
+    results: list[Any],
+    *,
+    as_json: bool,
+    extra: dict[str, str] | None = None,
+    simulated: bool = False,
 ) -> None:
     rows = []
     for r in results:
@@ -206,6 +240,7 @@ def _print_step_table(
                 "note": (outcome.reason if outcome is not None else r.error) or "",
                 "figures": key_figures,
                 "report": (extra or {}).get(r.label, ""),
+                "simulated": simulated,
             }
         )
     if as_json:
@@ -214,7 +249,7 @@ def _print_step_table(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="runs")
+    table = Table(title="runs (SIMULATED: not measured)" if simulated else "runs")
     for column in ("run", "status", "file", "key figures", "note"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -255,7 +290,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             reports[r.label] = str(out)
         except AnalysisInputError as exc:
             print(f"warning: no report for {r.outcome.path.name}: {exc}", file=sys.stderr)
-    _print_step_table(results, as_json=False, extra=reports)
+    _print_step_table(results, as_json=False, extra=reports, simulated=True)
     print(
         f"\nData files (HDF5), run logs and report pictures are in {folder}/.\n"
         f"Look at a report:   open {folder}/*.png\n"

@@ -520,7 +520,7 @@ def test_minimal_input_is_enough() -> None:
         ({"keys": ["setup_device_area_cm2"]}, "device area"),
         ({"keys": ["setup_photodiode_distance_mm"]}, "photodiode distance"),
         ({"streams": ["responsivity"]}, "responsivity"),
-        ({"keys": ["el_peak_nm"]}, "missing EL spectrum"),
+        ({"keys": ["el_peak"]}, "missing EL spectrum"),
     ],
 )
 def test_missing_input_is_named(drop: dict[str, Any], message: str) -> None:
