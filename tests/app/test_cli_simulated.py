@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from pathlib import Path
 
 import h5py
 import pytest
