@@ -189,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     ana.set_defaults(func=_cmd_analyze)
 
     rep = sub.add_parser("report", help="draw a run's figures to a PNG or PDF")
-    rep.add_argument("file", type=Path, metavar="FILE")
+    rep.add_argument("file", nargs="+", type=Path, metavar="FILE")
+    rep.add_argument(
+        "--compare", action="store_true", help="overlay several jlv (or lifetime) runs"
+    )
     rep.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png|OUT.pdf")
     rep.set_defaults(func=_cmd_report)
 
