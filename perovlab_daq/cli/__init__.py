@@ -49,6 +49,7 @@ from perovlab_daq.cli._common import (
     positive_int,
 )
 from perovlab_daq.cli.bench import _cmd_bench_check, _cmd_bench_presets, _cmd_gui, _cmd_list
+from perovlab_daq.cli.export import add_export_parser
 from perovlab_daq.cli.files import _cmd_analyze, _cmd_lifetime_fit, _cmd_report
 from perovlab_daq.cli.runs import _cmd_demo, _cmd_recover, _cmd_run, _cmd_sequence
 
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="procedure to run with short demo parameters before the screenshot (repeatable)",
     )
     gui.set_defaults(func=_cmd_gui)
+    add_export_parser(sub)
     return parser
 
 
