@@ -46,6 +46,18 @@ def run_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         outcome = execute_run(plan)
         assert outcome.status == "finished", (name, outcome.reason)
         files[name] = outcome.path
+    # A second pixel of the J-L-V and a second current of the lifetime, to compare.
+    for name, extra, pixel in (("jlv", {}, "3"), ("lifetime", {"current_density": 50.0}, "2")):
+        plan = plan_run(
+            name,
+            bench_config=sim_bench(PRESETS[name]),
+            parameters={**FAST_PARAMETERS[name], **extra},
+            output=out / f"{name}-2",
+            sample={"sample": SAMPLE, "pixel": pixel},
+        )
+        outcome = execute_run(plan)
+        assert outcome.status == "finished", (name, outcome.reason)
+        files[f"{name}-2"] = outcome.path
     return files
 
 
@@ -117,3 +129,101 @@ def test_every_labelled_plot_has_a_legend(run_files):
                 assert axis.get_ylabel(), (name, axis.get_title())
                 assert any(a.get_xlabel() for a in twins), (name, axis.get_title())
         run.close()
+
+
+# ---------------------------------------------------------------- report --compare (part D)
+@needs_poppler
+def test_compare_jlv_pixels_pdf(run_files, tmp_path):
+    out = tmp_path / "pixels.pdf"
+    assert (
+        main(
+            ["report", "--compare", str(run_files["jlv"]), str(run_files["jlv-2"]), "-o", str(out)]
+        )
+        == 0
+    )
+    assert "595" in _poppler("pdfinfo", out)
+    assert not [f for f in _poppler("pdffonts", out).splitlines()[2:] if "Type 3" in f]
+    text = _poppler("pdftotext", out)
+    assert "2 runs" in text and f"{SAMPLE} pixel 2" in text and f"{SAMPLE} pixel 3" in text
+    assert "EQE" in text and "SIMULATED" in text
+
+
+def test_compare_lifetime_currents_png(run_files, tmp_path):
+    from perovlab_daq.figures import load_run
+    from perovlab_daq.figures.compare import curve_label
+    from perovlab_daq.figures.lifetime import key_figures
+    from perovlab_daq.figures.report import read_report_info
+
+    out = tmp_path / "currents.png"
+    files = [str(run_files["lifetime"]), str(run_files["lifetime-2"])]
+    assert main(["report", "--compare", *files, "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    _name, run = load_run(files[1])
+    label = curve_label(read_report_info(files[1], "lifetime"), key_figures(run))
+    run.close()
+    assert label == f"{SAMPLE} pixel 2, 50 mA/cm$^2$"
+
+
+def test_compare_refuses_mixed_procedures(run_files, tmp_path, capsys):
+    out = tmp_path / "mixed.png"
+    argv = ["report", "--compare", str(run_files["jlv"]), str(run_files["lifetime"])]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "one procedure" in err and "jlv" in err and "lifetime" in err
+    assert not out.exists()
+    one = ["report", "--compare", str(run_files["plqy"]), str(run_files["plqy"])]
+    assert main([*one, "-o", str(out)]) == 2
+    assert "no comparison" in capsys.readouterr().err
+    # several files without --compare: bad input, not silently the first one
+    assert main(["report", str(run_files["jlv"]), str(run_files["jlv-2"]), "-o", str(out)]) == 2
+
+
+# ---------------------------------------------------------------- export --csv (part E)
+def _read_csv(path):
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_export_csv_tidy_tables_with_units(run_files, tmp_path, capsys):
+    from perovlab_daq.storage import RunReader
+
+    path = run_files["jlv"]
+    assert main(["export", str(path), "--csv", str(tmp_path / "csv")]) == 0
+    stem = path.stem
+    folder = tmp_path / "csv"
+    printed = capsys.readouterr().out.split()
+    assert str(folder / f"{stem}_data.csv") in printed
+
+    reader = RunReader(path)
+    data = _read_csv(folder / f"{stem}_data.csv")
+    assert "voltage (V)" in data[0] and "current_density (mA/cm^2)" in data[0]
+    assert "luminance (cd/m^2)" in data[0] and "sweep_index" in data[0]
+    voltage = reader.read_columns(["voltage"])["voltage"]
+    assert len(data) - 1 == len(voltage)
+    column = data[0].index("voltage (V)")
+    assert float(data[1][column]) == pytest.approx(voltage[0])
+
+    spectra = _read_csv(folder / f"{stem}_spectra.csv")
+    frames = reader.frames("spectra")
+    assert spectra[0][0] == "frame" and spectra[0][-2] == "wavelength (nm)"
+    assert spectra[0][-1].startswith("intensity (")
+    assert len(spectra) - 1 == len(frames) * frames.wavelength.size  # long format
+
+    figures = {row[0]: row for row in _read_csv(folder / f"{stem}_key_figures.csv")[1:]}
+    assert figures["peak_eqe_pct"][2] == "%" and float(figures["peak_eqe_pct"][1]) > 0
+    params = {row[0]: row for row in _read_csv(folder / f"{stem}_parameters.csv")[1:]}
+    assert params["stop_voltage"][1:] == ["4.0", "V"]
+    run = dict(_read_csv(folder / f"{stem}_run.csv")[1:])
+    assert run["simulated"] == "true" and run["sample"] == SAMPLE and run["procedure"] == "jlv"
+    events = _read_csv(folder / f"{stem}_events.csv")
+    assert events[0] == ["time (s)", "timestamp", "level", "kind", "message"]
+
+
+def test_export_refuses_a_file_that_is_not_a_run(tmp_path, capsys):
+    bogus = tmp_path / "x.h5"
+    bogus.write_bytes(b"not hdf5" * 100)
+    assert main(["export", str(bogus), "--csv", str(tmp_path / "csv")]) == 2
+    assert "x.h5" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing.h5"), "--csv", str(tmp_path / "c")]) == 2
