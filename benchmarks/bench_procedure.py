@@ -111,7 +111,7 @@ def bare_jlv() -> tuple[float, int]:
         smu, pd = bench["source_meter"], bench["photodetector"]
         # Configured as the procedure configures them; only the loop is timed.
         pd.configure(nplc=1.0, current_range_a=None)
-        smu.apply_voltage_source(compliance_current=0.1, nplc=1.0)
+        smu.apply_voltage_source(compliance_current_a=0.1, nplc=1.0)
         smu.source_voltage = 0.0
         smu.output_enabled = True
         smu_io, pd_io = smu.adapter.connection, pd.adapter.connection
@@ -138,7 +138,7 @@ def bare_lifetime(points: int) -> tuple[float, int]:
     with open_bench("lifetime") as bench:
         smu, pd = bench["source_meter"], bench["photodetector"]
         pd.configure(nplc=1.0, current_range_a=None)
-        smu.apply_current_source(compliance_voltage=12.0, nplc=1.0)
+        smu.apply_current_source(compliance_voltage_v=12.0, nplc=1.0)
         smu.source_current = 20.0 * 1e-3 * 0.09  # 20 mA/cm^2 on the 0.09 cm^2 pixel
         smu.output_enabled = True
         smu_io, pd_io = smu.adapter.connection, pd.adapter.connection

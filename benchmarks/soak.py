@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = run_soak(
         args.minutes,
         output=args.output,
-        interval=args.interval,
+        interval_s=args.interval,
         timeout_rate=args.timeout_rate,
         garble_rate=args.garble_rate,
         outage_s=args.outage,

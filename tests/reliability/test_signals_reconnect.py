@@ -53,7 +53,7 @@ def test_reopen_restores_the_obis_baud_rate_so_emission_off_still_works():
 def test_reopen_writes_back_settings_an_instrument_lost_output_last():
     with Bench(sim_bench(), roles=["source_meter", "laser"]) as bench:
         smu, laser = bench["source_meter"], bench["laser"]
-        smu.apply_current_source(compliance_voltage=6.0, nplc=1.0)
+        smu.apply_current_source(compliance_voltage_v=6.0, nplc=1.0)
         smu.source_current = 2e-3
         smu.output_enabled = True
         laser.power_setpoint_w = 0.02

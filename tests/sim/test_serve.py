@@ -142,7 +142,7 @@ def test_drivers_through_the_socket_see_shared_physics(served):
         smu, diode = bench["source_meter"], bench["photodetector"]
         bench["pixel_switch"].select("1!1")  # an earlier client's bench left it all open
         diode.configure(nplc=1)
-        smu.apply_current_source(compliance_voltage=6, nplc=1)
+        smu.apply_current_source(compliance_voltage_v=6, nplc=1)
         smu.source_current = 2e-3
         smu.output_enabled = True
         reading = smu.read_all()
@@ -342,7 +342,7 @@ import sys, time
 from perovlab_daq.bench import Bench, load_bench
 bench = Bench(load_bench(sys.argv[1]), roles=["source_meter", "laser"]).open()
 smu, laser = bench["source_meter"], bench["laser"]
-smu.apply_current_source(compliance_voltage=6, nplc=1)
+smu.apply_current_source(compliance_voltage_v=6, nplc=1)
 smu.source_current = 2e-3
 smu.output_enabled = True
 laser.power_setpoint_w = 0.02
