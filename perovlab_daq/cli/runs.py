@@ -48,20 +48,18 @@ def _chosen_bench(args: argparse.Namespace) -> Any:
     """Return the bench config of ``--sim``/``--bench``/the default bench file (else exit 2).
 
     A run never falls back to the simulator: a simulated file must not pass for a
-    measurement (issue 22). A simulated bench is announced on stderr before the run.
+    measurement (issue 22); :func:`announce_simulated` says so once the run is planned.
     """
     if args.bench is None and args.sim is None:
         default = default_bench_file()
         if default is None:
             raise UsageError(NO_BENCH_CHOICE)
         args.bench = default
-    config = bench_config_from_args(args)
-    announce_simulated(config)
-    return config
+    return bench_config_from_args(args)
 
 
 def announce_simulated(config: Any) -> None:
-    """Say on stderr, before anything runs, that the bench is the simulator."""
+    """Say on stderr, once the input is checked and before anything runs, that it is simulated."""
     if getattr(config, "simulated", False):
         say(
             f"SIMULATED: {config.name} is the simulated bench; no instrument is used and the "
@@ -89,6 +87,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         durability_interval_s=args.durability,
         power_loss_safe=args.power_loss_safe,
     )
+    announce_simulated(config)
     stop = StopFlag()
     with stop_on_signals(stop), Progress(f"{args.procedure} -> {plan.path.name}") as progress:
         outcome = execute_supervised(
@@ -113,7 +112,6 @@ def _resume_run(args: argparse.Namespace) -> int:
     check_regular_file(args.resume, "run file")  # a FIFO or device would block
     if args.bench is None and args.sim is None:
         config = simulated_bench_of(args.resume)  # refuses a run on real instruments
-        announce_simulated(config)
     else:
         config = _chosen_bench(args)
     plan = plan_resume(
@@ -122,6 +120,7 @@ def _resume_run(args: argparse.Namespace) -> int:
         durability_interval_s=args.durability,
         power_loss_safe=args.power_loss_safe,
     )
+    announce_simulated(config)
     stop = StopFlag()
     with stop_on_signals(stop), Progress(f"lifetime (resumed) -> {plan.path.name}") as progress:
         outcome = execute_resume(plan, stop_event=stop, on_progress=progress.update)
@@ -177,6 +176,7 @@ def _cmd_sequence(args: argparse.Namespace) -> int:
     config = _chosen_bench(args)
     recipe = load_recipe(args.recipe)
     steps = plan_recipe(recipe, bench_config=config, output=args.output)
+    announce_simulated(config)
     print(f"recipe {recipe.get('name') or args.recipe}: {len(steps)} run(s) on {config.name}")
     stop = StopFlag()
     with stop_on_signals(stop):

@@ -73,7 +73,7 @@ def _bad_bench(tmp_path: Path, text: str) -> str:
 
 MALFORMED = [
     (["run", "jvl", "--sim"], "unknown procedure"),
-    (["run", "jlv", "--sim", "--set", "stop_voltage=5"], "unknown parameter 'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_volts=5"], "unknown parameter 'stop_volts'"),
     (["run", "jlv", "--sim", "--set", "stop_voltage=500"], "'stop_voltage'"),
     (["run", "jlv", "--sim", "--set", "stop_voltage=-50"], "'stop_voltage'"),
     (["run", "jlv", "--sim", "--set", "stop_voltage=nan"], "'stop_voltage'"),
