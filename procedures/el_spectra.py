@@ -177,7 +177,7 @@ class ElSpectraProcedure(DaqProcedure):
         "Voltage compliance (current drive)", units="V", minimum=0.1, maximum=210, default=12.0
     )
     device_area = FloatParameter(
-        "Pixel area (0 = bench set-up)", units="cm^2", minimum=0.0, maximum=100.0, default=0.0
+        "Device area (0 = bench setup)", units="cm^2", minimum=0.0, maximum=100.0, default=0.0
     )
     settle_time = FloatParameter(
         "Wait after switching on", units="s", minimum=0.0, maximum=600.0, default=0.2
