@@ -11,7 +11,7 @@ import pytest
 
 from perovlab_daq.bench import sim_bench
 from perovlab_daq.cli import main
-from perovlab_daq.figures import analyze_file
+from perovlab_daq.figures import analyze_file, draw_report
 from perovlab_daq.runner import RunInputError, execute_run, plan_run
 from perovlab_daq.storage import RunReader
 from procedures.parameter_names import RENAMED, canonical_parameters
@@ -103,6 +103,7 @@ def test_file_written_with_old_names_reads_and_analyses_the_same(tmp_path: Path)
     params = RunReader(plan.path).parameters
     assert params["stop_voltage"] == pytest.approx(4.0) and "stop_v" not in params
     after = analyze_file(plan.path, store=False)
+    assert draw_report(plan.path, tmp_path / "old.png").stat().st_size > 0
     assert after.keys() == before.keys()
     for key, value in before.items():
         if isinstance(value, float):
