@@ -2,13 +2,16 @@
 
 Sits below both (it imports only the standard library), so the simulator's server can
 offer the same ``--sim [PRESET]`` / ``--bench FILE`` / ``--seed`` options as the CLI
-without importing :mod:`perovlab_daq.cli`.
+without importing :mod:`perovlab_daq.cli`. A run always says which bench it is on:
+``run`` and ``sequence`` refuse to start without ``--sim``, ``--bench`` or the default
+bench file :data:`BENCH_ENV` names (:func:`default_bench_file`, docs/cli.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -45,3 +48,26 @@ def add_bench_arguments(
     )
     group.add_argument("--bench", type=Path, metavar="FILE", help=bench_help)
     parser.add_argument("--seed", type=int, default=None, help=seed_help)
+
+
+#: Environment variable naming the default bench file of a user or a station.
+BENCH_ENV = "PEROVLAB_DAQ_BENCH"
+
+#: What ``run``/``sequence`` say when neither ``--sim`` nor ``--bench`` nor a default is given.
+NO_BENCH_CHOICE = (
+    "no bench chosen: give --sim [PRESET] for the simulated bench (nothing is measured) or "
+    f"--bench FILE for the instruments, or set {BENCH_ENV}=FILE once (per user in "
+    "~/.profile, per station in /etc/environment)"
+)
+
+
+def default_bench_file(environ: dict[str, str] | None = None) -> Path | None:
+    """Return the configured default bench file (``$PEROVLAB_DAQ_BENCH``), or None.
+
+    Parameters
+    ----------
+    environ : dict, optional
+        The environment to read (``os.environ`` by default).
+    """
+    value = (os.environ if environ is None else environ).get(BENCH_ENV, "").strip()
+    return Path(value).expanduser() if value else None

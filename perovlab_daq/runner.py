@@ -35,6 +35,7 @@ from perovlab_daq.safe_input import (
     check_output_folder,
     load_yaml_file,
 )
+from procedures.parameter_names import canonical_parameters
 from procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
     from procedures.base import ParameterError
 
     objects = procedure_cls.parameter_objects_of_class()
+    raw = _current_names(raw, objects)
     prepared: dict[str, Any] = {}
     for name, value in raw.items():
         parameter = objects.get(name)
@@ -179,6 +181,14 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
         return procedure_cls.checked_parameters(prepared)
     except ParameterError as exc:
         raise RunInputError(f"{procedure_cls.NAME}: {exc}") from None
+
+
+def _current_names(raw: Mapping[str, Any], objects: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename old parameter names (``stop_v`` -> ``stop_voltage``) with a deprecation warning."""
+    try:
+        return canonical_parameters(raw, known=objects)
+    except ValueError as exc:
+        raise RunInputError(str(exc)) from None
 
 
 def read_parameter_file(path: Path) -> dict[str, Any]:
@@ -275,7 +285,21 @@ class RunOutcome:
             "file_problem": self.file_problem,
             "shutdown_commands": dict(self.safe_state),
             "exit_code": self.exit_code,
+            "simulated": self.simulated,
         }
+
+    @property
+    def simulated(self) -> bool:
+        """Return whether the run file says it was taken on the simulated bench."""
+        import h5py
+
+        from perovlab_daq.storage.layout import file_is_simulated
+
+        try:
+            with h5py.File(self.path, "r", locking=False) as file:
+                return file_is_simulated(file)
+        except (OSError, ValueError):
+            return False
 
     def safe_state_line(self) -> str:
         """Return one line for the console: the outputs as read back and the file's state."""

@@ -10,7 +10,7 @@
 * laser start-up as the OBIS manual says (REFERENCE §6): emission is switched on with the
   driver's ``start_emission`` (interlock and faults checked, CDRH delay allowed for, power
   stable within :data:`POWER_STABLE_TOLERANCE` before the first spectrum; the wait is
-  bounded by the ``laser_settle_s`` parameter), off with ``stop_emission`` (read back);
+  bounded by the ``laser_settle`` parameter), off with ``stop_emission`` (read back);
   a setpoint change while emitting also waits for stable power;
 * the excitation plan: a wanted power at the sample is reached with the laser setpoint
   and, when a filter wheel is fitted, the ND filter whose measured transmission puts the
@@ -177,21 +177,21 @@ class LaserSpectroscopyProcedure(DaqProcedure):
     REQUIRED_ROLES: ClassVar[tuple[str, ...]] = ("laser", "spectrometer")
     OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ("power_meter", "filter_wheel", "sample_stage")
 
-    spot_area_cm2 = FloatParameter(
+    spot_area = FloatParameter(
         "Laser spot area (0 = bench set-up)",
         units="cm^2",
         minimum=0.0,
         maximum=100.0,
         default=0.0,
     )
-    integration_time_s = FloatParameter(
+    integration_time = FloatParameter(
         "Integration time (0 = automatic)",
         units="s",
         minimum=0.0,
         maximum=60.0,
         default=0.0,
     )
-    max_integration_time_s = FloatParameter(
+    max_integration_time = FloatParameter(
         "Longest automatic integration time",
         units="s",
         minimum=0.008,
@@ -199,7 +199,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
         default=2.0,
     )
     averages = IntegerParameter("Spectra averaged", minimum=1, maximum=1000, default=1)
-    laser_settle_s = FloatParameter(
+    laser_settle = FloatParameter(
         "Longest wait for stable laser power (after the CDRH delay)",
         units="s",
         minimum=0.5,
@@ -219,10 +219,10 @@ class LaserSpectroscopyProcedure(DaqProcedure):
     def check_consistency(cls, values: Mapping[str, Any]) -> None:
         """Refuse a fixed integration time below the spectrometer's usual minimum."""
         super().check_consistency(values)
-        fixed = float(values.get("integration_time_s", 0.0) or 0.0)
+        fixed = float(values.get("integration_time", 0.0) or 0.0)
         if 0 < fixed < 0.008:
             raise ParameterError(
-                "integration_time_s", fixed, "0 (automatic) or at least 0.008 s (QE Pro minimum)"
+                "integration_time", fixed, "0 (automatic) or at least 0.008 s (QE Pro minimum)"
             )
 
     # -- laser -------------------------------------------------------------------------
@@ -233,7 +233,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
             self._laser = self.instrument("laser")
         return self._laser
 
-    def spot_area(self) -> float:
+    def laser_spot_area(self) -> float:
         """Return the laser spot area in cm^2: the parameter, else the bench set-up.
 
         Raises
@@ -241,13 +241,13 @@ class LaserSpectroscopyProcedure(DaqProcedure):
         RuntimeError
             If neither gives one (a power density cannot be computed).
         """
-        if self.spot_area_cm2 and self.spot_area_cm2 > 0:
-            return float(self.spot_area_cm2)
+        if self.spot_area and self.spot_area > 0:
+            return float(self.spot_area)
         setup = getattr(getattr(self.bench, "config", None), "setup", {}) or {}
         area = setup.get("laser_spot_area_cm2")
         if not area:
             raise RuntimeError(
-                "no laser spot area: set the spot_area_cm2 parameter or setup.laser_spot_area_cm2 "
+                "no laser spot area: set the spot_area parameter or setup.laser_spot_area_cm2 "
                 "in the bench file"
             )
         return float(area)
@@ -288,7 +288,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
 
         The driver's ``start_emission`` checks interlock and faults, switches emission on
         (read back), allows for the CDRH delay and waits until ``SOUR:POW:LEV?`` is within
-        :data:`POWER_STABLE_TOLERANCE` of the setpoint, for at most ``laser_settle_s``
+        :data:`POWER_STABLE_TOLERANCE` of the setpoint, for at most ``laser_settle``
         beyond the CDRH delay. A setpoint below the regulated range (e.g. 0 before the
         excitation is planned) is raised to its lower end first.
         """
@@ -304,7 +304,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
             lambda: laser.start_emission(
                 setpoint,
                 stable_tolerance=POWER_STABLE_TOLERANCE,
-                timeout_s=float(self.laser_settle_s),
+                timeout_s=float(self.laser_settle),
                 regulated_min_w=low,
             ),
             "laser emission on",
@@ -325,7 +325,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
                 lambda: laser.wait_for_stable_power(
                     setpoint_w,
                     stable_tolerance=POWER_STABLE_TOLERANCE,
-                    timeout_s=float(self.laser_settle_s),
+                    timeout_s=float(self.laser_settle),
                     regulated_min_w=self.laser_limits_w[0],
                 ),
                 "laser power stable",
@@ -500,7 +500,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
         self._acquirer = SpectrumAcquirer.for_procedure(
             self,
             dark=dark_with_emission_off(self),
-            max_auto_integration_s=float(self.max_integration_time_s),
+            max_auto_integration_s=float(self.max_integration_time),
             light_check=self.check_interlock,
         )
         return self._acquirer
@@ -518,7 +518,7 @@ class LaserSpectroscopyProcedure(DaqProcedure):
         The dark frame for a new integration time is measured with emission off, then
         emission is restored.
         """
-        fixed = float(self.integration_time_s)
+        fixed = float(self.integration_time)
         return self.acquirer.acquire(fixed if fixed > 0 else None, int(self.averages))
 
     def pl_window_nm(self, low_nm: float = 0.0, high_nm: float = 0.0) -> tuple[float, float]:
@@ -563,16 +563,16 @@ class FixedExcitationProcedure(LaserSpectroscopyProcedure):
     """Base of the procedures that excite at one power or power density (spectrum, stability)."""
 
     power_mode = ListParameter("Excitation set as", choices=POWER_MODES, default="power")
-    laser_power_w = FloatParameter(
+    laser_power = FloatParameter(
         "Power at the sample", units="W", minimum=0.0, maximum=1.0, default=0.01
     )
-    power_density_w_cm2 = FloatParameter(
+    power_density = FloatParameter(
         "CW power density at the sample", units="W/cm^2", minimum=0.0, maximum=1e5, default=60.0
     )
-    pl_window_low_nm = FloatParameter(
+    pl_window_low = FloatParameter(
         "PL window start (0 = laser + 20 nm)", units="nm", minimum=0.0, maximum=2000.0, default=0.0
     )
-    pl_window_high_nm = FloatParameter(
+    pl_window_high = FloatParameter(
         "PL window end (0 = detector end)", units="nm", minimum=0.0, maximum=2000.0, default=0.0
     )
 
@@ -581,25 +581,23 @@ class FixedExcitationProcedure(LaserSpectroscopyProcedure):
         """Refuse a zero excitation and an inverted or too narrow PL window."""
         super().check_consistency(values)
         mode = values.get("power_mode", "power")
-        if mode == "power" and not float(values.get("laser_power_w", 0) or 0) > 0:
-            raise ParameterError("laser_power_w", values.get("laser_power_w"), "> 0 W")
-        if mode == "power density" and not float(values.get("power_density_w_cm2", 0) or 0) > 0:
-            raise ParameterError(
-                "power_density_w_cm2", values.get("power_density_w_cm2"), "> 0 W/cm^2"
-            )
-        low = float(values.get("pl_window_low_nm", 0) or 0)
-        high = float(values.get("pl_window_high_nm", 0) or 0)
+        if mode == "power" and not float(values.get("laser_power", 0) or 0) > 0:
+            raise ParameterError("laser_power", values.get("laser_power"), "> 0 W")
+        if mode == "power density" and not float(values.get("power_density", 0) or 0) > 0:
+            raise ParameterError("power_density", values.get("power_density"), "> 0 W/cm^2")
+        low = float(values.get("pl_window_low", 0) or 0)
+        high = float(values.get("pl_window_high", 0) or 0)
         if low > 0 and high > 0 and high <= low + 10:
-            raise ParameterError("pl_window_high_nm", high, f"more than {low + 10:g} nm")
+            raise ParameterError("pl_window_high", high, f"more than {low + 10:g} nm")
 
     def prepare_fixed_excitation(self) -> None:
         """Laser ready, sample on the PL stage, acquirer made, target power computed."""
         self.prepare_laser()
         self.place_sample("STAGE")
         self.make_acquirer()
-        self.area_cm2 = self.spot_area()
+        self.area_cm2 = self.laser_spot_area()
         self.target_w = excitation_target_w(
-            self.power_mode, self.laser_power_w, self.power_density_w_cm2, self.area_cm2
+            self.power_mode, self.laser_power, self.power_density, self.area_cm2
         )
 
     def start_excitation(self) -> tuple[ExcitationStep, float]:

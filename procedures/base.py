@@ -32,6 +32,8 @@ from pymeasure.experiment import (
     Procedure,
 )
 
+from procedures.parameter_names import canonical_parameters
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -75,6 +77,7 @@ def describe_parameter(parameter: Parameter) -> dict[str, Any]:
         "units": getattr(parameter, "units", None) or "",
         "default": parameter.default,
     }
+    info["minimum"] = info["maximum"] = None
     if isinstance(parameter, FloatParameter | IntegerParameter):
         info["minimum"] = parameter.minimum
         info["maximum"] = parameter.maximum
@@ -216,7 +219,7 @@ class DaqProcedure(Procedure):
         for attribute in dir(cls):
             candidate = getattr(cls, attribute, None)
             if isinstance(candidate, Parameter):
-                specs[attribute] = describe_parameter(candidate)
+                specs[attribute] = {"name": attribute, **describe_parameter(candidate)}
         return specs
 
     @classmethod
@@ -239,6 +242,10 @@ class DaqProcedure(Procedure):
             combination :meth:`check_consistency` refuses.
         """
         objects = cls.parameter_objects_of_class()
+        try:
+            values = canonical_parameters(values, known=objects)
+        except ValueError as exc:
+            raise ParameterError("parameters", dict(values), str(exc)) from None
         converted: dict[str, Any] = {}
         for name, value in values.items():
             if name not in objects:

@@ -170,30 +170,30 @@ class ElSpectraProcedure(DaqProcedure):
 
     drive_mode = ListParameter("Drive", choices=tuple(DRIVE_MODES), default="voltage")
     levels = Parameter("Levels (V, A or mA/cm^2 by drive)", default="3, 4, 5")
-    compliance_current_a = FloatParameter(
+    compliance_current = FloatParameter(
         "Current compliance (voltage drive)", units="A", minimum=1e-6, maximum=1.05, default=0.1
     )
-    compliance_voltage_v = FloatParameter(
+    compliance_voltage = FloatParameter(
         "Voltage compliance (current drive)", units="V", minimum=0.1, maximum=210, default=12.0
     )
-    device_area_cm2 = FloatParameter(
-        "Pixel area (0 = bench set-up)", units="cm^2", minimum=0.0, maximum=100.0, default=0.0
+    device_area = FloatParameter(
+        "Device area (0 = bench setup)", units="cm^2", minimum=0.0, maximum=100.0, default=0.0
     )
-    settle_s = FloatParameter(
+    settle_time = FloatParameter(
         "Wait after switching on", units="s", minimum=0.0, maximum=600.0, default=0.2
     )
     nplc = FloatParameter("Source meter NPLC", minimum=0.01, maximum=10.0, default=1.0)
-    integration_time_s = FloatParameter(
+    integration_time = FloatParameter(
         "Integration time (0 = automatic)", units="s", minimum=0.0, maximum=60.0, default=0.0
     )
-    max_integration_time_s = FloatParameter(
+    max_integration_time = FloatParameter(
         "Longest automatic integration time", units="s", minimum=0.008, maximum=60.0, default=2.0
     )
     averages = IntegerParameter("Spectra averaged", minimum=1, maximum=1000, default=1)
-    window_low_nm = FloatParameter(
+    el_window_low = FloatParameter(
         "EL window start (0 = detector start)", units="nm", minimum=0, maximum=2000, default=0.0
     )
-    window_high_nm = FloatParameter(
+    el_window_high = FloatParameter(
         "EL window end (0 = detector end)", units="nm", minimum=0, maximum=2000, default=0.0
     )
 
@@ -202,18 +202,18 @@ class ElSpectraProcedure(DaqProcedure):
         """Check the level list against the drive mode and the integration time."""
         super().check_consistency(values)
         parse_levels(values.get("levels", "3, 4, 5"), values.get("drive_mode", "voltage"))
-        fixed = float(values.get("integration_time_s", 0.0) or 0.0)
+        fixed = float(values.get("integration_time", 0.0) or 0.0)
         if 0 < fixed < 0.008:
-            raise ParameterError("integration_time_s", fixed, "0 (automatic) or >= 0.008 s")
+            raise ParameterError("integration_time", fixed, "0 (automatic) or >= 0.008 s")
 
     def area(self) -> float:
         """Return the pixel area (cm^2): the parameter, else the bench set-up."""
-        if self.device_area_cm2 and self.device_area_cm2 > 0:
-            return float(self.device_area_cm2)
+        if self.device_area and self.device_area > 0:
+            return float(self.device_area)
         setup = getattr(getattr(self.bench, "config", None), "setup", {}) or {}
         area = setup.get("device_area_cm2")
         if not area:
-            raise RuntimeError("no pixel area: set device_area_cm2 or setup.device_area_cm2")
+            raise RuntimeError("no pixel area: set device_area or setup.device_area_cm2")
         return float(area)
 
     def startup(self) -> None:
@@ -222,7 +222,7 @@ class ElSpectraProcedure(DaqProcedure):
         self.level_list = parse_levels(self.levels, self.drive_mode)
         self.area_cm2 = self.area()
         self.acquirer = SpectrumAcquirer.for_procedure(
-            self, max_auto_integration_s=float(self.max_integration_time_s)
+            self, max_auto_integration_s=float(self.max_integration_time)
         )
         self.started = time.monotonic()
 
@@ -254,20 +254,20 @@ class ElSpectraProcedure(DaqProcedure):
             self,
             mode,
             source,
-            compliance_current_a=self.compliance_current_a,
-            compliance_voltage_v=self.compliance_voltage_v,
-            settle_s=self.settle_s,
+            compliance_current_a=self.compliance_current,
+            compliance_voltage_v=self.compliance_voltage,
+            settle_s=self.settle_time,
             nplc=self.nplc,
             readings=readings,
         )
-        fixed = float(self.integration_time_s)
+        fixed = float(self.integration_time)
         frame = self.acquirer.acquire(fixed if fixed > 0 else None, int(self.averages))
         reading = readings[-1]
         if reading.in_compliance:
             self.emit_event("warning", "compliance", f"level {level:g}: source meter in compliance")
         grid = frame.corrected_wavelength_nm
-        low = self.window_low_nm or float(grid[0])
-        high = self.window_high_nm or float(grid[-1])
+        low = self.el_window_low or float(grid[0])
+        high = self.el_window_high or float(grid[-1])
         figures = window_peak_metrics(grid, frame.corrected, low, high)
         density = reading.current_a / self.area_cm2 * 1e3
         elapsed = time.monotonic() - self.started

@@ -14,7 +14,7 @@ chosen bias (by default the brightest point) is kept as the single-spectrum fall
 Luminance strategy (docs/procedures/jlv.md): the live ``luminance``/``eqe``/
 ``current_efficiency``/``luminous_efficacy`` columns are *provisional*: they use the
 point's own spectrum when one was taken, else the last one, else the nominal EL band of
-the parameters (a Gaussian at ``el_peak_nm`` with ``el_fwhm_nm``). The key figures and the report
+the parameters (a Gaussian at ``el_peak`` with ``el_fwhm``). The key figures and the report
 (:mod:`perovlab_daq.figures.jlv`) are always recomputed from the stored raw columns
 (``photocurrent``, ``current``, ``voltage``), the stored EL spectrum and the stored
 set-up, so a file written by another program is analysed the same way, and the
@@ -122,24 +122,28 @@ class JlvProcedure(DaqProcedure):
     }
 
     # -- sweep ------------------------------------------------------------------------
-    start_v = FloatParameter("Start voltage", units="V", minimum=-20, maximum=100, default=0.0)
-    stop_v = FloatParameter("Stop voltage", units="V", minimum=-20, maximum=100, default=8.0)
-    changeover_v = FloatParameter(
+    start_voltage = FloatParameter(
+        "Start voltage", units="V", minimum=-20, maximum=100, default=0.0
+    )
+    stop_voltage = FloatParameter("Stop voltage", units="V", minimum=-20, maximum=100, default=8.0)
+    changeover_voltage = FloatParameter(
         "Changeover voltage", units="V", minimum=-20, maximum=100, default=3.0
     )
-    fine_step_v = FloatParameter(
+    fine_step = FloatParameter(
         "Fine step (below changeover)", units="V", minimum=0.001, maximum=10, default=0.05
     )
-    coarse_step_v = FloatParameter(
+    coarse_step = FloatParameter(
         "Coarse step (above changeover)", units="V", minimum=0.001, maximum=10, default=0.1
     )
     direction = ListParameter(
         "Sweep direction", choices=["forward", "reverse", "both"], default="forward"
     )
-    dwell_s = FloatParameter("Dwell per point", units="s", minimum=0, maximum=60, default=0.05)
-    prebias_v = FloatParameter("Pre-bias voltage", units="V", minimum=-20, maximum=100, default=0.0)
-    prebias_s = FloatParameter("Pre-bias time", units="s", minimum=0, maximum=600, default=0.0)
-    compliance_a = FloatParameter(
+    dwell = FloatParameter("Dwell per point", units="s", minimum=0, maximum=60, default=0.05)
+    prebias_voltage = FloatParameter(
+        "Pre-bias voltage", units="V", minimum=-20, maximum=100, default=0.0
+    )
+    prebias_time = FloatParameter("Pre-bias time", units="s", minimum=0, maximum=600, default=0.0)
+    compliance_current = FloatParameter(
         "Current compliance", units="A", minimum=1e-6, maximum=1.0, default=0.1
     )
     nplc = FloatParameter("Source meter NPLC", minimum=0.01, maximum=10, default=1.0)
@@ -147,7 +151,7 @@ class JlvProcedure(DaqProcedure):
     stop_at_saturation = BooleanParameter(
         "Stop the upward sweep when the photodiode overflows", default=True
     )
-    luminance_limit_cd_m2 = FloatParameter(
+    luminance_limit = FloatParameter(
         "Stop the upward sweep above luminance (0 = no limit)",
         units="cd/m^2",
         minimum=0,
@@ -156,23 +160,23 @@ class JlvProcedure(DaqProcedure):
     )
     # -- photodiode and set-up ----------------------------------------------------------
     pd_nplc = FloatParameter("Photodetector NPLC", minimum=0.01, maximum=50, default=1.0)
-    pd_range_a = FloatParameter(
+    pd_range = FloatParameter(
         "Photodetector range (0 = auto)", units="A", minimum=0, maximum=0.021, default=0.0
     )
     dark_readings = IntegerParameter("Dark readings averaged", minimum=1, maximum=1000, default=10)
-    device_area_cm2 = FloatParameter(
+    device_area = FloatParameter(
         "Device area (0 = bench setup)", units="cm^2", minimum=0, maximum=100, default=0.0
     )
-    pd_radius_mm = FloatParameter(
+    pd_radius = FloatParameter(
         "Photodiode radius (0 = bench setup)", units="mm", minimum=0, maximum=100, default=0.0
     )
-    pd_distance_mm = FloatParameter(
+    pd_distance = FloatParameter(
         "Photodiode distance (0 = bench setup)", units="mm", minimum=0, maximum=10000, default=0.0
     )
     # -- EL spectra ---------------------------------------------------------------------
     el_bias = Parameter("EL spectrum bias (V or auto)", default="auto")
     el_biases = Parameter("Extra EL spectra at biases (V, comma separated)", default="")
-    el_integration_ms = FloatParameter(
+    el_integration = FloatParameter(
         "EL integration time (0 = automatic)", units="ms", minimum=0, maximum=60000, default=0.0
     )
     el_averages = IntegerParameter("EL spectra averaged", minimum=1, maximum=100, default=1)
@@ -184,10 +188,10 @@ class JlvProcedure(DaqProcedure):
         maximum=1e6,
         default=10.0,
     )
-    el_peak_nm = FloatParameter(
+    el_peak = FloatParameter(
         "Nominal EL peak (no spectrometer)", units="nm", minimum=300, maximum=1100, default=660.0
     )
-    el_fwhm_nm = FloatParameter(
+    el_fwhm = FloatParameter(
         "Nominal EL FWHM (no spectrometer)", units="nm", minimum=1, maximum=300, default=30.0
     )
 
@@ -220,46 +224,51 @@ class JlvProcedure(DaqProcedure):
         Raises
         ------
         ParameterError
-            Naming the parameter to change: ``stop_v`` not above ``start_v``,
-            ``changeover_v`` outside the sweep, a step not smaller than the range it
+            Naming the parameter to change: ``stop_voltage`` not above ``start_voltage``,
+            ``changeover_voltage`` outside the sweep, a step not smaller than the range it
             covers, too many points, a pre-bias without time, or an unreadable
             ``el_bias``/``el_biases``.
         """
-        start, stop = float(values["start_v"]), float(values["stop_v"])
-        changeover = float(values["changeover_v"])
-        fine, coarse = float(values["fine_step_v"]), float(values["coarse_step_v"])
+        start, stop = float(values["start_voltage"]), float(values["stop_voltage"])
+        changeover = float(values["changeover_voltage"])
+        fine, coarse = float(values["fine_step"]), float(values["coarse_step"])
         if stop <= start:
-            raise ParameterError("stop_v", stop, f"a voltage above start_v = {start:g} V")
+            raise ParameterError(
+                "stop_voltage", stop, f"a voltage above start_voltage = {start:g} V"
+            )
         if not start <= changeover <= stop:
             raise ParameterError(
-                "changeover_v", changeover, f"a voltage from start_v {start:g} to stop_v {stop:g} V"
+                "changeover_voltage",
+                changeover,
+                f"a voltage from start_voltage {start:g} to stop_voltage {stop:g} V",
             )
         if changeover > start and fine >= changeover - start:
             raise ParameterError(
-                "fine_step_v",
+                "fine_step",
                 fine,
-                f"a step smaller than changeover_v - start_v = {changeover - start:g} V",
+                f"a step smaller than changeover_voltage - start_voltage"
+                f" = {changeover - start:g} V",
             )
         if stop > changeover and coarse >= stop - changeover:
             raise ParameterError(
-                "coarse_step_v",
+                "coarse_step",
                 coarse,
-                f"a step smaller than stop_v - changeover_v = {stop - changeover:g} V",
+                f"a step smaller than stop_voltage - changeover_voltage = {stop - changeover:g} V",
             )
         count = sweep_voltages(start, stop, changeover, fine, coarse).size
         if count > MAX_POINTS_PER_SWEEP:
             raise ParameterError(
-                "fine_step_v",
+                "fine_step",
                 fine,
                 f"steps giving at most {MAX_POINTS_PER_SWEEP} points per sweep "
                 f"(these give {count})",
             )
         if (
-            float(values.get("prebias_v") or 0.0) != 0.0
-            and float(values.get("prebias_s") or 0) == 0
+            float(values.get("prebias_voltage") or 0.0) != 0.0
+            and float(values.get("prebias_time") or 0) == 0
         ):
             raise ParameterError(
-                "prebias_s", values.get("prebias_s"), "a time > 0 s with a pre-bias"
+                "prebias_time", values.get("prebias_time"), "a time > 0 s with a pre-bias"
             )
         el_bias = parse_el_bias(str(values.get("el_bias", "auto")))
         biases = parse_bias_list(str(values.get("el_biases") or ""), "el_biases")
@@ -288,9 +297,9 @@ class JlvProcedure(DaqProcedure):
             self.bench.get("spectrometer") if self.has_role("spectrometer") else None
         )
         setup = dict(getattr(getattr(self.bench, "config", None), "setup", {}) or {})
-        self._area_cm2 = self._resolve(self.device_area_cm2, setup, "device_area_cm2")
-        self._pd_radius_mm = self._resolve(self.pd_radius_mm, setup, "photodiode_radius_mm")
-        self._pd_distance_mm = self._resolve(self.pd_distance_mm, setup, "photodiode_distance_mm")
+        self._area_cm2 = self._resolve(self.device_area, setup, "device_area_cm2")
+        self._pd_radius_mm = self._resolve(self.pd_radius, setup, "photodiode_radius_mm")
+        self._pd_distance_mm = self._resolve(self.pd_distance, setup, "photodiode_distance_mm")
         responsivity_path = setup.get("responsivity_file")
         if not responsivity_path:
             raise RuntimeError(
@@ -309,14 +318,14 @@ class JlvProcedure(DaqProcedure):
         self.rows: list[dict[str, float]] = []
         self.acquirer: Any = None
         self.factors = PhotometricFactors.compute(
-            *nominal_el_spectrum(self.el_peak_nm, self.el_fwhm_nm),
+            *nominal_el_spectrum(self.el_peak, self.el_fwhm),
             self.responsivity,
             self._area_cm2,
             self._pd_radius_mm,
             self._pd_distance_mm,
         )
 
-        range_a = self.pd_range_a if self.pd_range_a > 0 else None
+        range_a = self.pd_range if self.pd_range > 0 else None
         self.call_with_retry(
             lambda: self.photodetector.configure(nplc=self.pd_nplc, current_range_a=range_a),
             "photodetector configure",
@@ -325,7 +334,9 @@ class JlvProcedure(DaqProcedure):
 
         def configure_source() -> None:
             self.smu.output_enabled = False
-            self.smu.apply_voltage_source(compliance_current_a=self.compliance_a, nplc=self.nplc)
+            self.smu.apply_voltage_source(
+                compliance_current_a=self.compliance_current, nplc=self.nplc
+            )
             self.smu.source_voltage = 0.0
 
         self.call_with_retry(configure_source, "source meter configure", role="source_meter")
@@ -395,7 +406,7 @@ class JlvProcedure(DaqProcedure):
             "info",
             "provisional",
             "live luminance/EQE columns use the latest point spectrum, else the nominal EL "
-            f"band ({self.el_peak_nm:g} nm, FWHM {self.el_fwhm_nm:g} nm); the analysis "
+            f"band ({self.el_peak:g} nm, FWHM {self.el_fwhm:g} nm); the analysis "
             "recomputes them from photocurrent, current and the stored EL spectra",
         )
         if self.spectrometer is None:
@@ -403,10 +414,14 @@ class JlvProcedure(DaqProcedure):
                 "warning",
                 "nominal_spectrum",
                 "no spectrometer on the bench: luminance and EQE use a nominal Gaussian EL "
-                f"spectrum (peak {self.el_peak_nm:g} nm, FWHM {self.el_fwhm_nm:g} nm)",
+                f"spectrum (peak {self.el_peak:g} nm, FWHM {self.el_fwhm:g} nm)",
             )
         points = sweep_voltages(
-            self.start_v, self.stop_v, self.changeover_v, self.fine_step_v, self.coarse_step_v
+            self.start_voltage,
+            self.stop_voltage,
+            self.changeover_voltage,
+            self.fine_step,
+            self.coarse_step,
         )
         signs = _DIRECTIONS[self.direction]
         self._total_points = len(points) * len(signs)
@@ -416,12 +431,14 @@ class JlvProcedure(DaqProcedure):
         self.call_with_retry(
             lambda: setattr(self.smu, "output_enabled", True), "output on", role="source_meter"
         )
-        if self.prebias_s > 0:
+        if self.prebias_time > 0:
             self.emit_event(
-                "info", "prebias", f"pre-bias {self.prebias_v:g} V for {self.prebias_s:g} s"
+                "info",
+                "prebias",
+                f"pre-bias {self.prebias_voltage:g} V for {self.prebias_time:g} s",
             )
-            self._set_voltage(self.prebias_v)
-            if not self.sleep(self.prebias_s):
+            self._set_voltage(self.prebias_voltage)
+            if not self.sleep(self.prebias_time):
                 return
         top_index = len(points) - 1
         for sweep_index, sign in enumerate(signs):
@@ -469,8 +486,8 @@ class JlvProcedure(DaqProcedure):
                 "info",
                 "sweep",
                 f"sweep {sweep_index} {label}: {voltages[0]:g} V to {voltages[-1]:g} V, "
-                f"{len(voltages)} points, dwell {self.dwell_s:g} s, pre-bias "
-                f"{self.prebias_v:g} V for {self.prebias_s:g} s",
+                f"{len(voltages)} points, dwell {self.dwell:g} s, pre-bias "
+                f"{self.prebias_voltage:g} V for {self.prebias_time:g} s",
             )
         reached = top_index
         for position, voltage in enumerate(voltages):
@@ -479,7 +496,7 @@ class JlvProcedure(DaqProcedure):
                 return False, reached
             self._set_voltage(voltage)
             # No sleep call for dwell 0: should_stop was just checked above.
-            if self.dwell_s > 0 and not self.sleep(self.dwell_s):
+            if self.dwell > 0 and not self.sleep(self.dwell):
                 return False, reached
             smu, pd = self._measure_point()
             row = self._row(voltage, smu, pd, sweep_index, sign)
@@ -549,10 +566,10 @@ class JlvProcedure(DaqProcedure):
 
     def _stop_reason(self, row: Mapping[str, float]) -> str:
         if self.stop_at_compliance and row["in_compliance"]:
-            return f"current compliance {self.compliance_a:g} A reached"
+            return f"current compliance {self.compliance_current:g} A reached"
         if self.stop_at_saturation and row["photodiode_overflow"]:
             return "photodiode overflow (saturation)"
-        limit = self.luminance_limit_cd_m2
+        limit = self.luminance_limit
         if limit > 0 and row["luminance"] >= limit:
             return f"luminance {row['luminance']:.4g} cd/m^2 above the limit {limit:g} cd/m^2"
         return ""
@@ -606,7 +623,7 @@ class JlvProcedure(DaqProcedure):
             self.acquirer = SpectrumAcquirer.for_procedure(self, dark=self._led_off)
         try:
             frame = self.acquirer.acquire(
-                integration_time_s=self.el_integration_ms / 1e3 if self.el_integration_ms else None,
+                integration_time_s=self.el_integration / 1e3 if self.el_integration else None,
                 averages=int(self.el_averages),
             )
         except (SpectrumAcquisitionError, InstrumentFault) as exc:
@@ -664,15 +681,15 @@ class JlvProcedure(DaqProcedure):
         if self.acquirer is None:
             self.acquirer = SpectrumAcquirer.for_procedure(self, dark=self._led_off)
         self._set_voltage(bias_v)
-        if not self.sleep(self.dwell_s):
+        if not self.sleep(self.dwell):
             return
         smu_before, pd_before = self._measure_point()
         frame = self.acquirer.acquire(
-            integration_time_s=self.el_integration_ms / 1e3 if self.el_integration_ms else None,
+            integration_time_s=self.el_integration / 1e3 if self.el_integration else None,
             averages=int(self.el_averages),
         )
         # The dark frame switched the output off and on again: let the LED settle.
-        if not self.sleep(self.dwell_s):
+        if not self.sleep(self.dwell):
             return
         smu_after, pd_after = self._measure_point()
         current = 0.5 * (smu_before.current_a + smu_after.current_a)

@@ -72,14 +72,14 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
         "signal_to_noise": "",
     }
 
-    power_min_w = FloatParameter(
+    power_min = FloatParameter(
         "Lowest power at the sample (0 = lowest reachable)",
         units="W",
         minimum=0.0,
         maximum=1.0,
         default=0.0,
     )
-    power_max_w = FloatParameter(
+    power_max = FloatParameter(
         "Highest power at the sample (0 = laser maximum)",
         units="W",
         minimum=0.0,
@@ -89,16 +89,16 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
     steps = IntegerParameter("Power steps (log-spaced)", minimum=2, maximum=200, default=12)
     sweep_down = BooleanParameter("Sweep back down (hysteresis)", default=False)
     excitation = ListParameter("Excitation", choices=EXCITATION_KINDS, default="cw")
-    repetition_rate_hz = FloatParameter(
+    repetition_rate = FloatParameter(
         "Repetition rate (pulsed)", units="Hz", minimum=0.0, maximum=1e10, default=0.0
     )
-    dwell_s = FloatParameter(
+    dwell = FloatParameter(
         "Laser-off wait between steps", units="s", minimum=0.0, maximum=600.0, default=0.0
     )
-    pl_window_low_nm = FloatParameter(
+    pl_window_low = FloatParameter(
         "PL window start (0 = laser + 20 nm)", units="nm", minimum=0.0, maximum=2000.0, default=0.0
     )
-    pl_window_high_nm = FloatParameter(
+    pl_window_high = FloatParameter(
         "PL window end (0 = detector end)", units="nm", minimum=0.0, maximum=2000.0, default=0.0
     )
 
@@ -106,15 +106,15 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
     def check_consistency(cls, values: Mapping[str, Any]) -> None:
         """Refuse an inverted power range and a pulsed series without a repetition rate."""
         super().check_consistency(values)
-        low = float(values.get("power_min_w", 0) or 0)
-        high = float(values.get("power_max_w", 0) or 0)
+        low = float(values.get("power_min", 0) or 0)
+        high = float(values.get("power_max", 0) or 0)
         if low > 0 and high > 0 and high <= low:
-            raise ParameterError("power_max_w", high, f"more than power_min_w = {low:g} W")
+            raise ParameterError("power_max", high, f"more than power_min = {low:g} W")
         if values.get("excitation") == "pulsed" and not float(
-            values.get("repetition_rate_hz", 0) or 0
+            values.get("repetition_rate", 0) or 0
         ):
             raise ParameterError(
-                "repetition_rate_hz", values.get("repetition_rate_hz"), "> 0 Hz for pulsed"
+                "repetition_rate", values.get("repetition_rate"), "> 0 Hz for pulsed"
             )
 
     def startup(self) -> None:
@@ -122,11 +122,11 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
         self.prepare_laser()
         self.place_sample("STAGE")
         self.make_acquirer()
-        self.area_cm2 = self.spot_area()
+        self.area_cm2 = self.laser_spot_area()
         assert self._planner is not None
         reach_low, reach_high = self._planner.reachable_w
-        low = self.power_min_w if self.power_min_w > 0 else reach_low
-        high = self.power_max_w if self.power_max_w > 0 else reach_high
+        low = self.power_min if self.power_min > 0 else reach_low
+        high = self.power_max if self.power_max > 0 else reach_high
         margin = 1.0 + CLAMP_TOLERANCE
         if low < reach_low / margin or high > reach_high * margin:
             raise RuntimeError(
@@ -157,7 +157,7 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
                     return
                 self.measure(index, target_w, direction)
                 self.emit("progress", 100.0 * (index + 1) / len(self.plan))
-                if self.dwell_s > 0 and not self.sleep(self.dwell_s):
+                if self.dwell > 0 and not self.sleep(self.dwell):
                     return
         finally:
             self.laser_off()
@@ -176,9 +176,9 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
         power = float(np.mean([measured, after]))
         density = power / self.area_cm2
         pulsed = self.excitation == "pulsed"
-        pulse_energy = power / self.repetition_rate_hz if pulsed else math.nan
+        pulse_energy = power / self.repetition_rate if pulsed else math.nan
         fluence = pulse_energy / self.area_cm2 if pulsed else math.nan
-        low, high = self.pl_window_nm(self.pl_window_low_nm, self.pl_window_high_nm)
+        low, high = self.pl_window_nm(self.pl_window_low, self.pl_window_high)
         figures = window_peak_metrics(frame.corrected_wavelength_nm, frame.corrected, low, high)
         elapsed = time.monotonic() - self.started
         self.acquirer.emit(

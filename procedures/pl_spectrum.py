@@ -52,7 +52,7 @@ class PlSpectrumProcedure(FixedExcitationProcedure):
     }
 
     repeats = IntegerParameter("Spectra taken", minimum=1, maximum=1000, default=1)
-    interval_s = FloatParameter(
+    interval = FloatParameter(
         "Laser-off time between repeats", units="s", minimum=0.0, maximum=3600.0, default=0.0
     )
 
@@ -70,7 +70,7 @@ class PlSpectrumProcedure(FixedExcitationProcedure):
                     return
                 self.measure(repeat)
                 self.emit("progress", 100.0 * (repeat + 1) / self.repeats)
-                if repeat + 1 < self.repeats and not self.sleep(self.interval_s):
+                if repeat + 1 < self.repeats and not self.sleep(self.interval):
                     return
         finally:
             self.laser_off()
@@ -83,7 +83,7 @@ class PlSpectrumProcedure(FixedExcitationProcedure):
             after = self.read_power_w()
         power = float(np.nanmean([measured, after])) if math.isfinite(measured) else step.target_w
         density = power / self.area_cm2
-        low, high = self.pl_window_nm(self.pl_window_low_nm, self.pl_window_high_nm)
+        low, high = self.pl_window_nm(self.pl_window_low, self.pl_window_high)
         figures = window_peak_metrics(frame.corrected_wavelength_nm, frame.corrected, low, high)
         context = {
             "time_s": time.monotonic() - self.started,

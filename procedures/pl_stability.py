@@ -102,13 +102,13 @@ class PlStabilityProcedure(FixedExcitationProcedure):
 
     # [P2] held its films at about 600 W/cm^2 for more than 10 min.
     power_mode = ListParameter("Excitation set as", choices=POWER_MODES, default="power density")
-    power_density_w_cm2 = FloatParameter(
+    power_density = FloatParameter(
         "CW power density at the sample", units="W/cm^2", minimum=0.0, maximum=1e5, default=600.0
     )
-    duration_s = FloatParameter(
+    duration = FloatParameter(
         "Exposure time (device time)", units="s", minimum=1.0, maximum=30 * 86400.0, default=600.0
     )
-    interval_s = FloatParameter(
+    interval = FloatParameter(
         "Spectrum interval (device time)", units="s", minimum=0.0, maximum=86400.0, default=10.0
     )
     new_peak_min_snr = FloatParameter(
@@ -123,10 +123,10 @@ class PlStabilityProcedure(FixedExcitationProcedure):
     def check_consistency(cls, values: Mapping[str, Any]) -> None:
         """Refuse an interval longer than the exposure."""
         super().check_consistency(values)
-        duration = float(values.get("duration_s", 600.0))
-        interval = float(values.get("interval_s", 10.0))
+        duration = float(values.get("duration", 600.0))
+        interval = float(values.get("interval", 10.0))
         if interval > duration:
-            raise ParameterError("interval_s", interval, f"at most duration_s = {duration:g} s")
+            raise ParameterError("interval", interval, f"at most duration = {duration:g} s")
 
     def startup(self) -> None:
         """Laser ready, sample on the PL stage, target power computed."""
@@ -134,14 +134,14 @@ class PlStabilityProcedure(FixedExcitationProcedure):
         self.reference: np.ndarray | None = None
         self.reference_integral = math.nan
         self.flagged: set[int] = set()
-        self.fixed_time_s = float(self.integration_time_s) or None
+        self.fixed_time_s = float(self.integration_time) or None
 
     def execute(self) -> None:
-        """Expose the film for ``duration_s`` with spectra every ``interval_s`` (device time).
+        """Expose the film for ``duration`` with spectra every ``interval`` (device time).
 
-        A spectrum is due at ``k x interval_s`` and the last one at ``duration_s``; when a
+        A spectrum is due at ``k x interval`` and the last one at ``duration``; when a
         spectrum takes longer than the interval the next one is taken at once. The series
-        ends with the first spectrum at or after ``duration_s`` of device time.
+        ends with the first spectrum at or after ``duration`` of device time.
         """
         try:
             with self.emission():
@@ -151,8 +151,8 @@ class PlStabilityProcedure(FixedExcitationProcedure):
                     "info",
                     "clock",
                     f"schedule in device time: ageing_acceleration {self.clock.acceleration:g} "
-                    f"device s per wall s; {self.duration_s:g} s exposure, spectra every "
-                    f"{self.interval_s:g} s",
+                    f"device s per wall s; {self.duration:g} s exposure, spectra every "
+                    f"{self.interval:g} s",
                 )
                 index = 0
                 while True:
@@ -161,10 +161,10 @@ class PlStabilityProcedure(FixedExcitationProcedure):
                         return
                     device_s = self.measure(index)
                     index += 1
-                    self.emit("progress", min(100.0, 100.0 * device_s / self.duration_s))
-                    if device_s >= self.duration_s:
+                    self.emit("progress", min(100.0, 100.0 * device_s / self.duration))
+                    if device_s >= self.duration:
                         break
-                    due = min(index * self.interval_s, self.duration_s)
+                    due = min(index * self.interval, self.duration)
                     if not self.sleep(self.clock.wall_until(due)):
                         return
                 self.emit("progress", 100.0)
@@ -174,7 +174,7 @@ class PlStabilityProcedure(FixedExcitationProcedure):
     def take_spectrum(self) -> SpectrumFrame:
         """Take a spectrum at the kept integration time; re-choose it only if it saturates."""
         frame = self.acquirer.acquire(self.fixed_time_s, int(self.averages))
-        if self.integration_time_s <= 0:
+        if self.integration_time <= 0:
             if frame.saturated:
                 frame = self.acquirer.acquire(None, int(self.averages))
             self.fixed_time_s = frame.integration_time_s
@@ -188,7 +188,7 @@ class PlStabilityProcedure(FixedExcitationProcedure):
         after = self.read_power_w()
         power = float(np.mean([before, after])) if math.isfinite(before) else self.target_w
         density = power / self.area_cm2
-        low, high = self.pl_window_nm(self.pl_window_low_nm, self.pl_window_high_nm)
+        low, high = self.pl_window_nm(self.pl_window_low, self.pl_window_high)
         grid, spectrum = frame.corrected_wavelength_nm, frame.corrected
         figures = window_peak_metrics(grid, spectrum, low, high)
         integral = float(figures["integrated"][0])

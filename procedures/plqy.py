@@ -75,30 +75,30 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
     }
 
     power_mode = ListParameter("Excitation set as", choices=POWER_MODES, default="power density")
-    laser_power_w = FloatParameter(
+    laser_power = FloatParameter(
         "Power into the sphere", units="W", minimum=0.0, maximum=1.0, default=1e-5
     )
-    power_density_w_cm2 = FloatParameter(
+    power_density = FloatParameter(
         "Power density on the sample", units="W/cm^2", minimum=0.0, maximum=1e5, default=125e-6
     )
-    spot_area_cm2 = FloatParameter(
+    spot_area = FloatParameter(
         "Beam spot on the sample in the sphere",
         units="cm^2",
         minimum=1e-9,
         maximum=100.0,
         default=0.08,
     )
-    laser_half_width_nm = FloatParameter(
+    laser_half_width = FloatParameter(
         "Laser window half width", units="nm", minimum=1.0, maximum=50.0, default=10.0
     )
-    emission_window_low_nm = FloatParameter(
+    emission_window_low = FloatParameter(
         "Emission window start (0 = from the C spectrum)",
         units="nm",
         minimum=0.0,
         maximum=2000.0,
         default=0.0,
     )
-    emission_window_high_nm = FloatParameter(
+    emission_window_high = FloatParameter(
         "Emission window end (0 = from the C spectrum)",
         units="nm",
         minimum=0.0,
@@ -116,13 +116,13 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
         """Refuse a zero excitation and an inverted emission window."""
         super().check_consistency(values)
         mode = values.get("power_mode", "power density")
-        key = "laser_power_w" if mode == "power" else "power_density_w_cm2"
+        key = "laser_power" if mode == "power" else "power_density"
         if not float(values.get(key, 0) or 0) > 0:
             raise ParameterError(key, values.get(key), "> 0")
-        low = float(values.get("emission_window_low_nm", 0) or 0)
-        high = float(values.get("emission_window_high_nm", 0) or 0)
+        low = float(values.get("emission_window_low", 0) or 0)
+        high = float(values.get("emission_window_high", 0) or 0)
         if low > 0 and high > 0 and high <= low + 5:
-            raise ParameterError("emission_window_high_nm", high, f"more than {low + 5:g} nm")
+            raise ParameterError("emission_window_high", high, f"more than {low + 5:g} nm")
 
     def startup(self) -> None:
         """Check how the sample will be moved, then prepare laser and spectrometer.
@@ -139,11 +139,9 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
             )
         self.prepare_laser()
         self.make_acquirer()
-        self.area_cm2 = float(self.spot_area_cm2)
+        self.area_cm2 = float(self.spot_area)
         self.target_w = (
-            self.laser_power_w
-            if self.power_mode == "power"
-            else self.power_density_w_cm2 * self.area_cm2
+            self.laser_power if self.power_mode == "power" else self.power_density * self.area_cm2
         )
         self.started = time.monotonic()
 
@@ -195,7 +193,7 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
             frame = self.acquire_spectrum()
             after = self.read_power_w()
         power = float(np.mean([before, after]))
-        half = float(self.laser_half_width_nm)
+        half = float(self.laser_half_width)
         laser_band = frame.integrated(
             self.laser_wavelength_nm - half, self.laser_wavelength_nm + half
         )

@@ -51,6 +51,7 @@ from perovlab_daq.cli._common import (
 )
 from perovlab_daq.cli.bench import _cmd_bench_check, _cmd_bench_presets, _cmd_gui, _cmd_list
 from perovlab_daq.cli.catalog import add_runs_parser
+from perovlab_daq.cli.export import add_export_parser
 from perovlab_daq.cli.files import _cmd_analyze, _cmd_lifetime_fit, _cmd_report
 from perovlab_daq.cli.runs import _cmd_demo, _cmd_recover, _cmd_run, _cmd_sequence
 from perovlab_daq.cli.sim import add_sim_parser
@@ -193,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     ana.set_defaults(func=_cmd_analyze)
 
     rep = sub.add_parser("report", help="draw a run's figures to a PNG or PDF")
-    rep.add_argument("file", type=Path, metavar="FILE")
+    rep.add_argument("file", nargs="+", type=Path, metavar="FILE")
+    rep.add_argument(
+        "--compare", action="store_true", help="overlay several jlv (or lifetime) runs"
+    )
     rep.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png|OUT.pdf")
     rep.set_defaults(func=_cmd_report)
 
@@ -245,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.set_defaults(func=_cmd_gui)
     add_runs_parser(sub)
     add_sim_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

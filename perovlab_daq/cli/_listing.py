@@ -86,7 +86,7 @@ def render(as_json: bool) -> str:
         )
         for attribute, spec in cls.parameter_specs().items():
             units = f" {spec['units']}" if spec["units"] else ""
-            if "minimum" in spec:
+            if spec.get("minimum") is not None:
                 allowed = f"{spec['minimum']:g} to {spec['maximum']:g}{units}"
             elif "choices" in spec:
                 allowed = " | ".join(map(str, spec["choices"]))

@@ -168,6 +168,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from perovlab_daq.figures import AnalysisInputError, draw_report
 
     _check_figure_output(args.output)
+    if getattr(args, "compare", False):
+        return _cmd_report_compare(args)
+    if len(args.file) > 1:
+        raise UsageError("report: give one FILE, or --compare FILE FILE ... to overlay runs")
+    args.file = args.file[0]
     try:
         out = draw_report(args.file, args.output)
     except FileNotFoundError:
@@ -186,6 +191,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged file: one line, not a traceback
         return _damaged(args.file, exc)
+    print(f"report: {out}")
+    return EXIT_OK
+
+
+def _cmd_report_compare(args: argparse.Namespace) -> int:
+    """``report --compare FILES -o OUT``: overlay runs of one procedure (exit 2 if mixed)."""
+    from perovlab_daq.figures import AnalysisInputError
+    from perovlab_daq.figures.compare import write_comparison
+
+    for path in args.file:
+        if not Path(path).exists():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        try:
+            check_regular_file(path, "run file")
+        except UnsafeInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        out = write_comparison(args.file, args.output)
+    except AnalysisInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except _OUTPUT_ERRORS:
+        raise
+    except OSError as exc:
+        if Path(exc.filename or "") == args.output:
+            raise UsageError(f"-o {args.output}: cannot write ({exc.strerror or exc})") from None
+        return _damaged(Path(exc.filename or args.file[0]), exc)
+    except Exception as exc:  # noqa: BLE001 - a damaged file: one line, not a traceback
+        return _damaged(Path(args.file[0]), exc)
     print(f"report: {out}")
     return EXIT_OK
 

@@ -25,8 +25,10 @@ from perovlab_daq.cli._common import (
     format_figure,
     parse_sets,
     print_outcome,
+    say,
     stop_on_signals,
 )
+from perovlab_daq.cli_args import NO_BENCH_CHOICE, default_bench_file
 from perovlab_daq.filecheck import DamagedFileError, NotHdf5Error, check_run_file
 from perovlab_daq.safe_input import UnsafeInputError, check_output_folder, check_regular_file
 
@@ -43,13 +45,36 @@ def _sample_from_args(args: argparse.Namespace) -> dict[str, str | None]:
     }
 
 
+def _chosen_bench(args: argparse.Namespace) -> Any:
+    """Return the bench config of ``--sim``/``--bench``/the default bench file (else exit 2).
+
+    A run never falls back to the simulator: a simulated file must not pass for a
+    measurement (issue 22); :func:`announce_simulated` says so once the run is planned.
+    """
+    if args.bench is None and args.sim is None:
+        default = default_bench_file()
+        if default is None:
+            raise UsageError(NO_BENCH_CHOICE)
+        args.bench = default
+    return bench_config_from_args(args)
+
+
+def announce_simulated(config: Any) -> None:
+    """Say on stderr, once the input is checked and before anything runs, that it is simulated."""
+    if getattr(config, "simulated", False):
+        say(
+            f"SIMULATED: {config.name} is the simulated bench; no instrument is used and the "
+            "file is marked simulated"
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from perovlab_daq.runner import plan_run, read_parameter_file
     from perovlab_daq.supervisor import execute_supervised
 
     if args.resume is not None:
         return _resume_run(args)
-    config = bench_config_from_args(args)
+    config = _chosen_bench(args)
     values: dict[str, Any] = {}
     if args.params is not None:
         values.update(read_parameter_file(args.params))
@@ -63,12 +88,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         durability_interval_s=args.durability,
         power_loss_safe=args.power_loss_safe,
     )
+    announce_simulated(config)
     stop = StopFlag()
     with stop_on_signals(stop), Progress(f"{args.procedure} -> {plan.path.name}") as progress:
         outcome = execute_supervised(
             plan, stop_event=stop, on_progress=progress.update, verbosity=args.verbose
         )
     print_outcome(outcome, as_json=args.json)
+    if config.simulated and not args.json:
+        print("SIMULATED: this run was taken on the simulated bench, not measured")
     return outcome.exit_code
 
 
@@ -87,9 +115,9 @@ def _resume_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume: {args.resume}: no such file")
     check_regular_file(args.resume, "run file")  # a FIFO or device would block
     if args.bench is None and args.sim is None:
-        config = simulated_bench_of(args.resume)
+        config = simulated_bench_of(args.resume)  # refuses a run on real instruments
     else:
-        config = bench_config_from_args(args)
+        config = _chosen_bench(args)
     if channel_of(args.resume):  # a rack channel continues on its own channel's device
         return resume_channel_run(args, config)
     plan = plan_resume(
@@ -98,6 +126,7 @@ def _resume_run(args: argparse.Namespace) -> int:
         durability_interval_s=args.durability,
         power_loss_safe=args.power_loss_safe,
     )
+    announce_simulated(config)
     stop = StopFlag()
     with stop_on_signals(stop), Progress(f"lifetime (resumed) -> {plan.path.name}") as progress:
         outcome = execute_supervised_resume(
@@ -152,14 +181,15 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 def _cmd_sequence(args: argparse.Namespace) -> int:
     from perovlab_daq.sequence import load_recipe, plan_recipe, recipe_exit_code
 
-    config = bench_config_from_args(args)
+    config = _chosen_bench(args)
     recipe = load_recipe(args.recipe)
     steps = plan_recipe(recipe, bench_config=config, output=args.output)
+    announce_simulated(config)
     print(f"recipe {recipe.get('name') or args.recipe}: {len(steps)} run(s) on {config.name}")
     stop = StopFlag()
     with stop_on_signals(stop):
         results = _run_steps(steps, stop, supervised=True, verbosity=args.verbose)
-    _print_step_table(results, as_json=args.json)
+    _print_step_table(results, as_json=args.json, simulated=config.simulated)
     return recipe_exit_code(results)
 
 
@@ -197,7 +227,11 @@ def _run_steps(
 
 
 def _print_step_table(
-    results: list[Any], *, as_json: bool, extra: dict[str, str] | None = None
+    results: list[Any],
+    *,
+    as_json: bool,
+    extra: dict[str, str] | None = None,
+    simulated: bool = False,
 ) -> None:
     rows = []
     for r in results:
@@ -214,6 +248,7 @@ def _print_step_table(
                 "note": (outcome.reason if outcome is not None else r.error) or "",
                 "figures": key_figures,
                 "report": (extra or {}).get(r.label, ""),
+                "simulated": simulated,
             }
         )
     if as_json:
@@ -221,7 +256,7 @@ def _print_step_table(
         return
     from rich.table import Table
 
-    table = Table(title="runs")
+    table = Table(title="runs (SIMULATED: not measured)" if simulated else "runs")
     for column in ("run", "status", "file", "key figures", "note"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -262,7 +297,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             reports[r.label] = str(out)
         except AnalysisInputError as exc:
             print(f"warning: no report for {r.outcome.path.name}: {exc}", file=sys.stderr)
-    _print_step_table(results, as_json=False, extra=reports)
+    _print_step_table(results, as_json=False, extra=reports, simulated=True)
     print(
         f"\nData files (HDF5), run logs and report pictures are in {folder}/.\n"
         f"Look at a report:   open {folder}/*.png\n"

@@ -31,6 +31,7 @@ from perovlab_daq.figures import (
     plqy,
 )
 from perovlab_daq.figures._run import AnalysisInputError, close
+from perovlab_daq.figures.report import write_report
 from perovlab_daq.filecheck import DamagedFileError, check_run_file
 from procedures.registry import UnknownProcedureError, procedure_class
 
@@ -336,21 +337,18 @@ def analyse_and_store(procedure_cls: type, run: Any) -> dict[str, Any]:
 
 
 def draw_report(path: str | Path, output: str | Path) -> Path:
-    """Draw a run's report figure to ``output`` (``.png`` or ``.pdf``); return its path."""
-    import matplotlib
+    """Draw a run's report to ``output``; return its path.
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
+    ``.png``: the figure page (title with sample, pixel, procedure, date; ``SIMULATED``
+    mark); ``.pdf``: A4 pages with TrueType fonts, the figure page, key figures,
+    parameters, bench and calibration (:mod:`perovlab_daq.figures.report`).
+    """
     out = Path(output)
     if out.suffix.lower() not in {".png", ".pdf"}:
         raise AnalysisInputError(f"report output {str(out)!r} must end in .png or .pdf")
     name, run = load_run(path)
     try:
-        figure = Figure(figsize=(11, 8.5), layout="constrained")
-        figures_module(name).draw(run, figure)
-        figure.suptitle(f"{Path(path).name}")
-        figure.savefig(out, dpi=110)
+        write_report(path, out, name, figures_module(name), run)
     except (KeyError, ValueError) as exc:
         raise AnalysisInputError(str(exc)) from None
     finally:

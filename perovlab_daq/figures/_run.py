@@ -137,8 +137,8 @@ def laser_wavelength_nm(data: Any) -> float:
 
 def pl_window(run: Any, laser_nm: float, grid: np.ndarray) -> tuple[float, float]:
     """Return the PL analysis window of a run: the parameters, else laser + 20 nm to the end."""
-    low = float(parameter(run, "pl_window_low_nm", 0.0) or 0.0)
-    high = float(parameter(run, "pl_window_high_nm", 0.0) or 0.0)
+    low = float(parameter(run, "pl_window_low", 0.0) or 0.0)
+    high = float(parameter(run, "pl_window_high", 0.0) or 0.0)
     if low <= 0:
         low = (laser_nm if math.isfinite(laser_nm) else float(grid[0])) + LASER_GUARD_NM
     if high <= 0:

@@ -61,7 +61,7 @@ def draw(run: Any, figure: Any) -> None:
             label = f"{float(volts.iloc[i]):.2f} V" if volts is not None else str(i)
             axes[0].plot(frames.wavelength, row / top, lw=0.8, label=label)
     axes[0].set_xlabel("wavelength (nm)")
-    axes[0].set_ylabel("normalised EL")
+    axes[0].set_ylabel("EL (normalised to peak)")
     axes[0].legend(loc="best", fontsize="small")
     axes[1].plot(data["voltage"], data["centre_wavelength"], "o-", label="centre")
     axes[1].set_xlabel("voltage (V)")

@@ -283,7 +283,7 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
     ``responsivity`` frame stream (or the calibration file named in the metadata), and
     the EL spectrum from the ``spectra`` stream (the frame flagged ``eqe_spectrum``, else
     the one nearest the brightest point), else the nominal band of the parameters
-    ``el_peak_nm``/``el_fwhm_nm``.
+    ``el_peak``/``el_fwhm``.
 
     Raises
     ------
@@ -305,9 +305,9 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
 
     parameters = _run.stored_parameters(run)
     metadata = _run.metadata(run)
-    area = _setup_value(parameters, metadata, "device_area_cm2", "device_area_cm2")
-    radius = _setup_value(parameters, metadata, "pd_radius_mm", "photodiode_radius_mm")
-    distance = _setup_value(parameters, metadata, "pd_distance_mm", "photodiode_distance_mm")
+    area = _setup_value(parameters, metadata, "device_area", "device_area_cm2")
+    radius = _setup_value(parameters, metadata, "pd_radius", "photodiode_radius_mm")
+    distance = _setup_value(parameters, metadata, "pd_distance", "photodiode_distance_mm")
     responsivity = _responsivity(run, metadata)
 
     good = np.isfinite(voltage) & np.isfinite(current) & np.isfinite(photocurrent)
@@ -343,12 +343,12 @@ def recompute_jlv(run: Any) -> JlvAnalysis:
         grid, spectrum = grid[keep], spectrum[keep]
         source, units = "measured", str(getattr(frames, "units", {}).get("intensity", ""))
     else:
-        peak = _positive_number(parameters.get("el_peak_nm"))
-        fwhm = _positive_number(parameters.get("el_fwhm_nm"))
+        peak = _positive_number(parameters.get("el_peak"))
+        fwhm = _positive_number(parameters.get("el_fwhm"))
         if peak is None or fwhm is None:
             raise AnalysisInputError(
                 "missing EL spectrum: no usable frame in the 'spectra' stream and no "
-                "parameters 'el_peak_nm'/'el_fwhm_nm' for a nominal band"
+                "parameters 'el_peak'/'el_fwhm' for a nominal band"
             )
         grid, spectrum = nominal_el_spectrum(peak, fwhm)
         source, bias, units = "nominal", math.nan, "relative"

@@ -448,7 +448,7 @@ def draw(run: Any, figure: Any) -> None:
         if log_x:
             ax.set_xscale("log")
         ax.set_xlabel("device time (h)")
-        ax.set_ylabel("L / L0")
+        ax.set_ylabel("L / L0 (fraction)")
     ax_lin.set_title(f"L0 = {l0:.4g} cd/m$^2$, T50 = {_hours_text(figures)}")
     ax_log.set_title("log time")
     ax_v.plot(hours, series.voltage, ".", ms=2, color="tab:green")

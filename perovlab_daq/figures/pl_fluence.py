@@ -159,7 +159,7 @@ def draw(run: Any, figure: Any) -> None:
         axes[1].semilogx(up["excitation"], fit.local_slope, "o-")
     axes[1].axhline(1.0, color="0.6", linestyle=":")
     axes[1].set_xlabel(f"{column.replace('_', ' ')} ({unit})")
-    axes[1].set_ylabel("local slope d ln PL / d ln P")
+    axes[1].set_ylabel("local slope d ln PL / d ln P (dimensionless)")
     try:
         frames = run.frames("spectra")
     except KeyError:

@@ -74,5 +74,5 @@ def draw_raw_and_dark(run: Any, axes: Any) -> None:
     except KeyError:
         pass
     axes.set_xlabel("wavelength (nm)")
-    axes.set_ylabel("counts")
+    axes.set_ylabel("intensity (counts)")
     axes.legend(loc="best")

@@ -98,10 +98,11 @@ def draw(run: Any, figure: Any) -> None:
         f"{figures['new_peaks_nm']}"
     )
     axes[0, 0].set_xlabel("wavelength (nm)")
+    axes[0, 0].set_ylabel(f"spectral power ({frames.units.get('intensity') or 'a.u.'})")
     for axis, column, ylabel in (
         (axes[0, 1], "centre_wavelength", "centre (nm)"),
         (axes[1, 0], "fwhm", "FWHM (nm)"),
-        (axes[1, 1], "relative_intensity", "integrated PL / first"),
+        (axes[1, 1], "relative_intensity", "integrated PL / first (fraction)"),
     ):
         axis.plot(data[clock], data[column], "o-")
         axis.set_ylabel(ylabel)

@@ -84,10 +84,10 @@ def windows(
     run: Any, grid: np.ndarray, spectra: Mapping[str, np.ndarray], laser_nm: float
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Return the laser and emission windows (nm) used for the de Mello integrals."""
-    half = float(_run.parameter(run, "laser_half_width_nm", 10.0))
+    half = float(_run.parameter(run, "laser_half_width", 10.0))
     laser = (laser_nm - half, laser_nm + half)
-    low = float(_run.parameter(run, "emission_window_low_nm", 0.0) or 0.0)
-    high = float(_run.parameter(run, "emission_window_high_nm", 0.0) or 0.0)
+    low = float(_run.parameter(run, "emission_window_low", 0.0) or 0.0)
+    high = float(_run.parameter(run, "emission_window_high", 0.0) or 0.0)
     floor = laser[1] + LASER_GUARD_NM / 2
     if low <= 0 or high <= 0:
         figures = window_peak_metrics(grid, spectra["C"], laser_nm + LASER_GUARD_NM, grid[-1])

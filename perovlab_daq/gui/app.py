@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 #: Short parameters for demonstration runs on the simulated bench (seconds, not hours).
 DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
-    "jlv": {"direction": "both", "dwell_s": 0.01, "el_biases": "4, 6"},
+    "jlv": {"direction": "both", "dwell": 0.01, "el_biases": "4, 6"},
     "lifetime": {  # device time: about 20 s of wall time at the simulated acceleration
         "current_density": 200.0,
         "first_interval": 20.0,
@@ -29,10 +29,10 @@ DEMO_PARAMETERS: dict[str, dict[str, Any]] = {
         "dark_settle": 0.05,
         "max_duration": 20000.0,
     },
-    "el-spectra": {"levels": "4, 6, 8, 10, 12, 14, 16", "settle_s": 0.05},
-    "pl-spectrum": {"laser_power_w": 0.005, "repeats": 5},
+    "el-spectra": {"levels": "4, 6, 8, 10, 12, 14, 16", "settle_time": 0.05},
+    "pl-spectrum": {"laser_power": 0.005, "repeats": 5},
     "pl-fluence": {"steps": 10},
-    "pl-stability": {"laser_power_w": 0.1, "duration_s": 120, "interval_s": 10},
+    "pl-stability": {"laser_power": 0.1, "duration": 120, "interval": 10},
     "plqy": {},
 }
 

@@ -238,7 +238,7 @@ def bench_limits(bench: Any) -> dict[str, tuple[float, float, str]]:
         except Exception as exc:  # noqa: BLE001 - a limit is a help, not a requirement
             log.warning("laser power limits not read: %s", exc)
         else:
-            limits["laser_power_w"] = (0.0, high, f"the laser's maximum is {high:g} W")
+            limits["laser_power"] = (0.0, high, f"the laser's maximum is {high:g} W")
     return limits
 
 

@@ -87,6 +87,32 @@ KNOWN_UNITS = {
 _UNIT_IN_NAME = re.compile(r"\(([^()]+)\)\s*$")
 
 
+#: The word that marks a simulated run in titles, on the console and on every figure.
+SIMULATED_MARK = "SIMULATED"
+
+
+def is_simulated(header: Mapping[str, Any]) -> bool:
+    """Return whether a run header describes a run on the simulated bench (its metadata)."""
+    value = (header.get("metadata") or {}).get("simulated")
+    return bool(value) and str(value).lower() not in {"0", "false", "no"}
+
+
+def file_is_simulated(file: h5py.File) -> bool:
+    """Return whether an open run file was taken on the simulated bench.
+
+    ``entry/instrument/simulated`` (written since issue 22), else the older
+    ``entry/metadata@simulated`` attribute; False when neither is there.
+    """
+    flag = file.get("entry/instrument/simulated")
+    if isinstance(flag, h5py.Dataset):
+        return bool(flag[()])
+    meta = file.get("entry/metadata")
+    value = meta.attrs.get("simulated") if meta is not None else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return bool(value) and str(value).lower() not in {"0", "false", "no"}
+
+
 def now_iso() -> str:
     """Return the current local time as ISO 8601 with its UTC offset."""
     return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
@@ -323,7 +349,10 @@ class RunFileWriter:
         entry.attrs["default"] = "data"
         entry.attrs["procedure"] = header["procedure"]
         entry.attrs["procedure_class"] = header["procedure_class"]
+        simulated = is_simulated(header)
         title = header.get("title") or header["procedure"]
+        if simulated and not str(title).startswith(SIMULATED_MARK):
+            title = f"{SIMULATED_MARK}: {title}"
         entry.attrs["title"] = title
         entry.create_dataset("title", data=str(title))
         entry.attrs["status"] = QUEUED
@@ -332,6 +361,7 @@ class RunFileWriter:
         entry.attrs["end_time"] = ""
         entry.attrs["durability_interval_s"] = float(header["durability_interval_s"])
         entry.attrs["power_loss_safe"] = bool(header["power_loss_safe"])
+        entry.attrs["simulated"] = simulated
 
         parameters = entry.create_group("parameters", track_order=True)
         parameters.attrs["NX_class"] = "NXparameters"
@@ -357,6 +387,8 @@ class RunFileWriter:
 
         instrument = entry.create_group("instrument", track_order=True)
         instrument.attrs["NX_class"] = "NXinstrument"
+        flag = instrument.create_dataset("simulated", data=simulated)
+        flag.attrs["long_name"] = "taken on the simulated bench (no real instrument)"
         for role, description in (header.get("instruments") or {}).items():
             group = instrument.create_group(dataset_name(role), track_order=True)
             group.attrs["NX_class"] = "NXcollection"

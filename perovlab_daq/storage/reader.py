@@ -20,6 +20,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from procedures.parameter_names import canonical_name
+
 from . import layout
 from .errors import StorageError
 from .files import open_for_reading, update_closed_file
@@ -164,6 +166,7 @@ def read_parameters(entry: h5py.Group) -> tuple[dict[str, Any], dict[str, str]]:
     if isinstance(group, h5py.Group):
         for key, dataset in group.items():
             if isinstance(dataset, h5py.Dataset):
+                key = canonical_name(key)  # files written before the rename: old names
                 values[key] = layout.read_value(dataset)
                 names[key] = str(read_attr(dataset.attrs, "name", key))
     return values, names

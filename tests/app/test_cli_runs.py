@@ -16,7 +16,7 @@ from perovlab_daq.bench import Bench, sim_bench
 from perovlab_daq.cli import main
 from perovlab_daq.runner import execute_run, plan_run
 
-FAST_JLV = ["--set", "stop_v=4", "--set", "fine_step_v=0.2", "--set", "coarse_step_v=0.5"]
+FAST_JLV = ["--set", "stop_voltage=4", "--set", "fine_step=0.2", "--set", "coarse_step=0.5"]
 
 
 def _status(path: Path) -> str:
@@ -73,24 +73,24 @@ def _bad_bench(tmp_path: Path, text: str) -> str:
 
 MALFORMED = [
     (["run", "jvl", "--sim"], "unknown procedure"),
-    (["run", "jlv", "--sim", "--set", "stop_voltage=5"], "unknown parameter 'stop_voltage'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=500"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=-50"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=nan"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=inf"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=1e308"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=9e999"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=5 mA"], "wrong unit"),
-    (["run", "jlv", "--sim", "--set", "stop_v=five"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v=5 parsecs"], "'stop_v'"),
-    (["run", "jlv", "--sim", "--set", "stop_v"], "NAME=VALUE"),
+    (["run", "jlv", "--sim", "--set", "stop_volts=5"], "unknown parameter 'stop_volts'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=500"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=-50"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=nan"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=inf"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=1e308"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=9e999"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=5 mA"], "wrong unit"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=five"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage=5 parsecs"], "'stop_voltage'"),
+    (["run", "jlv", "--sim", "--set", "stop_voltage"], "NAME=VALUE"),
     (["run", "jlv", "--sim", "--set", "=3"], "NAME=VALUE"),
     (["run", "jlv", "--sim", "--set", "direction=sideways"], "'direction'"),
     (["run", "jlv", "--sim", "--set", "dark_readings=2.5"], "whole number"),
     (["run", "jlv", "--sim", "--set", "dark_readings=0"], "'dark_readings'"),
     (["run", "jlv", "--sim", "--set", "stop_at_compliance=perhaps"], "true or false"),
-    (["run", "jlv", "--sim", "--set", "dwell_s=-1"], "'dwell_s'"),
-    (["run", "jlv", "--sim", "--set", "compliance_a=20 V"], "wrong unit"),
+    (["run", "jlv", "--sim", "--set", "dwell=-1"], "'dwell'"),
+    (["run", "jlv", "--sim", "--set", "compliance_current=20 V"], "wrong unit"),
     (["run", "jlv", "--sim", "--set", "el_biases=__import__('os').system('ls')"], "el_biases"),
     (["run", "jlv", "--sim", "--sample", "../../etc"], "sample"),
     (["run", "jlv", "--sim", "--sample", "a/b"], "sample"),
@@ -179,9 +179,9 @@ def test_instrument_that_never_comes_back_exit_1(tmp_path: Path, capsys):
             str(tmp_path),
             "--json",
             "--set",
-            "dwell_s=0.2",
+            "dwell=0.2",
             "--set",
-            "stop_v=6",
+            "stop_voltage=6",
         ]
     )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -193,7 +193,7 @@ def test_instrument_that_never_comes_back_exit_1(tmp_path: Path, capsys):
 def test_stop_request_aborts_with_outputs_off(tmp_path: Path):
     config = sim_bench()
     plan = plan_run(
-        "jlv", bench_config=config, output=tmp_path, parameters={"dwell_s": 0.2, "stop_v": 8}
+        "jlv", bench_config=config, output=tmp_path, parameters={"dwell": 0.2, "stop_voltage": 8}
     )
     stop = threading.Event()
     with Bench(
@@ -226,7 +226,7 @@ def test_signal_to_running_process_exit_130_file_aborted(tmp_path: Path, sig, wa
             str(tmp_path),
             "--json",
             "--set",
-            "dwell_s=0.3",
+            "dwell=0.3",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -93,7 +93,7 @@ def test_no_pyzmq_notice_on_a_run_without_pyzmq(tmp_path):
         "import sys; sys.modules['zmq'] = None\n"  # as on a lab PC without pyzmq
         "from perovlab_daq.cli import main\n"
         "sys.exit(main(['run', 'pl-spectrum', '--sim', '-o', sys.argv[1],"
-        " '--set', 'repeats=1', '--set', 'laser_power_w=0.005']))\n"
+        " '--set', 'repeats=1', '--set', 'laser_power=0.005']))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(

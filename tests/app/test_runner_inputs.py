@@ -30,14 +30,16 @@ class FakeProcedure(DaqProcedure):
         "Direction", choices=["forward", "reverse", "both"], default="forward"
     )
     dark = BooleanParameter("Measure dark", default=True)
-    start_v = FloatParameter("Start", units="V", minimum=-5, maximum=20, default=0)
-    stop_v = FloatParameter("Stop", units="V", minimum=-5, maximum=20, default=8)
+    start_voltage = FloatParameter("Start", units="V", minimum=-5, maximum=20, default=0)
+    stop_voltage = FloatParameter("Stop", units="V", minimum=-5, maximum=20, default=8)
 
     @classmethod
     def check_consistency(cls, values):
-        if values["stop_v"] <= values["start_v"]:
+        if values["stop_voltage"] <= values["start_voltage"]:
             raise ParameterError(
-                "stop_v", values["stop_v"], f"must exceed start_v = {values['start_v']} V"
+                "stop_voltage",
+                values["stop_voltage"],
+                f"must exceed start_voltage = {values['start_voltage']} V",
             )
 
 
@@ -108,7 +110,7 @@ def test_plan_converts_and_checks(tmp_path: Path):
         ({"direction": "sideways"}, "one of forward, reverse, both"),
         ({"dark": "maybe"}, "true or false"),
         ({"voltage": "3"}, "unknown parameter 'voltage'"),
-        ({"start_v": "5", "stop_v": "4"}, "'stop_v'"),
+        ({"start_voltage": "5", "stop_voltage": "4"}, "'stop_voltage'"),
     ],
 )
 def test_bad_parameters_name_parameter_and_range(tmp_path: Path, params, words):

@@ -28,7 +28,7 @@ from perovlab_daq.catalog.query import RunFilter, find_runs
 from perovlab_daq.cli import main
 from perovlab_daq.runner import execute_run, plan_run
 
-FAST_JLV = {"stop_v": 4, "fine_step_v": 0.2, "coarse_step_v": 0.5}
+FAST_JLV = {"stop_voltage": 4, "fine_step": 0.2, "coarse_step": 0.5}
 
 
 def _run(tmp_path: Path, config) -> object:

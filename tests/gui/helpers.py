@@ -4,7 +4,7 @@ from __future__ import annotations
 
 #: Short runs (a few seconds each) of every procedure on the simulated bench.
 TEST_PARAMETERS = {
-    "jlv": {"dwell_s": 0.0, "direction": "both", "coarse_step_v": 0.25},
+    "jlv": {"dwell": 0.0, "direction": "both", "coarse_step": 0.25},
     "lifetime": {
         "current_density": 20.0,
         # device s (x1000 on the simulated bench): 4 s of wall time
@@ -15,10 +15,10 @@ TEST_PARAMETERS = {
         "dark_readings": 2,
         "max_duration": 4000.0,
     },
-    "el-spectra": {"levels": "4, 8", "settle_s": 0.02},
-    "pl-spectrum": {"laser_power_w": 0.005, "repeats": 2},
+    "el-spectra": {"levels": "4, 8", "settle_time": 0.02},
+    "pl-spectrum": {"laser_power": 0.005, "repeats": 2},
     "pl-fluence": {"steps": 4},
-    "pl-stability": {"duration_s": 180.0, "interval_s": 60.0, "laser_power_w": 0.1},  # device s
+    "pl-stability": {"duration": 180.0, "interval": 60.0, "laser_power": 0.1},  # device s
     "plqy": {},
 }
 

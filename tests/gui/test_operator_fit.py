@@ -58,7 +58,7 @@ def test_simulated_bench_shows_a_banner(window):
 def test_out_of_range_or_malformed_entry_is_refused_at_the_field(window, qtbot, text, reason):
     window.select_procedure("jlv")
     page = window.current_page
-    field = page.inputs.stop_v  # "Stop voltage", -20 to 100 V
+    field = page.inputs.stop_voltage  # "Stop voltage", -20 to 100 V
     window.warnings.clear()
     before = len(window.manager.experiments.queue)
     _type(qtbot, field, text)
@@ -68,19 +68,19 @@ def test_out_of_range_or_malformed_entry_is_refused_at_the_field(window, qtbot, 
     assert not window.manager.is_busy()
     title, message = window.warnings[-1]
     assert title == "Cannot queue"
-    assert "stop_v" in message and "Stop voltage" in message
+    assert "stop_voltage" in message and "Stop voltage" in message
     assert repr(text) in message
     assert reason in message
     assert "from -20 to 100 V" in message
     assert "d62728" in field.styleSheet()  # red border
     assert "from -20 to 100 V" in field.toolTip()
-    error = page.inputs.errors["stop_v"]
+    error = page.inputs.errors["stop_voltage"]
     assert error.isVisible() and "from -20 to 100 V" in error.text()
     # corrected: the mark goes, and the value is the one typed
     _type(qtbot, field, "7.5")
     assert page.field_problems() == []
     assert field.styleSheet() == "" and not error.isVisible()
-    assert page.make_procedure().stop_v == 7.5
+    assert page.make_procedure().stop_voltage == 7.5
 
 
 def test_sequencer_refuses_a_bad_field_too(window, qtbot):
@@ -109,8 +109,8 @@ def test_number_with_a_unit_is_converted(window, qtbot):
 def test_fields_show_units_in_their_labels(window):
     window.select_procedure("jlv")
     labels = window.current_page.inputs.labels
-    assert labels["stop_v"].text() == "Stop voltage (V):"
-    assert isinstance(window.current_page.inputs.stop_v, QtWidgets.QLineEdit)
+    assert labels["stop_voltage"].text() == "Stop voltage (V):"
+    assert isinstance(window.current_page.inputs.stop_voltage, QtWidgets.QLineEdit)
 
 
 def test_strip_shows_progress_eta_and_l_over_l0_during_a_lifetime_run(window, qtbot):
@@ -148,15 +148,15 @@ def test_each_field_is_checked_against_its_own_range_only(window, qtbot):
 
 def test_power_beyond_the_benchs_laser_is_refused(window, qtbot):
     high = window.bench.instruments["laser"].power_limits_w[1]  # 0.1 W on the simulated bench
-    assert window.bench_limits["laser_power_w"][1] == high
+    assert window.bench_limits["laser_power"][1] == high
     window.select_procedure("pl-spectrum")
     page = window.current_page
-    _type(qtbot, page.inputs.laser_power_w, "0.5")  # inside the parameter's 0..1 W
+    _type(qtbot, page.inputs.laser_power, "0.5")  # inside the parameter's 0..1 W
     window.warnings.clear()
     before = len(window.manager.experiments.queue)
     window.queue_button.click()
     assert len(window.manager.experiments.queue) == before
     message = window.warnings[-1][1]
-    assert "laser_power_w" in message and f"from 0 to {high:g} W" in message
-    _type(qtbot, page.inputs.laser_power_w, f"{high / 2:g}")
+    assert "laser_power" in message and f"from 0 to {high:g} W" in message
+    _type(qtbot, page.inputs.laser_power, f"{high / 2:g}")
     assert page.field_problems() == []

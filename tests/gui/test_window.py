@@ -81,12 +81,12 @@ def test_invalid_value_is_refused_naming_the_parameter(window):
     window.select_procedure("jlv")
     cls = window.classes["jlv"]
     procedure = cls()
-    procedure.start_v, procedure.stop_v = 5.0, 2.0
+    procedure.start_voltage, procedure.stop_voltage = 5.0, 2.0
     window.warnings.clear()
     count = len(window.manager.experiments.queue)
     assert window.queue(procedure=procedure) is None
     assert len(window.manager.experiments.queue) == count
-    assert window.warnings and "stop_v" in window.warnings[-1][1]
+    assert window.warnings and "stop_voltage" in window.warnings[-1][1]
 
 
 def test_abort_from_the_window_ends_aborted_with_output_off(window, qtbot):

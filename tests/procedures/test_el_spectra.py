@@ -20,7 +20,7 @@ def test_qd_in_matrix_el_is_stable_to_10_v_and_shifts_above_15_v() -> None:
         run = run_procedure(
             ElSpectraProcedure,
             bench,
-            {"levels": "3, 6, 10, 16", "compliance_current_a": 0.5, "settle_s": 0.0},
+            {"levels": "3, 6, 10, 16", "compliance_current": 0.5, "settle_time": 0.0},
         )
         assert bench["source_meter"].output_enabled is False
     data = run.data
@@ -41,7 +41,7 @@ def test_current_density_drive_uses_pixel_area() -> None:
         run = run_procedure(
             ElSpectraProcedure,
             bench,
-            {"drive_mode": "current density", "levels": "10, 125", "settle_s": 0.0},
+            {"drive_mode": "current density", "levels": "10, 125", "settle_time": 0.0},
         )
     assert run.data["current_density"].to_numpy() == pytest.approx([10.0, 125.0], rel=0.02)
 
@@ -53,7 +53,7 @@ def test_exception_mid_level_leaves_output_off(monkeypatch: pytest.MonkeyPatch) 
             spectrometer, "intensities", lambda *a, **k: (_ for _ in ()).throw(KeyError("x"))
         )
         with pytest.raises(KeyError):
-            run_procedure(ElSpectraProcedure, bench, {"levels": "4", "settle_s": 0.0})
+            run_procedure(ElSpectraProcedure, bench, {"levels": "4", "settle_time": 0.0})
         assert bench["source_meter"].output_enabled is False
 
 

@@ -30,7 +30,7 @@ from procedures.jlv import (
     sweep_voltages,
 )
 
-FAST = {"dwell_s": 0.0, "dark_readings": 3}
+FAST = {"dwell": 0.0, "dark_readings": 3}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -175,13 +175,21 @@ def test_bias_list_is_parsed_strictly_never_evaluated() -> None:
 @pytest.mark.parametrize(
     ("values", "named"),
     [
-        ({"start_v": 5.0, "stop_v": 2.0}, "stop_v"),
-        ({"changeover_v": 9.0}, "changeover_v"),
-        ({"changeover_v": -1.0}, "changeover_v"),
-        ({"fine_step_v": 3.0}, "fine_step_v"),
-        ({"coarse_step_v": 6.0}, "coarse_step_v"),
-        ({"fine_step_v": 0.001, "start_v": -20, "changeover_v": 99, "stop_v": 100}, "fine_step_v"),
-        ({"prebias_v": 2.0, "prebias_s": 0.0}, "prebias_s"),
+        ({"start_voltage": 5.0, "stop_voltage": 2.0}, "stop_voltage"),
+        ({"changeover_voltage": 9.0}, "changeover_voltage"),
+        ({"changeover_voltage": -1.0}, "changeover_voltage"),
+        ({"fine_step": 3.0}, "fine_step"),
+        ({"coarse_step": 6.0}, "coarse_step"),
+        (
+            {
+                "fine_step": 0.001,
+                "start_voltage": -20,
+                "changeover_voltage": 99,
+                "stop_voltage": 100,
+            },
+            "fine_step",
+        ),
+        ({"prebias_voltage": 2.0, "prebias_time": 0.0}, "prebias_time"),
         ({"el_bias": "bright"}, "el_bias"),
         ({"el_bias": "150"}, "el_bias"),
         ({"el_biases": "3; rm -rf"}, "el_biases"),
@@ -278,7 +286,7 @@ def test_hysteresis_figures_summarise_the_reverse_sweep(matrix_figures: dict[str
 
 def test_analysis_matches_the_simulated_truth() -> None:
     """Luminance and EQE recomputed from the file agree with the world's noise-free state."""
-    world = run_headless("qd-in-matrix", stop_v=4.0, changeover_v=3.0, keep_open=True)
+    world = run_headless("qd-in-matrix", stop_voltage=4.0, changeover_voltage=3.0, keep_open=True)
     try:
         figures = jlv_key_figures(world.as_run())
         smu = world.bench["source_meter"]
@@ -303,7 +311,7 @@ def test_qd_only_luminance_peaks_near_5_v_and_drops_beyond() -> None:
 
 # --------------------------------------------------------------------------- early stops
 def test_compliance_stops_the_upward_sweep_and_the_reverse_starts_below() -> None:
-    recorded = run_headless(direction="both", compliance_a=2e-3)
+    recorded = run_headless(direction="both", compliance_current=2e-3)
     rows = recorded.rows
     forward = rows[rows["direction"] == 1]
     assert forward["in_compliance"].iloc[-1] == 1.0
@@ -315,7 +323,7 @@ def test_compliance_stops_the_upward_sweep_and_the_reverse_starts_below() -> Non
 
 
 def test_luminance_limit_stops_the_upward_sweep() -> None:
-    recorded = run_headless(luminance_limit_cd_m2=500.0, el_bias="3")
+    recorded = run_headless(luminance_limit=500.0, el_bias="3")
     rows = recorded.rows
     assert rows["luminance"].iloc[-1] >= 500.0
     assert rows["luminance"].iloc[:-1].lt(500.0).all()
@@ -323,7 +331,7 @@ def test_luminance_limit_stops_the_upward_sweep() -> None:
 
 
 def test_photodiode_overflow_stops_the_sweep() -> None:
-    recorded = run_headless(pd_range_a=2e-6)  # a range the bright LED overflows
+    recorded = run_headless(pd_range=2e-6)  # a range the bright LED overflows
     rows = recorded.rows
     assert rows["photodiode_overflow"].iloc[-1] == 1.0
     assert math.isnan(rows["photocurrent"].iloc[-1])
@@ -333,7 +341,9 @@ def test_photodiode_overflow_stops_the_sweep() -> None:
 
 
 def test_pre_bias_is_applied_and_recorded() -> None:
-    recorded = run_headless(prebias_v=-2.0, prebias_s=0.2, stop_v=1.0, changeover_v=0.5)
+    recorded = run_headless(
+        prebias_voltage=-2.0, prebias_time=0.2, stop_voltage=1.0, changeover_voltage=0.5
+    )
     message = recorded.events("prebias")[0]["message"]
     assert "-2 V" in message and "0.2 s" in message
 
@@ -383,7 +393,7 @@ def test_transient_faults_are_retried_and_logged() -> None:
     role = config.roles["photodetector"]
     faulty = replace(role, faults={"garble_rate": 0.05, "seed": 3})
     config = replace(config, roles={**config.roles, "photodetector": faulty})
-    recorded = run_headless(config=config, stop_v=4.0)
+    recorded = run_headless(config=config, stop_voltage=4.0)
     assert recorded.events("retry")
     figures = jlv_key_figures(recorded.as_run())
     assert figures["peak_eqe_pct"] == pytest.approx(18.0, rel=0.10)
@@ -391,7 +401,7 @@ def test_transient_faults_are_retried_and_logged() -> None:
 
 # --------------------------------------------------------------------------- no spectrometer
 def test_without_a_spectrometer_the_nominal_band_is_used_and_said() -> None:
-    recorded = run_headless(roles=("source_meter", "photodetector"), el_peak_nm=662, el_fwhm_nm=32)
+    recorded = run_headless(roles=("source_meter", "photodetector"), el_peak=662, el_fwhm=32)
     assert recorded.events("nominal_spectrum")
     assert not [f for f in recorded.of("frame") if f["stream"] == "spectra"]
     run = recorded.as_run()
@@ -475,7 +485,7 @@ def _minimal_run(**drop: Any) -> MemoryRun:
     )
     for column in drop.get("columns", ()):
         del data[column]
-    parameters = {"el_peak_nm": 650.0, "el_fwhm_nm": 30.0}
+    parameters = {"el_peak": 650.0, "el_fwhm": 30.0}
     metadata = {
         "setup_device_area_cm2": 0.09,
         "setup_photodiode_radius_mm": 5.0,
@@ -510,7 +520,7 @@ def test_minimal_input_is_enough() -> None:
         ({"keys": ["setup_device_area_cm2"]}, "device area"),
         ({"keys": ["setup_photodiode_distance_mm"]}, "photodiode distance"),
         ({"streams": ["responsivity"]}, "responsivity"),
-        ({"keys": ["el_peak_nm"]}, "missing EL spectrum"),
+        ({"keys": ["el_peak"]}, "missing EL spectrum"),
     ],
 )
 def test_missing_input_is_named(drop: dict[str, Any], message: str) -> None:
@@ -536,7 +546,7 @@ def test_report_draws_four_panels(matrix_run: Recorded, tmp_path: Any) -> None:
 # --------------------------------------------------------------------------- spectrum per bias
 def test_each_lit_point_uses_the_el_spectrum_at_its_own_bias() -> None:
     """qd-in-matrix red-shifts 5 nm between 10 and 15 V: one spectrum would bias L there."""
-    recorded = run_headless("qd-in-matrix", stop_v=16.0, keep_open=True)
+    recorded = run_headless("qd-in-matrix", stop_voltage=16.0, keep_open=True)
     try:
         analysis = recompute_jlv(recorded.as_run())
         top = analysis.rows.iloc[-1]
@@ -575,7 +585,11 @@ def test_dark_level_luminance_is_noise_around_zero_not_clipped() -> None:
     """Below turn-on the dark-subtracted luminance scatters around 0: negative values kept."""
     readings = JlvProcedure.dark_readings.default
     recorded = run_headless(
-        "qd-in-matrix", start_v=-2.0, stop_v=1.0, changeover_v=1.0, dark_readings=readings
+        "qd-in-matrix",
+        start_voltage=-2.0,
+        stop_voltage=1.0,
+        changeover_voltage=1.0,
+        dark_readings=readings,
     )
     rows = recompute_jlv(recorded.as_run()).rows
     dark = rows[rows["voltage"] < 1.0]["luminance"].to_numpy()

@@ -34,7 +34,7 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     plan = plan_run(
         "jlv",
         bench_config=sim_bench("qd-in-matrix"),
-        parameters={"dwell_s": 0, "dark_readings": 3, "direction": "both", "el_biases": "4"},
+        parameters={"dwell": 0, "dark_readings": 3, "direction": "both", "el_biases": "4"},
         output=folder / "run.h5",
         sample={"sample": "S1", "pixel": "1"},
     )
@@ -71,7 +71,7 @@ def test_the_file_records_sweeps_spectra_and_set_up(run_file: tuple[Path, Any]) 
         direction = data["direction"][()]
         assert set(np.unique(direction)) == {-1.0, 1.0}
         assert set(np.unique(data["sweep_index"][()])) == {0.0, 1.0}
-        for name in ("dwell_s", "prebias_v", "prebias_s", "direction"):
+        for name in ("dwell", "prebias_voltage", "prebias_time", "direction"):
             assert name in entry["parameters"]
         # One spectrum per lit point (indexed to its data row), then the two after the sweep.
         row_index = entry["spectra/row_index"][()]

@@ -26,9 +26,9 @@ from pl_helpers import RecordedRun, laser_emitting, sim_bench_open  # noqa: E402
 
 CASES = [
     (PlSpectrumProcedure, {"repeats": 3}),
-    (PlFluenceProcedure, {"power_min_w": 1e-3, "power_max_w": 0.05, "steps": 4}),
-    (PlStabilityProcedure, {"duration_s": 5.0, "interval_s": 0.2}),
-    (PlqyProcedure, {"max_integration_time_s": 0.5}),
+    (PlFluenceProcedure, {"power_min": 1e-3, "power_max": 0.05, "steps": 4}),
+    (PlStabilityProcedure, {"duration": 5.0, "interval": 0.2}),
+    (PlqyProcedure, {"max_integration_time": 0.5}),
 ]
 
 
@@ -106,7 +106,7 @@ def test_plqy_headless_without_stage_fails_clearly_before_any_light() -> None:
 def test_plqy_with_operator_prompt_instead_of_stage() -> None:
     roles = ["laser", "spectrometer", "power_meter", "filter_wheel"]
     with Bench(sim_bench("nc-acetone"), procedure="plqy", roles=roles) as bench:
-        procedure, run = make(PlqyProcedure, bench, {"max_integration_time_s": 1.0})
+        procedure, run = make(PlqyProcedure, bench, {"max_integration_time": 1.0})
         asked: list[str] = []
 
         def operator(message: str) -> bool:
@@ -129,7 +129,7 @@ def test_plqy_with_operator_prompt_instead_of_stage() -> None:
 def test_plqy_operator_cancel_ends_with_emission_off() -> None:
     roles = ["laser", "spectrometer", "power_meter", "filter_wheel"]
     with Bench(sim_bench("nc-acetone"), procedure="plqy", roles=roles) as bench:
-        procedure, run = make(PlqyProcedure, bench, {"max_integration_time_s": 0.2})
+        procedure, run = make(PlqyProcedure, bench, {"max_integration_time": 0.2})
         answers = iter([True, False])
         procedure.prompt = lambda _message: next(answers)
         procedure.startup()

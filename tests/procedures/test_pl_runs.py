@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pl_helpers import laser_emitting  # noqa: E402
 
 FAST = {
-    "pl-spectrum": ("nc-methyl-acetate", {"power_density_w_cm2": "60 W/cm^2"}),
+    "pl-spectrum": ("nc-methyl-acetate", {"power_density": "60 W/cm^2"}),
     "pl-fluence": (
         "nc-butanol",
-        {"power_min_w": "10uW", "power_max_w": "100mW", "steps": 6, "sweep_down": True},
+        {"power_min": "10uW", "power_max": "100mW", "steps": 6, "sweep_down": True},
     ),
-    "plqy": ("nc-hexane", {"max_integration_time_s": 1.0}),
-    "el-spectra": ("qd-in-matrix", {"levels": "3, 5", "settle_s": 0}),
+    "plqy": ("nc-hexane", {"max_integration_time": 1.0}),
+    "el-spectra": ("qd-in-matrix", {"levels": "3, 5", "settle_time": 0}),
 }
 
 
@@ -87,7 +87,7 @@ def test_long_series_is_readable_mid_run_and_abort_leaves_laser_off(tmp_path: Pa
     plan = plan_run(
         "pl-stability",
         bench_config=config,
-        parameters={"laser_power_w": "20 mW"},  # default 600 s of device time, ~10 s wall
+        parameters={"laser_power": "20 mW"},  # default 600 s of device time, ~10 s wall
         output=tmp_path / "stability.h5",
         durability_interval_s=0.1,
     )

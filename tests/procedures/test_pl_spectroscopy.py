@@ -39,7 +39,7 @@ def test_pl_spectrum_reports_table1_peak_and_fwhm(preset: str) -> None:
         run = run_procedure(
             PlSpectrumProcedure,
             bench,
-            {"power_mode": "power density", "power_density_w_cm2": 60.0, "averages": 2},
+            {"power_mode": "power density", "power_density": 60.0, "averages": 2},
         )
         assert not laser_emitting(bench)
     figures = pl_spectrum_figures.key_figures(run)
@@ -56,7 +56,7 @@ def test_pl_spectrum_reports_table1_peak_and_fwhm(preset: str) -> None:
 def test_plqy_gives_table1_within_3_points(preset: str) -> None:
     _peak, _fwhm, plqy_pct = TABLE1[preset]
     with sim_bench_open(preset, "plqy") as bench:
-        run = run_procedure(PlqyProcedure, bench, {"max_integration_time_s": 1.0})
+        run = run_procedure(PlqyProcedure, bench, {"max_integration_time": 1.0})
         assert not laser_emitting(bench)
         assert bench["sample_stage"].position == "STAGE"
     figures = plqy_figures.key_figures(run)
@@ -77,11 +77,11 @@ def test_pl_fluence_recovers_power_law_exponent(preset: str, sweep_down: bool) -
             PlFluenceProcedure,
             bench,
             {
-                "power_min_w": 1e-5,
-                "power_max_w": 0.1,
+                "power_min": 1e-5,
+                "power_max": 0.1,
                 "steps": 7,
                 "sweep_down": sweep_down,
-                "max_integration_time_s": 1.0,
+                "max_integration_time": 1.0,
             },
         )
         assert not laser_emitting(bench)
@@ -103,12 +103,12 @@ def test_pl_fluence_pulsed_reports_fluence_per_pulse() -> None:
             PlFluenceProcedure,
             bench,
             {
-                "power_min_w": 2e-3,
-                "power_max_w": 0.02,
+                "power_min": 2e-3,
+                "power_max": 0.02,
                 "steps": 3,
                 "excitation": "pulsed",
-                "repetition_rate_hz": 2.5e6,
-                "max_integration_time_s": 0.5,
+                "repetition_rate": 2.5e6,
+                "max_integration_time": 0.5,
             },
         )
     data = run.data
@@ -161,8 +161,8 @@ def test_pl_stability_qd_in_matrix_shows_no_shift(qd_in_matrix_stability: Any) -
 def test_pl_stability_schedule_and_duration_are_device_time(qd_in_matrix_stability: Any) -> None:
     run = qd_in_matrix_stability
     figures = pl_stability_figures.key_figures(run)
-    duration = PlStabilityProcedure.duration_s.default
-    interval = PlStabilityProcedure.interval_s.default
+    duration = PlStabilityProcedure.duration.default
+    interval = PlStabilityProcedure.interval.default
     assert figures["time_clock"] == "device"
     assert figures["duration_s"] == pytest.approx(duration, abs=interval)
     data = run.data
@@ -192,10 +192,10 @@ def _plqy_interval(preset: str, seed: int, repeats: int) -> tuple[dict[str, Any]
     with sim_bench_open(preset, "plqy", seed=seed) as bench:
         run = run_procedure(PlqyProcedure, bench, {"repeats": repeats})
         # Truth at the run's excitation (beam on the sample), read from the simulator.
-        density = PlqyProcedure.power_density_w_cm2.default
+        density = PlqyProcedure.power_density.default
         bench.world.set_sample_position("C")
         bench.world.set_laser_start_up(False, 0.0, 0.0)  # light at once, no CDRH delay
-        bench.world.set_laser(density * PlqyProcedure.spot_area_cm2.default, True)
+        bench.world.set_laser(density * PlqyProcedure.spot_area.default, True)
         truth = bench.world.film_truth()
         bench.world.set_laser(0.0, False)
     assert truth.excitation_density_w_cm2 == pytest.approx(density, rel=1e-6)

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-FAST_JLV = ["--set", "stop_v=4", "--set", "fine_step_v=0.2", "--set", "coarse_step_v=0.5"]
+FAST_JLV = ["--set", "stop_voltage=4", "--set", "fine_step=0.2", "--set", "coarse_step=0.5"]
 
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"

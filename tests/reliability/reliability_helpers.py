@@ -25,14 +25,14 @@ log = logging.getLogger(__name__)
 #: Short parameters of every procedure (about a second each on the simulated bench).
 FAST_PARAMETERS: dict[str, dict[str, Any]] = {
     "jlv": {
-        "start_v": 0.0,
-        "stop_v": 4.0,
-        "coarse_step_v": 0.5,
-        "fine_step_v": 0.5,
-        "changeover_v": 2.0,
-        "dwell_s": 0.02,
+        "start_voltage": 0.0,
+        "stop_voltage": 4.0,
+        "coarse_step": 0.5,
+        "fine_step": 0.5,
+        "changeover_voltage": 2.0,
+        "dwell": 0.02,
         "dark_readings": 2,
-        "el_integration_ms": 50.0,
+        "el_integration": 50.0,
     },
     # Device time (x1000 on the simulated bench): 1.5 s of wall time, a sample every 0.05 s.
     "lifetime": {
@@ -44,17 +44,17 @@ FAST_PARAMETERS: dict[str, dict[str, Any]] = {
         "checkpoint_interval": 1.0,
         "el_integration": 50.0,
     },
-    "el-spectra": {"levels": "3, 4", "settle_s": 0.0, "integration_time_s": 0.05},
-    "pl-spectrum": {"repeats": 2, "integration_time_s": 0.05},
+    "el-spectra": {"levels": "3, 4", "settle_time": 0.0, "integration_time": 0.05},
+    "pl-spectrum": {"repeats": 2, "integration_time": 0.05},
     "pl-fluence": {
         "steps": 3,
-        "power_min_w": 1e-3,
-        "power_max_w": 0.02,
-        "integration_time_s": 0.05,
+        "power_min": 1e-3,
+        "power_max": 0.02,
+        "integration_time": 0.05,
     },
     # Device time (x60 on the simulated bench): 1.5 s of wall time, a spectrum every 0.3 s.
-    "pl-stability": {"duration_s": 90.0, "interval_s": 18.0, "integration_time_s": 0.05},
-    "plqy": {"integration_time_s": 0.2},
+    "pl-stability": {"duration": 90.0, "interval": 18.0, "integration_time": 0.05},
+    "plqy": {"integration_time": 0.2},
 }
 
 #: Preset each procedure is run on (a film for PL, an LED for the electrical ones).

@@ -166,7 +166,7 @@ def test_arbitrary_bench_text_through_the_cli_exits_2(
 RUN_ENTRY = st.fixed_dictionaries(
     {"procedure": st.sampled_from([*sorted(PROCEDURES), "nope", 3])},
     optional={
-        "parameters": st.dictionaries(st.sampled_from(["dwell_s", "stop_v", "x"]), ANY_VALUE),
+        "parameters": st.dictionaries(st.sampled_from(["dwell", "stop_voltage", "x"]), ANY_VALUE),
         "sample": ANY_VALUE,
         "pixel": ANY_VALUE,
         "preset": st.sampled_from(["qd-in-matrix", "nope", 1]),
@@ -202,4 +202,4 @@ def test_any_recipe_is_refused_cleanly_or_planned_without_touching_anything(
 
 def test_nan_is_never_a_valid_number() -> None:
     with pytest.raises(RunInputError):
-        plan_run("jlv", bench_config=BENCH, parameters={"stop_v": math.nan})
+        plan_run("jlv", bench_config=BENCH, parameters={"stop_voltage": math.nan})

@@ -16,9 +16,9 @@ from perovlab_daq.sim.world import World
 
 @pytest.mark.fault_class("regressions of bugs found")
 def test_pl_stability_back_to_back_spectra_end_at_duration(tmp_path: Path) -> None:
-    """interval_s = 0 used to loop forever (the next spectrum was always due at t = 0)."""
+    """interval = 0 used to loop forever (the next spectrum was always due at t = 0)."""
     started = time.monotonic()
-    result = run_faulty("pl-stability", tmp_path, parameters={"interval_s": 0.0, "duration_s": 1.0})
+    result = run_faulty("pl-stability", tmp_path, parameters={"interval": 0.0, "duration": 1.0})
     assert result.outcome.status == "finished"
     assert time.monotonic() - started < 30
     assert len(result.run.data) >= 2

@@ -181,7 +181,16 @@ DOCUMENTS = st.recursive(
         st.lists(children, max_size=4),
         st.dictionaries(
             st.sampled_from(
-                ["roles", "simulated", "sim", "runs", "procedure", "parameters", "stop_v", "x"]
+                [
+                    "roles",
+                    "simulated",
+                    "sim",
+                    "runs",
+                    "procedure",
+                    "parameters",
+                    "stop_voltage",
+                    "x",
+                ]
             ),
             children,
             max_size=4,
@@ -224,7 +233,7 @@ def _valid_recipe_with_a_bad_last_run() -> str:
         {
             "name": "fuzz",
             "runs": [
-                {"procedure": "jlv", "parameters": {"stop_v": 4}},
+                {"procedure": "jlv", "parameters": {"stop_voltage": 4}},
                 {"procedure": "no-such-procedure"},
             ],
         }

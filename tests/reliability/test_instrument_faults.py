@@ -302,9 +302,9 @@ def test_interlock_opening_fails_the_run(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "parameters", "kind"),
     [
-        ("jlv", {"compliance_a": 2e-4}, "compliance"),
+        ("jlv", {"compliance_current": 2e-4}, "compliance"),
         ("lifetime", {"compliance_voltage": 2.0}, "compliance"),
-        ("el-spectra", {"compliance_current_a": 1e-4}, "compliance"),
+        ("el-spectra", {"compliance_current": 1e-4}, "compliance"),
     ],
     ids=["jlv", "lifetime", "el-spectra"],
 )
@@ -321,7 +321,7 @@ def test_compliance_is_recorded(
 @pytest.mark.fault_class("photodiode saturation")
 @pytest.mark.parametrize(
     ("name", "parameters"),
-    [("jlv", {"pd_range_a": 2e-9}), ("lifetime", {"pd_range": 2e-10})],
+    [("jlv", {"pd_range": 2e-9}), ("lifetime", {"pd_range": 2e-10})],
     ids=["jlv", "lifetime"],
 )
 def test_photodiode_overflow_is_recorded(
@@ -335,14 +335,14 @@ def test_photodiode_overflow_is_recorded(
 
 
 SATURATING = {
-    "jlv": {"el_integration_ms": 3000.0},
+    "jlv": {"el_integration": 3000.0},
     "lifetime": {"el_integration": 3000.0, "current_density": 100.0},
-    "el-spectra": {"integration_time_s": 3.0},
-    "pl-spectrum": {"integration_time_s": 3.0, "laser_power_w": 0.1, "power_mode": "power"},
-    "pl-fluence": {"integration_time_s": 3.0, "steps": 2, "power_max_w": 0.1},
-    # interval_s = 0 (back to back) also guards the run that never ended (fixed bug).
-    "pl-stability": {"integration_time_s": 3.0, "duration_s": 1.0, "interval_s": 0.0},
-    "plqy": {"integration_time_s": 3.0, "power_mode": "power", "laser_power_w": 0.1},
+    "el-spectra": {"integration_time": 3.0},
+    "pl-spectrum": {"integration_time": 3.0, "laser_power": 0.1, "power_mode": "power"},
+    "pl-fluence": {"integration_time": 3.0, "steps": 2, "power_max": 0.1},
+    # interval = 0 (back to back) also guards the run that never ended (fixed bug).
+    "pl-stability": {"integration_time": 3.0, "duration": 1.0, "interval": 0.0},
+    "plqy": {"integration_time": 3.0, "power_mode": "power", "laser_power": 0.1},
 }
 
 

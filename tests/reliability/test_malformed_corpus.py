@@ -127,14 +127,14 @@ def _dangling_external_link(handle: h5py.File) -> None:
 
 CASES: dict[str, tuple[Case, set[int]]] = {
     # command line
-    "unit-exponent-tower": (_run_set("stop_v=1 V^9^9^9"), {2}),
+    "unit-exponent-tower": (_run_set("stop_voltage=1 V^9^9^9"), {2}),
     "unit-exponent-tower-no-number": (_run_set("current_density=mA/cm^9^9^9", "lifetime"), {2}),
     "unit-huge-exponent": (_run_set("current_density=1 mA/cm**99999", "lifetime"), {2}),
-    "unit-very-long": (_run_set("stop_v=" + "1" * 5000 + " V"), {2}),
-    "number-overflow": (_run_set("stop_v=1e400"), {2}),
+    "unit-very-long": (_run_set("stop_voltage=" + "1" * 5000 + " V"), {2}),
+    "number-overflow": (_run_set("stop_voltage=1e400"), {2}),
     "unit-overflow": (_run_set("current_density=1e300 kA/nm^2", "lifetime"), {2}),
-    "python-expression": (_run_set("stop_v=__import__('os').system('true')"), {2}),
-    "nul-in-value": (_run_set("stop_v=4\x00"), {2}),
+    "python-expression": (_run_set("stop_voltage=__import__('os').system('true')"), {2}),
+    "nul-in-value": (_run_set("stop_voltage=4\x00"), {2}),
     "seed-not-int": (lambda t, g: ["run", "jlv", "--sim", "--seed", "x1"], {2}),
     "unknown-preset": (lambda t, g: ["run", "jlv", "--sim", "nosuch", "-o", str(t)], {2}),
     "sample-escapes": (lambda t, g: ["run", "jlv", "--sim", "-o", str(t), "--sample", "../x"], {2}),
@@ -158,10 +158,10 @@ CASES: dict[str, tuple[Case, set[int]]] = {
     # parameter files
     "params-fifo": (lambda t, g: ["run", "jlv", "--sim", "--params", str(fifo(t, "p.yaml"))], {2}),
     "params-alias-bomb": (_params(BILLION_LAUGHS), {2}),
-    "params-list": (_params("- stop_v\n- 4\n"), {2}),
-    "params-nested-value": (_params("stop_v: {a: [1, 2]}\n"), {2}),
-    "params-inf": (_params("stop_v: .inf\n"), {2}),
-    "params-set-tag": (_params("stop_v: !!set {4}\n"), {2}),
+    "params-list": (_params("- stop_voltage\n- 4\n"), {2}),
+    "params-nested-value": (_params("stop_voltage: {a: [1, 2]}\n"), {2}),
+    "params-inf": (_params("stop_voltage: .inf\n"), {2}),
+    "params-set-tag": (_params("stop_voltage: !!set {4}\n"), {2}),
     # recipes
     "recipe-fifo": (lambda t, g: ["sequence", str(fifo(t, "r.yaml")), "--sim"], {2}),
     "recipe-alias-bomb": (_recipe(BILLION_LAUGHS), {2}),

@@ -174,9 +174,9 @@ def test_signal_stops_a_laser_run_cleanly(
             str(tmp_path),
             "--json",
             "--set",
-            "duration_s=3600",  # device s (x60): a minute of wall time
+            "duration=3600",  # device s (x60): a minute of wall time
             "--set",
-            "interval_s=12",
+            "interval=12",
         ]
     )
     try:
@@ -279,11 +279,11 @@ def test_full_disk_fails_the_run_with_the_reason_and_outputs_off(tmp_path: Path)
         "nc-hexane",
         "--json",
         "--set",
-        "interval_s=0",
+        "interval=0",
         "--set",
-        "duration_s=3600",  # device s (x60): a minute of wall time
+        "duration=3600",  # device s (x60): a minute of wall time
         "--set",
-        "integration_time_s=0.01",
+        "integration_time=0.01",
     ]
     with contextlib.ExitStack() as stack:
         if CAN_MOUNT:
@@ -345,7 +345,7 @@ def test_folder_unwritable_mid_run(tmp_path: Path) -> None:
     result = run_faulty(
         "pl-stability",
         folder,
-        parameters={"interval_s": 3.0, "duration_s": 180.0},  # device s: 3 s of wall time
+        parameters={"interval": 3.0, "duration": 180.0},  # device s: 3 s of wall time
         during=pull_the_folder,
     )
     assert result.outcome.status == "failed", result.outcome.reason

@@ -64,7 +64,7 @@ def test_yaml_tags_that_run_code_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RunInputError):
         load_recipe(recipe)
     params = tmp_path / "params.yaml"
-    params.write_text(f"stop_v: {payload}\n", encoding="utf-8")
+    params.write_text(f"stop_voltage: {payload}\n", encoding="utf-8")
     with pytest.raises(RunInputError):
         read_parameter_file(params)
     assert not marker.exists()
@@ -76,10 +76,12 @@ def test_recipe_and_parameter_expressions_are_never_evaluated(tmp_path: Path) ->
     code = f"__import__('os').system('touch {marker}')"
     for value in (code, "1+1", "2**10", "[x for x in ()]"):
         with pytest.raises(RunInputError):
-            plan_run("jlv", bench_config=sim_bench(), parameters={"stop_v": value}, output=tmp_path)
+            plan_run(
+                "jlv", bench_config=sim_bench(), parameters={"stop_voltage": value}, output=tmp_path
+            )
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        f'runs:\n  - procedure: jlv\n    parameters: {{stop_v: "{code}"}}\n', encoding="utf-8"
+        f'runs:\n  - procedure: jlv\n    parameters: {{stop_voltage: "{code}"}}\n', encoding="utf-8"
     )
     with pytest.raises(RunInputError):
         plan_recipe(load_recipe(recipe), bench_config=sim_bench(), output=tmp_path)

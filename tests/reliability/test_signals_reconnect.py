@@ -95,7 +95,7 @@ def test_a_laser_that_stays_on_makes_the_run_loud(tmp_path):
     plan = plan_run(
         "pl-spectrum",
         bench_config=sim_bench(),
-        parameters={"repeats": 1, "integration_time_s": 0.02},
+        parameters={"repeats": 1, "integration_time": 0.02},
         output=tmp_path,
     )
     bench = Bench(plan.bench_config, roles=["laser", "spectrometer"]).open()

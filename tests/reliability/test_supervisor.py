@@ -49,8 +49,8 @@ RUNS = {
         "dark_readings=2",
         "max_duration=600",
     ],
-    "pl-spectrum": ["repeats=1000", "integration_time_s=0.05", "interval_s=0"],
-    "pl-stability": ["duration_s=600", "interval_s=0.3", "integration_time_s=0.01"],
+    "pl-spectrum": ["repeats=1000", "integration_time=0.05", "interval=0"],
+    "pl-stability": ["duration=600", "interval=0.3", "integration_time=0.01"],
 }
 CATCHABLE = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"]
 ENDINGS = [*CATCHABLE, "SIGKILL-supervisor", "SIGKILL-acquisition"]

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
 SMU_TERM = {"read_termination": "\n", "write_termination": "\n"}
 OBIS_TERM = {"read_termination": "\r\n", "write_termination": "\r\n"}
-FAST_JLV = ["--set", "stop_v=4", "--set", "fine_step_v=0.2", "--set", "coarse_step_v=0.5"]
+FAST_JLV = ["--set", "stop_voltage=4", "--set", "fine_step=0.2", "--set", "coarse_step=0.5"]
 
 
 def _open(resource: str, timeout_ms: int = 2000, **terminations: str):
