@@ -73,7 +73,7 @@ def bench_ours(rows: dict[str, np.ndarray], spectra: int, ticks: int, log_time: 
 
     from perovlab_daq.gui.live import RunData
     from perovlab_daq.gui.plots import ProcedureView, view_specs
-    from procedures.lifetime import LifetimeProcedure
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
 
     spec = next(s for s in view_specs() if s.name == "Lifetime")
     view = ProcedureView(spec, refresh_ms=10_000_000)  # ticks driven by hand

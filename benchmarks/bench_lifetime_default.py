@@ -32,7 +32,7 @@ from perovlab_daq.bench import sim_bench
 from perovlab_daq.runner import execute_run, plan_run
 from perovlab_daq.sim.world import World
 from perovlab_daq.storage import HDF5Results
-from procedures.lifetime import LifetimeProcedure, sampling_interval_s
+from perovlab_daq.procedures.lifetime import LifetimeProcedure, sampling_interval_s
 
 log = logging.getLogger(__name__)
 

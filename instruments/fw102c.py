@@ -10,7 +10,7 @@ import logging
 
 from pymeasure.instruments import Instrument
 
-from instruments._common import BenchDriverMixin, InstrumentCommunicationError
+from perovlab_daq.instruments._common import BenchDriverMixin, InstrumentCommunicationError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2000 as _PymeasureKeithley2000
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     OVERFLOW,
     BenchDriverMixin,
     LeanQueryMixin,

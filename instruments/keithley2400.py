@@ -15,7 +15,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
 from pymeasure.instruments.validators import strict_discrete_set
 
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     COMPLIANCE_BIT,
     OVERFLOW,
     SMU_OUTPUT,

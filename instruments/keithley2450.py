@@ -13,7 +13,7 @@ import logging
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     COMPLIANCE_BIT,
     SMU_OUTPUT,
     SMU_SOURCE_CURRENT,

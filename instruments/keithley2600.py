@@ -27,7 +27,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2600 as _PymeasureKeithley2600
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     BOOL_1_0,
     BenchDriverMixin,
     GarbledReplyError,

@@ -23,7 +23,7 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     BenchDriverMixin,
     InstrumentCommunicationError,
     StrictRepliesMixin,

@@ -12,7 +12,7 @@ import logging
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_range
 
-from instruments._common import BOOL_1_0, ScpiDriver
+from perovlab_daq.instruments._common import BOOL_1_0, ScpiDriver
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
-from instruments._common import ScpiDriver
+from perovlab_daq.instruments._common import ScpiDriver
 
 log = logging.getLogger(__name__)
 

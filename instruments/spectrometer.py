@@ -25,7 +25,7 @@ import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_range
 
-from instruments._common import InstrumentCommunicationError, ScpiDriver, shutdown_step
+from perovlab_daq.instruments._common import InstrumentCommunicationError, ScpiDriver, shutdown_step
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from perovlab_daq.safe_input import (
     check_output_folder,
     load_yaml_file,
 )
-from procedures.parameter_names import canonical_parameters
-from procedures.registry import PROCEDURES
+from perovlab_daq.procedures.parameter_names import canonical_parameters
+from perovlab_daq.procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
     """
     from pymeasure.experiment import FloatParameter, IntegerParameter
 
-    from procedures.base import ParameterError
+    from perovlab_daq.procedures.base import ParameterError
 
     objects = procedure_cls.parameter_objects_of_class()
     raw = _current_names(raw, objects)

@@ -49,7 +49,7 @@ def write_synthetic_lifetime_run(
         ``path``, closed and marked finished.
     """
     from perovlab_daq.storage import HDF5Results
-    from procedures.lifetime import LifetimeProcedure
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
 
     rng = np.random.default_rng(seed)
     results = HDF5Results(

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from procedures.base import ParameterError
+from perovlab_daq.procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 

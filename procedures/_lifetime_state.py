@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from procedures.base import ParameterError
+from perovlab_daq.procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
 from perovlab_daq.analysis.windows import window_peak_metrics
-from procedures._spectrum import (
+from perovlab_daq.procedures._spectrum import (
     SpectrumAcquirer,
 )
-from procedures.base import DaqProcedure, ParameterError
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
 

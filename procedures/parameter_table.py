@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from procedures.parameter_names import RENAMED
-from procedures.registry import PROCEDURES
+from perovlab_daq.procedures.parameter_names import RENAMED
+from perovlab_daq.procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
 

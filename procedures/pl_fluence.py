@@ -27,12 +27,12 @@ import numpy as np
 from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
 
 from perovlab_daq.analysis.windows import window_peak_metrics
-from procedures._laser import (
+from perovlab_daq.procedures._laser import (
     CLAMP_TOLERANCE,
     LaserSpectroscopyProcedure,
     log_spaced,
 )
-from procedures.base import ParameterError
+from perovlab_daq.procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 

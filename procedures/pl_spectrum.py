@@ -22,7 +22,7 @@ import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
 from perovlab_daq.analysis.windows import window_peak_metrics
-from procedures._laser import FixedExcitationProcedure
+from perovlab_daq.procedures._laser import FixedExcitationProcedure
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ def read_number(parameter: Parameter, text: str, name: str = "") -> float | int:
         unit problem) as its message.
     """
     from perovlab_daq.runner import RunInputError, parse_quantity
-    from procedures.base import ParameterError, check_parameter_value
+    from perovlab_daq.procedures.base import ParameterError, check_parameter_value
 
     text = text.strip()
     if not text:

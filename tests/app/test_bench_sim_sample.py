@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import sim_configs
+import perovlab_daq.sim_configs as sim_configs
 from perovlab_daq.bench import Bench, BenchError, load_bench
 from perovlab_daq.sim.presets import get_preset, with_ageing
 from perovlab_daq.sim.world import World

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import sim_configs
+import perovlab_daq.sim_configs as sim_configs
 from perovlab_daq.cli import main
 from perovlab_daq.storage import HDF5Results
 

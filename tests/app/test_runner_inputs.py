@@ -11,7 +11,7 @@ from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParame
 from perovlab_daq import runner
 from perovlab_daq.bench import parse_bench
 from perovlab_daq.runner import RunInputError, check_identifier, parse_quantity, plan_run
-from procedures.base import DaqProcedure, ParameterError
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 
 
 class FakeProcedure(DaqProcedure):

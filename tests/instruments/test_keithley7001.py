@@ -3,7 +3,7 @@
 import pytest
 from pymeasure.test import expected_protocol
 
-from instruments.keithley7001 import Keithley7001, SwitchError, parse_channel_list
+from perovlab_daq.instruments.keithley7001 import Keithley7001, SwitchError, parse_channel_list
 from perovlab_daq.sim.visalib import SimBenchLibrary
 
 RESOURCE = "GPIB0::7::INSTR"

@@ -8,7 +8,7 @@ switches emission off and reads it back.
 import pytest
 from pymeasure.test import expected_protocol
 
-from instruments.obis import (
+from perovlab_daq.instruments.obis import (
     CDRH_DELAY_S,
     CoherentObis,
     ObisEmissionStillOn,

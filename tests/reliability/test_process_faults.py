@@ -31,7 +31,7 @@ from reliability_helpers import run_faulty
 
 from perovlab_daq.bench import Bench
 from perovlab_daq.storage import HDF5Results, recover
-from procedures.base import DaqProcedure
+from perovlab_daq.procedures.base import DaqProcedure
 
 CLI = [sys.executable, "-m", "perovlab_daq.cli"]
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -25,7 +25,7 @@ def installed_test_procedures(monkeypatch: pytest.MonkeyPatch) -> None:
     from storage_writer_child import LoggedProcedure
 
     from perovlab_daq.storage.header import procedure_name
-    from procedures import registry
+    from perovlab_daq.procedures import registry
 
     for cls in (SweepProcedure, PlainProcedure, LoggedProcedure):
         monkeypatch.setitem(registry.PROCEDURES, procedure_name(cls), cls)

@@ -16,8 +16,8 @@ import pytest
 from storage_test_procedures import SweepProcedure
 
 from perovlab_daq.storage import HDF5Results, RunReader
-from procedures.jlv import JlvProcedure
-from procedures.registry import UnknownProcedureError
+from perovlab_daq.procedures.jlv import JlvProcedure
+from perovlab_daq.procedures.registry import UnknownProcedureError
 
 PLANTED = """
 from pathlib import Path

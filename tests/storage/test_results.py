@@ -28,7 +28,7 @@ from perovlab_daq.storage import (
     run_file_path,
     sanitize_field,
 )
-from procedures.lifetime import LifetimeProcedure
+from perovlab_daq.procedures.lifetime import LifetimeProcedure
 
 HERE = Path(__file__).resolve().parent
 
