@@ -242,11 +242,12 @@ def _fake_spectrum(wavelength: np.ndarray, index: int) -> np.ndarray:
 
 def _memory_application(folder: Path) -> None:
     """A lifetime run of 1e6 rows and 1e4 spectra through worker, storage and analysis."""
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
+
     from perovlab_daq.bench import sim_bench
     from perovlab_daq.figures import analyse_and_store
     from perovlab_daq.runner import _close_results
     from perovlab_daq.storage import DaqWorker, HDF5Results
-    from perovlab_daq.procedures.lifetime import LifetimeProcedure
 
     class MadeUpReadings(LifetimeProcedure):
         """The lifetime procedure's rows and spectra, with made-up numbers (no instruments)."""

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from pymeasure.instruments import Instrument
-
 from perovlab_daq.instruments._common import BenchDriverMixin, InstrumentCommunicationError
+from pymeasure.instruments import Instrument
 
 log = logging.getLogger(__name__)
 

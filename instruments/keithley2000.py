@@ -15,10 +15,6 @@ import logging
 import math
 import warnings
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.keithley import Keithley2000 as _PymeasureKeithley2000
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
-
 from perovlab_daq.instruments._common import (
     OVERFLOW,
     BenchDriverMixin,
@@ -26,6 +22,9 @@ from perovlab_daq.instruments._common import (
     StrictRepliesMixin,
     parse_float,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2000 as _PymeasureKeithley2000
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 

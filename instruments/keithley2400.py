@@ -11,10 +11,6 @@ from __future__ import annotations
 import logging
 import math
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
-from pymeasure.instruments.validators import strict_discrete_set
-
 from perovlab_daq.instruments._common import (
     COMPLIANCE_BIT,
     OVERFLOW,
@@ -27,6 +23,9 @@ from perovlab_daq.instruments._common import (
     SourceMeterReading,
     StrictRepliesMixin,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
+from pymeasure.instruments.validators import strict_discrete_set
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
-
 from perovlab_daq.instruments._common import (
     COMPLIANCE_BIT,
     SMU_OUTPUT,
@@ -22,6 +19,8 @@ from perovlab_daq.instruments._common import (
     SourceMeterFacadeMixin,
     SourceMeterReading,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,12 @@ import numpy as np
 
 from perovlab_daq.figures import _run
 from perovlab_daq.figures.lifetime import key_figures
-from perovlab_daq.procedures._lifetime_state import ResumeError, epoch_of, read_resume_state, read_text
+from perovlab_daq.procedures._lifetime_state import (
+    ResumeError,
+    epoch_of,
+    read_resume_state,
+    read_text,
+)
 
 log = logging.getLogger(__name__)
 

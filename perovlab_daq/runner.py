@@ -29,14 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from perovlab_daq.procedures.parameter_names import canonical_parameters
+from perovlab_daq.procedures.registry import PROCEDURES
 from perovlab_daq.safe_input import (
     UnsafeInputError,
     check_new_output_file,
     check_output_folder,
     load_yaml_file,
 )
-from perovlab_daq.procedures.parameter_names import canonical_parameters
-from perovlab_daq.procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ import math
 import re
 
 import numpy as np
-
 from perovlab_daq.procedures.base import ParameterError
 
 log = logging.getLogger(__name__)

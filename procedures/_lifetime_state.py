@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from perovlab_daq.procedures.base import ParameterError
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
+from perovlab_daq.procedures.parameter_names import canonical_parameters
 from pymeasure.experiment import (
     BooleanParameter,
     FloatParameter,
@@ -31,8 +32,6 @@ from pymeasure.experiment import (
     Parameter,
     Procedure,
 )
-
-from perovlab_daq.procedures.parameter_names import canonical_parameters
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from perovlab_daq.procedures._jlv_sweep import (  # re-exported: the sweep plan and its parsing
+    MAX_EL_BIASES,
+    MAX_POINTS_PER_SWEEP,
+    parse_bias_list,
+    parse_el_bias,
+    parse_voltage,
+    sweep_voltages,
+)
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 from pymeasure.experiment import (
     BooleanParameter,
     FloatParameter,
@@ -46,15 +55,6 @@ from perovlab_daq.analysis.efficiency import (  # re-exported: the J-L-V photome
     nominal_el_spectrum,
 )
 from perovlab_daq.calibration import load_calibration_csv
-from perovlab_daq.procedures._jlv_sweep import (  # re-exported: the sweep plan and its parsing
-    MAX_EL_BIASES,
-    MAX_POINTS_PER_SWEEP,
-    parse_bias_list,
-    parse_el_bias,
-    parse_voltage,
-    sweep_voltages,
-)
-from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 
 __all__ = [
     "MAX_EL_BIASES",

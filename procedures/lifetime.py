@@ -30,14 +30,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from pymeasure.experiment import (
-    BooleanParameter,
-    FloatParameter,
-    IntegerParameter,
-    ListParameter,
-    Parameter,
-)
-
 from perovlab_daq.procedures._clock import DeviceClock, ageing_acceleration
 from perovlab_daq.procedures._lifetime_state import (
     COMPLIANCE_STOP_SAMPLES,
@@ -61,6 +53,13 @@ from perovlab_daq.procedures._lifetime_state import (
 from perovlab_daq.procedures._lifetime_stop import LiveStop
 from perovlab_daq.procedures._temperature import open_thermometer, read_temperature_c
 from perovlab_daq.procedures.base import DaqProcedure, ParameterError
+from pymeasure.experiment import (
+    BooleanParameter,
+    FloatParameter,
+    IntegerParameter,
+    ListParameter,
+    Parameter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +240,9 @@ class LifetimeProcedure(DaqProcedure):
             If the bench lacks a role or a set-up value, or a calibration cannot be read
             (before the output is switched on).
         """
-        from perovlab_daq.calibration import load_calibration_csv
         from perovlab_daq.procedures.jlv import nominal_el_spectrum
+
+        from perovlab_daq.calibration import load_calibration_csv
 
         self.check_consistency(
             {name: getattr(self, name) for name in self.parameter_objects_of_class()}

@@ -6,7 +6,7 @@ parameters as the Markdown that ``docs/parameters.md`` holds between its
 ``<!-- parameters:begin -->`` and ``<!-- parameters:end -->`` markers. A test compares
 the two, so the document cannot drift from the procedures. Regenerate with::
 
-    python -m procedures.parameter_table > /tmp/table.md   # paste between the markers
+    python -m perovlab_daq.procedures.parameter_table > /tmp/table.md   # paste between the markers
 """
 
 from __future__ import annotations

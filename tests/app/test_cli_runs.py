@@ -162,7 +162,9 @@ def test_instrument_that_never_comes_back_exit_1(tmp_path: Path, capsys):
 
     import yaml
 
-    data = yaml.safe_load((resources.files("perovlab_daq.sim_configs") / "bench_sim.yaml").read_text())
+    data = yaml.safe_load(
+        (resources.files("perovlab_daq.sim_configs") / "bench_sim.yaml").read_text()
+    )
     base = Path(str(resources.files("perovlab_daq.sim_configs")))
     for key in ("responsivity_file", "spectrometer_sensitivity_file"):
         data["setup"][key] = str(base / data["setup"][key])

@@ -6,8 +6,8 @@ import re
 
 import pytest
 import yaml
-
 from perovlab_daq.instruments import DRIVERS, VISA_DRIVERS, load_driver
+
 from perovlab_daq.sim.visalib import SIM_INSTRUMENTS
 
 VERBS = ("Control", "Get", "Set", "Measure", "Return")
@@ -111,7 +111,7 @@ FACADE = {
 def own_properties(cls):
     """Properties defined in this project's modules (pymeasure's own are tested upstream)."""
     for klass in cls.__mro__:
-        if not klass.__module__.startswith("instruments"):
+        if not klass.__module__.startswith("perovlab_daq.instruments"):
             continue
         for name, attr in vars(klass).items():
             if isinstance(attr, property) and not name.startswith("_"):
@@ -121,7 +121,7 @@ def own_properties(cls):
 def test_registry_covers_the_architecture_table():
     assert set(FACADE) == set(DRIVERS)
     for name, target in DRIVERS.items():
-        assert re.fullmatch(r"instruments\.\w+:\w+", target), name
+        assert re.fullmatch(r"perovlab_daq\.instruments\.\w+:\w+", target), name
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))

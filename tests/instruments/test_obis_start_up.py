@@ -6,8 +6,6 @@ switches emission off and reads it back.
 """
 
 import pytest
-from pymeasure.test import expected_protocol
-
 from perovlab_daq.instruments.obis import (
     CDRH_DELAY_S,
     CoherentObis,
@@ -16,6 +14,7 @@ from perovlab_daq.instruments.obis import (
     ObisStartError,
     decode_faults,
 )
+from pymeasure.test import expected_protocol
 
 OBIS_INIT = [("SYST:COMM:HAND ON", "OK")]
 

@@ -5,7 +5,6 @@ from unittest.mock import Mock
 
 import numpy as np
 import pytest
-
 from perovlab_daq.instruments.spectrometer import OceanSpectrometer, SpectrometerError
 
 

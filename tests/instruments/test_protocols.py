@@ -4,8 +4,6 @@ import math
 from unittest.mock import Mock
 
 import pytest
-from pymeasure.test import expected_protocol
-
 from perovlab_daq.instruments.fw102c import FW102C, FW102CError
 from perovlab_daq.instruments.keithley2400 import Keithley2400
 from perovlab_daq.instruments.keithley2450 import Keithley2450
@@ -15,6 +13,7 @@ from perovlab_daq.instruments.photodetector import SourceMeterPhotodetector
 from perovlab_daq.instruments.pm100 import ThorlabsPM100
 from perovlab_daq.instruments.sample_stage import SampleStage
 from perovlab_daq.instruments.spectrometer import SpectrometerError, VisaSpectrometer
+from pymeasure.test import expected_protocol
 
 K2400_INIT = [(":FORM:ELEM VOLT,CURR,RES,TIME,STAT", None)]
 OBIS_INIT = [("SYST:COMM:HAND ON", "OK")]

@@ -14,13 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
-from perovlab_daq.bench import Bench, sim_bench
-from perovlab_daq.calibration import load_calibration_csv
-from perovlab_daq.figures import AnalysisInputError
-from perovlab_daq.figures.jlv import draw as draw_jlv_report
-from perovlab_daq.figures.jlv import key_figures as jlv_key_figures
-from perovlab_daq.figures.jlv import recompute_jlv
 from perovlab_daq.procedures.base import ParameterError
 from perovlab_daq.procedures.jlv import (
     JlvProcedure,
@@ -29,6 +22,13 @@ from perovlab_daq.procedures.jlv import (
     parse_el_bias,
     sweep_voltages,
 )
+
+from perovlab_daq.bench import Bench, sim_bench
+from perovlab_daq.calibration import load_calibration_csv
+from perovlab_daq.figures import AnalysisInputError
+from perovlab_daq.figures.jlv import draw as draw_jlv_report
+from perovlab_daq.figures.jlv import key_figures as jlv_key_figures
+from perovlab_daq.figures.jlv import recompute_jlv
 
 FAST = {"dwell": 0.0, "dark_readings": 3}
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from perovlab_daq.procedures._spectrum import (
     STREAM_DARK,
     STREAM_PROCESSED,

@@ -4,9 +4,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from pyvisa import constants
-from pyvisa.errors import VisaIOError
-
 from perovlab_daq.instruments.fw102c import FW102C
 from perovlab_daq.instruments.keithley2400 import Keithley2400
 from perovlab_daq.instruments.keithley2450 import Keithley2450
@@ -16,6 +13,9 @@ from perovlab_daq.instruments.photodetector import SourceMeterPhotodetector
 from perovlab_daq.instruments.pm100 import ThorlabsPM100
 from perovlab_daq.instruments.sample_stage import SampleStage
 from perovlab_daq.instruments.spectrometer import SpectrometerError, VisaSpectrometer
+from pyvisa import constants
+from pyvisa.errors import VisaIOError
+
 from perovlab_daq.sim.faults import FaultSpec
 from perovlab_daq.sim.visalib import ResourceNotServedError, SimBenchLibrary
 
