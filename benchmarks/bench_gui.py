@@ -69,11 +69,11 @@ def median_ms(samples: list[float]) -> float:
 
 def bench_ours(rows: dict[str, np.ndarray], spectra: int, ticks: int, log_time: bool) -> float:
     """Return the median tick (s) of the Lifetime tab, appending 10 rows + 1 spectrum each."""
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
     from pymeasure.display.Qt import QtWidgets
 
     from perovlab_daq.gui.live import RunData
     from perovlab_daq.gui.plots import ProcedureView, view_specs
-    from procedures.lifetime import LifetimeProcedure
 
     spec = next(s for s in view_specs() if s.name == "Lifetime")
     view = ProcedureView(spec, refresh_ms=10_000_000)  # ticks driven by hand

@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 
 from bench_procedure import report
+from perovlab_daq.procedures.lifetime import LifetimeProcedure, sampling_interval_s
 
 from perovlab_daq.bench import sim_bench
 from perovlab_daq.runner import execute_run, plan_run
 from perovlab_daq.sim.world import World
 from perovlab_daq.storage import HDF5Results
-from procedures.lifetime import LifetimeProcedure, sampling_interval_s
 
 log = logging.getLogger(__name__)
 

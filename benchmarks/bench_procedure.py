@@ -97,7 +97,7 @@ def open_bench(procedure: str) -> Any:
 
 def jlv_voltages() -> np.ndarray:
     """Return the set-points of the J-L-V loop, as the procedure sweeps them."""
-    from procedures.jlv import sweep_voltages
+    from perovlab_daq.procedures.jlv import sweep_voltages
 
     up = sweep_voltages(0.0, JLV_TOP_V, JLV_TOP_V, JLV_STEP_V, 1.0)
     return np.concatenate([up, up[:-1][::-1]])
@@ -242,11 +242,12 @@ def _fake_spectrum(wavelength: np.ndarray, index: int) -> np.ndarray:
 
 def _memory_application(folder: Path) -> None:
     """A lifetime run of 1e6 rows and 1e4 spectra through worker, storage and analysis."""
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
+
     from perovlab_daq.bench import sim_bench
     from perovlab_daq.figures import analyse_and_store
     from perovlab_daq.runner import _close_results
     from perovlab_daq.storage import DaqWorker, HDF5Results
-    from procedures.lifetime import LifetimeProcedure
 
     class MadeUpReadings(LifetimeProcedure):
         """The lifetime procedure's rows and spectra, with made-up numbers (no instruments)."""

@@ -15,21 +15,21 @@ log = logging.getLogger(__name__)
 
 #: Bench-file driver name -> "module:Class".
 DRIVERS: dict[str, str] = {
-    "keithley2400": "instruments.keithley2400:Keithley2400",
-    "keithley2450": "instruments.keithley2450:Keithley2450",
-    "keithley6485": "instruments.keithley6485:Keithley6485",
-    "keithley6487": "instruments.keithley6485:Keithley6487",
-    "smu-photodetector": "instruments.photodetector:SourceMeterPhotodetector",
-    "obis": "instruments.obis:CoherentObis",
-    "pm100d": "instruments.pm100:ThorlabsPM100",
-    "visa-spectrometer": "instruments.spectrometer:VisaSpectrometer",
-    "seabreeze": "instruments.spectrometer:OceanSpectrometer",
-    "fw102c": "instruments.fw102c:FW102C",
-    "sim-sample-stage": "instruments.sample_stage:SampleStage",
-    "keithley7001": "instruments.keithley7001:Keithley7001",
-    "keithley2000": "instruments.keithley2000:Keithley2000",
-    "keithley2600a": "instruments.keithley2600:Keithley2600Smu",
-    "keithley2600b": "instruments.keithley2600:Keithley2600SmuB",
+    "keithley2400": "perovlab_daq.instruments.keithley2400:Keithley2400",
+    "keithley2450": "perovlab_daq.instruments.keithley2450:Keithley2450",
+    "keithley6485": "perovlab_daq.instruments.keithley6485:Keithley6485",
+    "keithley6487": "perovlab_daq.instruments.keithley6485:Keithley6487",
+    "smu-photodetector": "perovlab_daq.instruments.photodetector:SourceMeterPhotodetector",
+    "obis": "perovlab_daq.instruments.obis:CoherentObis",
+    "pm100d": "perovlab_daq.instruments.pm100:ThorlabsPM100",
+    "visa-spectrometer": "perovlab_daq.instruments.spectrometer:VisaSpectrometer",
+    "seabreeze": "perovlab_daq.instruments.spectrometer:OceanSpectrometer",
+    "fw102c": "perovlab_daq.instruments.fw102c:FW102C",
+    "sim-sample-stage": "perovlab_daq.instruments.sample_stage:SampleStage",
+    "keithley7001": "perovlab_daq.instruments.keithley7001:Keithley7001",
+    "keithley2000": "perovlab_daq.instruments.keithley2000:Keithley2000",
+    "keithley2600a": "perovlab_daq.instruments.keithley2600:Keithley2600Smu",
+    "keithley2600b": "perovlab_daq.instruments.keithley2600:Keithley2600SmuB",
 }
 
 #: Drivers that talk through VISA (and therefore have a simulator YAML in ``sim_configs``).

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from perovlab_daq.instruments._common import BenchDriverMixin, InstrumentCommunicationError
 from pymeasure.instruments import Instrument
-
-from instruments._common import BenchDriverMixin, InstrumentCommunicationError
 
 log = logging.getLogger(__name__)
 

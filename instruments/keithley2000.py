@@ -15,17 +15,16 @@ import logging
 import math
 import warnings
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.keithley import Keithley2000 as _PymeasureKeithley2000
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
-
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     OVERFLOW,
     BenchDriverMixin,
     LeanQueryMixin,
     StrictRepliesMixin,
     parse_float,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2000 as _PymeasureKeithley2000
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 

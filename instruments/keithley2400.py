@@ -11,11 +11,7 @@ from __future__ import annotations
 import logging
 import math
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
-from pymeasure.instruments.validators import strict_discrete_set
-
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     COMPLIANCE_BIT,
     OVERFLOW,
     SMU_OUTPUT,
@@ -27,6 +23,9 @@ from instruments._common import (
     SourceMeterReading,
     StrictRepliesMixin,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2400 as _PymeasureKeithley2400
+from pymeasure.instruments.validators import strict_discrete_set
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
-
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     COMPLIANCE_BIT,
     SMU_OUTPUT,
     SMU_SOURCE_CURRENT,
@@ -22,6 +19,8 @@ from instruments._common import (
     SourceMeterFacadeMixin,
     SourceMeterReading,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,7 @@ import threading
 import warnings
 from typing import Any, ClassVar
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.keithley import Keithley2600 as _PymeasureKeithley2600
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
-
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     BOOL_1_0,
     BenchDriverMixin,
     GarbledReplyError,
@@ -36,6 +32,9 @@ from instruments._common import (
     SourceMeterReading,
     StrictRepliesMixin,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2600 as _PymeasureKeithley2600
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
-
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     BOOL_ON_OFF,
     OVERFLOW,
     LeanQueryMixin,
@@ -21,6 +18,8 @@ from instruments._common import (
     parse_float,
     set_current_range,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 

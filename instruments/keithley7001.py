@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 
-from instruments._common import ScpiDriver, shutdown_step
+from perovlab_daq.instruments._common import ScpiDriver, shutdown_step
 
 log = logging.getLogger(__name__)
 

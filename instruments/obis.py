@@ -20,15 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pymeasure.instruments import Instrument
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
-
-from instruments._common import (
+from perovlab_daq.instruments._common import (
     BenchDriverMixin,
     InstrumentCommunicationError,
     StrictRepliesMixin,
     is_transient_error,
 )
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 log = logging.getLogger(__name__)
 

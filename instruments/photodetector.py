@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from instruments._common import PhotodetectorReading, set_current_range, shutdown_step
-from instruments.keithley2400 import Keithley2400
+from perovlab_daq.instruments._common import PhotodetectorReading, set_current_range, shutdown_step
+from perovlab_daq.instruments.keithley2400 import Keithley2400
 
 log = logging.getLogger(__name__)
 

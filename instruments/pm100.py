@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from perovlab_daq.instruments._common import BOOL_1_0, ScpiDriver
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_range
-
-from instruments._common import BOOL_1_0, ScpiDriver
 
 log = logging.getLogger(__name__)
 

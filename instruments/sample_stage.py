@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from perovlab_daq.instruments._common import ScpiDriver
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
-
-from instruments._common import ScpiDriver
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from perovlab_daq.instruments._common import InstrumentCommunicationError, ScpiDriver, shutdown_step
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_range
-
-from instruments._common import InstrumentCommunicationError, ScpiDriver, shutdown_step
 
 log = logging.getLogger(__name__)
 

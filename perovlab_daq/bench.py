@@ -131,7 +131,7 @@ class Bench:
         )
 
     def _open_role(self, rc: RoleConfig) -> Any:
-        from instruments import VISA_DRIVERS, load_driver
+        from perovlab_daq.instruments import VISA_DRIVERS, load_driver
 
         cls = load_driver(rc.driver)
         entry = f"roles.{rc.role}"

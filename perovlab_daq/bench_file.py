@@ -251,7 +251,7 @@ def _resolve_file(value: Any, base: Path | None, path: Path | None, entry: str) 
 
 
 def _known_drivers() -> Mapping[str, str]:
-    from instruments import DRIVERS
+    from perovlab_daq.instruments import DRIVERS
 
     return DRIVERS
 
@@ -569,7 +569,7 @@ def sim_bench(preset: str | None = None, *, seed: int | None = None) -> BenchCon
     seed
         Noise seed; default the one in the shipped file.
     """
-    ref = resources.files("sim_configs") / SIM_BENCH_RESOURCE
+    ref = resources.files("perovlab_daq.sim_configs") / SIM_BENCH_RESOURCE
     with resources.as_file(ref) as file_path:
         config = load_bench(file_path)
     assert config.sim is not None

@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from instruments import VISA_DRIVERS, load_driver
+from perovlab_daq.instruments import VISA_DRIVERS, load_driver
 from perovlab_daq.stop_signals import STOP_SIGNALS
 from perovlab_daq.supervisor import (
     bench_from_spec,

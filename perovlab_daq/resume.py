@@ -28,7 +28,12 @@ import numpy as np
 
 from perovlab_daq.figures import _run
 from perovlab_daq.figures.lifetime import key_figures
-from procedures._lifetime_state import ResumeError, epoch_of, read_resume_state, read_text
+from perovlab_daq.procedures._lifetime_state import (
+    ResumeError,
+    epoch_of,
+    read_resume_state,
+    read_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +159,7 @@ def plan_resume(
         log.info("a previous continuation %s will be appended first", leftover)
     segment = _next_segment(file_path)
     segment_path = _segment_path(file_path, segment)
-    from procedures.lifetime import LifetimeProcedure
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
 
     known = LifetimeProcedure.parameter_objects_of_class()
     values = {k: read_text(v) if isinstance(v, bytes) else v for k, v in parameters.items()}

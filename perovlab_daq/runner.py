@@ -29,14 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from perovlab_daq.procedures.parameter_names import canonical_parameters
+from perovlab_daq.procedures.registry import PROCEDURES
 from perovlab_daq.safe_input import (
     UnsafeInputError,
     check_new_output_file,
     check_output_folder,
     load_yaml_file,
 )
-from procedures.parameter_names import canonical_parameters
-from procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def coerce_parameters(procedure_cls: type, raw: Mapping[str, Any]) -> dict[str, 
     """
     from pymeasure.experiment import FloatParameter, IntegerParameter
 
-    from procedures.base import ParameterError
+    from perovlab_daq.procedures.base import ParameterError
 
     objects = procedure_cls.parameter_objects_of_class()
     raw = _current_names(raw, objects)

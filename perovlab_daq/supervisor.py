@@ -241,8 +241,8 @@ def _supervise(
 def preload_drivers(config: Any) -> None:
     """Import what switching off needs now, so that a death is answered within 2 s."""
     import perovlab_daq.storage  # noqa: F401 - recovery after a death
-    from instruments import load_driver
     from perovlab_daq.bench import Bench  # noqa: F401
+    from perovlab_daq.instruments import load_driver
 
     for role in HAZARD_ROLES:
         if role in config.roles:

@@ -48,8 +48,8 @@ def write_synthetic_lifetime_run(
     Path
         ``path``, closed and marked finished.
     """
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
     from perovlab_daq.storage import HDF5Results
-    from procedures.lifetime import LifetimeProcedure
 
     rng = np.random.default_rng(seed)
     results = HDF5Results(

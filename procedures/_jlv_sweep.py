@@ -12,8 +12,7 @@ import math
 import re
 
 import numpy as np
-
-from procedures.base import ParameterError
+from perovlab_daq.procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 

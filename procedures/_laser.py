@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from perovlab_daq.procedures._spectrum import SpectrumAcquirer, SpectrumFrame
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
-
-from procedures._spectrum import SpectrumAcquirer, SpectrumFrame
-from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
 

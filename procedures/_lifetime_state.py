@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from procedures.base import ParameterError
+from perovlab_daq.procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 

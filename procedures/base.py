@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
+from perovlab_daq.procedures.parameter_names import canonical_parameters
 from pymeasure.experiment import (
     BooleanParameter,
     FloatParameter,
@@ -31,8 +32,6 @@ from pymeasure.experiment import (
     Parameter,
     Procedure,
 )
-
-from procedures.parameter_names import canonical_parameters
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +385,7 @@ class DaqProcedure(Procedure):
             except Exception as exc:
                 # Imported here, not on entry: this wraps every reading of a sweep, and an
                 # import statement costs ~1 us even when the module is loaded.
-                from instruments._common import is_transient_error
+                from perovlab_daq.instruments._common import is_transient_error
 
                 if not is_transient_error(exc):
                     raise

@@ -21,13 +21,13 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from perovlab_daq.procedures._spectrum import (
+    SpectrumAcquirer,
+)
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter, Parameter
 
 from perovlab_daq.analysis.windows import window_peak_metrics
-from procedures._spectrum import (
-    SpectrumAcquirer,
-)
-from procedures.base import DaqProcedure, ParameterError
 
 log = logging.getLogger(__name__)
 

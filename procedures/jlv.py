@@ -31,6 +31,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from perovlab_daq.procedures._jlv_sweep import (  # re-exported: the sweep plan and its parsing
+    MAX_EL_BIASES,
+    MAX_POINTS_PER_SWEEP,
+    parse_bias_list,
+    parse_el_bias,
+    parse_voltage,
+    sweep_voltages,
+)
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 from pymeasure.experiment import (
     BooleanParameter,
     FloatParameter,
@@ -46,15 +55,6 @@ from perovlab_daq.analysis.efficiency import (  # re-exported: the J-L-V photome
     nominal_el_spectrum,
 )
 from perovlab_daq.calibration import load_calibration_csv
-from procedures._jlv_sweep import (  # re-exported: the sweep plan and its parsing
-    MAX_EL_BIASES,
-    MAX_POINTS_PER_SWEEP,
-    parse_bias_list,
-    parse_el_bias,
-    parse_voltage,
-    sweep_voltages,
-)
-from procedures.base import DaqProcedure, ParameterError
 
 __all__ = [
     "MAX_EL_BIASES",
@@ -598,8 +598,8 @@ class JlvProcedure(DaqProcedure):
                 "info", "el_spectrum", f"EL spectrum at the brightest point, {main_bias:g} V"
             )
         jobs = [(main_bias, 1.0), *((b, 0.0) for b in parse_bias_list(self.el_biases))]
-        from procedures._spectrum import SpectrumAcquisitionError
-        from procedures.base import InstrumentFault
+        from perovlab_daq.procedures._spectrum import SpectrumAcquisitionError
+        from perovlab_daq.procedures.base import InstrumentFault
 
         for bias, for_eqe in jobs:
             if self.should_stop():
@@ -616,8 +616,8 @@ class JlvProcedure(DaqProcedure):
 
         Returns whether the live photometric factors now come from this spectrum.
         """
-        from procedures._spectrum import SpectrumAcquirer, SpectrumAcquisitionError
-        from procedures.base import InstrumentFault
+        from perovlab_daq.procedures._spectrum import SpectrumAcquirer, SpectrumAcquisitionError
+        from perovlab_daq.procedures.base import InstrumentFault
 
         if self.acquirer is None:
             self.acquirer = SpectrumAcquirer.for_procedure(self, dark=self._led_off)
@@ -676,7 +676,7 @@ class JlvProcedure(DaqProcedure):
 
     def _el_spectrum_at(self, bias_v: float, for_eqe: float) -> None:
         """Take one EL spectrum at ``bias_v``; record it with the electrical state around it."""
-        from procedures._spectrum import SpectrumAcquirer
+        from perovlab_daq.procedures._spectrum import SpectrumAcquirer
 
         if self.acquirer is None:
             self.acquirer = SpectrumAcquirer.for_procedure(self, dark=self._led_off)

@@ -30,16 +30,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from pymeasure.experiment import (
-    BooleanParameter,
-    FloatParameter,
-    IntegerParameter,
-    ListParameter,
-    Parameter,
-)
-
-from procedures._clock import DeviceClock, ageing_acceleration
-from procedures._lifetime_state import (
+from perovlab_daq.procedures._clock import DeviceClock, ageing_acceleration
+from perovlab_daq.procedures._lifetime_state import (
     COMPLIANCE_STOP_SAMPLES,
     DRIVE_MODES,
     EVENT_DEVICE_STATE,
@@ -58,9 +50,16 @@ from procedures._lifetime_state import (
     restore_world,
     sampling_interval_s,
 )
-from procedures._lifetime_stop import LiveStop
-from procedures._temperature import open_thermometer, read_temperature_c
-from procedures.base import DaqProcedure, ParameterError
+from perovlab_daq.procedures._lifetime_stop import LiveStop
+from perovlab_daq.procedures._temperature import open_thermometer, read_temperature_c
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
+from pymeasure.experiment import (
+    BooleanParameter,
+    FloatParameter,
+    IntegerParameter,
+    ListParameter,
+    Parameter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +240,9 @@ class LifetimeProcedure(DaqProcedure):
             If the bench lacks a role or a set-up value, or a calibration cannot be read
             (before the output is switched on).
         """
+        from perovlab_daq.procedures.jlv import nominal_el_spectrum
+
         from perovlab_daq.calibration import load_calibration_csv
-        from procedures.jlv import nominal_el_spectrum
 
         self.check_consistency(
             {name: getattr(self, name) for name in self.parameter_objects_of_class()}
@@ -308,7 +308,7 @@ class LifetimeProcedure(DaqProcedure):
         return float(setup[key])
 
     def _luminance_per_a(self, wavelength_nm: np.ndarray, spectrum: np.ndarray) -> float:
-        from procedures.jlv import PhotometricFactors
+        from perovlab_daq.procedures.jlv import PhotometricFactors
 
         factors = PhotometricFactors.compute(
             wavelength_nm,
@@ -701,7 +701,7 @@ class LifetimeProcedure(DaqProcedure):
 
     def _take_spectrum(self) -> None:
         """Take an EL spectrum under stress, record it and use it for the luminance."""
-        from procedures._spectrum import SpectrumAcquirer
+        from perovlab_daq.procedures._spectrum import SpectrumAcquirer
 
         if self.acquirer is None:
             self.acquirer = SpectrumAcquirer.for_procedure(
@@ -742,7 +742,7 @@ class LifetimeProcedure(DaqProcedure):
 
     def _short_jlv(self) -> None:
         """Interrupt the stress for a short J-L-V sweep, then resume the stress."""
-        from procedures.jlv import sweep_voltages
+        from perovlab_daq.procedures.jlv import sweep_voltages
 
         index = self.jlv_done + 1
         top = self.jlv_stop_voltage

@@ -6,7 +6,7 @@ parameters as the Markdown that ``docs/parameters.md`` holds between its
 ``<!-- parameters:begin -->`` and ``<!-- parameters:end -->`` markers. A test compares
 the two, so the document cannot drift from the procedures. Regenerate with::
 
-    python -m procedures.parameter_table > /tmp/table.md   # paste between the markers
+    python -m perovlab_daq.procedures.parameter_table > /tmp/table.md   # paste between the markers
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from procedures.parameter_names import RENAMED
-from procedures.registry import PROCEDURES
+from perovlab_daq.procedures.parameter_names import RENAMED
+from perovlab_daq.procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
 

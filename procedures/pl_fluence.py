@@ -24,15 +24,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
-
-from perovlab_daq.analysis.windows import window_peak_metrics
-from procedures._laser import (
+from perovlab_daq.procedures._laser import (
     CLAMP_TOLERANCE,
     LaserSpectroscopyProcedure,
     log_spaced,
 )
-from procedures.base import ParameterError
+from perovlab_daq.procedures.base import ParameterError
+from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
+
+from perovlab_daq.analysis.windows import window_peak_metrics
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import time
 from typing import ClassVar
 
 import numpy as np
+from perovlab_daq.procedures._laser import FixedExcitationProcedure
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
 from perovlab_daq.analysis.windows import window_peak_metrics
-from procedures._laser import FixedExcitationProcedure
 
 log = logging.getLogger(__name__)
 

@@ -29,15 +29,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+from perovlab_daq.procedures._clock import DeviceClock
+from perovlab_daq.procedures._laser import POWER_MODES, FixedExcitationProcedure
+from perovlab_daq.procedures._spectrum import (
+    SpectrumFrame,
+)
+from perovlab_daq.procedures.base import ParameterError
 from pymeasure.experiment import FloatParameter, ListParameter
 
 from perovlab_daq.analysis.windows import window_peak_metrics
-from procedures._clock import DeviceClock
-from procedures._laser import POWER_MODES, FixedExcitationProcedure
-from procedures._spectrum import (
-    SpectrumFrame,
-)
-from procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 

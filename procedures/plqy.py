@@ -34,10 +34,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+from perovlab_daq.procedures._laser import POWER_MODES, LaserSpectroscopyProcedure
+from perovlab_daq.procedures.base import ParameterError
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
-
-from procedures._laser import POWER_MODES, LaserSpectroscopyProcedure
-from procedures.base import ParameterError
 
 log = logging.getLogger(__name__)
 

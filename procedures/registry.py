@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from procedures.el_spectra import ElSpectraProcedure
-from procedures.jlv import JlvProcedure
-from procedures.lifetime import LifetimeProcedure
-from procedures.pl_fluence import PlFluenceProcedure
-from procedures.pl_spectrum import PlSpectrumProcedure
-from procedures.pl_stability import PlStabilityProcedure
-from procedures.plqy import PlqyProcedure
+from perovlab_daq.procedures.el_spectra import ElSpectraProcedure
+from perovlab_daq.procedures.jlv import JlvProcedure
+from perovlab_daq.procedures.lifetime import LifetimeProcedure
+from perovlab_daq.procedures.pl_fluence import PlFluenceProcedure
+from perovlab_daq.procedures.pl_spectrum import PlSpectrumProcedure
+from perovlab_daq.procedures.pl_stability import PlStabilityProcedure
+from perovlab_daq.procedures.plqy import PlqyProcedure
 
 log = logging.getLogger(__name__)
 

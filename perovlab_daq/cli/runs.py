@@ -274,7 +274,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     folder = check_output_folder(args.output, "demo output folder")
     folder.mkdir(parents=True, exist_ok=True)
-    with resources.as_file(resources.files("sim_configs") / "demo_recipe.yaml") as recipe_path:
+    with resources.as_file(
+        resources.files("perovlab_daq.sim_configs") / "demo_recipe.yaml"
+    ) as recipe_path:
         recipe = load_recipe(recipe_path)
     installed = procedure_classes()
     recipe["runs"] = [run for run in recipe["runs"] if run.get("procedure") in installed]

@@ -33,7 +33,7 @@ from perovlab_daq.figures import (
 from perovlab_daq.figures._run import AnalysisInputError, close
 from perovlab_daq.figures.report import write_report
 from perovlab_daq.filecheck import DamagedFileError, check_run_file
-from procedures.registry import UnknownProcedureError, procedure_class
+from perovlab_daq.procedures.registry import UnknownProcedureError, procedure_class
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from procedures._laser import LASER_GUARD_NM
+from perovlab_daq.procedures._laser import LASER_GUARD_NM
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ import h5py
 import numpy as np
 
 from perovlab_daq.figures import analyze_file
+from perovlab_daq.procedures.parameter_names import canonical_name
 from perovlab_daq.storage import RunReader, layout
-from procedures.parameter_names import canonical_name
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from perovlab_daq.analysis.windows import spectrum_snr
 from perovlab_daq.calibration import load_calibration_csv
 from perovlab_daq.figures import _run
 from perovlab_daq.figures._run import AnalysisInputError
-from procedures.jlv import (
+from perovlab_daq.procedures.jlv import (
     MIN_POINT_SPECTRUM_SNR,
     RESPONSIVITY_STREAM,
     SPECTRA_STREAM,

@@ -18,7 +18,7 @@ from perovlab_daq.analysis import power_law_slope
 from perovlab_daq.analysis.windows import band_integrals, window_peak_metrics
 from perovlab_daq.figures import _run
 from perovlab_daq.figures._run import AnalysisInputError
-from procedures.pl_fluence import BAND_HALF_WIDTH_FWHM, FIT_MIN_SNR
+from perovlab_daq.procedures.pl_fluence import BAND_HALF_WIDTH_FWHM, FIT_MIN_SNR
 
 log = logging.getLogger(__name__)
 

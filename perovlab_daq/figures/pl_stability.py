@@ -20,7 +20,7 @@ import numpy as np
 
 from perovlab_daq.analysis.windows import window_peak_metrics
 from perovlab_daq.figures import _run
-from procedures.pl_stability import NEW_PEAK_MIN_SNR, find_new_peaks
+from perovlab_daq.procedures.pl_stability import NEW_PEAK_MIN_SNR, find_new_peaks
 
 log = logging.getLogger(__name__)
 

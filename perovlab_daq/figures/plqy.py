@@ -25,8 +25,8 @@ from perovlab_daq.analysis.spectra import mean_with_t_interval
 from perovlab_daq.analysis.windows import window_peak_metrics
 from perovlab_daq.figures import _run
 from perovlab_daq.figures._run import AnalysisInputError
-from procedures._laser import LASER_GUARD_NM
-from procedures.plqy import CONFIGURATIONS, EMISSION_HALF_WIDTH_FWHM
+from perovlab_daq.procedures._laser import LASER_GUARD_NM
+from perovlab_daq.procedures.plqy import CONFIGURATIONS, EMISSION_HALF_WIDTH_FWHM
 
 log = logging.getLogger(__name__)
 

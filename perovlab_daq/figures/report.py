@@ -28,9 +28,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from perovlab_daq.procedures.parameter_names import canonical_name
+from perovlab_daq.procedures.registry import PROCEDURES
 from perovlab_daq.storage import layout
-from procedures.parameter_names import canonical_name
-from procedures.registry import PROCEDURES
 
 log = logging.getLogger(__name__)
 

@@ -52,8 +52,8 @@ def read_number(parameter: Parameter, text: str, name: str = "") -> float | int:
         With the reason (``no value``, ``out of range``, ``not a whole number``, or the
         unit problem) as its message.
     """
+    from perovlab_daq.procedures.base import ParameterError, check_parameter_value
     from perovlab_daq.runner import RunInputError, parse_quantity
-    from procedures.base import ParameterError, check_parameter_value
 
     text = text.strip()
     if not text:

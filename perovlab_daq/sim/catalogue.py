@@ -134,7 +134,7 @@ def load_sim_yaml(ref: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     else:
         name = str(ref) if str(ref).endswith((".yaml", ".yml")) else f"{ref}.yaml"
-        resource = importlib.resources.files("sim_configs").joinpath(name)
+        resource = importlib.resources.files("perovlab_daq.sim_configs").joinpath(name)
         if not resource.is_file():
             raise FileNotFoundError(f"no simulator YAML {ref!r} (file or sim_configs/{name})")
         text = resource.read_text(encoding="utf-8")

@@ -11,6 +11,7 @@ The calibration CSVs in ``sim_configs/calibration/`` are synthetic, smooth and p
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import math
 from collections.abc import Mapping
@@ -34,7 +35,11 @@ KM_LM_PER_W: float = 683.0
 #: FWHM = this factor times the Gaussian standard deviation.
 FWHM_PER_SIGMA: float = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
-CALIBRATION_DIR: Path = Path(__file__).resolve().parents[2] / "sim_configs" / "calibration"
+#: The calibration CSVs shipped in the ``perovlab_daq.sim_configs`` package (a real directory
+#: in an installed wheel or a source checkout).
+CALIBRATION_DIR: Path = (
+    Path(str(importlib.resources.files("perovlab_daq.sim_configs"))) / "calibration"
+)
 DEFAULT_PHOTODIODE_RESPONSIVITY_CSV: Path = CALIBRATION_DIR / "photodiode_responsivity_si.csv"
 DEFAULT_SPECTROMETER_SENSITIVITY_CSV: Path = CALIBRATION_DIR / "spectrometer_sensitivity_qepro.csv"
 

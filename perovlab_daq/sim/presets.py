@@ -460,7 +460,7 @@ def presets_from_yaml(text: str, source: str = "<string>") -> dict[str, Preset]:
 def _load_presets() -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
     for file_name in PRESET_FILES:
-        resource = importlib.resources.files("sim_configs").joinpath(file_name)
+        resource = importlib.resources.files("perovlab_daq.sim_configs").joinpath(file_name)
         found = presets_from_yaml(resource.read_text(encoding="utf-8"), f"sim_configs/{file_name}")
         clash = set(found) & set(presets)
         if clash:

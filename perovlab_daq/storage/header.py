@@ -274,8 +274,8 @@ def procedure_from_info(info: RunInfo, procedure_class: type | None, path: Path)
         If ``procedure_class`` is None and no procedure is installed under ``info.procedure``.
     """
     if procedure_class is None:
-        from procedures.registry import UnknownProcedureError
-        from procedures.registry import procedure_class as registered
+        from perovlab_daq.procedures.registry import UnknownProcedureError
+        from perovlab_daq.procedures.registry import procedure_class as registered
 
         try:
             procedure_class = registered(info.procedure)

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from procedures.parameter_names import canonical_name
+from perovlab_daq.procedures.parameter_names import canonical_name
 
 from . import layout
 from .errors import StorageError

@@ -16,8 +16,10 @@ from perovlab_daq.cli import main
 def _sim_bench_file(tmp_path: Path, **role_changes) -> Path:
     from importlib import resources
 
-    data = yaml.safe_load((resources.files("sim_configs") / "bench_sim.yaml").read_text())
-    base = resources.files("sim_configs")
+    data = yaml.safe_load(
+        (resources.files("perovlab_daq.sim_configs") / "bench_sim.yaml").read_text()
+    )
+    base = resources.files("perovlab_daq.sim_configs")
     for key in ("responsivity_file", "spectrometer_sensitivity_file"):
         data["setup"][key] = str(Path(str(base)) / data["setup"][key])
     for role, change in role_changes.items():

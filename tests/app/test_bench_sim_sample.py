@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import perovlab_daq.sim_configs as sim_configs
 import pytest
 import yaml
 
-import sim_configs
 from perovlab_daq.bench import Bench, BenchError, load_bench
 from perovlab_daq.sim.presets import get_preset, with_ageing
 from perovlab_daq.sim.world import World

@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import perovlab_daq.sim_configs as sim_configs
 import pytest
 import yaml
 
-import sim_configs
 from perovlab_daq.cli import main
 from perovlab_daq.storage import HDF5Results
 

@@ -162,8 +162,10 @@ def test_instrument_that_never_comes_back_exit_1(tmp_path: Path, capsys):
 
     import yaml
 
-    data = yaml.safe_load((resources.files("sim_configs") / "bench_sim.yaml").read_text())
-    base = Path(str(resources.files("sim_configs")))
+    data = yaml.safe_load(
+        (resources.files("perovlab_daq.sim_configs") / "bench_sim.yaml").read_text()
+    )
+    base = Path(str(resources.files("perovlab_daq.sim_configs")))
     for key in ("responsivity_file", "spectrometer_sensitivity_file"):
         data["setup"][key] = str(base / data["setup"][key])
     data["roles"]["photodetector"]["faults"] = {"disconnect_after_s": 1.0, "disconnect_for_s": None}

@@ -41,7 +41,7 @@ def test_default_bench_file_from_the_environment(tmp_path):
 
 def test_simulated_run_is_marked_in_file_console_and_summary(tmp_path, capsys, monkeypatch):
     # The default bench file is the shipped simulated one: the run still says SIMULATED.
-    with resources.as_file(resources.files("sim_configs") / "bench_sim.yaml") as bench:
+    with resources.as_file(resources.files("perovlab_daq.sim_configs") / "bench_sim.yaml") as bench:
         monkeypatch.setenv(BENCH_ENV, str(bench))
         code = main(["run", "jlv", "--sample", "S7", "-o", str(tmp_path), "--json", *FAST_JLV])
     captured = capsys.readouterr()

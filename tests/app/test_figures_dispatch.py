@@ -12,9 +12,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from perovlab_daq.procedures.registry import PROCEDURES
 
 from perovlab_daq.figures import FIGURES, AnalysisInputError, figures_module
-from procedures.registry import PROCEDURES
 
 ROOT = Path(__file__).resolve().parents[2]
 ABOVE_PROCEDURES = (

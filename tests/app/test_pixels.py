@@ -27,7 +27,7 @@ SWITCH = "GPIB0::7::INSTR"
 
 
 def _bench_file(tmp_path: Path, faulty: dict[int, str]) -> Path:
-    shipped = importlib.resources.files("sim_configs")
+    shipped = importlib.resources.files("perovlab_daq.sim_configs")
     data = yaml.safe_load(shipped.joinpath("bench_sim.yaml").read_text())
     data["sim"]["faulty_pixels"] = faulty
     for key in ("responsivity_file", "spectrometer_sensitivity_file"):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+from perovlab_daq.procedures import registry
 
 from perovlab_daq.cli import main
-from procedures import registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from reliability_helpers import FAST_PARAMETERS, PRESETS  # noqa: E402

@@ -6,12 +6,12 @@ import math
 from pathlib import Path
 
 import pytest
+from perovlab_daq.procedures.base import DaqProcedure, ParameterError
 from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
 
 from perovlab_daq import runner
 from perovlab_daq.bench import parse_bench
 from perovlab_daq.runner import RunInputError, check_identifier, parse_quantity, plan_run
-from procedures.base import DaqProcedure, ParameterError
 
 
 class FakeProcedure(DaqProcedure):

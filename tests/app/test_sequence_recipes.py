@@ -95,7 +95,9 @@ def test_shipped_demo_recipe_plans_every_procedure(tmp_path: Path, monkeypatch):
     monkeypatch.undo()  # the real procedures, not the fake
     from perovlab_daq.runner import procedure_classes
 
-    with resources.as_file(resources.files("sim_configs") / "demo_recipe.yaml") as path:
+    with resources.as_file(
+        resources.files("perovlab_daq.sim_configs") / "demo_recipe.yaml"
+    ) as path:
         recipe = load_recipe(path)
     steps = plan_recipe(recipe, bench_config=sim_bench(), output=tmp_path)
     assert {s.plan.procedure_cls.NAME for s in steps} == set(procedure_classes())

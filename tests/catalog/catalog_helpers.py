@@ -20,9 +20,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import h5py
+from perovlab_daq.procedures.registry import procedure_class
 
 from perovlab_daq.storage import HDF5Results
-from procedures.registry import procedure_class
 
 #: Procedures, their figure names and value ranges used by the generated runs.
 FIGURES = {

@@ -6,8 +6,8 @@ import re
 
 import pytest
 import yaml
+from perovlab_daq.instruments import DRIVERS, VISA_DRIVERS, load_driver
 
-from instruments import DRIVERS, VISA_DRIVERS, load_driver
 from perovlab_daq.sim.visalib import SIM_INSTRUMENTS
 
 VERBS = ("Control", "Get", "Set", "Measure", "Return")
@@ -111,7 +111,7 @@ FACADE = {
 def own_properties(cls):
     """Properties defined in this project's modules (pymeasure's own are tested upstream)."""
     for klass in cls.__mro__:
-        if not klass.__module__.startswith("instruments"):
+        if not klass.__module__.startswith("perovlab_daq.instruments"):
             continue
         for name, attr in vars(klass).items():
             if isinstance(attr, property) and not name.startswith("_"):
@@ -121,7 +121,7 @@ def own_properties(cls):
 def test_registry_covers_the_architecture_table():
     assert set(FACADE) == set(DRIVERS)
     for name, target in DRIVERS.items():
-        assert re.fullmatch(r"instruments\.\w+:\w+", target), name
+        assert re.fullmatch(r"perovlab_daq\.instruments\.\w+:\w+", target), name
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
@@ -152,7 +152,7 @@ def test_facade_members_exist(name):
 @pytest.mark.parametrize("name", sorted(VISA_DRIVERS))
 def test_visa_driver_has_a_simulator_yaml(name):
     recipe = SIM_INSTRUMENTS[name]
-    resource = importlib.resources.files("sim_configs").joinpath(recipe.yaml)
+    resource = importlib.resources.files("perovlab_daq.sim_configs").joinpath(recipe.yaml)
     data = yaml.load(resource.read_text(), Loader=yaml.BaseLoader)
     assert data["spec"] == "1.1"
     assert recipe.device in data["devices"]
@@ -162,7 +162,7 @@ def test_visa_driver_has_a_simulator_yaml(name):
 def test_every_sim_yaml_belongs_to_a_driver():
     files = {
         p.name
-        for p in importlib.resources.files("sim_configs").iterdir()
+        for p in importlib.resources.files("perovlab_daq.sim_configs").iterdir()
         if p.name.endswith(".yaml") and p.name not in {"bench_sim.yaml", "demo_recipe.yaml"}
     }
     assert files == {r.yaml for r in SIM_INSTRUMENTS.values()}
@@ -172,7 +172,7 @@ def test_every_sim_yaml_belongs_to_a_driver():
 def test_yaml_never_uses_plain_error_strings_for_scpi(name):
     """`error: ERROR` shifts replies; SCPI instruments must use an error_queue."""
     recipe = SIM_INSTRUMENTS[name]
-    text = importlib.resources.files("sim_configs").joinpath(recipe.yaml).read_text()
+    text = importlib.resources.files("perovlab_daq.sim_configs").joinpath(recipe.yaml).read_text()
     device = yaml.load(text, Loader=yaml.BaseLoader)["devices"][recipe.device]
     error = device.get("error", {})
     assert isinstance(error, dict)

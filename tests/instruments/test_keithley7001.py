@@ -1,9 +1,9 @@
 """Keithley 7001 pixel switch: protocol (expected_protocol) and the simulated instrument."""
 
 import pytest
+from perovlab_daq.instruments.keithley7001 import Keithley7001, SwitchError, parse_channel_list
 from pymeasure.test import expected_protocol
 
-from instruments.keithley7001 import Keithley7001, SwitchError, parse_channel_list
 from perovlab_daq.sim.visalib import SimBenchLibrary
 
 RESOURCE = "GPIB0::7::INSTR"

@@ -6,9 +6,7 @@ switches emission off and reads it back.
 """
 
 import pytest
-from pymeasure.test import expected_protocol
-
-from instruments.obis import (
+from perovlab_daq.instruments.obis import (
     CDRH_DELAY_S,
     CoherentObis,
     ObisEmissionStillOn,
@@ -16,6 +14,7 @@ from instruments.obis import (
     ObisStartError,
     decode_faults,
 )
+from pymeasure.test import expected_protocol
 
 OBIS_INIT = [("SYST:COMM:HAND ON", "OK")]
 

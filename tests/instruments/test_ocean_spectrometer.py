@@ -5,8 +5,7 @@ from unittest.mock import Mock
 
 import numpy as np
 import pytest
-
-from instruments.spectrometer import OceanSpectrometer, SpectrometerError
+from perovlab_daq.instruments.spectrometer import OceanSpectrometer, SpectrometerError
 
 
 class SeabreezeSpectrometerAPI:

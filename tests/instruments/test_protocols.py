@@ -4,17 +4,16 @@ import math
 from unittest.mock import Mock
 
 import pytest
+from perovlab_daq.instruments.fw102c import FW102C, FW102CError
+from perovlab_daq.instruments.keithley2400 import Keithley2400
+from perovlab_daq.instruments.keithley2450 import Keithley2450
+from perovlab_daq.instruments.keithley6485 import Keithley6485, Keithley6487
+from perovlab_daq.instruments.obis import CoherentObis, ObisError
+from perovlab_daq.instruments.photodetector import SourceMeterPhotodetector
+from perovlab_daq.instruments.pm100 import ThorlabsPM100
+from perovlab_daq.instruments.sample_stage import SampleStage
+from perovlab_daq.instruments.spectrometer import SpectrometerError, VisaSpectrometer
 from pymeasure.test import expected_protocol
-
-from instruments.fw102c import FW102C, FW102CError
-from instruments.keithley2400 import Keithley2400
-from instruments.keithley2450 import Keithley2450
-from instruments.keithley6485 import Keithley6485, Keithley6487
-from instruments.obis import CoherentObis, ObisError
-from instruments.photodetector import SourceMeterPhotodetector
-from instruments.pm100 import ThorlabsPM100
-from instruments.sample_stage import SampleStage
-from instruments.spectrometer import SpectrometerError, VisaSpectrometer
 
 K2400_INIT = [(":FORM:ELEM VOLT,CURR,RES,TIME,STAT", None)]
 OBIS_INIT = [("SYST:COMM:HAND ON", "OK")]

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from perovlab_daq.procedures.base import ParameterError
+from perovlab_daq.procedures.el_spectra import ElSpectraProcedure, parse_levels
 
 from perovlab_daq.figures import el_spectra as el_spectra_figures
-from procedures.base import ParameterError
-from procedures.el_spectra import ElSpectraProcedure, parse_levels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pl_helpers import run_procedure, sim_bench_open  # noqa: E402

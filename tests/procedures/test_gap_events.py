@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from procedures.base import DaqProcedure
+from perovlab_daq.procedures.base import DaqProcedure
 
 
 class _Timed(DaqProcedure):

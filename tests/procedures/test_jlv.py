@@ -14,6 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from perovlab_daq.procedures.base import ParameterError
+from perovlab_daq.procedures.jlv import (
+    JlvProcedure,
+    PhotometricFactors,
+    parse_bias_list,
+    parse_el_bias,
+    sweep_voltages,
+)
 
 from perovlab_daq.bench import Bench, sim_bench
 from perovlab_daq.calibration import load_calibration_csv
@@ -21,14 +29,6 @@ from perovlab_daq.figures import AnalysisInputError
 from perovlab_daq.figures.jlv import draw as draw_jlv_report
 from perovlab_daq.figures.jlv import key_figures as jlv_key_figures
 from perovlab_daq.figures.jlv import recompute_jlv
-from procedures.base import ParameterError
-from procedures.jlv import (
-    JlvProcedure,
-    PhotometricFactors,
-    parse_bias_list,
-    parse_el_bias,
-    sweep_voltages,
-)
 
 FAST = {"dwell": 0.0, "dark_readings": 3}
 
@@ -415,7 +415,7 @@ def test_without_a_spectrometer_the_nominal_band_is_used_and_said() -> None:
 def test_a_failed_el_spectrum_keeps_the_sweep_and_falls_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from procedures import _spectrum
+    from perovlab_daq.procedures import _spectrum
 
     def saturated(*args: Any, **kwargs: Any) -> Any:
         raise _spectrum.SpectrumAcquisitionError("saturates even at its shortest time")

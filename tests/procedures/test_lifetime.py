@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from perovlab_daq.procedures.base import InstrumentFault, ParameterError
+from perovlab_daq.procedures.lifetime import LifetimeProcedure, parse_time_list, sampling_interval_s
 
 from perovlab_daq.bench import Bench, sim_bench
-from procedures.base import InstrumentFault, ParameterError
-from procedures.lifetime import LifetimeProcedure, parse_time_list, sampling_interval_s
 
 
 def sim_config(preset: str, acceleration: float, *, seed: int = 1, faults: dict | None = None):

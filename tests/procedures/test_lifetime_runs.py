@@ -126,7 +126,7 @@ def test_injected_timeouts_are_retried_and_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One photodetector query in 50 times out: every point is retried, nothing is lost."""
-    from procedures.lifetime import LifetimeProcedure
+    from perovlab_daq.procedures.lifetime import LifetimeProcedure
 
     read_point = LifetimeProcedure._read_point
     points = [0]

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import h5py
 import pytest
+from perovlab_daq.procedures.parameter_names import RENAMED, canonical_parameters
+from perovlab_daq.procedures.parameter_table import BEGIN, END, markdown_tables, parameter_rows
 
 from perovlab_daq.bench import sim_bench
 from perovlab_daq.cli import main
 from perovlab_daq.figures import analyze_file, draw_report
 from perovlab_daq.runner import RunInputError, execute_run, plan_run
 from perovlab_daq.storage import RunReader
-from procedures.parameter_names import RENAMED, canonical_parameters
-from procedures.parameter_table import BEGIN, END, markdown_tables, parameter_rows
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "parameters.md"
 FAST_JLV = {"stop_voltage": 4.0, "fine_step": 0.5, "coarse_step": 0.5, "dwell": 0.0}
@@ -26,7 +26,7 @@ def test_documented_table_matches_the_procedures():
     documented = text.split(BEGIN, 1)[1].split(END, 1)[0].lstrip("\n")
     assert documented == markdown_tables(), (
         "docs/parameters.md is out of date: regenerate it with "
-        "'python -m procedures.parameter_table' and paste between the markers"
+        "'python -m perovlab_daq.procedures.parameter_table' and paste between the markers"
     )
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from perovlab_daq.procedures.pl_fluence import PlFluenceProcedure
+from perovlab_daq.procedures.pl_spectrum import PlSpectrumProcedure
+from perovlab_daq.procedures.pl_stability import PlStabilityProcedure
+from perovlab_daq.procedures.plqy import PlqyProcedure
 
 from perovlab_daq.bench import Bench, sim_bench
 from perovlab_daq.figures import plqy as plqy_figures
-from procedures.pl_fluence import PlFluenceProcedure
-from procedures.pl_spectrum import PlSpectrumProcedure
-from procedures.pl_stability import PlStabilityProcedure
-from procedures.plqy import PlqyProcedure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pl_helpers import RecordedRun, laser_emitting, sim_bench_open  # noqa: E402

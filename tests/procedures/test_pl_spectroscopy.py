@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from perovlab_daq.procedures.pl_fluence import PlFluenceProcedure
+from perovlab_daq.procedures.pl_spectrum import PlSpectrumProcedure
+from perovlab_daq.procedures.pl_stability import PlStabilityProcedure
+from perovlab_daq.procedures.plqy import PlqyProcedure
 
 from perovlab_daq.figures import pl_fluence as pl_fluence_figures
 from perovlab_daq.figures import pl_spectrum as pl_spectrum_figures
 from perovlab_daq.figures import pl_stability as pl_stability_figures
 from perovlab_daq.figures import plqy as plqy_figures
 from perovlab_daq.sim.presets import PRESETS
-from procedures.pl_fluence import PlFluenceProcedure
-from procedures.pl_spectrum import PlSpectrumProcedure
-from procedures.pl_stability import PlStabilityProcedure
-from procedures.plqy import PlqyProcedure
 
 # pytest runs with --import-mode=importlib: make the helper module beside this file importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from procedures._spectrum import (
+from perovlab_daq.procedures._spectrum import (
     STREAM_DARK,
     STREAM_PROCESSED,
     STREAM_RAW,
@@ -41,7 +40,7 @@ class FakeSpectrometer:
         self, correct_dark_counts: bool = False, correct_nonlinearity: bool = False
     ) -> np.ndarray:
         if correct_nonlinearity:
-            from instruments.spectrometer import SpectrometerError
+            from perovlab_daq.instruments.spectrometer import SpectrometerError
 
             raise SpectrometerError("no usable nonlinearity coefficients (empty or all zero)")
         self.reads += 1
@@ -170,7 +169,7 @@ def test_emit_writes_processed_raw_and_dark_once() -> None:
     acq = SpectrumAcquirer(spec, light=light_of(spec))
     records: list[dict] = []
 
-    from procedures.base import DaqProcedure
+    from perovlab_daq.procedures.base import DaqProcedure
 
     class Proc(DaqProcedure):
         def emit(self, topic, record):

@@ -22,7 +22,7 @@ def write_rack_bench(
     Only the simulated bench's ageing acceleration is changed to shorten the runs (the
     procedures' schedules stay at their defaults, in device time).
     """
-    ref = resources.files("sim_configs") / "bench_sim.yaml"
+    ref = resources.files("perovlab_daq.sim_configs") / "bench_sim.yaml"
     data = yaml.safe_load(ref.read_text(encoding="utf-8"))
     with resources.as_file(ref) as shipped:
         base = Path(shipped).parent

@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from perovlab_daq.instruments.keithley2000 import Keithley2000
 from pymeasure.test import expected_protocol
 from rack_helpers import write_rack_bench, write_recipe
 
-from instruments.keithley2000 import Keithley2000
 from perovlab_daq.bench import BenchError, load_bench, sim_bench
 from perovlab_daq.cli import main
 from perovlab_daq.rack import ChannelBench, ChannelRun, run_parallel
@@ -176,7 +176,7 @@ def test_sequence_command_runs_a_parallel_group(tmp_path: Path, capsys) -> None:
 
 
 def test_keithley2600_smu_protocol() -> None:
-    from instruments.keithley2600 import Keithley2600SmuB
+    from perovlab_daq.instruments.keithley2600 import Keithley2600SmuB
 
     with expected_protocol(
         Keithley2600SmuB,

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
+from perovlab_daq.instruments._common import GarbledReplyError, is_transient_error
+from perovlab_daq.instruments.pm100 import ThorlabsPM100
 from reliability_helpers import run_faulty
 
-from instruments._common import GarbledReplyError, is_transient_error
-from instruments.pm100 import ThorlabsPM100
 from perovlab_daq.sim.visalib import SimBenchLibrary
 from perovlab_daq.sim.world import World
 
@@ -55,11 +55,15 @@ def test_garbled_number_is_a_transient_error_not_a_string() -> None:
 @pytest.mark.fault_class("regressions of bugs found")
 def test_spectrometer_and_laser_communication_errors_are_transient() -> None:
     """The spectrometer wrapped timeouts into a SpectrometerError nobody retried."""
-    from instruments.fw102c import FW102CCommunicationError, FW102CError
-    from instruments.obis import ObisCommunicationError, ObisError
-    from instruments.spectrometer import SpectrometerCommunicationError, SpectrometerError
+    from perovlab_daq.instruments.fw102c import FW102CCommunicationError, FW102CError
+    from perovlab_daq.instruments.obis import ObisCommunicationError, ObisError
+    from perovlab_daq.instruments.spectrometer import (
+        SpectrometerCommunicationError,
+        SpectrometerError,
+    )
+    from perovlab_daq.procedures.base import ParameterError
+
     from perovlab_daq.storage import StorageError
-    from procedures.base import ParameterError
 
     assert is_transient_error(SpectrometerCommunicationError("timeout"))
     assert not is_transient_error(SpectrometerError("integration time out of range"))

@@ -56,8 +56,13 @@ EXACT_ROWS = {"jlv", "el-spectra", "pl-spectrum", "pl-fluence", "plqy"}
 #: whose every frame also used one call (lifetime reads the drive and photodiode once more
 #: for each EL spectrum, into the spectrum's context, not into a row).
 SAMPLE_METHOD = {
-    "lifetime": ("procedures.lifetime", "LifetimeProcedure", "_read_point", "spectra"),
-    "pl-stability": ("procedures.pl_stability", "PlStabilityProcedure", "measure", None),
+    "lifetime": ("perovlab_daq.procedures.lifetime", "LifetimeProcedure", "_read_point", "spectra"),
+    "pl-stability": (
+        "perovlab_daq.procedures.pl_stability",
+        "PlStabilityProcedure",
+        "measure",
+        None,
+    ),
 }
 #: The instrument each procedure reads all the time (the one an outage hurts).
 BUSY_ROLE = {name: "photodetector" for name in ("jlv", "lifetime")} | {

@@ -27,11 +27,11 @@ from typing import Any
 
 import h5py
 import pytest
+from perovlab_daq.procedures.base import DaqProcedure
 from reliability_helpers import run_faulty
 
 from perovlab_daq.bench import Bench
 from perovlab_daq.storage import HDF5Results, recover
-from procedures.base import DaqProcedure
 
 CLI = [sys.executable, "-m", "perovlab_daq.cli"]
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")

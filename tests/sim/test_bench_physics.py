@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from perovlab_daq.instruments import load_driver
 from pyvisa.constants import VI_ERROR_TMO
 from pyvisa.errors import VisaIOError
 
-from instruments import load_driver
 from perovlab_daq.analysis import luminance_from_photocurrent, peak_metrics
 from perovlab_daq.bench import Bench, sim_bench
 from perovlab_daq.sim.optics import load_calibration_csv

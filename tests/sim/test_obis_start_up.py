@@ -4,8 +4,8 @@ import math
 from pathlib import Path
 
 import pytest
+from perovlab_daq.instruments.obis import CoherentObis
 
-from instruments.obis import CoherentObis
 from perovlab_daq.sim.beam import LaserPath
 from perovlab_daq.sim.catalogue import load_sim_yaml
 from perovlab_daq.sim.optics import BenchSetup

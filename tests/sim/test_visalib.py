@@ -4,18 +4,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from perovlab_daq.instruments.fw102c import FW102C
+from perovlab_daq.instruments.keithley2400 import Keithley2400
+from perovlab_daq.instruments.keithley2450 import Keithley2450
+from perovlab_daq.instruments.keithley6485 import Keithley6485
+from perovlab_daq.instruments.obis import CoherentObis, ObisError
+from perovlab_daq.instruments.photodetector import SourceMeterPhotodetector
+from perovlab_daq.instruments.pm100 import ThorlabsPM100
+from perovlab_daq.instruments.sample_stage import SampleStage
+from perovlab_daq.instruments.spectrometer import SpectrometerError, VisaSpectrometer
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
-from instruments.fw102c import FW102C
-from instruments.keithley2400 import Keithley2400
-from instruments.keithley2450 import Keithley2450
-from instruments.keithley6485 import Keithley6485
-from instruments.obis import CoherentObis, ObisError
-from instruments.photodetector import SourceMeterPhotodetector
-from instruments.pm100 import ThorlabsPM100
-from instruments.sample_stage import SampleStage
-from instruments.spectrometer import SpectrometerError, VisaSpectrometer
 from perovlab_daq.sim.faults import FaultSpec
 from perovlab_daq.sim.visalib import ResourceNotServedError, SimBenchLibrary
 

@@ -21,11 +21,11 @@ if str(HERE) not in sys.path:
 @pytest.fixture(autouse=True)
 def installed_test_procedures(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register the storage tests' procedures under their names for one test."""
+    from perovlab_daq.procedures import registry
     from storage_test_procedures import PlainProcedure, SweepProcedure
     from storage_writer_child import LoggedProcedure
 
     from perovlab_daq.storage.header import procedure_name
-    from procedures import registry
 
     for cls in (SweepProcedure, PlainProcedure, LoggedProcedure):
         monkeypatch.setitem(registry.PROCEDURES, procedure_name(cls), cls)

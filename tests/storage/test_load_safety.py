@@ -13,11 +13,11 @@ from pathlib import Path
 
 import h5py
 import pytest
+from perovlab_daq.procedures.jlv import JlvProcedure
+from perovlab_daq.procedures.registry import UnknownProcedureError
 from storage_test_procedures import SweepProcedure
 
 from perovlab_daq.storage import HDF5Results, RunReader
-from procedures.jlv import JlvProcedure
-from procedures.registry import UnknownProcedureError
 
 PLANTED = """
 from pathlib import Path

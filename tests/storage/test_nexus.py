@@ -21,7 +21,7 @@ import pytest
 
 nexus = pytest.importorskip("nexusformat.nexus")
 
-from procedures import registry  # noqa: E402
+from perovlab_daq.procedures import registry  # noqa: E402
 
 #: The installed procedures, taken before the storage tests' fixture swaps in test ones.
 INSTALLED = dict(registry.PROCEDURES)

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import psutil
 import pytest
+from perovlab_daq.procedures.lifetime import LifetimeProcedure
 from pymeasure.experiment import Procedure, Worker
 from storage_test_procedures import BadShutdownProcedure, PlainProcedure, SweepProcedure
 
@@ -28,7 +29,6 @@ from perovlab_daq.storage import (
     run_file_path,
     sanitize_field,
 )
-from procedures.lifetime import LifetimeProcedure
 
 HERE = Path(__file__).resolve().parent
 
