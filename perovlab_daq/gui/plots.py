@@ -211,6 +211,7 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         self._seen = (math.inf, -math.inf)
         self._indices = np.zeros((0, 0), dtype=np.uint8)
         self._shown: np.ndarray | None = None
+        self._intensity_label = ""
         self._build()
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.refresh)
@@ -442,11 +443,15 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
                 float(wavelength[0]), 0.0, float(wavelength[-1] - wavelength[0]), float(count)
             )
         )
-        self.colorbar.setLevels((low, high))
-        self.colorbar.axis.setLabel(f"Intensity ({frames.units})", **LABEL_STYLE)
-        self.plots["spectrum"].getAxis("left").setLabel(
-            f"Intensity ({frames.units})", **LABEL_STYLE
-        )
+        if tuple(self.colorbar.levels()) != (low, high):
+            self.colorbar.setLevels((low, high))  # redraws its axis even when unchanged
+        label = f"Intensity ({frames.units})"
+        if label != self._intensity_label:
+            # setLabel re-lays out and repaints an axis even when the text is unchanged:
+            # two axes redrawn from scratch at every new spectrum (~2-5 ms a tick).
+            self._intensity_label = label
+            self.colorbar.axis.setLabel(label, **LABEL_STYLE)
+            self.plots["spectrum"].getAxis("left").setLabel(label, **LABEL_STYLE)
         self.time_axis.set_times(times[:count])
 
     def image_data(self) -> np.ndarray | None:
