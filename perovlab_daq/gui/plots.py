@@ -34,6 +34,7 @@ from .curves import (
     EnvelopeCurve,
     FrameTimeAxis,
     PlotSpec,
+    SteadyAxis,
     envelope,
     style_plot,
 )
@@ -53,12 +54,18 @@ __all__ = [
     "PlotSpec",
     "ProcedureView",
     "RunCurves",
+    "SteadyAxis",
     "ViewSpec",
     "envelope",
     "make_views",
     "style_plot",
     "view_specs",
 ]
+
+
+def steady_axes() -> dict[str, SteadyAxis]:
+    """Return the bottom and left axes of a plot whose range follows live data."""
+    return {"bottom": SteadyAxis("bottom"), "left": SteadyAxis("left")}
 
 
 # --------------------------------------------------------------------------- per-run items
@@ -234,7 +241,9 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         per_row = self.spec.columns_per_row
         cell = 0
         for plot_spec in self.plot_specs:
-            plot = self.graphics.addPlot(row=cell // per_row, col=cell % per_row)
+            plot = self.graphics.addPlot(
+                row=cell // per_row, col=cell % per_row, axisItems=steady_axes()
+            )
             style_plot(plot, plot_spec.title, plot_spec.x, plot_spec.y)
             for level, name in plot_spec.lines:
                 line = pg.InfiniteLine(
@@ -250,7 +259,7 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
             cell += 1
         if self.spec.spectra:
             row = (cell + per_row - 1) // per_row
-            spectrum = self.graphics.addPlot(row=row, col=0)
+            spectrum = self.graphics.addPlot(row=row, col=0, axisItems=steady_axes())
             style_plot(
                 spectrum,
                 "Newest spectrum",
