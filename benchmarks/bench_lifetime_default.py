@@ -59,7 +59,7 @@ def one_run(density: float, folder: Path) -> None:
         bench_config=config,
         parameters={"current_density": density},
         output=folder,
-        sample={"sample": "bench", "device": "D1", "pixel": "A1", "operator": "bench"},
+        sample={"sample": "bench", "device": "D1", "pixel": "1", "operator": "bench"},
     )
     start = time.monotonic()
     outcome = execute_run(plan, log_file=False)

@@ -9,6 +9,8 @@
   resolution (two points per pixel column): a million-point curve costs a few
   milliseconds per tick, in linear and in log time alike (pyqtgraph's own downsampling
   assumes evenly spaced x and would merge the first decades of a log-time axis);
+* :class:`SteadyAxis` keeps its drawing while a live auto-range moves by less than a
+  quarter pixel (pyqtgraph redraws an axis at any change of its range);
 * :class:`FrameTimeAxis` labels the rows of a spectra image with each frame's time.
 
 The tabs that use these are in :mod:`perovlab_daq.gui.plots`; what each tab shows is in
@@ -215,6 +217,52 @@ class EnvelopeCurve(pg.PlotDataItem):
         self._drawn_key = key
         xs, ys = envelope(x, self._y[:count], low, high, columns)
         self.setData(xs, ys)
+
+
+class SteadyAxis(pg.AxisItem):
+    """An axis that keeps its drawing while its range moves by less than a quarter pixel.
+
+    pyqtgraph redraws an axis from scratch (tick values, labels, text layout: 1-4 ms
+    each) whenever its range changes at all. A live curve's auto-range grows at every
+    tick by a few millionths of its span (10 rows of a week-long run), which moves no
+    tick by a visible amount; the drawing made for the range it was drawn at is kept
+    until an end has moved by a quarter pixel, the axis or its view has changed size, or
+    anything else (label, log mode, style) asks for a new drawing.
+    """
+
+    def __init__(self, orientation: str, **kwargs: Any) -> None:
+        super().__init__(orientation, **kwargs)
+        self._drawn: tuple[tuple[float, float], tuple[float, ...]] | None = None
+
+    def _geometry(self) -> tuple[float, ...]:
+        """Size of the axis and where its view lies (grid lines span the view)."""
+        view = self.linkedView()
+        box = self.mapRectFromItem(view, view.boundingRect()) if view is not None else None
+        shape = (box.x(), box.y(), box.width(), box.height()) if box is not None else ()
+        return (self.width(), self.height(), *shape)
+
+    def setRange(self, mn: float, mx: float) -> None:  # noqa: N802 - pyqtgraph's name
+        """Set the range; keep the current drawing when no tick would move visibly."""
+        kept, scale = self.picture, self.autoSIPrefixScale
+        super().setRange(mn, mx)
+        if kept is None or self._drawn is None or self.autoSIPrefixScale != scale:
+            return
+        (low, high), geometry = self._drawn
+        pixels = self.width() if self.orientation in ("top", "bottom") else self.height()
+        span = high - low
+        if pixels <= 0 or not span:
+            return
+        tolerance = 0.25 * abs(span) / pixels
+        if abs(mn - low) <= tolerance and abs(mx - high) <= tolerance:
+            if geometry == self._geometry():
+                self.picture = kept
+
+    def paint(self, p: Any, opt: Any, widget: Any) -> None:
+        """Draw the axis; remember the range and size a new drawing was made for."""
+        fresh = self.picture is None
+        super().paint(p, opt, widget)
+        if fresh:
+            self._drawn = ((float(self.range[0]), float(self.range[1])), self._geometry())
 
 
 class FrameTimeAxis(pg.AxisItem):

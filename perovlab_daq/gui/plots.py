@@ -34,6 +34,7 @@ from .curves import (
     EnvelopeCurve,
     FrameTimeAxis,
     PlotSpec,
+    SteadyAxis,
     envelope,
     style_plot,
 )
@@ -53,12 +54,18 @@ __all__ = [
     "PlotSpec",
     "ProcedureView",
     "RunCurves",
+    "SteadyAxis",
     "ViewSpec",
     "envelope",
     "make_views",
     "style_plot",
     "view_specs",
 ]
+
+
+def steady_axes() -> dict[str, SteadyAxis]:
+    """Return the bottom and left axes of a plot whose range follows live data."""
+    return {"bottom": SteadyAxis("bottom"), "left": SteadyAxis("left")}
 
 
 # --------------------------------------------------------------------------- per-run items
@@ -211,6 +218,7 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         self._seen = (math.inf, -math.inf)
         self._indices = np.zeros((0, 0), dtype=np.uint8)
         self._shown: np.ndarray | None = None
+        self._intensity_label = ""
         self._build()
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.refresh)
@@ -233,7 +241,9 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
         per_row = self.spec.columns_per_row
         cell = 0
         for plot_spec in self.plot_specs:
-            plot = self.graphics.addPlot(row=cell // per_row, col=cell % per_row)
+            plot = self.graphics.addPlot(
+                row=cell // per_row, col=cell % per_row, axisItems=steady_axes()
+            )
             style_plot(plot, plot_spec.title, plot_spec.x, plot_spec.y)
             for level, name in plot_spec.lines:
                 line = pg.InfiniteLine(
@@ -249,7 +259,7 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
             cell += 1
         if self.spec.spectra:
             row = (cell + per_row - 1) // per_row
-            spectrum = self.graphics.addPlot(row=row, col=0)
+            spectrum = self.graphics.addPlot(row=row, col=0, axisItems=steady_axes())
             style_plot(
                 spectrum,
                 "Newest spectrum",
@@ -442,11 +452,15 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
                 float(wavelength[0]), 0.0, float(wavelength[-1] - wavelength[0]), float(count)
             )
         )
-        self.colorbar.setLevels((low, high))
-        self.colorbar.axis.setLabel(f"Intensity ({frames.units})", **LABEL_STYLE)
-        self.plots["spectrum"].getAxis("left").setLabel(
-            f"Intensity ({frames.units})", **LABEL_STYLE
-        )
+        if tuple(self.colorbar.levels()) != (low, high):
+            self.colorbar.setLevels((low, high))  # redraws its axis even when unchanged
+        label = f"Intensity ({frames.units})"
+        if label != self._intensity_label:
+            # setLabel re-lays out and repaints an axis even when the text is unchanged:
+            # two axes redrawn from scratch at every new spectrum (~2-5 ms a tick).
+            self._intensity_label = label
+            self.colorbar.axis.setLabel(label, **LABEL_STYLE)
+            self.plots["spectrum"].getAxis("left").setLabel(label, **LABEL_STYLE)
         self.time_axis.set_times(times[:count])
 
     def image_data(self) -> np.ndarray | None:
