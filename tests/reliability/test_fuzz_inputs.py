@@ -346,7 +346,12 @@ DAMAGE = st.one_of(
     st.tuples(
         st.just("attribute"),
         st.sampled_from(["procedure", "status", "procedure_class", "start_time"]),
-        st.one_of(st.text(max_size=8), st.integers(), st.just(b"\xff\xfe")),
+        # integers HDF5 can store (an attribute is at most 64-bit): hypothesis found -2**63-1
+        st.one_of(
+            st.text(max_size=8),
+            st.integers(min_value=-(2**63), max_value=2**64 - 1),
+            st.just(b"\xff\xfe"),
+        ),
     ),
 )
 
