@@ -197,19 +197,16 @@ def plan_recipe(
         for pixel in pixels:
             sample = {key: run.get(key, defaults.get(key)) for key in _SAMPLE_KEYS}
             sample["pixel"] = None if pixel is None else str(pixel)
-            try:
-                plan = plan_run(
-                    procedure,
-                    bench_config=step_bench,
-                    parameters=dict(parameters),
-                    output=target,
-                    sample=sample,
-                    durability_interval_s=durability_interval_s,
-                )
-            except RunInputError as exc:
-                raise RunInputError(f"{where}: {exc}") from None
-            plan.path = _unclaimed(plan.path, taken)
-            taken.add(plan.path)
+            plan = _plan_one(
+                procedure,
+                step_bench,
+                parameters,
+                target,
+                sample,
+                durability_interval_s,
+                where,
+                taken,
+            )
             label = str(
                 run.get("name") or f"{index + 1}:{procedure}" + (f"@{pixel}" if pixel else "")
             )
@@ -274,19 +271,16 @@ def _plan_parallel(
         if sample["pixel"] is None:
             sample["pixel"] = f"ch{channel}"
         sample["pixel"] = str(sample["pixel"])
-        try:
-            plan = plan_run(
-                procedure,
-                bench_config=channel_bench,
-                parameters=dict(parameters),
-                output=target,
-                sample=sample,
-                durability_interval_s=durability_interval_s,
-            )
-        except RunInputError as exc:
-            raise RunInputError(f"{here}: {exc}") from None
-        plan.path = _unclaimed(plan.path, taken)
-        taken.add(plan.path)
+        plan = _plan_one(
+            procedure,
+            channel_bench,
+            parameters,
+            target,
+            sample,
+            durability_interval_s,
+            here,
+            taken,
+        )
         label = str(run.get("name") or f"ch{channel}:{procedure}@{sample['pixel']}")
         channels.append(ChannelRun(channel, label, plan))
     keep_going = _flag(
@@ -317,6 +311,33 @@ def _flag(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise RunInputError(f"{where}: expected true or false, got {value!r}")
     return value
+
+
+def _plan_one(
+    procedure: str,
+    bench_config: Any,
+    parameters: Mapping[str, Any],
+    target: Any,
+    sample: dict[str, Any],
+    durability_interval_s: Any,
+    where: str,
+    taken: set[Path],
+) -> RunPlan:
+    """Plan one run of a recipe at a file name no other run of the recipe has taken."""
+    try:
+        plan = plan_run(
+            procedure,
+            bench_config=bench_config,
+            parameters=dict(parameters),
+            output=target,
+            sample=sample,
+            durability_interval_s=durability_interval_s,
+        )
+    except RunInputError as exc:
+        raise RunInputError(f"{where}: {exc}") from None
+    plan.path = _unclaimed(plan.path, taken)
+    taken.add(plan.path)
+    return plan
 
 
 def _unclaimed(path: Path, taken: set[Path]) -> Path:
