@@ -82,7 +82,7 @@ class Guardian:
         mine, theirs = socket.socketpair()
         try:
             self._proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
-                [sys.executable, "-m", "perovlab_daq.guardian", str(theirs.fileno())],
+                [sys.executable, "-P", "-m", "perovlab_daq.guardian", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 close_fds=True,
                 start_new_session=True,  # a Ctrl-C in the terminal is the window's business

@@ -207,8 +207,12 @@ def _supervise(
     preload_drivers(plan.bench_config)
     stop_event = stop_event or StopFlag()
     parent_end, child_end = socket.socketpair()
+    # -P: the working directory is not put on the child's sys.path. Started from a source
+    # checkout, `-m` would otherwise import ./perovlab_daq (without the installed
+    # perovlab_daq.procedures and .instruments) instead of the installed package.
     command = [
         sys.executable,
+        "-P",
         "-m",
         "perovlab_daq.supervisor",
         "--child",

@@ -8,10 +8,13 @@ name (next to its scripts) keeps working, and so does perovlab-daq.
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPED = {
@@ -115,3 +118,22 @@ def test_python_dash_m_perovlab_daq_is_the_command_line(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "usage: perovlab-daq" in done.stdout
+
+
+def test_a_run_started_from_the_source_checkout_uses_the_installed_package(tmp_path: Path):
+    """README command 1 runs `perovlab-daq` in the checkout: the supervised child must not
+    import ./perovlab_daq (which lacks the mapped subpackages of a non-editable install)."""
+    script = Path(sys.executable).parent / "perovlab-daq"
+    if not script.exists():
+        pytest.skip("no perovlab-daq script beside this interpreter")
+    done = subprocess.run(
+        [str(script), "run", "jlv", "--sim", "-o", str(tmp_path), "--json"],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "finished", summary
