@@ -40,22 +40,13 @@ import h5py
 import numpy as np
 
 from perovlab_daq.analysis import lifetime_metrics
+from perovlab_daq.figures.lifetime import STRESS_COLUMNS
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_ROWS = 1_000
 DISTINCT_FILES = 10
-STRESS_COLUMNS = (
-    "luminance",
-    "time",
-    "device_time",
-    "jlv_sweep",
-    "segment",
-    "relative_luminance",
-    "voltage",
-    "current_density",
-)
 
 
 def report(
@@ -91,7 +82,7 @@ def plain_script(path: Path, fit: bool = True) -> float:
     """What a lab script does with h5py: read the datasets, compute T50 (returned)."""
     with h5py.File(path, "r") as file:
         data = file["entry/data"]
-        columns = {name: data[name][()] for name in STRESS_COLUMNS}
+        columns = {name: data[name][()] for name in STRESS_COLUMNS if name in data}
         acceleration = float(file["entry/metadata"].attrs.get("ageing_acceleration", 1.0))
         events = file["entry/events"]
         _events = {name: events[name][()] for name in events}

@@ -30,7 +30,7 @@ LEVELS_PCT = (95, 90, 80, 70, 50)
 
 
 #: Columns the lifetime analysis reads (the others are never loaded).
-_STRESS_COLUMNS = (
+STRESS_COLUMNS = (
     "luminance",
     "time",
     "device_time",
@@ -44,16 +44,16 @@ _STRESS_COLUMNS = (
 
 
 def _stress_columns(run: Any) -> dict[str, np.ndarray]:
-    """Return the columns of :data:`_STRESS_COLUMNS` the run has, as float arrays.
+    """Return the columns of :data:`STRESS_COLUMNS` the run has, as float arrays.
 
     A :class:`~perovlab_daq.storage.HDF5Results` reads just these from the file
     (``read_columns``); any other run object is read through its ``data`` frame.
     """
     read_columns = getattr(run, "read_columns", None)
     if read_columns is not None:
-        return {k: np.asarray(v, dtype=float) for k, v in read_columns(_STRESS_COLUMNS).items()}
+        return {k: np.asarray(v, dtype=float) for k, v in read_columns(STRESS_COLUMNS).items()}
     data = run.data
-    columns = {name: _run.column(data, name) for name in _STRESS_COLUMNS}
+    columns = {name: _run.column(data, name) for name in STRESS_COLUMNS}
     return {name: values for name, values in columns.items() if values is not None}
 
 
