@@ -137,3 +137,27 @@ def test_a_run_started_from_the_source_checkout_uses_the_installed_package(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["status"] == "finished", summary
+
+
+def test_the_source_checkout_imports_the_mapped_subpackages_without_any_install():
+    """`python -c` / `python -m` from the repository root put ./perovlab_daq first on the
+    path, ahead of any installed copy: it must find instruments/, procedures/ and
+    sim_configs/ beside itself (site-packages is switched off here with -S, so nothing
+    installed can help)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import perovlab_daq.sim_configs as s, perovlab_daq.instruments as i;"
+        "print(s.__file__); print(i.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(ROOT)],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    sims, instruments = (Path(line) for line in done.stdout.split())
+    assert sims == ROOT / "sim_configs" / "__init__.py"
+    assert instruments == ROOT / "instruments" / "__init__.py"
