@@ -13,6 +13,7 @@ each time). ``PEROVLAB_DAQ_CACHE_DIR`` moves the cache; an empty value turns it 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -24,8 +25,9 @@ import perovlab_daq
 
 log = logging.getLogger(__name__)
 
-#: Folders of the project whose ``.py`` files key the cache (next to ``perovlab_daq``).
-SOURCE_FOLDERS = ("perovlab_daq", "procedures", "instruments")
+#: Packages whose ``.py`` files key the cache beside ``perovlab_daq``'s own (found where
+#: they are imported from: inside ``perovlab_daq`` when installed, beside it in a checkout).
+SOURCE_PACKAGES = ("perovlab_daq.procedures", "perovlab_daq.instruments")
 
 
 def cache_folder() -> Path | None:
@@ -50,12 +52,15 @@ def _pymeasure_stamp() -> str:
 
 def sources_key() -> str:
     """Return a digest of the Python version, pymeasure's installation and the sources."""
-    root = Path(perovlab_daq.__file__).resolve().parent.parent
     digest = hashlib.sha256(f"{sys.version}|{_pymeasure_stamp()}".encode())
-    for folder in SOURCE_FOLDERS:
-        for path in sorted((root / folder).rglob("*.py")):
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    files = set(Path(perovlab_daq.__file__).resolve().parent.rglob("*.py"))
+    for package in SOURCE_PACKAGES:
+        spec = importlib.util.find_spec(package)  # the package's folder, nothing run
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            files.update(Path(folder).resolve().rglob("*.py"))
+    for path in sorted(files):
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
 
 

@@ -64,7 +64,7 @@ def test_list_cache_follows_the_sources(tmp_path: Path) -> None:
 
     key = _listing.sources_key()
     assert key == _listing.sources_key()
-    source = ROOT / "perovlab_daq" / "cli" / "_listing.py"
+    source = Path(_listing.__file__)  # the copy this process imports (installed or not)
     stat = source.stat()
     try:
         os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
