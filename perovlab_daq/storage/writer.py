@@ -29,6 +29,7 @@ import numpy as np
 
 from . import layout
 from .batches import batch_bytes, chunk_bytes, ensure_room, frame_batch, rows_to_array
+from .compact import compact_run_file
 from .errors import StorageError
 from .files import claim_run_file, disk_unusable, fsync_file, open_hdf5, open_rw
 from .journal import Journal, journal_path
@@ -515,8 +516,23 @@ class LiveRunWriter:
         fsync_file(self.path)
         self._journal.remove()
         self._journal = None
+        self._compact()
         self.done = True
         log.info("run file %s closed: %s, %d rows", self.path, state.status, self.file_writer.rows)
+
+    def _compact(self) -> None:
+        """Drop the live file's slack (docs/hdf5-layout.md, "Chunk sizes"); never raises.
+
+        The file is complete and its journal gone: a failed or killed compaction leaves
+        it exactly as it is.
+        """
+        try:
+            sizes = compact_run_file(self.path)
+        except Exception as exc:  # noqa: BLE001 - the run is recorded; compaction is extra
+            log.warning("run file %s not compacted (%s); it is complete as it is", self.path, exc)
+            return
+        if sizes is not None:
+            log.debug("run file %s compacted: %d -> %d bytes", self.path, *sizes)
 
     def _fail(self, exc: BaseException) -> None:
         message = (

@@ -112,7 +112,7 @@ def test_a_run_through_the_worker_writes_the_documented_layout(finished_run: Pat
         assert spectra.attrs["NX_class"] == "NXdata" and spectra.attrs["signal"] == "intensity"
         assert spectra["intensity"].shape == (10, 1044)
         assert spectra["intensity"].chunks[1] == 1044  # chunked along frames
-        assert spectra["intensity"].compression is None
+        assert spectra["intensity"].compression == "gzip"  # compacted once closed
         assert spectra["wavelength"].attrs["units"] == "nm"
         assert spectra["bias"].attrs["units"] == "V"
         assert len(spectra["time"]) == len(spectra["laser_power"]) == 10
