@@ -275,8 +275,10 @@ def execute_resume(
     perovlab_daq.runner.RunOutcome
         With ``path`` the run file and the figures of the whole run.
     """
+    from perovlab_daq.catalog import register_run_end, register_run_resuming
     from perovlab_daq.runner import RunOutcome, execute_run
 
+    registration = register_run_resuming(plan.run_plan.bench_config, plan.path)
     for leftover in _leftover_segments(plan.path):
         if leftover != plan.segment_path:
             append_leftover(plan.path, leftover)
@@ -288,7 +290,7 @@ def execute_resume(
     figures: dict[str, Any] = {}
     if rows:
         figures = _store_figures(plan.path)
-    return RunOutcome(
+    resumed = RunOutcome(
         path=plan.path,
         status=outcome.status if rows else "interrupted",
         reason=outcome.reason,
@@ -300,6 +302,8 @@ def execute_resume(
         file_readable=outcome.file_readable,
         file_problem=outcome.file_problem,
     )
+    register_run_end(registration, resumed)  # the run's row, from the whole file
+    return resumed
 
 
 def append_leftover(path: Path, leftover: Path) -> None:

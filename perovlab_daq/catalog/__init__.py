@@ -16,8 +16,8 @@ Only :mod:`.hooks` is imported here: the database libraries load when first used
 
 import logging
 
-from .hooks import register_run_end, register_run_start
+from .hooks import register_run_end, register_run_resuming, register_run_start
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register_run_end", "register_run_start"]
+__all__ = ["register_run_end", "register_run_resuming", "register_run_start"]

@@ -1,12 +1,15 @@
 """A run registers itself in the catalogue: never raising, never holding the run up.
 
-The runner calls :func:`register_run_start` once its file exists and
-:func:`register_run_end` once the file is closed. Both hand the work to a background
-thread (the database libraries are imported, the URL resolved, the catalogue connected
-and migrated there, never in the run's thread); the start row comes from the run's
-plan, the end row is read back from the finished file exactly as
-``perovlab-daq runs index`` reads it. The end waits at most :data:`END_WAIT_S` for the
-catalogue; a catalogue that is down or slow only costs a warning in the log, and the
+The runner and the operator window call :func:`register_run_start` once a run's file
+exists and :func:`register_run_end` once the file is closed; a resumed lifetime run calls
+:func:`register_run_resuming` before its continuation and :func:`register_run_end`
+once the continuation is appended to the run's file. All
+hand the work to a background thread (the database libraries are imported before the
+run starts; the URL is resolved and the catalogue connected and migrated in the thread,
+never in the run's thread); the start row comes from the run's plan, the end row is read
+back from the finished file exactly as ``perovlab-daq runs index`` reads it. The end
+waits at most :data:`END_WAIT_S` for the catalogue; a catalogue that is down or slow
+only costs a warning in the log, and the
 next ``runs index`` catches up from the file.
 """
 
@@ -120,6 +123,30 @@ def register_run_end(registration: Registration | None, outcome: Any) -> None:
         log.warning("run end not registered in the catalogue: %s", exc)
 
 
+def register_run_resuming(bench_config: Any, path: str | os.PathLike[str]) -> Registration | None:
+    """Connect, in the background, to the catalogue of a run about to be resumed.
+
+    A resumed lifetime run appends its continuation to the run's file (the continuation
+    registers no row of its own): once it is appended, :func:`register_run_end` with this
+    registration updates the run's row from the file, exactly as at the end of a run.
+    Connecting now keeps the catalogue's first connection (and migration check) out of
+    the end's :data:`END_WAIT_S`. Returns None (and logs why) if that cannot start;
+    never raises.
+    """
+    try:
+        _load_catalogue_modules()
+        run_path = Path(os.path.abspath(path))
+        registration = Registration(bench_config=bench_config, folder=run_path.parent, fields={})
+        registration.thread = threading.Thread(
+            target=_quietly, args=(_connect, registration), name="catalog-start", daemon=True
+        )
+        registration.thread.start()
+        return registration
+    except Exception as exc:  # noqa: BLE001 - the catalogue must never stop a run
+        log.warning("resumed run not registered in the catalogue: %s", exc)
+        return None
+
+
 def _quietly(work: Any, registration: Registration, *args: Any) -> None:
     try:
         work(registration, *args)
@@ -161,6 +188,16 @@ def _write_start(registration: Registration) -> None:
         return
     engine = open_catalog(registration.url, connect_timeout_s=CONNECT_TIMEOUT_S)
     upsert_run(engine, RunRecord(**registration.fields), keep_figures=True)
+
+
+def _connect(registration: Registration) -> None:
+    from .engine import open_catalog, resolve_url
+
+    registration.url = resolve_url(
+        None, bench_config=registration.bench_config, data_dir=registration.folder
+    )
+    if registration.url is not None:
+        open_catalog(registration.url, connect_timeout_s=CONNECT_TIMEOUT_S)
 
 
 def _write_end(registration: Registration, path: str) -> None:

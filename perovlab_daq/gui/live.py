@@ -221,13 +221,14 @@ class RunData:
 
     @classmethod
     def from_results(cls, results: Any) -> RunData:
-        """Fill a :class:`RunData` once from a run file's :class:`HDF5Results`.
+        """Fill a :class:`RunData` once from an opened run file.
 
         Parameters
         ----------
         results
-            A loaded run (``HDF5Results.load(path)``), finished, aborted, failed or
-            interrupted; a file still being written is read as far as it goes.
+            An opened run (``figures.load_run(path)``, or an ``HDF5Results``), finished,
+            aborted, failed or interrupted; a file still being written is read as far as
+            it goes.
         """
         data = results.data
         units = dict(getattr(results, "columns", {}) or {})

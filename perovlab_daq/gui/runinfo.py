@@ -1,18 +1,20 @@
 """What the browser shows of a run file: key figures first, procedure name, sample.
 
-Read from a closed or finished run file with h5py (no Qt), for the operator window's
-browser rows.
+Read from a closed or finished run file opened by ``figures.load_run`` (no Qt), for the
+operator window's browser rows.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h5py
 
-from perovlab_daq.storage import HDF5Results
+from perovlab_daq.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,26 @@ KEY_FIGURES = (
 )
 
 
+@dataclass(frozen=True)
+class OpenedRun:
+    """A run file opened in the browser: what PyMeasure's ``Experiment`` and the views ask.
+
+    A snapshot taken while the file was open (``figures.load_run``); the file is closed
+    again at once, so the browser holds no HDF5 handle.
+    """
+
+    path: Path
+    procedure_name: str
+    status: str
+    status_reason: str
+    procedure: Any
+
+    @property
+    def data_filename(self) -> str:
+        """The run file's path (PyMeasure's name for it)."""
+        return str(self.path)
+
+
 def figures_text(figures: Mapping[str, Any], limit: int = 3) -> str:
     """Return ``key=value, ...`` of the first ``limit`` figures, :data:`KEY_FIGURES` first."""
     keys = [k for k in KEY_FIGURES if k in figures] + [k for k in figures if k not in KEY_FIGURES]
@@ -42,31 +64,17 @@ def figures_text(figures: Mapping[str, Any], limit: int = 3) -> str:
     return ", ".join(parts)
 
 
-def file_procedure_name(path: str, results: HDF5Results) -> str:
-    """Return the procedure name of a run file (its class, else ``entry/@procedure``)."""
-    name = getattr(type(results.procedure), "NAME", "") or ""
-    if name:
-        return name
+def run_sample(run: Any) -> dict[str, str]:
+    """Return the sample and pixel stored in an open run (``OpenRun``; empty if none)."""
     try:
-        with h5py.File(path, "r", swmr=True, locking=False) as file:
-            value = file["entry"].attrs.get("procedure", "")
-    except (OSError, KeyError):
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def file_sample(path: str) -> dict[str, str]:
-    """Return the sample and pixel stored in a run file (empty if unreadable)."""
-    try:
-        with h5py.File(path, "r", locking=False) as file:
-            group = file.get("entry/sample")
-            if group is None:
-                return {}
-            out = {}
-            for key in ("sample", "pixel"):
-                if key in group:
-                    value = group[key][()]
-                    out[key] = value.decode() if isinstance(value, bytes) else str(value)
-            return out
-    except OSError:
+        group = run.file.get("entry/sample")
+    except (OSError, StorageError):
         return {}
+    if not isinstance(group, h5py.Group):
+        return {}
+    out = {}
+    for key in ("sample", "pixel"):
+        if key in group:
+            value = group[key][()]
+            out[key] = value.decode() if isinstance(value, bytes) else str(value)
+    return out

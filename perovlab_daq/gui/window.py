@@ -38,8 +38,9 @@ from pymeasure.display.widgets import BrowserWidget, LogWidget
 from pymeasure.display.windows.managed_window import ManagedWindowBase
 from pymeasure.experiment import Parameter, Procedure
 
-from perovlab_daq.figures import analyse_and_store
-from perovlab_daq.filecheck import check_run_file
+from perovlab_daq.catalog import register_run_end, register_run_start
+from perovlab_daq.figures import AnalysisInputError, analyse_and_store, load_run
+from perovlab_daq.figures import close as close_run
 from perovlab_daq.storage import HDF5Results, StorageError
 
 from .inputs import (
@@ -53,7 +54,7 @@ from .live import RunData
 from .manager import DaqManager, StatusSlot
 from .plots import ProcedureView, make_views
 from .rack import RackView
-from .runinfo import figures_text, file_procedure_name, file_sample
+from .runinfo import OpenedRun, figures_text, run_sample
 from .status import InstrumentStatusPanel, RunProgress, SimulatedBanner
 
 log = logging.getLogger(__name__)
@@ -444,6 +445,7 @@ class OperatorWindow(ManagedWindowBase):
             procedure.bench = None
             raise
         results.procedure_name = name
+        experiment.registration = register_run_start(plan, results)  # never raises
         experiment.results = results
         experiment.data_filename = results.data_filename
         experiment.browser_item.setText(1, os.path.basename(results.data_filename))
@@ -464,6 +466,8 @@ class OperatorWindow(ManagedWindowBase):
         if getattr(results, "status_reason", ""):
             item.setToolTip(3, results.status_reason)
         figures = self.analyse(experiment)
+        # After the analysis: the row gets the key figures just stored in the file.
+        register_run_end(getattr(experiment, "registration", None), results)
         if figures:
             item.setText(7, figures_text(figures))
             item.setToolTip(7, "\n".join(f"{k}: {v}" for k, v in figures.items()))
@@ -476,16 +480,20 @@ class OperatorWindow(ManagedWindowBase):
         if not isinstance(results, HDF5Results):
             return {}
         started = time.monotonic()
-        # From the closed file, exactly as 'perovlab-daq analyze FILE' would.
+        # From the closed file, exactly as 'perovlab-daq analyze FILE' reads it.
+        path = results.data_filename
         try:
-            results = HDF5Results.load(results.data_filename)
+            _name, run = load_run(path)
         except Exception as exc:  # noqa: BLE001 - an unreadable file must not stop the GUI
-            log.warning("analysis of %s: %s", results.data_filename, exc)
+            log.warning("analysis of %s: %s", path, exc)
             return {}
-        figures = analyse_and_store(type(experiment.procedure), results)
+        try:
+            figures = analyse_and_store(type(experiment.procedure), run)
+        finally:
+            close_run(run)
         log.info(
             "analysis of %s (%.2f s): %s",
-            os.path.basename(results.data_filename),
+            os.path.basename(path),
             time.monotonic() - started,
             figures_text(figures),
         )
@@ -529,23 +537,30 @@ class OperatorWindow(ManagedWindowBase):
                 self.warn("Already open", f"{os.path.basename(path)} is already in the browser")
                 continue
             try:
-                check_run_file(path)  # damaged or forged: one message, nothing allocated
-                results = HDF5Results.load(path)
-                run = RunData.from_results(results)
+                # Checked, opened once, read in a few large reads: no Results object.
+                name, run = load_run(path)
+            except (AnalysisInputError, StorageError, OSError, KeyError, ValueError) as exc:
+                self.warn("Cannot open", f"{path}: {exc}")
+                continue
+            try:
+                data = RunData.from_results(run)
+                status, reason, analysis = run.status, run.status_reason, run.analysis
+                meta_sample = run_sample(run)
+                procedure = run.procedure  # built once, from the parameters read
             except (StorageError, OSError, KeyError, ValueError) as exc:
                 self.warn("Cannot open", f"{path}: {exc}")
                 continue
-            results.procedure_name = file_procedure_name(path, results)
-            experiment = self.new_experiment(results, run)
+            finally:
+                close_run(run)
+            results = OpenedRun(run.path, name, status, reason, procedure)
+            experiment = self.new_experiment(results, data)
             item = experiment.browser_item
-            item.setText(3, results.status.capitalize())
-            item.setToolTip(3, results.status_reason)
-            item.setProgress(100 if results.status == "finished" else 0)
+            item.setText(3, status.capitalize())
+            item.setToolTip(3, reason)
+            item.setProgress(100 if status == "finished" else 0)
             item.setToolTip(1, path)
-            analysis = results.analysis
             if analysis:
                 item.setText(7, figures_text(analysis))
-            meta_sample = file_sample(path)
             item.setText(5, meta_sample.get("sample", ""))
             item.setText(6, meta_sample.get("pixel", ""))
             self.manager.load(experiment)
@@ -553,7 +568,7 @@ class OperatorWindow(ManagedWindowBase):
             self.browser_widget.hide_button.setEnabled(True)
             self.browser_widget.clear_button.setEnabled(not self.manager.is_running())
             self.tabs.setCurrentWidget(experiment.view)
-            log.info("opened %s (%s, %d rows)", path, results.status, len(run))
+            log.info("opened %s (%s, %d rows)", path, status, len(data))
             opened.append(experiment)
         return opened
 
@@ -561,7 +576,7 @@ class OperatorWindow(ManagedWindowBase):
         return [
             e
             for e in self.manager.experiments.queue
-            if isinstance(e.results, HDF5Results) and os.path.exists(e.data_filename)
+            if isinstance(e.results, (HDF5Results, OpenedRun)) and os.path.exists(e.data_filename)
         ]
 
     def export_figure(self, path: str | os.PathLike[str], whole_window: bool = False) -> Path:

@@ -645,6 +645,14 @@ class RunFileWriter:
         write_mapping(analysis_group(self.file), analysis)
 
 
+def append_closed_event(file: h5py.File, event: Mapping[str, Any]) -> None:
+    """Append ``event`` to the open file of a closed run (if it has an events group)."""
+    if "entry/events/time" in file:
+        writer = RunFileWriter({})
+        writer.file = file
+        writer.append_closed_events([event])
+
+
 def _append(datasets: Sequence[h5py.Dataset], start: int, values: np.ndarray) -> int:
     """Append the columns of ``values`` to ``datasets`` at row ``start``; return the new end."""
     stop = start + len(values)

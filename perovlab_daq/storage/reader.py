@@ -10,6 +10,7 @@ holds open.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from . import layout
 from .errors import StorageError
 from .files import open_for_reading, update_closed_file
 from .journal import journal_path, writer_alive
+
+log = logging.getLogger(__name__)
 
 #: ``[[key, dataset_name, units], ...]``: the data columns of a run, in order.
 ColumnSpecs = list[list[str]]
@@ -651,6 +654,25 @@ class OpenRun:
     def streams(self) -> list[str]:
         """Names of the frame streams of this run."""
         return stream_names(self.file)
+
+    def add_event(self, level: str, kind: str, message: str) -> None:
+        """Append an event to the closed run's file (closes the file; copy-and-replace).
+
+        Its ``time`` is NaN (the run's clock has stopped); ``timestamp`` says when.
+        Never raises for storage reasons: an event that cannot be stored is logged.
+        """
+        self.close()
+        event = {
+            "time": float("nan"),
+            "timestamp": layout.now_iso(),
+            "level": str(level),
+            "kind": str(kind),
+            "message": str(message),
+        }
+        try:
+            update_closed_file(self.path, lambda file: layout.append_closed_event(file, event))
+        except OSError as exc:
+            log.error("event %s not stored in %s: %s", kind, self.path, exc)
 
     def write_analysis(self, analysis: Mapping[str, Any]) -> None:
         """Store figures in ``entry/analysis`` (closes the file; a safe copy-and-replace).

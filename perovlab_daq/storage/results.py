@@ -290,7 +290,7 @@ class HDF5Results(Results):
             log.error("event %s kept in memory only (storage failed): %s", kind, message)
         elif self._mode == "read":  # a closed or loaded run: append to the file itself
             try:
-                update_closed_file(self.path, lambda file: _append_closed_event(file, event))
+                update_closed_file(self.path, lambda file: layout.append_closed_event(file, event))
             except OSError as exc:
                 log.error("event %s not stored in %s: %s", kind, self.path, exc)
 
@@ -629,11 +629,3 @@ class HDF5Results(Results):
     def labels(self) -> str:
         """Return '' (pymeasure's CSV column line)."""
         return ""
-
-
-def _append_closed_event(file: h5py.File, event: Mapping[str, Any]) -> None:
-    """Append ``event`` to the open file of a closed run (if it has an events group)."""
-    if "entry/events/time" in file:
-        writer = RunFileWriter({})
-        writer.file = file
-        writer.append_closed_events([event])

@@ -75,6 +75,14 @@ def test_queued_run_plots_the_rows_of_its_file(window, qtbot, name):
         assert file["entry"].attrs["status"] == "finished"
         assert "analysis" in file["entry"]
     assert_plots_match_file(experiment, results.data_filename)
+    # The window's runs register in the catalogue beside their files, as the CLI's do.
+    from perovlab_daq.catalog.engine import open_catalog
+    from perovlab_daq.catalog.query import RunFilter, find_runs
+
+    folder = Path(results.data_filename).parent
+    rows = find_runs(open_catalog(f"sqlite:///{folder / 'catalog.sqlite'}"), RunFilter())
+    (row,) = [r for r in rows if r.path == str(Path(results.data_filename).resolve())]
+    assert (row.procedure, row.status) == (name, "finished")
 
 
 def test_invalid_value_is_refused_naming_the_parameter(window):
