@@ -393,6 +393,7 @@ def index_paths(
     *,
     reread: bool = False,
     jobs: int | None = None,
+    scheduler: str | None = None,
 ) -> IndexReport:
     """(Re)build catalogue rows from the run files at ``paths`` (files or folders).
 
@@ -400,7 +401,14 @@ def index_paths(
     modification time are those of its last reading is not read again (``reread``: read
     every file). A damaged, foreign or missing file is listed in ``skipped`` with the
     problem, and the others go on. ``jobs``: processes reading files (default: one per
-    usable core, as ``analyze``); the rows are written by this process, in file order.
+    usable core, as ``analyze``); ``scheduler``: the address of a Dask cluster whose
+    workers read the files instead (they must see the same paths). The rows are written
+    by this process, in file order, either way.
+
+    Raises
+    ------
+    OSError
+        If ``scheduler`` is given and cannot be reached (``TimeoutError`` after 10 s).
     """
     report = IndexReport()
     known = {} if reread else _known_files(engine)
@@ -420,7 +428,8 @@ def index_paths(
             report.unchanged.append(seen[0])
         else:
             to_read.append(os.fspath(path))
-    for path, record in zip(to_read, _read_all(to_read, jobs), strict=True):
+    records = _read_on_cluster(to_read, scheduler) if scheduler else _read_all(to_read, jobs)
+    for path, record in zip(to_read, records, strict=True):
         if isinstance(record, str):
             report.skipped.append((path, record))
             continue
@@ -458,6 +467,19 @@ def _read_all(paths: list[str], jobs: int | None) -> Iterator[RunRecord | str]:
     chunk = max(1, min(16, len(paths) // (jobs * 8)))
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         yield from pool.map(read_or_problem, paths, chunksize=chunk)
+
+
+def _read_on_cluster(paths: list[str], scheduler: str) -> Iterator[RunRecord | str]:
+    """Read ``paths`` on the workers of the Dask cluster at ``scheduler``, in input order."""
+    if not paths:
+        return
+    from distributed import Client
+
+    log.info("reading %d run files on the Dask cluster at %s", len(paths), scheduler)
+    with Client(scheduler, timeout=10, set_as_default=False) as client:
+        futures = client.map(read_or_problem, paths, pure=False)
+        for future in futures:
+            yield future.result()
 
 
 def _known_files(engine: Engine) -> dict[str, tuple[str, int | None, int | None]]:

@@ -77,6 +77,12 @@ def add_runs_parser(sub: Any) -> None:
         metavar="N",
         help="processes reading files (default: one per core)",
     )
+    index.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="read the files on the workers of this Dask cluster (pip install .[cluster]); "
+        "they must see the same paths",
+    )
     index.set_defaults(func=_cmd_index)
 
 
@@ -213,7 +219,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
     except _CatalogDown as exc:
         say(f"error: {exc}")
         return EXIT_FAILED
-    report = index_paths(engine, args.paths, jobs=args.jobs)
+    scheduler = getattr(args, "scheduler", None)
+    try:
+        report = index_paths(engine, args.paths, jobs=args.jobs, scheduler=scheduler)
+    except OSError as exc:  # TimeoutError included: the scheduler did not answer
+        if scheduler is None:
+            raise
+        raise UsageError(f"--scheduler {scheduler}: cannot use the Dask cluster ({exc})") from None
     for path, problem in report.skipped:
         say(f"skipped: {path}: {problem}")
     if getattr(args, "json", False):

@@ -316,3 +316,41 @@ def test_copies_differing_only_in_results_are_other_runs(catalogue, tmp_path):
     os.utime(tmp_path / "c2.h5", ns=(1, 1))
     report = index_paths(engine, [tmp_path])
     assert (len(report.added), len(report.updated)) == (0, 1)
+
+
+def test_index_on_a_dask_cluster_gives_the_rows_of_one_process(catalogue, tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    station = catalogue["folder"] / "station-2"  # its runs and the foreign file
+    here = open_catalog(f"sqlite:///{tmp_path / 'here.sqlite'}")
+    expected = index_paths(here, [station])
+    url = f"sqlite:///{tmp_path / 'cluster.sqlite'}"
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        code = main(
+            ["runs", "--catalog", url, "index", str(station), "--json"]
+            + ["--scheduler", cluster.scheduler_address]
+        )
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 1  # the foreign file is skipped there too
+    assert summary["added"] == len(expected.added) > 0
+    assert [Path(s["file"]).name for s in summary["skipped"]] == ["foreign.h5"]
+    rows_here = {r.run_id: (r.path, r.status) for r in find_runs(here, RunFilter())}
+    rows_cluster = {r.run_id: (r.path, r.status) for r in find_runs(open_catalog(url), RunFilter())}
+    assert rows_cluster == rows_here
+
+
+def test_index_with_an_unreachable_scheduler_is_bad_input(catalogue, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    station = catalogue["folder"] / "station-1"
+    code = main(
+        ["runs", "--catalog", url, "index", str(station), "--scheduler", "tcp://127.0.0.1:9"]
+    )
+    assert code == 2
+    assert "--scheduler tcp://127.0.0.1:9" in capsys.readouterr().err
