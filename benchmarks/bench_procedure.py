@@ -258,7 +258,10 @@ def _memory_application(folder: Path) -> None:
         """The lifetime procedure's rows and spectra, with made-up numbers (no instruments)."""
 
         def startup(self) -> None:
+            # What the real startup sets that the procedure's row hooks read.
             self.acceleration = 1e4
+            self.clock = None
+            self.device_offset_s = 0.0
 
         def execute(self) -> None:
             wavelength = np.linspace(350.0, 950.0, PIXELS)

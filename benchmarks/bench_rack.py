@@ -119,7 +119,7 @@ def run_rack(seconds: float, channels: int, folder: Path) -> dict[str, Any]:
     per_channel = []
     for result in ended:
         outcome = result.outcome
-        with h5py.File(outcome.path, "r") as file:
+        with h5py.File(outcome.path, "r", locking=False) as file:  # as the program opens it
             stored = int(file["entry/data/time"].shape[0])
             temperature = file["entry/data/temperature"][()]
         emitted = live[result.channel].rows

@@ -173,15 +173,31 @@ def _check_objects(handle: Any, file_size: int, budget: int) -> None:
 
 
 def _check_attributes(item: Any) -> None:
-    """Read every attribute of ``item`` (bounded in size): damage shows here, at once."""
-    attrs = item.attrs
-    for name in attrs:
-        attribute = attrs.get_id(name)
+    """Read every attribute of ``item`` (bounded in size): damage shows here, at once.
+
+    Numbers and strings are read with h5py's low-level calls into arrays of the stored
+    type (the same bytes as ``item.attrs[name]`` at about half its cost); booleans,
+    compounds and references through ``item.attrs``, which knows their conversions.
+    """
+    import h5py
+    import numpy as np
+
+    names: list[bytes] = []
+    h5py.h5a.iterate(item.id, names.append)
+    for name in names:
+        attribute = h5py.h5a.open(item.id, name)
+        if attribute.get_space().get_simple_extent_type() == h5py.h5s.NULL:
+            continue  # an empty attribute has nothing to read
         shape = attribute.shape or ()
         size = (math.prod(shape) if shape else 1) * max(1, int(attribute.dtype.itemsize))
         if size > MAX_ATTRIBUTE_BYTES:
-            raise _Refused(f"attribute {name!r} of {item.name!r} declares {size} bytes")
-        attrs[name]
+            shown = name.decode("utf-8", "replace")
+            raise _Refused(f"attribute {shown!r} of {item.name!r} declares {size} bytes")
+        dtype = attribute.dtype
+        if dtype.kind in "iufS" or h5py.check_string_dtype(dtype) is not None:
+            attribute.read(np.empty(shape, dtype=dtype))
+        else:  # booleans (enums), compounds, references: h5py's own conversion
+            item.attrs[name.decode("utf-8", "surrogateescape")]
 
 
 def check_dataset(dataset: Any, file_size: int, budget: int | None = None) -> None:
