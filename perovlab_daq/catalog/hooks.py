@@ -2,15 +2,14 @@
 
 The runner and the operator window call :func:`register_run_start` once a run's file
 exists and :func:`register_run_end` once the file is closed; a resumed lifetime run calls
-:func:`register_run_resuming` before its continuation and :func:`register_run_end`
-once the continuation is appended to the run's file. All
-hand the work to a background thread (the database libraries are imported before the
-run starts; the URL is resolved and the catalogue connected and migrated in the thread,
-never in the run's thread); the start row comes from the run's plan, the end row is read
-back from the finished file exactly as ``perovlab-daq runs index`` reads it. The end
-waits at most :data:`END_WAIT_S` for the catalogue; a catalogue that is down or slow
-only costs a warning in the log, and the
-next ``runs index`` catches up from the file.
+:func:`register_run_resuming` before its continuation and :func:`register_run_end` once
+the continuation is appended to the run's file. The database libraries are imported
+before the run starts; resolving the URL, connecting, migrating and writing happen in a
+background thread, never in the run's thread. The start row comes from the run's plan;
+the end row is read, in the run's thread, from the finished file exactly as
+``perovlab-daq runs index`` reads it (no background thread touches HDF5). The end waits
+at most :data:`END_WAIT_S` for the catalogue; a catalogue that is down or slow only costs
+a warning in the log, and the next ``runs index`` catches up from the file.
 """
 
 from __future__ import annotations
@@ -99,15 +98,22 @@ def register_run_start(plan: Any, results: Any) -> Registration | None:
 def register_run_end(registration: Registration | None, outcome: Any) -> None:
     """Update the run's row from its closed file (status, end time, key figures).
 
-    Waits at most :data:`END_WAIT_S`; never raises.
+    The file is read here, in the caller's thread (local work, as ``runs index`` reads
+    it); only the database write is left to a background thread. A daemon thread still
+    inside h5py when the process exits holds h5py's lock for ever, and the interpreter's
+    last garbage collection then waits on it: a 16-channel rack whose catalogue rows
+    were still being read hung at exit. Waits at most :data:`END_WAIT_S`; never raises.
     """
     if registration is None:
         return
     try:
+        from .index import read_run_record
+
         path = os.fspath(outcome.path)
+        record = read_run_record(path)
         thread = threading.Thread(
             target=_quietly,
-            args=(_write_end, registration, path),
+            args=(_write_end, registration, record),
             name="catalog-end",
             daemon=True,
         )
@@ -200,14 +206,13 @@ def _connect(registration: Registration) -> None:
         open_catalog(registration.url, connect_timeout_s=CONNECT_TIMEOUT_S)
 
 
-def _write_end(registration: Registration, path: str) -> None:
+def _write_end(registration: Registration, record: Any) -> None:
     from .engine import open_catalog
-    from .index import read_run_record, upsert_run
+    from .index import upsert_run
 
     if registration.thread is not None:
         registration.thread.join()  # the start row first (and the URL)
     if registration.url is None:
         return
-    record = read_run_record(path)
     engine = open_catalog(registration.url, connect_timeout_s=CONNECT_TIMEOUT_S)
     upsert_run(engine, record)

@@ -139,12 +139,14 @@ def test_killed_recovered_resumed_through_the_cli(tmp_path: Path, wait_for_rows)
     assert len(final.data) > rows_before
     assert any(e["kind"] == "gap" for e in final.events)
     assert final.analysis["t50_h"] == pytest.approx(28.0, rel=0.15)
-    # The killed run registered as running; its resumed end updates the same row.
+    # The killed run registered as running; its resumed end updates the same row, or
+    # (catalogue slower than hooks.END_WAIT_S, e.g. on a loaded machine) says it did not.
     from perovlab_daq.catalog.engine import open_catalog
     from perovlab_daq.catalog.query import RunFilter, find_runs
 
     (row,) = find_runs(open_catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}"), RunFilter())
-    assert row.path == str(path) and row.status == "finished"
+    assert row.path == str(path)
+    assert row.status == "finished" or "has not taken the end" in resumed.stderr, row.status
 
 
 def test_resume_only_for_lifetime(tmp_path: Path, capsys):

@@ -80,9 +80,15 @@ def test_queued_run_plots_the_rows_of_its_file(window, qtbot, name):
     from perovlab_daq.catalog.query import RunFilter, find_runs
 
     folder = Path(results.data_filename).parent
-    rows = find_runs(open_catalog(f"sqlite:///{folder / 'catalog.sqlite'}"), RunFilter())
-    (row,) = [r for r in rows if r.path == str(Path(results.data_filename).resolve())]
-    assert (row.procedure, row.status) == (name, "finished")
+    engine = open_catalog(f"sqlite:///{folder / 'catalog.sqlite'}")
+    path = str(Path(results.data_filename).resolve())
+
+    def registered() -> list:
+        return [r for r in find_runs(engine, RunFilter()) if r.path == path]
+
+    # The row's end is written in the background (the window goes on meanwhile).
+    qtbot.waitUntil(lambda: [r.status for r in registered()] == ["finished"], timeout=30_000)
+    assert registered()[0].procedure == name
 
 
 def test_invalid_value_is_refused_naming_the_parameter(window):
