@@ -85,11 +85,7 @@ def register_run_start(plan: Any, results: Any) -> Registration | None:
             log.warning("run file %s has no run id: not registered in the catalogue", path)
             return None
         registration = Registration(bench_config=config, folder=path.parent, fields=fields)
-        registration.thread = threading.Thread(
-            target=_quietly, args=(_write_start, registration), name="catalog-start", daemon=True
-        )
-        registration.thread.start()
-        return registration
+        return _started(registration, _write_start)
     except Exception as exc:  # noqa: BLE001 - the catalogue must never stop a run
         log.warning("run not registered in the catalogue: %s", exc)
         return None
@@ -143,14 +139,19 @@ def register_run_resuming(bench_config: Any, path: str | os.PathLike[str]) -> Re
         _load_catalogue_modules()
         run_path = Path(os.path.abspath(path))
         registration = Registration(bench_config=bench_config, folder=run_path.parent, fields={})
-        registration.thread = threading.Thread(
-            target=_quietly, args=(_connect, registration), name="catalog-start", daemon=True
-        )
-        registration.thread.start()
-        return registration
+        return _started(registration, _connect)
     except Exception as exc:  # noqa: BLE001 - the catalogue must never stop a run
         log.warning("resumed run not registered in the catalogue: %s", exc)
         return None
+
+
+def _started(registration: Registration, work: Any) -> Registration:
+    """Start ``work(registration)`` in the registration's background thread; return it."""
+    registration.thread = threading.Thread(
+        target=_quietly, args=(work, registration), name="catalog-start", daemon=True
+    )
+    registration.thread.start()
+    return registration
 
 
 def _quietly(work: Any, registration: Registration, *args: Any) -> None:
