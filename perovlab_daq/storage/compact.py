@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from .errors import StorageError
 from .files import (
@@ -150,9 +149,6 @@ def _copy_dataset(source: h5py.Dataset, parent: h5py.Group, name: str) -> h5py.D
     elif source.size:
         for start in range(0, source.shape[0], _COPY_ROWS):
             stop = min(source.shape[0], start + _COPY_ROWS)
-            block = source[start:stop]
-            if not numeric and source.dtype.kind == "O":
-                block = np.asarray(block, dtype=object)
-            dataset[start:stop] = block
+            dataset[start:stop] = source[start:stop]
     _copy_attributes(source, dataset)
     return dataset

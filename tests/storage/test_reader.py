@@ -147,3 +147,19 @@ def test_open_run_reads_what_is_asked_for_and_matches_a_loaded_run(tmp_path: Pat
     assert HDF5Results.load(path).analysis["answer"] == 42.0
     with pytest.raises(StorageError, match="no run file"):
         OpenRun(tmp_path / "missing.h5")
+
+
+def test_an_open_run_appends_an_event_to_its_closed_file(tmp_path: Path) -> None:
+    """The after-run analysis records its failure through OpenRun.add_event (GUI, CLI)."""
+    from perovlab_daq.storage.reader import OpenRun
+
+    path = write_run(tmp_path / "run.h5")
+    before = len(RunReader(path).events)
+    run = OpenRun(path)
+    assert run.status == "finished"
+    run.add_event("error", "analysis", "analysis failed: made up")
+    events = RunReader(path).events
+    assert len(events) == before + 1
+    assert (events[-1]["level"], events[-1]["kind"]) == ("error", "analysis")
+    assert events[-1]["message"] == "analysis failed: made up"
+    assert RunReader(path).status == "finished"
