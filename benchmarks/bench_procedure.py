@@ -226,17 +226,36 @@ def app_lifetime(folder: Path, duration_s: float) -> tuple[float, int, float]:
 
 
 # --------------------------------------------------------------------------- memory
+def peak_rss_mb() -> float:
+    """Return this process's own peak resident memory (MB).
+
+    Linux's ``VmHWM`` belongs to the process's address space, which ``exec`` replaces.
+    ``getrusage(RUSAGE_SELF).ru_maxrss`` does not restart at ``exec``: a child started
+    by this benchmark after its own runs inherits the parent's peak (seen: 382.9 MB on
+    both sides, the parent's size, not the children's). ``ru_maxrss`` only where there
+    is no ``/proc``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(kind: str, folder: Path) -> None:
     """In a fresh process: do one memory run and print its peak RSS as JSON."""
     import gc
 
-    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline_mb = peak_rss_mb()
     if kind == "application":
         _memory_application(folder)
     else:
         _memory_lab_script(folder)
     gc.collect()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"peak_mb": peak_mb, "start_mb": baseline_mb}))
 
 
@@ -346,8 +365,8 @@ def _memory_lab_script(folder: Path) -> None:
         file["wavelength"] = wavelength
 
 
-def measure_memory(kind: str) -> float:
-    """Run one memory measurement in a fresh interpreter; return its peak RSS (MB)."""
+def measure_memory(kind: str) -> tuple[float, float]:
+    """Run one memory measurement in a fresh interpreter; return its (peak, start) RSS (MB)."""
     with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
         completed = subprocess.run(
             [sys.executable, __file__, "--memory-child", kind, "--folder", tmp],
@@ -355,7 +374,8 @@ def measure_memory(kind: str) -> float:
             capture_output=True,
             text=True,
         )
-    return float(json.loads(completed.stdout.strip().splitlines()[-1])["peak_mb"])
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    return float(figures["peak_mb"]), float(figures["start_mb"])
 
 
 # --------------------------------------------------------------------------- main
@@ -454,8 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if not args.skip_memory:
-        lab = measure_memory("lab-script")
-        app_peak = measure_memory("application")
+        lab, lab_start = measure_memory("lab-script")
+        app_peak, app_start = measure_memory("application")
+        print(
+            f"# peak RSS after imports, before the run: application {app_start:.1f} MB, "
+            f"lab script {lab_start:.1f} MB"
+        )
         report(
             f"peak RSS, {MEMORY_ROWS} rows + {MEMORY_SPECTRA} spectra",
             app_peak,

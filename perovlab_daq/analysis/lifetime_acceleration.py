@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from perovlab_daq.analysis._student import t_quantile
 from perovlab_daq.analysis._validation import FloatArray, as_positive, as_positive_scalar
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def fit_acceleration(
     scale2 = max(chi2_red, 1.0) if weighted else chi2_red
     covariance = unscaled * scale2
     stderr = math.sqrt(max(float(covariance[1, 1]), 0.0))
-    quantile = float(stats.t.ppf(0.975, dof))
+    quantile = t_quantile(0.975, dof)
     notes: list[str] = []
     distinct = np.unique(np.round(x, 9)).size
     if distinct < 3:

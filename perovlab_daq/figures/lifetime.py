@@ -51,10 +51,34 @@ def _stress_columns(run: Any) -> dict[str, np.ndarray]:
     """
     read_columns = getattr(run, "read_columns", None)
     if read_columns is not None:
-        return {k: np.asarray(v, dtype=float) for k, v in read_columns(STRESS_COLUMNS).items()}
+        columns = {}
+        for name in STRESS_COLUMNS:  # one at a time: the flags shrink before the next read
+            values = read_columns([name]).get(name)
+            if values is not None:
+                columns[name] = _compact_flag(name, np.asarray(values, dtype=float))
+        return columns
     data = run.data
     columns = {name: _run.column(data, name) for name in STRESS_COLUMNS}
-    return {name: values for name, values in columns.items() if values is not None}
+    return {
+        name: _compact_flag(name, values) for name, values in columns.items() if values is not None
+    }
+
+
+def _compact_flag(name: str, values: np.ndarray) -> np.ndarray:
+    """Hold the flag columns small: ``jlv_sweep`` as bool, ``segment`` (0, 1, ...) as float32.
+
+    A 1M-row run's two flag columns are 16 MB as read and 5 MB this way.
+    """
+    if name == "jlv_sweep":
+        return values > 0
+    if name == "segment":
+        return values.astype(np.float32)
+    return values
+
+
+def _acceleration(run: Any) -> float:
+    """Return the run's ageing acceleration (1 on hardware and in files without it)."""
+    return float(_run.metadata(run).get("ageing_acceleration", 1.0) or 1.0)
 
 
 @dataclass
@@ -88,8 +112,7 @@ def stress_series(run: Any) -> StressSeries:
         If the file lacks the ``luminance`` column or a time column.
     """
     columns = _stress_columns(run)
-    meta = _run.metadata(run)
-    acceleration = float(meta.get("ageing_acceleration", 1.0) or 1.0)
+    acceleration = _acceleration(run)
     luminance = columns.get("luminance")
     if luminance is None:
         raise AnalysisInputError("missing column 'luminance'")
@@ -109,7 +132,7 @@ def stress_series(run: Any) -> StressSeries:
 
     keep = np.isfinite(luminance) & np.isfinite(device)
     if sweep is not None:
-        keep &= ~(sweep > 0)
+        keep &= ~sweep
         del sweep
     # A later segment supersedes every earlier row at or after its first device time.
     superseded = np.zeros(count, dtype=bool)
@@ -311,6 +334,8 @@ def key_figures(run: Any) -> dict[str, float | str]:
     """
     from perovlab_daq.analysis import lifetime_metrics
 
+    # EL first: its spectra blocks and the stress columns are then never in memory at once.
+    el = el_series(run, _acceleration(run))
     series = stress_series(run)
     if series.device_time_s.size < 10:
         raise AnalysisInputError(
@@ -364,7 +389,6 @@ def key_figures(run: Any) -> dict[str, float | str]:
     t50_s = float(metrics["t50_h"]) * S_PER_H
     figures.update(temperature_summary(series.device_time_s, series.temperature, t50_s))
     figures.update(_event_figures(run, series))
-    el = el_series(run, series.acceleration)
     if el is not None:
         figures.update(
             el_spectra=float(el.centre_nm.size),

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from pymeasure.display.Qt import QtGui
+from pymeasure.display.Qt import QtGui, QtWidgets
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,23 @@ def style_plot(plot: pg.PlotItem, title: str, x: AxisSpec, y: AxisSpec) -> None:
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setDownsampling(auto=True, mode="peak")
     plot.setClipToView(True)
+    cache_drawing(plot)
+
+
+def cache_drawing(plot: pg.PlotItem) -> None:
+    """Keep a pixmap of the plot's axes and title between repaints.
+
+    Axes and titles are text (their drawing replays ~1 ms of glyph painting each), and
+    a live tick repaints them whenever a curve over them changes; with a device-coordinate
+    cache, Qt copies the kept pixmap unless the item itself asked for a new drawing (a
+    :class:`SteadyAxis` does not when its range moved by less than a quarter pixel).
+    """
+    mode = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
+    for side in ("left", "bottom", "top", "right"):
+        axis = plot.getAxis(side)
+        if axis is not None:
+            axis.setCacheMode(mode)
+    plot.titleLabel.setCacheMode(mode)
 
 
 # --------------------------------------------------------------------------- curves
@@ -242,20 +259,39 @@ class SteadyAxis(pg.AxisItem):
         return (self.width(), self.height(), *shape)
 
     def setRange(self, mn: float, mx: float) -> None:  # noqa: N802 - pyqtgraph's name
-        """Set the range; keep the current drawing when no tick would move visibly."""
-        kept, scale = self.picture, self.autoSIPrefixScale
-        super().setRange(mn, mx)
-        if kept is None or self._drawn is None or self.autoSIPrefixScale != scale:
+        """Set the range; keep the current drawing when no tick would move visibly.
+
+        A kept drawing is not even scheduled for a repaint, so the axis's cached pixmap
+        (see :func:`cache_drawing`) is copied to the screen instead of drawn again.
+        """
+        if not self.autoSIPrefix:
+            if self._keeps_drawing(mn, mx):
+                self.range = [mn, mx]
+                return
+            super().setRange(mn, mx)
             return
+        # With SI prefixes pyqtgraph picks the prefix in setRange: keep the drawing
+        # afterwards if the prefix stayed (the repaint it scheduled replays the picture).
+        kept, scale = self.picture, self.autoSIPrefixScale
+        keep = self._keeps_drawing(mn, mx)
+        super().setRange(mn, mx)
+        if keep and self.autoSIPrefixScale == scale:
+            self.picture = kept
+
+    def _keeps_drawing(self, mn: float, mx: float) -> bool:
+        if self.picture is None or self._drawn is None:
+            return False
+        if not (math.isfinite(mn) and math.isfinite(mx)):
+            return False  # pyqtgraph's setRange says why
         (low, high), geometry = self._drawn
         pixels = self.width() if self.orientation in ("top", "bottom") else self.height()
         span = high - low
         if pixels <= 0 or not span:
-            return
+            return False
         tolerance = 0.25 * abs(span) / pixels
-        if abs(mn - low) <= tolerance and abs(mx - high) <= tolerance:
-            if geometry == self._geometry():
-                self.picture = kept
+        if abs(mn - low) > tolerance or abs(mx - high) > tolerance:
+            return False
+        return geometry == self._geometry()
 
     def paint(self, p: Any, opt: Any, widget: Any) -> None:
         """Draw the axis; remember the range and size a new drawing was made for."""

@@ -35,6 +35,7 @@ from .curves import (
     FrameTimeAxis,
     PlotSpec,
     SteadyAxis,
+    cache_drawing,
     envelope,
     style_plot,
 )
@@ -272,6 +273,7 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
                 row=row, col=1, colspan=max(1, per_row - 1), axisItems={"left": self.time_axis}
             )
             image_plot.setTitle("Spectra against time", size="10pt")
+            cache_drawing(image_plot)
             bottom = image_plot.getAxis("bottom")
             bottom.enableAutoSIPrefix(False)
             bottom.setLabel("Wavelength (nm)", **LABEL_STYLE)
@@ -292,6 +294,7 @@ class ProcedureView(TabWidget, QtWidgets.QWidget):
             )
             self.graphics.addItem(self.colorbar, row=row, col=per_row)
             self.colorbar.axis.enableAutoSIPrefix(False)
+            self.colorbar.axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.colorbar.axis.setLabel("Intensity (counts)", **LABEL_STYLE)
             self.plots["waterfall"] = image_plot
 
