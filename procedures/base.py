@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
@@ -43,6 +44,8 @@ GAP_INTERVALS = 2.0
 GAP_MIN_S = 0.5
 #: Events that already explain a pause between rows (no extra ``gap`` event then).
 GAP_EXPLAINED_BY = frozenset({"gap", "pause", "jlv"})
+#: How often a wait on the worker's stop event still asks ``should_stop`` (s).
+EVENT_POLL_S = 0.25
 
 
 class ParameterError(ValueError):
@@ -148,6 +151,9 @@ class DaqProcedure(Procedure):
     MAX_CONSECUTIVE_FAILURES: ClassVar[int] = 5
 
     bench: Any = None
+    #: The worker's stop event (set by :class:`~perovlab_daq.storage.DaqWorker`; None
+    #: when the procedure runs without one): :meth:`sleep` blocks on it.
+    stop_event: threading.Event | None = None
     #: Time column value of the last row checked for gaps, and whether an event since
     #: then explains a pause (see :meth:`expected_row_interval_s`).
     _gap_last_time: float = math.nan
@@ -439,15 +445,27 @@ class DaqProcedure(Procedure):
             raise InstrumentFault(f"an instrument refused a setting ({described})")
 
     def sleep(self, seconds: float, step_s: float = 0.05) -> bool:
-        """Wait ``seconds`` while staying responsive to an abort; return False if aborted."""
+        """Wait ``seconds`` while staying responsive to an abort; return False if aborted.
+
+        Under a :class:`~perovlab_daq.storage.DaqWorker` the wait blocks on the worker's
+        stop event, so an abort ends it at once and an idle run costs no CPU (16 rack
+        channels polling every 10 ms were 1,600 wake-ups a second); ``should_stop`` is
+        still asked every :data:`EVENT_POLL_S`. Without a worker it is asked every
+        ``step_s``.
+        """
         deadline = time.monotonic() + max(0.0, seconds)
+        event = self.stop_event
+        step = max(step_s, EVENT_POLL_S) if event is not None else step_s
         while True:
             if self.should_stop():
                 return False
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True
-            time.sleep(min(step_s, remaining))
+            if event is not None:
+                event.wait(min(step, remaining))
+            else:
+                time.sleep(min(step, remaining))
 
     def shutdown(self) -> None:
         """Switch every source output and laser emission off. Never raises (REFERENCE §5).

@@ -541,7 +541,7 @@ class LifetimeProcedure(DaqProcedure):
             # -- one sample (device-time schedule, wall wait = device wait / acceleration) --
             if device_s < next_sample:
                 wait_wall = self.clock.wall_until(next_sample)
-                if not self.sleep(min(wait_wall, 0.5), step_s=0.01):
+                if not self.sleep(min(wait_wall, 0.5)):
                     continue
                 if self.clock.device_s() < next_sample:
                     continue

@@ -357,9 +357,10 @@ class DecayTracker:
 
     Samples go into the same log-time bins as :func:`lifetime_metrics` (O(1) each); the
     same decay model is refitted on the bins when ``refit_every`` samples have arrived
-    since the last fit or the elapsed time has grown by ``refit_growth`` (5 %) since then,
-    so a run of N samples costs about ``N / refit_every + ln(N) / 0.05`` fits of at most
-    ~700 bins: O(1) amortised per sample. The current smoothed level is the model at the
+    since the last fit, or when both the elapsed time and the number of samples have grown
+    by ``refit_growth`` (5 %) since then, so a run of N samples costs at most about
+    ``N / refit_every + ln(N) / 0.05`` fits of at most ~700 bins: O(1) amortised per
+    sample. The current smoothed level is the model at the
     last sample plus the mean residual of the last ``recent`` samples, shrunk towards zero
     by twice its noise, exactly as the analysis smooths a bin; :meth:`fallen_to` compares
     it with ``fraction x L0`` and refits before it answers yes.
@@ -372,7 +373,8 @@ class DecayTracker:
     refit_every : int
         Refit after at most this many new samples.
     refit_growth : float
-        Refit when the elapsed time has grown by this fraction since the last fit.
+        Refit when the elapsed time and the sample count have both grown by this
+        fraction since the last fit.
     recent : int
         Samples whose mean residual corrects the model for the current level.
     switch_on_s : float, optional
@@ -514,10 +516,15 @@ class DecayTracker:
     def _due(self) -> bool:
         if self._unit is None or self.n_samples < _MIN_SAMPLES:
             return False
+        # Time growth alone would refit at nearly every sample of a log-spaced schedule
+        # (20 per decade: +12 % each); new information is new samples, so both must grow.
         return (
             self._fit is None
             or self._since_fit >= self.refit_every
-            or self._last_s > (1.0 + self.refit_growth) * self._fit_until_s
+            or (
+                self._last_s > (1.0 + self.refit_growth) * self._fit_until_s
+                and self._since_fit >= self.refit_growth * self.n_samples
+            )
         )
 
     def _refit(self) -> None:

@@ -15,6 +15,7 @@ Differences from :class:`pymeasure.experiment.Worker` (see REFERENCE §5):
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Mapping
 from queue import Queue
@@ -60,6 +61,14 @@ class DaqWorker(Worker):
         self.port = None
         self.failure_reason = ""
         self._last_progress = -1.0
+        #: Set by :meth:`stop`: a procedure's waits (``DaqProcedure.sleep``) block on it
+        #: instead of polling ``should_stop`` many times a second.
+        self.stop_event = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the run to stop (thread-safe); wakes a procedure waiting in ``sleep`` at once."""
+        super().stop()
+        self.stop_event.set()
 
     def emit(self, topic: str, record: Any) -> None:
         """Route one record of the procedure to the storage back end or the monitor."""
@@ -177,6 +186,7 @@ class DaqWorker(Worker):
         )
         self.procedure = self.results.procedure
         self.procedure.should_stop = self.should_stop
+        self.procedure.stop_event = self.stop_event
         self.procedure.emit = self.emit
         self.procedure.is_last = self.is_last
         try:

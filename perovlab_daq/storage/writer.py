@@ -400,7 +400,8 @@ class LiveRunWriter:
                 closing = self._closing
                 flushes = self._process_pending()
                 now = time.monotonic()
-                if flushes or closing or now - self._last_flush >= self._flush_period:
+                due = self._unflushed_bytes and now - self._last_flush >= self._flush_period
+                if flushes or closing or due:
                     with self.lock:
                         self.file.flush()
                     self._unflushed_bytes = 0
@@ -416,6 +417,8 @@ class LiveRunWriter:
     def _process_pending(self) -> list[threading.Event]:
         rows = self._rows
         count = len(rows)
+        if not count and not self._other:
+            return []  # an idle cycle: no journal, no free-space check, no HDF5 call
         batch = [rows.popleft() for _ in range(count)]
         others = []
         while self._other:
