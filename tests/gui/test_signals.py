@@ -86,6 +86,8 @@ def test_signal_aborts_the_run_reads_outputs_off_and_closes(own_window, qapp, qt
     assert int(smu._properties["output"].get_value()) == 0  # the simulated device itself
     run = HDF5Results.load(experiment.results.data_filename)
     assert run.status == "aborted"
+    # the file says what ended the run (as the command line's), not "aborted by the user"
+    assert run.status_reason == f"stopped safely: {sig.name}", run.status_reason
     assert "safe_state" in [event["kind"] for event in run.events]
     assert exit_code(window) == 130
     assert signal.getsignal(sig) is not stopper._handler  # handlers restored
