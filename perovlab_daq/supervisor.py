@@ -59,7 +59,7 @@ from perovlab_daq.runner import (
     execute_run,
     plan_run,
 )
-from perovlab_daq.stop_signals import StopFlag, stop_on_signals
+from perovlab_daq.stop_signals import STOP_SIGNALS, StopFlag, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,16 @@ def _supervise(
         "--verbose",
         str(verbosity),
     ]
-    proc = subprocess.Popen(command, pass_fds=(child_end.fileno(),), close_fds=True)  # noqa: S603
+    # The child starts with the stop signals blocked (the mask is inherited): a Ctrl-C or
+    # hang-up that the terminal sends to the whole process group while the child is still
+    # importing (1-2 s, before its handlers exist) stays pending until _child_main has
+    # installed them, instead of killing it (a run reported "killed", exit 1). This
+    # process gets the same signal and passes the stop on over the socket anyway.
+    blocked = _block_stop_signals()
+    try:
+        proc = subprocess.Popen(command, pass_fds=(child_end.fileno(),), close_fds=True)  # noqa: S603
+    finally:
+        _set_signal_mask(blocked)
     child_end.close()
     started = time.monotonic()
     pids = pid_file(pids_beside)
@@ -240,6 +249,18 @@ def _supervise(
 
         raise (BenchError if error["kind"] == "bench" else RunInputError)(error["message"])
     return end_after_death(plan, returncode, error, elapsed_s=time.monotonic() - started)
+
+
+def _block_stop_signals() -> set[signal.Signals] | None:
+    """Block :data:`STOP_SIGNALS` in this thread; return the previous mask (None: no masks)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _set_signal_mask(mask: set[signal.Signals] | None) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def preload_drivers(config: Any) -> None:
@@ -474,6 +495,8 @@ def _child_main(fd: int, verbosity: int) -> int:
             _send(sock, message)
 
     with stop_on_signals(stop, quiet=True):
+        if hasattr(signal, "pthread_sigmask"):  # blocked by _supervise until now
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         line = reader.readline()
         if not line:
             return 1

@@ -332,10 +332,22 @@ class DaqManager(Manager):
             # until the operator looks; queueing another run starts the waiting ones.
             self.failed.emit(experiment)
 
-    def abort(self) -> None:
-        """Ask the running procedure to stop; outputs go off in its shutdown."""
+    def abort(self, stopped_by: str = "") -> None:
+        """Ask the running procedure to stop; outputs go off in its shutdown.
+
+        Parameters
+        ----------
+        stopped_by
+            What ended the run when it was not the operator (a signal's name, "logout"):
+            the file's reason is then "stopped safely: <stopped_by>", as for the command
+            line, instead of "aborted by the user".
+        """
         if not self.is_running():
             raise RuntimeError("no run to abort")
+        results = getattr(self._running_experiment, "results", None)
+        if stopped_by and results is not None:
+            results.set_status("running", f"stopped safely: {stopped_by}")
+            results.add_event("warning", "stop", f"stop requested: {stopped_by}")
         self._start_on_add = False
         self._is_continuous = False
         self._worker.stop()

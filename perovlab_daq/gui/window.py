@@ -691,7 +691,7 @@ class OperatorWindow(ManagedWindowBase):
         """Abort the running procedure (safe path) and close, without asking (a signal)."""
         self.stopped_by = self.stopped_by or name
         if self.manager.is_running():
-            self.manager.abort()
+            self.manager.abort(stopped_by=name)
         QtCore.QTimer.singleShot(0, self.close)
 
     def quit(self, evt: Any = None) -> None:

@@ -188,3 +188,43 @@ def test_a_child_rebuilds_the_same_bench_from_a_file_or_a_preset(served_bench):
     assert bench_spec(load_bench(served_bench)) == {"file": str(served_bench.resolve())}
     edited = replace(load_bench(served_bench), setup={"device_area_cm2": 0.5})
     assert bench_spec(edited) is None  # not what the file says: runs unsupervised
+
+
+@pytest.mark.parametrize("ending", ["SIGINT", "SIGHUP"])
+def test_a_terminal_signal_during_the_acquisitions_start_up_ends_it_safely(
+    served_bench, tmp_path, ending
+):
+    """Ctrl-C or a closed terminal signals the whole process group: the acquisition
+    process too, while it may still be importing (1-2 s, before its handlers exist). The
+    run must end as for any Ctrl-C (aborted, exit 130), not as a killed run (exit 1)."""
+    outputs = Outputs(served_bench)
+    sets = [arg for value in RUNS["lifetime"] for arg in ("--set", value)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perovlab_daq.cli", "run", "lifetime", "--bench", str(served_bench)]
+        + ["-o", str(tmp_path), "--json", *sets],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's job
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("*.pids")):  # written once the acquisition is started
+            assert proc.poll() is None and time.monotonic() < deadline, "no acquisition process"
+            time.sleep(0.01)
+        os.killpg(proc.pid, getattr(signal, ending))  # what the terminal does
+        out, err = proc.communicate(timeout=120)
+        took = outputs.wait_off(time.monotonic(), limit_s=10.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        outputs.close()
+    assert took <= SAFE_WITHIN_S
+    assert proc.returncode == 130, err[-2000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "aborted" and ending in summary["reason"], summary
+    assert summary["outputs_off"] is True and summary["file_readable"] is True, summary
+    if list(tmp_path.glob("*.h5")):  # the file, if the run got that far, says why
+        status, reason, _kinds = run_status(next(tmp_path.glob("*.h5")))
+        assert status == "aborted" and ending in reason, (status, reason)
