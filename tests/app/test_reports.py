@@ -157,6 +157,45 @@ def test_every_labelled_plot_has_a_legend(run_files):
         run.close()
 
 
+def test_no_title_runs_off_the_page(run_files):
+    """Plot titles (and the figure's texts) lie inside the A4 page and the PNG picture.
+
+    The PLQY figure's title (PLQY, its interval, absorptance, power density) was centred
+    over the left plot and wider than it: its first letters fell off the page's left edge.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from perovlab_daq.figures import FIGURES, load_run
+    from perovlab_daq.figures.report import A4_INCHES, draw_run_page, read_report_info
+
+    for name, path in run_files.items():
+        procedure, run = load_run(path)
+        try:
+            for size in (A4_INCHES, (11, 8.5)):
+                figure = Figure(figsize=size, layout="constrained")
+                draw_run_page(FIGURES[procedure], run, read_report_info(path, procedure), figure)
+                canvas = FigureCanvasAgg(figure)
+                canvas.draw()
+                renderer = canvas.get_renderer()
+                page = figure.bbox
+                texts = [t for sub in [figure, *figure.subfigs] for t in sub.texts]
+                for sub in figure.subfigs:
+                    texts += [t for inner in sub.subfigs for t in inner.texts]
+                    if sub._suptitle is not None:
+                        texts.append(sub._suptitle)
+                for axis in figure.get_axes():
+                    texts += [axis.title, axis._left_title, axis._right_title]
+                for text in texts:
+                    if not text.get_visible() or not text.get_text().strip():
+                        continue
+                    box = text.get_window_extent(renderer)
+                    inside = box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1
+                    assert inside, (name, size, text.get_text(), box.x0, box.x1, page.x1)
+        finally:
+            run.close()
+
+
 # ---------------------------------------------------------------- report --compare (part D)
 @needs_poppler
 def test_compare_jlv_pixels_pdf(run_files, tmp_path):
