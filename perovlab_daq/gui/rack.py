@@ -44,6 +44,8 @@ COLUMNS = 4
 #: Narrowest a tile is laid out: the column count is the tab's width over this, so a
 #: six-channel rack shows every tile in the Rack tab of a 1280 px window (3 columns).
 TILE_MIN_WIDTH = 240
+#: Width of the view not available to tiles: layout margins, scroll-area frame, scroll bar.
+RESERVED_WIDTH = 40
 
 
 class ChannelTile(QtWidgets.QFrame):
@@ -173,10 +175,20 @@ class RackView(QtWidgets.QWidget):
         self._place_tiles()
         self.refresh()
 
-    def fitting_columns(self) -> int:
-        """Return how many tile columns fit the tab's width (1 to :data:`COLUMNS`)."""
-        width = self.scroll_area.viewport().width()
-        return max(1, min(COLUMNS, width // TILE_MIN_WIDTH))
+    def fitting_columns(self, width: int | None = None) -> int:
+        """Return how many tile columns fit the tab's width (1 to :data:`COLUMNS`).
+
+        From the view's own width (the scroll area's viewport is resized only when shown,
+        so it is stale while the tab is hidden), less margins, frame and scroll bar.
+        """
+        usable = (self.width() if width is None else width) - RESERVED_WIDTH
+        return max(1, min(COLUMNS, usable // TILE_MIN_WIDTH))
+
+    def _reflow(self, width: int | None = None) -> None:
+        columns = self.fitting_columns(width)
+        if columns != self.columns:
+            self.columns = columns
+            self._place_tiles()
 
     def _place_tiles(self) -> None:
         for tile in self.tiles.values():
@@ -187,10 +199,12 @@ class RackView(QtWidgets.QWidget):
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
         """Reflow the tiles when the tab's width changes the number of columns."""
         super().resizeEvent(event)
-        columns = self.fitting_columns()
-        if columns != self.columns:
-            self.columns = columns
-            self._place_tiles()
+        self._reflow(event.size().width())
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        """Reflow when the tab is shown (tiles may have been made while it was hidden)."""
+        super().showEvent(event)
+        self._reflow()
 
     def refresh(self) -> int:
         """Redraw the tiles whose channel changed; return how many were redrawn."""

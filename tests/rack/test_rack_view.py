@@ -154,3 +154,30 @@ def test_six_tiles_fit_the_rack_tab_of_a_1280_px_window(qtbot) -> None:
     QtWidgets.QApplication.processEvents()
     assert view.columns < 3
     assert not scroll.horizontalScrollBar().isVisible()
+
+
+def test_tiles_made_while_the_rack_tab_is_hidden_fit_when_it_is_shown(qtbot) -> None:
+    """A recipe's tiles arrive while another tab is shown: they reflow when the tab shows."""
+    live = {str(k): LiveChannel(str(k), f"ch{k}:lifetime@B{k}") for k in range(1, 7)}
+    for channel in live.values():
+        channel.set_state("running")
+        feed(channel, 20, tau_h=5.0)
+    tabs = QtWidgets.QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QtWidgets.QLabel("another tab"), "J-L-V")
+    view = RackView(refresh_ms=10_000)
+    tabs.addTab(view, "Rack")
+    tabs.resize(1600, 700)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    view.watch(live)  # hidden
+    tabs.resize(900, 700)
+    QtWidgets.QApplication.processEvents()
+    tabs.setCurrentWidget(view)
+    QtWidgets.QApplication.processEvents()
+    scroll = view.findChild(QtWidgets.QScrollArea)
+    assert view.columns == 3
+    assert not scroll.horizontalScrollBar().isVisible()
+    viewport = scroll.viewport()
+    for tile in view.tiles.values():
+        assert tile.mapTo(viewport, tile.rect().bottomRight()).x() <= viewport.width()
