@@ -94,7 +94,8 @@ def draw(run: Any, figure: Any) -> None:
     for colour, row in zip(colours, frames.intensity, strict=False):
         axes[0, 0].plot(frames.wavelength[keep], row[keep], color=(colour, 0.2, 1 - colour))
     axes[0, 0].set_title(
-        f"spectra (blue first, red last); new peaks (>= {figures['new_peak_min_snr']:g} sigma): "
+        # Two lines: one is wider than the plot (its start fell off the A4 page).
+        f"spectra (blue first, red last)\nnew peaks (>= {figures['new_peak_min_snr']:g} sigma): "
         f"{figures['new_peaks_nm']}"
     )
     axes[0, 0].set_xlabel("wavelength (nm)")

@@ -156,9 +156,10 @@ def draw(run: Any, figure: Any) -> None:
         ax.set_xlabel(f"wavelength (nm); shaded: {what}")
         ax.set_ylabel("spectral power (W/nm)")
         ax.legend(loc="best")
+    # Two lines: one is wider than the plot (its start fell off the A4 page).
     axes[0].set_title(
         f"PLQY {figures['plqy_pct']:.1f} % (95 % CI {figures['plqy_ci95_low_pct']:.1f}-"
-        f"{figures['plqy_ci95_high_pct']:.1f}, {figures['plqy_cycles']:.0f} cycles), "
+        f"{figures['plqy_ci95_high_pct']:.1f}, {figures['plqy_cycles']:.0f} cycles)\n"
         f"absorptance {figures['absorptance_pct']:.1f} % "
         f"at {figures['power_density_w_cm2']:.3g} W/cm$^2$",
         fontsize="small",

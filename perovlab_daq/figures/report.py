@@ -126,6 +126,50 @@ def report_title(info: ReportInfo) -> str:
     return " | ".join(parts)
 
 
+def fitted_font_size(
+    text: str, width_in: float, size: float, minimum: float = 6.0, weight: str = "bold"
+) -> float:
+    """Return the font size (pt, at most ``size``) at which ``text`` fits ``width_in``.
+
+    A title with a long procedure name or long identifiers would otherwise run off the
+    page's edge (the date, last on the line, was lost). Below ``minimum`` it is not shrunk
+    further.
+    """
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer = RendererAgg(1, 1, 72)  # 72 dpi: widths in points
+    font = FontProperties(size=size, weight=weight)
+    width_pt = max(
+        renderer.get_text_width_height_descent(line, font, ismath=False)[0]
+        for line in text.splitlines() or [""]
+    )
+    if width_pt <= width_in * 72:
+        return size
+    return max(minimum, size * width_in * 72 / width_pt)
+
+
+def fitted_title(
+    text: str, width_in: float, size: float, readable: float = 8.0, weight: str = "bold"
+) -> tuple[str, float]:
+    """Return ``text`` and a font size that fit ``width_in``, on two lines if need be.
+
+    One line, shrunk from ``size``; if that would be smaller than ``readable`` (very long
+    identifiers: up to 64 characters each), two lines broken at the `` | `` nearest the
+    middle.
+    """
+    one = fitted_font_size(text, width_in, size, minimum=0.0, weight=weight)
+    parts = text.split(" | ")
+    if one >= readable or len(parts) < 2:
+        return text, max(one, 6.0)
+    middle = min(
+        range(1, len(parts)),
+        key=lambda k: abs(len(" | ".join(parts[:k])) - len(" | ".join(parts[k:]))),
+    )
+    two = " | ".join(parts[:middle]) + " |\n" + " | ".join(parts[middle:])
+    return two, fitted_font_size(two, width_in, size, weight=weight)
+
+
 def report_subtitle(info: ReportInfo) -> str:
     """Return the second line: file, status, operator, bench."""
     parts = [info.path.name, f"status {info.status or 'unknown'}"]
@@ -199,8 +243,11 @@ def report_style() -> Iterator[None]:
 def draw_run_page(module: Any, run: Any, info: ReportInfo, figure: Any) -> None:
     """Draw the title block and the procedure's figure on ``figure`` (a page or a picture)."""
     head, body = figure.subfigures(2, 1, height_ratios=[1, 11])
-    head.text(0.01, 0.62, report_title(info), fontsize=12, fontweight="bold", va="center")
-    head.text(0.01, 0.18, report_subtitle(info), fontsize=8, color="0.3", va="center")
+    title, size = fitted_title(report_title(info), 0.97 * figure.get_figwidth(), 12)
+    head.text(0.01, 0.62, title, fontsize=size, fontweight="bold", va="center")
+    subtitle = report_subtitle(info)
+    small = fitted_font_size(subtitle, 0.97 * figure.get_figwidth(), 8, weight="normal")
+    head.text(0.01, 0.18, subtitle, fontsize=small, color="0.3", va="center")
     module.draw(run, body)
     finish_axes(body)
     if info.simulated:
@@ -224,7 +271,10 @@ def _table_pages(
     chunks = [rows[i : i + ROWS_PER_PAGE] for i in range(0, len(rows), ROWS_PER_PAGE)] or [[]]
     for number, chunk in enumerate(chunks):
         figure = Figure(figsize=A4_INCHES)
-        figure.text(0.06, 0.965, report_title(info), fontsize=10, fontweight="bold")
+        title, size = fitted_title(report_title(info), 0.92 * figure.get_figwidth(), 10)
+        # Two lines (very long identifiers) sit lower, clear of the SIMULATED label.
+        top = 0.965 if "\n" not in title else 0.957
+        figure.text(0.06, top, title, fontsize=size, fontweight="bold")
         more = f" (continued {number + 1}/{len(chunks)})" if len(chunks) > 1 else ""
         figure.text(0.06, 0.94, heading + more, fontsize=12)
         axis = figure.add_axes((0.06, 0.05, 0.88, 0.87))

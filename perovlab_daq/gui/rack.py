@@ -39,7 +39,13 @@ STATE_COLOURS = {
     "aborted": "#ff7f0e",
     "interrupted": "#ff7f0e",
 }
+#: Most tile columns (wide screens); fewer when the tab is narrower (see TILE_MIN_WIDTH).
 COLUMNS = 4
+#: Narrowest a tile is laid out: the column count is the tab's width over this, so a
+#: six-channel rack shows every tile in the Rack tab of a 1280 px window (3 columns).
+TILE_MIN_WIDTH = 240
+#: Width of the view not available to tiles: layout margins, scroll-area frame, scroll bar.
+RESERVED_WIDTH = 40
 
 
 class ChannelTile(QtWidgets.QFrame):
@@ -54,6 +60,7 @@ class ChannelTile(QtWidgets.QFrame):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(1)
         self.title = QtWidgets.QLabel(self)
+        self.title.setWordWrap(True)  # a long label must not widen the tile
         self.status = QtWidgets.QLabel(self)
         self.status.setWordWrap(True)
         self.plot = pg.PlotWidget(self)
@@ -131,6 +138,7 @@ class RackView(QtWidgets.QWidget):
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
         self.results: list[Any] = []
+        self.columns = COLUMNS
         layout = QtWidgets.QVBoxLayout(self)
         bar = QtWidgets.QHBoxLayout()
         self.run_button = QtWidgets.QPushButton("Run recipe...", self)
@@ -143,13 +151,13 @@ class RackView(QtWidgets.QWidget):
         bar.addWidget(self.stop_button)
         bar.addWidget(self.summary, 1)
         layout.addLayout(bar)
-        scroll = QtWidgets.QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        self.grid_host = QtWidgets.QWidget(scroll)
+        self.scroll_area = QtWidgets.QScrollArea(self)
+        self.scroll_area.setWidgetResizable(True)
+        self.grid_host = QtWidgets.QWidget(self.scroll_area)
         self.grid = QtWidgets.QGridLayout(self.grid_host)
         self.grid.setSpacing(4)
-        scroll.setWidget(self.grid_host)
-        layout.addWidget(scroll, 1)
+        self.scroll_area.setWidget(self.grid_host)
+        layout.addWidget(self.scroll_area, 1)
         self.channels_started.connect(self.watch)
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.refresh)
@@ -161,11 +169,42 @@ class RackView(QtWidgets.QWidget):
             self.grid.removeWidget(tile)
             tile.deleteLater()
         self.tiles = {}
-        for index, (channel, state) in enumerate(live.items()):
-            tile = ChannelTile(state, self.grid_host)
-            self.grid.addWidget(tile, index // COLUMNS, index % COLUMNS)
-            self.tiles[channel] = tile
+        for channel, state in live.items():
+            self.tiles[channel] = ChannelTile(state, self.grid_host)
+        self.columns = self.fitting_columns()
+        self._place_tiles()
         self.refresh()
+
+    def fitting_columns(self, width: int | None = None) -> int:
+        """Return how many tile columns fit the tab's width (1 to :data:`COLUMNS`).
+
+        From the view's own width (the scroll area's viewport is resized only when shown,
+        so it is stale while the tab is hidden), less margins, frame and scroll bar.
+        """
+        usable = (self.width() if width is None else width) - RESERVED_WIDTH
+        return max(1, min(COLUMNS, usable // TILE_MIN_WIDTH))
+
+    def _reflow(self, width: int | None = None) -> None:
+        columns = self.fitting_columns(width)
+        if columns != self.columns:
+            self.columns = columns
+            self._place_tiles()
+
+    def _place_tiles(self) -> None:
+        for tile in self.tiles.values():
+            self.grid.removeWidget(tile)
+        for index, tile in enumerate(self.tiles.values()):
+            self.grid.addWidget(tile, index // self.columns, index % self.columns)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        """Reflow the tiles when the tab's width changes the number of columns."""
+        super().resizeEvent(event)
+        self._reflow(event.size().width())
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        """Reflow when the tab is shown (tiles may have been made while it was hidden)."""
+        super().showEvent(event)
+        self._reflow()
 
     def refresh(self) -> int:
         """Redraw the tiles whose channel changed; return how many were redrawn."""

@@ -98,6 +98,32 @@ def test_pdf_report_is_a4_truetype_with_sample_and_simulated_mark(name, run_file
     assert "sha256" in text
 
 
+@needs_poppler
+@pytest.mark.parametrize("name", list(FAST_PARAMETERS))
+def test_the_whole_title_is_on_every_pdf_page(name, run_files, tmp_path):
+    """The title line (sample, pixel, procedure, date) is not cut off at the page's edge.
+
+    At 12 pt (figure page) and 10 pt (table pages) the title of an EL-spectra run is wider
+    than A4: the date fell off the right edge of every page.
+    """
+    from perovlab_daq.figures.report import read_report_info, report_title
+
+    out = tmp_path / f"{name}.pdf"
+    assert main(["report", str(run_files[name]), "-o", str(out)]) == 0
+    title = " ".join(report_title(read_report_info(run_files[name], name)).split())
+    info = _poppler("pdfinfo", out).splitlines()
+    pages = int(next(ln for ln in info if ln.startswith("Pages")).split()[-1])
+    for page in range(1, pages + 1):
+        text = subprocess.run(
+            ["pdftotext", "-f", str(page), "-l", str(page), str(out), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert title in " ".join(text.split()), (page, title, text[:400])
+
+
 def test_png_report_and_title(run_files, tmp_path):
     from perovlab_daq.figures.report import read_report_info, report_title
 
@@ -129,6 +155,45 @@ def test_every_labelled_plot_has_a_legend(run_files):
                 assert axis.get_ylabel(), (name, axis.get_title())
                 assert any(a.get_xlabel() for a in twins), (name, axis.get_title())
         run.close()
+
+
+def test_no_title_runs_off_the_page(run_files):
+    """Plot titles (and the figure's texts) lie inside the A4 page and the PNG picture.
+
+    The PLQY figure's title (PLQY, its interval, absorptance, power density) was centred
+    over the left plot and wider than it: its first letters fell off the page's left edge.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from perovlab_daq.figures import FIGURES, load_run
+    from perovlab_daq.figures.report import A4_INCHES, draw_run_page, read_report_info
+
+    for name, path in run_files.items():
+        procedure, run = load_run(path)
+        try:
+            for size in (A4_INCHES, (11, 8.5)):
+                figure = Figure(figsize=size, layout="constrained")
+                draw_run_page(FIGURES[procedure], run, read_report_info(path, procedure), figure)
+                canvas = FigureCanvasAgg(figure)
+                canvas.draw()
+                renderer = canvas.get_renderer()
+                page = figure.bbox
+                texts = [t for sub in [figure, *figure.subfigs] for t in sub.texts]
+                for sub in figure.subfigs:
+                    texts += [t for inner in sub.subfigs for t in inner.texts]
+                    if sub._suptitle is not None:
+                        texts.append(sub._suptitle)
+                for axis in figure.get_axes():
+                    texts += [axis.title, axis._left_title, axis._right_title]
+                for text in texts:
+                    if not text.get_visible() or not text.get_text().strip():
+                        continue
+                    box = text.get_window_extent(renderer)
+                    inside = box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1
+                    assert inside, (name, size, text.get_text(), box.x0, box.x1, page.x1)
+        finally:
+            run.close()
 
 
 # ---------------------------------------------------------------- report --compare (part D)
@@ -227,3 +292,18 @@ def test_export_refuses_a_file_that_is_not_a_run(tmp_path, capsys):
     assert main(["export", str(bogus), "--csv", str(tmp_path / "csv")]) == 2
     assert "x.h5" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing.h5"), "--csv", str(tmp_path / "c")]) == 2
+
+
+def test_a_title_of_very_long_identifiers_goes_on_two_readable_lines():
+    from perovlab_daq.figures.report import fitted_font_size, fitted_title
+
+    title = " | ".join(
+        [f"sample {'S' * 64}", f"device {'D' * 40}", "pixel 3", "EL spectra (el-spectra)"]
+        + ["2026-12-03 18:50"]
+    )
+    text, size = fitted_title(title, 8.0, 12)
+    assert text.count("\n") == 1 and " ".join(text.split()) == title
+    assert 8.0 <= size <= 12
+    assert fitted_font_size(text, 8.0, size) == size  # both lines fit at that size
+    short = "sample B12 | pixel 2 | J-L-V sweep (jlv) | 2026-12-03 18:50"
+    assert fitted_title(short, 8.0, 12) == (short, 12)

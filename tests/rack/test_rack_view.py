@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from pymeasure.display.Qt import QtWidgets  # noqa: E402
 from rack_helpers import write_rack_bench, write_recipe  # noqa: E402
 
 from perovlab_daq.bench import load_bench  # noqa: E402
@@ -118,3 +119,65 @@ def test_operator_window_has_a_rack_tab(qapp, tmp_path: Path) -> None:
         for handler in list(root.handlers):
             if isinstance(handler, LogHandler):
                 root.removeHandler(handler)
+
+
+def test_six_tiles_fit_the_rack_tab_of_a_1280_px_window(qtbot) -> None:
+    """At 1280x800 the Rack tab is ~880 px wide: six tiles show without a sideways scroll.
+
+    Four fixed columns of tiles whose title set their width (~280 px) made the grid wider
+    than the tab, so a tile of a six-channel rack sat behind a horizontal scroll bar.
+    """
+    live = {str(k): LiveChannel(str(k), f"ch{k}:lifetime@B{k}") for k in range(1, 7)}
+    for k, channel in enumerate(live.values(), start=1):
+        channel.set_state("running")
+        channel.drive = f"{35 * k} mA/cm^2"
+        feed(channel, 50, tau_h=5.0 + k)
+    view = RackView(refresh_ms=10_000)
+    qtbot.addWidget(view)
+    view.resize(880, 480)
+    view.show()
+    view.watch(live)
+    qtbot.waitExposed(view)
+    view.refresh()
+    QtWidgets.QApplication.processEvents()
+    scroll = view.findChild(QtWidgets.QScrollArea)
+    viewport = scroll.viewport()
+    assert not scroll.horizontalScrollBar().isVisible()
+    for tile in view.tiles.values():
+        corner = tile.mapTo(viewport, tile.rect().bottomRight())
+        assert corner.x() <= viewport.width(), (tile.live.channel, corner.x(), viewport.width())
+    # Wide screens keep four columns; a narrow tab reflows to fewer.
+    view.resize(1900, 700)
+    QtWidgets.QApplication.processEvents()
+    assert view.columns == 4
+    view.resize(500, 700)
+    QtWidgets.QApplication.processEvents()
+    assert view.columns < 3
+    assert not scroll.horizontalScrollBar().isVisible()
+
+
+def test_tiles_made_while_the_rack_tab_is_hidden_fit_when_it_is_shown(qtbot) -> None:
+    """A recipe's tiles arrive while another tab is shown: they reflow when the tab shows."""
+    live = {str(k): LiveChannel(str(k), f"ch{k}:lifetime@B{k}") for k in range(1, 7)}
+    for channel in live.values():
+        channel.set_state("running")
+        feed(channel, 20, tau_h=5.0)
+    tabs = QtWidgets.QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QtWidgets.QLabel("another tab"), "J-L-V")
+    view = RackView(refresh_ms=10_000)
+    tabs.addTab(view, "Rack")
+    tabs.resize(1600, 700)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    view.watch(live)  # hidden
+    tabs.resize(900, 700)
+    QtWidgets.QApplication.processEvents()
+    tabs.setCurrentWidget(view)
+    QtWidgets.QApplication.processEvents()
+    scroll = view.findChild(QtWidgets.QScrollArea)
+    assert view.columns == 3
+    assert not scroll.horizontalScrollBar().isVisible()
+    viewport = scroll.viewport()
+    for tile in view.tiles.values():
+        assert tile.mapTo(viewport, tile.rect().bottomRight()).x() <= viewport.width()
