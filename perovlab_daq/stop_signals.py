@@ -85,3 +85,23 @@ def stop_on_signals(
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def interrupt_on_signals() -> None:
+    """Until a run installs its own handlers, end the program as Ctrl-C does (exit 130).
+
+    Called first thing by the command line: before a run's :func:`stop_on_signals`
+    exists (the first second or two go to imports), SIGTERM, SIGHUP, SIGQUIT and
+    SIGUSR1/2 would end the process by their default action (exit 128 + n, no message).
+    Nothing is switched on yet then; raising :class:`KeyboardInterrupt` instead gives the
+    documented exit code 130. Main thread only; SIGINT keeps Python's own handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGINT:
+            signal.signal(sig, handler)

@@ -55,6 +55,7 @@ from perovlab_daq.cli.export import add_export_parser
 from perovlab_daq.cli.files import _cmd_analyze, _cmd_lifetime_fit, _cmd_report
 from perovlab_daq.cli.runs import _cmd_demo, _cmd_recover, _cmd_run, _cmd_sequence
 from perovlab_daq.cli.sim import add_sim_parser
+from perovlab_daq.stop_signals import interrupt_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,7 @@ def configure_logging(verbosity: int) -> logging.Handler:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code (see the module docstring)."""
+    interrupt_on_signals()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -81,3 +81,29 @@ def test_list_without_a_usable_cache_builds_the_listing(tmp_path: Path) -> None:
     code_fresh, _mods, text_fresh = loaded_by(["list"], tmp_path / "fresh")
     assert code_blocked == code_fresh == 0
     assert text_blocked == text_fresh and "jlv:" in text_fresh
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"])
+def test_a_stop_signal_during_start_up_exits_130(name: str, tmp_path: Path) -> None:
+    """Before a run's own handlers exist (imports), a stop signal still ends with 130.
+
+    Without the command line's early handler the process died by the signal's default
+    action (exit -15, -1, -3, -10 here): not the documented code.
+    """
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PEROVLAB_DAQ_CACHE_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "perovlab_daq", "run", "lifetime", "--sim", "-o", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.3)  # the interpreter is up, the scientific stack still importing
+    process.send_signal(getattr(signal, name))
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-500:]
+    assert not list(tmp_path.glob("*.h5"))  # nothing had started
