@@ -58,11 +58,20 @@ def connection_settings(connection: Any) -> dict[str, Any]:
         A pyvisa resource (``adapter.connection`` of a pymeasure ``VISAAdapter``).
     """
     settings: dict[str, Any] = {}
-    for name in SESSION_ATTRIBUTES:
-        try:
-            settings[name] = getattr(connection, name)
-        except Exception:  # noqa: BLE001, S112 - an attribute this resource lacks is skipped
-            continue
+    # pyvisa-py logs an ERROR with a traceback for every attribute a session type lacks
+    # (a TCPIP socket has no VI_ATTR_SEND_END_EN) before raising it: expected here, so
+    # pyvisa's log is quiet while the attributes are probed.
+    pyvisa_log = logging.getLogger("pyvisa")
+    level = pyvisa_log.level
+    pyvisa_log.setLevel(logging.CRITICAL)
+    try:
+        for name in SESSION_ATTRIBUTES:
+            try:
+                settings[name] = getattr(connection, name)
+            except Exception:  # noqa: BLE001, S112 - an attribute this resource lacks is skipped
+                continue
+    finally:
+        pyvisa_log.setLevel(level)
     return settings
 
 

@@ -120,3 +120,25 @@ def test_a_laser_that_stays_on_makes_the_run_loud(tmp_path):
     with h5py.File(Path(outcome.path), "r") as file:
         kinds = [k.decode() if isinstance(k, bytes) else k for k in file["entry/events/kind"][:]]
     assert "outputs_not_off" in kinds
+
+
+def test_probing_session_attributes_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    """pyvisa-py logs an ERROR and a traceback for an attribute a session type lacks."""
+    import logging
+
+    from perovlab_daq.reconnect import connection_settings
+
+    class SocketSession:
+        timeout = 2000
+        write_termination = "\r\n"
+
+        @property
+        def send_end(self) -> bool:
+            logging.getLogger("pyvisa").error("Unknown attribute VI_ATTR_SEND_END_EN")
+            raise AttributeError("send_end")
+
+    with caplog.at_level(logging.DEBUG):
+        settings = connection_settings(SocketSession())
+    assert settings["timeout"] == 2000 and "send_end" not in settings
+    assert not [r for r in caplog.records if r.name == "pyvisa"]
+    assert logging.getLogger("pyvisa").level == logging.NOTSET  # restored
