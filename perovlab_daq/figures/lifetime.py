@@ -51,17 +51,26 @@ def _stress_columns(run: Any) -> dict[str, np.ndarray]:
     """
     read_columns = getattr(run, "read_columns", None)
     if read_columns is not None:
-        columns = {}
-        for name in STRESS_COLUMNS:  # one at a time: the flags shrink before the next read
-            values = read_columns([name]).get(name)
-            if values is not None:
-                columns[name] = _compact_flag(name, np.asarray(values, dtype=float))
+        # Two reads: the flag columns first, made small, then the rest (a read per column
+        # costs a pass over the file's columns; two passes, not nine).
+        flags = [name for name in STRESS_COLUMNS if name in _FLAG_COLUMNS]
+        columns = {
+            name: _compact_flag(name, np.asarray(values, dtype=float))
+            for name, values in read_columns(flags).items()
+        }
+        rest = [name for name in STRESS_COLUMNS if name not in _FLAG_COLUMNS]
+        columns.update(
+            {name: np.asarray(values, dtype=float) for name, values in read_columns(rest).items()}
+        )
         return columns
     data = run.data
     columns = {name: _run.column(data, name) for name in STRESS_COLUMNS}
     return {
         name: _compact_flag(name, values) for name, values in columns.items() if values is not None
     }
+
+
+_FLAG_COLUMNS = frozenset({"jlv_sweep", "segment"})
 
 
 def _compact_flag(name: str, values: np.ndarray) -> np.ndarray:

@@ -241,9 +241,19 @@ def read_columns(
         if file.swmr_mode:
             for key in present:
                 group[names[key]].refresh()
-        # All columns end at the same row except in a file a writer is extending.
-        rows = min((len(group[name]) for _key, name, _units in columns if name in group), default=0)
+        rows = complete_rows(file, columns)
     return {key: group[names[key]][:rows] for key in present}
+
+
+def complete_rows(file: h5py.File, columns: ColumnSpecs) -> int:
+    """Return the number of rows every data column has reached (0 without ``entry/data``).
+
+    All columns end at the same row except in a file a writer is extending.
+    """
+    if "entry/data" not in file:
+        return 0
+    group = file["entry/data"]
+    return min((len(group[name]) for _key, name, _units in columns if name in group), default=0)
 
 
 def stream_names(file: h5py.File) -> list[str]:
@@ -634,7 +644,8 @@ class OpenRun:
         if "data" in self._cache:
             data = self._cache["data"]
             return {k: data[k].to_numpy() for k in dict.fromkeys(keys) if k in data.columns}
-        return read_columns(self.file, self.column_specs, keys)
+        rows = self._cached("rows", lambda: complete_rows(self.file, self.column_specs))
+        return read_columns(self.file, self.column_specs, keys, rows)
 
     def frames(self, stream: str = "spectra", *, with_intensity: bool = True) -> FrameSet:
         """Return the frames of ``stream`` (KeyError if the run has none)."""
