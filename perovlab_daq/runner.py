@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from perovlab_daq import stop_signals
 from perovlab_daq.procedures.parameter_names import canonical_parameters
 from perovlab_daq.procedures.registry import PROCEDURES
 from perovlab_daq.safe_input import (
@@ -224,7 +225,7 @@ def check_identifier(field_name: str, value: str | None) -> str:
 #: Exit codes of a run (the command line returns them; README and docs/reliability.md).
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = stop_signals.EXIT_INTERRUPTED  # 130, defined beside the signal handlers
 #: A source output or the laser emission did not read back off: switch it off by hand.
 EXIT_OUTPUT_NOT_OFF = 3
 

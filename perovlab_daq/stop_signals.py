@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,6 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: Exit code of a program stopped by a signal (``perovlab_daq.runner.EXIT_INTERRUPTED``).
+EXIT_INTERRUPTED = 130
 
 #: Signals that end a run safely (the others cannot be caught, or do not end a process).
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -88,19 +92,26 @@ def stop_on_signals(
 
 
 def interrupt_on_signals() -> None:
-    """Until a run installs its own handlers, end the program as Ctrl-C does (exit 130).
+    """Until a run installs its own handlers, a stop signal ends the program with 130.
 
     Called first thing by the command line: before a run's :func:`stop_on_signals`
     exists (the first second or two go to imports), SIGTERM, SIGHUP, SIGQUIT and
     SIGUSR1/2 would end the process by their default action (exit 128 + n, no message).
-    Nothing is switched on yet then; raising :class:`KeyboardInterrupt` instead gives the
-    documented exit code 130. Main thread only; SIGINT keeps Python's own handler.
+    Outside a run nothing is switched on, and every change to a closed file is a
+    copy-and-rename (an ending at any moment leaves the old file or the new one), so the
+    handler ends the process at once, as the default action would, but with a message and
+    the documented exit code 130. It does not raise into the interrupted code: an
+    exception in the middle of an import or a library's lock can hang the exit (seen).
+    Main thread only; SIGINT keeps Python's own handler (KeyboardInterrupt).
     """
     if threading.current_thread() is not threading.main_thread():
         return
 
     def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        with contextlib.suppress(OSError):
+            os.write(2, f"\n{name}: interrupted (no run going)\n".encode())
+        os._exit(EXIT_INTERRUPTED)
 
     for sig in STOP_SIGNALS:
         if sig != signal.SIGINT:

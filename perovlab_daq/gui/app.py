@@ -135,10 +135,12 @@ def run_gui(
     if values:
         window.set_inputs(_coerced(classes[window.current_name], values))
     window.show()
-    if screenshot is None:
-        from .signal_stop import SignalStop
+    from .signal_stop import SignalStop
 
-        stopper = SignalStop(window.stop_for_signal, app)
+    # Every catchable signal goes through the window's safe path, in screenshot mode too
+    # (its runs drive real outputs as well).
+    stopper = SignalStop(window.stop_for_signal, app)
+    if screenshot is None:
         try:
             code = app.exec_()
             window.shutdown()
@@ -149,6 +151,9 @@ def run_gui(
     status = {"code": 0}
 
     def take_picture() -> None:
+        if window.stopped_by:  # stopped by a signal: no picture, just close
+            app.quit()
+            return
         path = Path(screenshot)
         path.parent.mkdir(parents=True, exist_ok=True)
         app.processEvents()
@@ -179,9 +184,12 @@ def run_gui(
         QtCore.QTimer.singleShot(800, take_picture)
 
     QtCore.QTimer.singleShot(300, start_runs)
-    app.exec_()
-    window.shutdown()
-    return status["code"]
+    try:
+        app.exec_()
+        window.shutdown()
+    finally:
+        stopper.uninstall()
+    return exit_code(window, status["code"])
 
 
 def _wait_running(window: Any, seconds: float, timeout_s: float) -> bool:

@@ -106,4 +106,4 @@ def test_a_stop_signal_during_start_up_exits_130(name: str, tmp_path: Path) -> N
     process.send_signal(getattr(signal, name))
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-500:]
-    assert not list(tmp_path.glob("*.h5"))  # nothing had started
+    assert f"{name}: interrupted" in err or "stopping safely" in err, err[-500:]

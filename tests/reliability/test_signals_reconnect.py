@@ -137,8 +137,9 @@ def test_probing_session_attributes_logs_no_error(caplog: pytest.LogCaptureFixtu
             logging.getLogger("pyvisa").error("Unknown attribute VI_ATTR_SEND_END_EN")
             raise AttributeError("send_end")
 
+    before = logging.getLogger("pyvisa").level
     with caplog.at_level(logging.DEBUG):
         settings = connection_settings(SocketSession())
     assert settings["timeout"] == 2000 and "send_end" not in settings
     assert not [r for r in caplog.records if r.name == "pyvisa"]
-    assert logging.getLogger("pyvisa").level == logging.NOTSET  # restored
+    assert logging.getLogger("pyvisa").level == before  # restored

@@ -221,3 +221,47 @@ def test_guardian_leaves_quietly_when_the_window_closes_with_no_run(tmp_path):
     guardian.close()  # window closed: end of file with no run going
     assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
     assert guardian.pid is None and not run_file.exists()  # nothing touched
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("procedure", "name"),
+    [
+        ("lifetime", "SIGTERM"),
+        ("lifetime", "SIGHUP"),
+        ("pl-spectrum", "SIGINT"),
+        ("pl-stability", "SIGQUIT"),
+        ("pl-stability", "SIGUSR1"),
+    ],
+)
+def test_signal_to_the_operator_window_ends_its_run_safely(
+    served_bench, tmp_path, procedure: str, name: str
+):
+    """A catchable signal to the window: outputs read off (from here) within 2 s, 130."""
+    outputs = Outputs(served_bench)
+    bench = yaml.safe_load(served_bench.read_text())
+    del bench["roles"]["pixel_switch"]  # the screenshot runs use pixel 'A1' (see above)
+    no_switch = tmp_path / "no_switch.yaml"
+    no_switch.write_text(yaml.safe_dump(bench))
+    window = _cli(
+        "gui", "--bench", str(no_switch), "-o", str(tmp_path),
+        "--screenshot", str(tmp_path / "shot.png"), "--run", procedure,
+    )  # fmt: skip
+    try:
+        wait_running(window, tmp_path, outputs, procedure, pids=False)
+        hazard_on(outputs, procedure)
+        ended_at = time.monotonic()
+        window.send_signal(getattr(signal, name))
+        took = outputs.wait_off(ended_at, limit_s=10.0)
+        _out, err = window.communicate(timeout=60)
+    finally:
+        if window.poll() is None:
+            window.kill()
+        outputs.close()
+    print(f"operator window {name} during {procedure}: outputs read off after {took:.2f} s")
+    assert took <= SAFE_WITHIN_S, f"outputs off only {took:.2f} s after {name}"
+    assert window.returncode == 130, err[-2000:]
+    (path,) = tmp_path.glob("*.h5")
+    status, reason, _kinds = run_status(path)  # plain h5py, no repair
+    assert status == "aborted", (status, reason)
+    assert reason == f"stopped safely: {name}"
