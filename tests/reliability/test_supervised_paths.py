@@ -61,6 +61,23 @@ def _cli(*args: str) -> subprocess.Popen:
     )
 
 
+def _window_running(served_bench: Path, folder: Path, procedure: str) -> subprocess.Popen:
+    """Start ``perovlab-daq gui`` on the served bench, running ``procedure`` (screenshot mode).
+
+    The window's screenshot runs use pixel 'A1', which the served switch does not have:
+    the window gets the same served instruments without the switch.
+    """
+    bench = yaml.safe_load(served_bench.read_text())
+    del bench["roles"]["pixel_switch"]
+    no_switch = folder / "no_switch.yaml"
+    no_switch.write_text(yaml.safe_dump(bench))
+    shot = folder / "shot.png"
+    return _cli(
+        "gui", "--bench", str(no_switch), "-o", str(folder), "--screenshot", str(shot),
+        "--run", procedure,
+    )  # fmt: skip
+
+
 def _kill_acquisition_with_source_on(
     proc: subprocess.Popen, folder: Path, outputs: Outputs, after_s: float = 0.0
 ) -> float:
@@ -163,23 +180,7 @@ def test_killed_demo_run_is_switched_off_and_closed_killed(tmp_path):
 @pytest.mark.slow
 def test_killed_operator_window_is_switched_off_by_its_guardian(served_bench, tmp_path):
     outputs = Outputs(served_bench)
-    # The window's screenshot runs use pixel 'A1', which the served switch does not have:
-    # the same served instruments without the switch.
-    bench = yaml.safe_load(served_bench.read_text())
-    del bench["roles"]["pixel_switch"]
-    no_switch = tmp_path / "no_switch.yaml"
-    no_switch.write_text(yaml.safe_dump(bench))
-    window = _cli(
-        "gui",
-        "--bench",
-        str(no_switch),
-        "-o",
-        str(tmp_path),
-        "--screenshot",
-        str(tmp_path / "shot.png"),
-        "--run",
-        "lifetime",
-    )
+    window = _window_running(served_bench, tmp_path, "lifetime")
     try:
         wait_running(window, tmp_path, outputs, "lifetime", pids=False)
         guardians = psutil.Process(window.pid).children()
@@ -239,14 +240,7 @@ def test_signal_to_the_operator_window_ends_its_run_safely(
 ):
     """A catchable signal to the window: outputs read off (from here) within 2 s, 130."""
     outputs = Outputs(served_bench)
-    bench = yaml.safe_load(served_bench.read_text())
-    del bench["roles"]["pixel_switch"]  # the screenshot runs use pixel 'A1' (see above)
-    no_switch = tmp_path / "no_switch.yaml"
-    no_switch.write_text(yaml.safe_dump(bench))
-    window = _cli(
-        "gui", "--bench", str(no_switch), "-o", str(tmp_path),
-        "--screenshot", str(tmp_path / "shot.png"), "--run", procedure,
-    )  # fmt: skip
+    window = _window_running(served_bench, tmp_path, procedure)
     try:
         wait_running(window, tmp_path, outputs, procedure, pids=False)
         hazard_on(outputs, procedure)
