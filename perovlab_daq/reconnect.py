@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,24 @@ SESSION_ATTRIBUTES: tuple[str, ...] = (
 OUTPUT_SETTINGS: tuple[str, ...] = ("output_enabled", "source_enabled", "emission_enabled")
 
 
+#: Set in a thread while :func:`connection_settings` probes its session's attributes.
+_probing = threading.local()
+
+
+class _DuringProbe(logging.Filter):
+    """Drop pyvisa's records made by a thread that is probing attributes (see below)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_probing, "active", False)
+
+
+def _install_probe_filter() -> None:
+    """Add the filter to pyvisa's logger once."""
+    pyvisa_log = logging.getLogger("pyvisa")
+    if not any(isinstance(f, _DuringProbe) for f in pyvisa_log.filters):
+        pyvisa_log.addFilter(_DuringProbe())
+
+
 def connection_settings(connection: Any) -> dict[str, Any]:
     """Return the session attributes of an open VISA ``connection`` that can be read.
 
@@ -60,10 +79,10 @@ def connection_settings(connection: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     # pyvisa-py logs an ERROR with a traceback for every attribute a session type lacks
     # (a TCPIP socket has no VI_ATTR_SEND_END_EN) before raising it: expected here, so
-    # pyvisa's log is quiet while the attributes are probed.
-    pyvisa_log = logging.getLogger("pyvisa")
-    level = pyvisa_log.level
-    pyvisa_log.setLevel(logging.CRITICAL)
+    # this thread's pyvisa records are dropped while it probes (other threads' are kept:
+    # a rack's channels probe and fail at the same time).
+    _install_probe_filter()
+    _probing.active = True
     try:
         for name in SESSION_ATTRIBUTES:
             try:
@@ -71,7 +90,7 @@ def connection_settings(connection: Any) -> dict[str, Any]:
             except Exception:  # noqa: BLE001, S112 - an attribute this resource lacks is skipped
                 continue
     finally:
-        pyvisa_log.setLevel(level)
+        _probing.active = False
     return settings
 
 

@@ -62,7 +62,9 @@ def _stress_columns(run: Any) -> dict[str, np.ndarray]:
         columns.update(
             {name: np.asarray(values, dtype=float) for name, values in read_columns(rest).items()}
         )
-        return columns
+        # A file still being extended may have grown between the two reads.
+        rows = min((len(v) for v in columns.values()), default=0)
+        return {name: values[:rows] for name, values in columns.items()}
     data = run.data
     columns = {name: _run.column(data, name) for name in STRESS_COLUMNS}
     return {

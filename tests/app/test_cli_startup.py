@@ -107,3 +107,5 @@ def test_a_stop_signal_during_start_up_exits_130(name: str, tmp_path: Path) -> N
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-500:]
     assert f"{name}: interrupted" in err or "stopping safely" in err, err[-500:]
+    if f"{name}: interrupted (no run going)" in err:
+        assert not list(tmp_path.glob("*.h5"))  # nothing had started
