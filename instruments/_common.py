@@ -4,7 +4,7 @@
 what every driver does the same way: constructor defaults, ``identity``, ``snapshot()`` and
 a ``shutdown()`` that never raises. A driver only declares its own data: its name, its
 connection settings, what its snapshot records and which settings its shutdown changes.
-Readings are small frozen dataclasses so procedures and storage see the same fields
+Readings are small named tuples (immutable) so procedures and storage see the same fields
 whichever instrument produced them. :class:`InstrumentCommunicationError` and
 :func:`is_transient_error` are the one definition of a *transient* instrument fault (a
 timeout, a lost or garbled reply, an I/O error on the bus): the kind an unattended run
@@ -17,9 +17,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
@@ -72,6 +71,12 @@ class StrictRepliesMixin:
         return results
 
 
+#: Attributes of a bench driver read at every point of a sweep or lifetime run.
+LEAN_ATTRIBUTES = frozenset(
+    {"adapter", "query_reply", "query_numbers", "read_all", "read_current", "name"}
+)
+
+
 class LeanQueryMixin:
     """One query per reading with a lean parse, for the per-point paths of a driver.
 
@@ -82,7 +87,16 @@ class LeanQueryMixin:
     the same adapter (so pymeasure's protocol tests and its message log still see every
     command) with one attribute lookup. Only for drivers that do not override
     ``write``/``read``/``ask``. Put it before ``Instrument`` in the bases of a driver.
+
+    The attributes read at every point (:data:`LEAN_ATTRIBUTES`) skip pymeasure's
+    reserved-name check, which makes each lookup three Python calls (~1 us): none of
+    them is a reserved dynamic-property name (``*_values``, ``*_map``...).
     """
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in LEAN_ATTRIBUTES:
+            return object.__getattribute__(self, name)
+        return super().__getattribute__(name)
 
     def query_reply(self, command: str) -> str:
         """Write ``command`` and return the reply (what ``ask`` does with no query delay).
@@ -163,9 +177,11 @@ def is_transient_error(exc: BaseException) -> bool:
     return isinstance(exc, KeyError) and "not found in mapped values" in str(exc)
 
 
-@dataclass(frozen=True)
-class SourceMeterReading:
+class SourceMeterReading(NamedTuple):
     """One ``:READ?`` of a source meter.
+
+    A named tuple: one is made at every point, at 0.7 us against 1.6 us for a frozen
+    dataclass.
 
     Attributes
     ----------
@@ -188,9 +204,8 @@ class SourceMeterReading:
     in_compliance: bool
 
 
-@dataclass(frozen=True)
-class PhotodetectorReading:
-    """One photocurrent reading.
+class PhotodetectorReading(NamedTuple):
+    """One photocurrent reading (a named tuple, as :class:`SourceMeterReading`).
 
     Attributes
     ----------

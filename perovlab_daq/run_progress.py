@@ -90,6 +90,7 @@ class LiveFigures:
         self.relative = math.nan
         self.device_time_h = math.nan
         self.crossings_h: dict[str, float] = {}
+        self._next_level = max(level for level, _name in LIFETIME_LEVELS)
 
     def add_row(self, row: Mapping[str, Any]) -> None:
         """Take one stored row into account (rows of the short J-L-V sweeps are skipped)."""
@@ -103,9 +104,15 @@ class LiveFigures:
         if not math.isfinite(relative):
             return
         self.relative, self.device_time_h = relative, hours
+        if relative >= self._next_level:
+            return  # the usual case: no level newly crossed
         for level, name in LIFETIME_LEVELS:
             if name not in self.crossings_h and relative < level:
                 self.crossings_h[name] = hours
+        self._next_level = max(
+            (level for level, name in LIFETIME_LEVELS if name not in self.crossings_h),
+            default=-math.inf,
+        )
 
     def text(self) -> str:
         """Return the live figure (empty for procedures that have none)."""

@@ -90,8 +90,34 @@ def sampling_interval_s(
     >>> sampling_interval_s(1e5, 1.0, 60.0, 20)
     60.0
     """
-    growth = 10.0 ** (1.0 / max(1, int(points_per_decade))) - 1.0
-    return float(min(interval_s, max(first_interval_s, max(0.0, stress_time_s) * growth)))
+    return SamplingSchedule(first_interval_s, interval_s, points_per_decade)(stress_time_s)
+
+
+@dataclass(frozen=True)
+class SamplingSchedule:
+    """:func:`sampling_interval_s` with its parameters fixed (asked at every reading).
+
+    Parameters
+    ----------
+    first_interval_s, interval_s : float
+        Shortest and longest wait (s).
+    points_per_decade : int
+        Samples per decade of time in the log-spaced part.
+    """
+
+    first_interval_s: float
+    interval_s: float
+    points_per_decade: int
+    growth: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        growth = 10.0 ** (1.0 / max(1, int(self.points_per_decade))) - 1.0
+        object.__setattr__(self, "growth", growth)
+
+    def __call__(self, stress_time_s: float) -> float:
+        """Return the wait (s) before the next sample at ``stress_time_s`` (s under stress)."""
+        wait = max(0.0, stress_time_s) * self.growth
+        return float(min(self.interval_s, max(self.first_interval_s, wait)))
 
 
 def parse_time_list(text: str, name: str = "jlv_times") -> tuple[float, ...]:

@@ -158,6 +158,9 @@ class DaqProcedure(Procedure):
     #: then explains a pause (see :meth:`expected_row_interval_s`).
     _gap_last_time: float = math.nan
     _gap_explained: bool = False
+    #: Smallest change of the progress percentage that :meth:`emit_progress` passes on.
+    PROGRESS_STEP: ClassVar[float] = 0.1
+    _progress_shown: float = -1.0
     #: The pixel the run is for (set by the runner from the sample identifiers; "" = none).
     pixel: str = ""
     _connected_pixel: str = ""
@@ -356,6 +359,20 @@ class DaqProcedure(Procedure):
         if context_units:
             record["units"] = dict(context_units)
         self.emit("frame", record)
+
+    def emit_progress(self, percent: float) -> None:
+        """Report progress (%); a change smaller than ``PROGRESS_STEP`` is not passed on.
+
+        A run of 100,000 points calls this at every point; only visible changes (and 0
+        and 100) go on to the worker and the display.
+        """
+        shown = self._progress_shown
+        if percent == shown or (
+            abs(percent - shown) < self.PROGRESS_STEP and percent not in (0.0, 100.0)
+        ):
+            return
+        self._progress_shown = percent
+        self.emit("progress", percent)
 
     def emit_event(self, level: str, kind: str, message: str) -> None:
         """Record a time-stamped event (warning, fault, retry, pause) in the run's file."""

@@ -242,7 +242,7 @@ class ElSpectraProcedure(DaqProcedure):
                     log.warning("el-spectra aborted at level %d", index)
                     return
                 self.measure(index, level)
-                self.emit("progress", 100.0 * (index + 1) / len(self.level_list))
+                self.emit_progress(100.0 * (index + 1) / len(self.level_list))
         finally:
             source_off(self)
 

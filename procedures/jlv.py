@@ -458,7 +458,7 @@ class JlvProcedure(DaqProcedure):
         self.call_with_retry(
             lambda: setattr(self.smu, "output_enabled", False), "output off", role="source_meter"
         )
-        self.emit("progress", 100.0)
+        self.emit_progress(100.0)
 
     # ------------------------------------------------------------------ sweep
     def _set_voltage(self, voltage_v: float) -> None:
@@ -507,7 +507,7 @@ class JlvProcedure(DaqProcedure):
             self.rows.append(row)
             self.emit_row(**row)
             self._done_points += 1
-            self.emit("progress", 95.0 * self._done_points / max(1, self._total_points))
+            self.emit_progress(95.0 * self._done_points / max(1, self._total_points))
             if sign > 0:
                 reached = min(top_index, position) if sweep_index else position
                 reason = self._stop_reason(row)

@@ -42,13 +42,14 @@ from perovlab_daq.procedures._lifetime_state import (
     L0_SAMPLES,
     S_PER_H,
     ResumeState,
+    SamplingSchedule,
     check_schedule,
     device_state_message,
     drive_text,
     parse_time_list,
     read_resume_state,
     restore_world,
-    sampling_interval_s,
+    sampling_interval_s,  # noqa: F401 - re-exported: the schedule of a lifetime run
 )
 from perovlab_daq.procedures._lifetime_stop import LiveStop
 from perovlab_daq.procedures._temperature import open_thermometer, read_temperature_c
@@ -268,6 +269,7 @@ class LifetimeProcedure(DaqProcedure):
         self.nominal_spectrum = nominal_el_spectrum(self.el_peak, self.el_fwhm)
         self.luminance_per_a = self._luminance_per_a(*self.nominal_spectrum)
         self.jlv_schedule = parse_time_list(self.jlv_times)
+        self.schedule = SamplingSchedule(self.first_interval, self.interval, self.points_per_decade)
         self.resume: ResumeState | None = None
         if self.resume_file:
             self.resume = read_resume_state(self.resume_file)
@@ -493,7 +495,7 @@ class LifetimeProcedure(DaqProcedure):
         self._checkpoint()
         self.emit_event("info", EVENT_STOP, stop_reason)
         self._set_output(False)
-        self.emit("progress", 100.0)
+        self.emit_progress(100.0)
 
     def _log_until_stop(self) -> str | None:
         """Sample on the device-time schedule until a stop condition (None: operator abort)."""
@@ -543,9 +545,9 @@ class LifetimeProcedure(DaqProcedure):
                 wait_wall = self.clock.wall_until(next_sample)
                 if not self.sleep(min(wait_wall, 0.5)):
                     continue
-                if self.clock.device_s() < next_sample:
+                device_s = self.clock.device_s()
+                if device_s < next_sample:
                     continue
-            device_s = self.clock.device_s()
             wait = self._sampling_wait_s(device_s)
             late_wall = (device_s - next_sample) / self.acceleration
             if late_wall > max(2.0 * wait / self.acceleration, 0.5):
@@ -593,8 +595,9 @@ class LifetimeProcedure(DaqProcedure):
         """Feed the live stop; L/L0 is against the estimator's L0 once it has one."""
         if row["jlv_sweep"] == 0:
             self.live_stop.add(row["device_time"], row["luminance"], self.l0)
-            if math.isfinite(self.live_stop.l0):
-                self.l0 = self.live_stop.l0
+            l0 = self.live_stop.l0
+            if math.isfinite(l0):
+                self.l0 = l0
         row["relative_luminance"] = row["luminance"] / self.l0
 
     # ------------------------------------------------------------------ pieces
@@ -607,8 +610,7 @@ class LifetimeProcedure(DaqProcedure):
 
     def _sampling_wait_s(self, device_s: float) -> float:
         """Device seconds to the next reading at device time ``device_s`` (the schedule)."""
-        ppd = self.points_per_decade
-        return sampling_interval_s(device_s, self.first_interval, self.interval, ppd)
+        return self.schedule(device_s)
 
     def _first_due(self, every_s: float) -> float:
         """Device time at which a job repeated every ``every_s`` device s is first due."""
@@ -684,7 +686,7 @@ class LifetimeProcedure(DaqProcedure):
         by_time = row["device_time"] / self.max_duration
         relative = row["relative_luminance"]
         by_decay = (1.0 - relative) / (1.0 - self.stop_fraction) if math.isfinite(relative) else 0
-        self.emit("progress", 100.0 * min(0.99, max(0.0, by_time, by_decay)))
+        self.emit_progress(100.0 * min(0.99, max(0.0, by_time, by_decay)))
 
     def _checkpoint(self) -> None:
         """Save the simulated device's ageing state into the run (nothing on real hardware)."""

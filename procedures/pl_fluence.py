@@ -156,7 +156,7 @@ class PlFluenceProcedure(LaserSpectroscopyProcedure):
                     log.warning("pl-fluence aborted at step %d", index)
                     return
                 self.measure(index, target_w, direction)
-                self.emit("progress", 100.0 * (index + 1) / len(self.plan))
+                self.emit_progress(100.0 * (index + 1) / len(self.plan))
                 if self.dwell > 0 and not self.sleep(self.dwell):
                     return
         finally:

@@ -69,7 +69,7 @@ class PlSpectrumProcedure(FixedExcitationProcedure):
                     log.warning("pl-spectrum aborted before repeat %d", repeat)
                     return
                 self.measure(repeat)
-                self.emit("progress", 100.0 * (repeat + 1) / self.repeats)
+                self.emit_progress(100.0 * (repeat + 1) / self.repeats)
                 if repeat + 1 < self.repeats and not self.sleep(self.interval):
                     return
         finally:

@@ -161,13 +161,13 @@ class PlStabilityProcedure(FixedExcitationProcedure):
                         return
                     device_s = self.measure(index)
                     index += 1
-                    self.emit("progress", min(100.0, 100.0 * device_s / self.duration))
+                    self.emit_progress(min(100.0, 100.0 * device_s / self.duration))
                     if device_s >= self.duration:
                         break
                     due = min(index * self.interval, self.duration)
                     if not self.sleep(self.clock.wall_until(due)):
                         return
-                self.emit("progress", 100.0)
+                self.emit_progress(100.0)
         finally:
             self.laser_off()
 

@@ -171,7 +171,7 @@ class PlqyProcedure(LaserSpectroscopyProcedure):
                         return
                     self.measure(index, configuration, repeat)
                     done = repeat * len(CONFIGURATIONS) + index + 1
-                    self.emit("progress", 100.0 * done / total)
+                    self.emit_progress(100.0 * done / total)
         finally:
             self.laser_off()
             if self.has_role("sample_stage"):

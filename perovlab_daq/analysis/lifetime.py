@@ -418,6 +418,8 @@ class DecayTracker:
         self._last_s = math.nan
         self.n_samples = 0
         self.n_fits = 0
+        #: level() between two adds: the live stop asks at every sample, data come in batches.
+        self._level: float | None = None
 
     # -- feeding --------------------------------------------------------------------------
     def add(self, time_s: ArrayLike, luminance: ArrayLike) -> None:
@@ -428,6 +430,7 @@ class DecayTracker:
             raise ValueError(
                 f"time_s and luminance must match; got {times.shape} and {values.shape}"
             )
+        self._level = None
         if times.size > 2 * _MIN_SAMPLES and self._unit is not None:
             self._add_batch(times, values)
         else:
@@ -542,6 +545,7 @@ class DecayTracker:
         self._since_fit = 0
         self._fit_until_s = self._last_s
         self.n_fits += 1
+        self._level = None
         if full:
             self._full_bins = mean.size
 
@@ -553,6 +557,8 @@ class DecayTracker:
 
     def level(self) -> float:
         """Return the current smoothed luminance (model + shrunk recent residual), NaN early."""
+        if self._level is not None:
+            return self._level
         if self._fit is None or not self._recent:
             return math.nan
         if self._residual_fit is not self._fit:
@@ -566,7 +572,8 @@ class DecayTracker:
         now = self._fit.value(self._last_s / S_PER_H)
         residual = self._residual_sum / len(self._residuals)
         sigma = SHRINK_SIGMAS * self._fit.noise_rel * now / math.sqrt(len(self._residuals))
-        return now + math.copysign(max(abs(residual) - sigma, 0.0), residual)
+        self._level = now + math.copysign(max(abs(residual) - sigma, 0.0), residual)
+        return self._level
 
     def relative(self) -> float:
         """Return the current smoothed L / L0 (NaN before the first fit)."""

