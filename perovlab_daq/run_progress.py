@@ -131,7 +131,7 @@ class TrackingWorker(DaqWorker):
     def emit(self, topic: str, record: Any) -> None:
         """Store the record, then update the live figure from a data row."""
         super().emit(topic, record)
-        if topic == "results" and isinstance(record, Mapping):
+        if topic == "results" and (type(record) is dict or isinstance(record, Mapping)):
             self.live.add_row(record)
         elif topic == "batch results" and isinstance(record, Mapping):
             count = min((len(v) for v in record.values()), default=0)

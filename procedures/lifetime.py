@@ -605,8 +605,10 @@ class LifetimeProcedure(DaqProcedure):
         """Return the wall-time sampling interval here (the schedule is in device time)."""
         if row.get("jlv_sweep", 0) > 0:
             return None
-        device_s = float(row.get("device_time", self._device_time_s()))
-        return self._sampling_wait_s(device_s) / self.acceleration
+        device_s = row.get("device_time")
+        if device_s is None:
+            device_s = self._device_time_s()
+        return self.schedule(float(device_s)) / self.acceleration
 
     def _sampling_wait_s(self, device_s: float) -> float:
         """Device seconds to the next reading at device time ``device_s`` (the schedule)."""
