@@ -273,6 +273,7 @@ def _fake_spectrum(wavelength: np.ndarray, index: int) -> np.ndarray:
 
 def _memory_application(folder: Path) -> None:
     """A lifetime run of 1e6 rows and 1e4 spectra through worker, storage and analysis."""
+    from perovlab_daq.procedures._lifetime_state import SamplingSchedule
     from perovlab_daq.procedures.lifetime import LifetimeProcedure
 
     from perovlab_daq.bench import sim_bench
@@ -288,6 +289,9 @@ def _memory_application(folder: Path) -> None:
             self.acceleration = 1e4
             self.clock = None
             self.device_offset_s = 0.0
+            self.schedule = SamplingSchedule(
+                self.first_interval, self.interval, self.points_per_decade
+            )
 
         def execute(self) -> None:
             wavelength = np.linspace(350.0, 950.0, PIXELS)
