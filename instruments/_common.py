@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
+from pymeasure.adapters import VISAAdapter
 from pymeasure.instruments import Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
@@ -112,8 +113,17 @@ class LeanQueryMixin:
             The reply without read termination.
         """
         adapter = self.adapter  # type: ignore[attr-defined]
-        adapter.write(command)
-        return adapter.read()
+        if type(adapter) is not VISAAdapter:
+            adapter.write(command)
+            return adapter.read()
+        # What VISAAdapter.write and .read do, message log included, without their two
+        # layers of calls each (this runs at every point of a sweep).
+        connection, log_debug = adapter.connection, adapter.log.debug
+        log_debug("WRITE:%s", command)
+        connection.write(command)
+        reply = connection.read()
+        log_debug("READ:%s", reply)
+        return reply
 
     def query_numbers(self, command: str) -> list[float]:
         """Send ``command`` and parse a comma-separated reply of numbers strictly.

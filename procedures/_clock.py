@@ -76,7 +76,9 @@ class DeviceClock:
 
     def device_s(self) -> float:
         """Device seconds since the start, plus the offset (pauses excluded)."""
-        return self.offset_s + (self.wall_s() - self.paused_wall_s) * self.acceleration
+        # wall_s() written out: read at every sample of a lifetime run.
+        wall_s = self.wall() - self.start_wall_s
+        return self.offset_s + (wall_s - self.paused_wall_s) * self.acceleration
 
     def pause(self, wall_s: float) -> None:
         """Exclude ``wall_s`` wall seconds (stress off: the device did not age) from device time."""

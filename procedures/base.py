@@ -289,13 +289,18 @@ class DaqProcedure(Procedure):
         return self.bench is not None and role in self.bench
 
     # -- records ----------------------------------------------------------------------
-    def emit_row(self, **values: float) -> None:
+    def emit_row(self, row: Mapping[str, float] | None = None, /, **values: float) -> None:
         """Emit one data row; keys are column names of ``COLUMNS``.
+
+        The row comes as keywords, or as a mapping (not copied: a run of 100,000 points
+        emits its row dicts as they are), or both (the keywords win).
 
         A row whose ``time`` lies more than ``GAP_INTERVALS`` expected intervals (and
         ``GAP_MIN_S``) after the previous checked row is preceded by a ``gap`` event,
         unless an event of a kind in ``GAP_EXPLAINED_BY`` came in between.
         """
+        if row is not None:
+            values = {**row, **values} if values else row  # type: ignore[assignment]
         expected = self.expected_row_interval_s(values)
         if expected is not None:
             self._check_gap(float(values.get("time", math.nan)), expected)

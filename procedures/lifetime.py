@@ -548,7 +548,7 @@ class LifetimeProcedure(DaqProcedure):
                 device_s = self.clock.device_s()
                 if device_s < next_sample:
                     continue
-            wait = self._sampling_wait_s(device_s)
+            wait = self.schedule(device_s)
             late_wall = (device_s - next_sample) / self.acceleration
             if late_wall > max(2.0 * wait / self.acceleration, 0.5):
                 self.emit_event(
@@ -573,7 +573,7 @@ class LifetimeProcedure(DaqProcedure):
                     pending = []
                 continue
             self._track(row)
-            self.emit_row(**row)
+            self.emit_row(row)
             # -- stop conditions -------------------------------------------------------
             compliance_run = compliance_run + 1 if row["in_compliance"] else 0
             if (
