@@ -425,6 +425,10 @@ def report_pairs(
         + ", ".join(f"{ratio:.2f}" for ratio in ratios)
         + f"; best of each side {min(p[0] for p in pairs) / min(p[1] for p in pairs):.2f}x"
     )
+    print(
+        "#   pairs in run order, app/bare us per point: "
+        + ", ".join(f"{app * 1e6:.0f}/{bare * 1e6:.0f}" for app, bare, _ in pairs)
+    )
     report(
         f"{name} per point, app (median pair)",
         app_s * 1e6,
