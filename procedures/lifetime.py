@@ -610,10 +610,6 @@ class LifetimeProcedure(DaqProcedure):
             device_s = self._device_time_s()
         return self.schedule(float(device_s)) / self.acceleration
 
-    def _sampling_wait_s(self, device_s: float) -> float:
-        """Device seconds to the next reading at device time ``device_s`` (the schedule)."""
-        return self.schedule(device_s)
-
     def _first_due(self, every_s: float) -> float:
         """Device time at which a job repeated every ``every_s`` device s is first due."""
         return self.clock.device_s() + every_s if every_s > 0 else math.inf

@@ -231,3 +231,27 @@ def test_switch_on_time_is_the_reference_when_the_first_sample_comes_late() -> N
     assert tracker.metrics()["l0"] == pytest.approx(metrics["l0"], rel=1e-9)
     with pytest.raises(ValueError, match="switch_on_s must not be after the first sample"):
         lifetime_metrics(time_s[late], luminance[late], switch_on_s=3 * H)
+
+
+def test_kept_level_follows_every_add_and_refit() -> None:
+    # level() is kept between adds (the live stop asks at every sample); every add, one
+    # by one or in a batch, and every refit must give the level computed afresh.
+    time_s, luminance = decay_log(600.0, 0.8, 0.05)
+    tracker = DecayTracker(refit_every=50)
+    steps = [(slice(i, i + 1)) for i in range(0, 400)] + [
+        slice(i, i + 97) for i in range(400, time_s.size - 97, 97)
+    ]
+    checked = 0
+    for step in steps:
+        tracker.add(time_s[step], luminance[step])
+        kept = tracker.level()
+        assert tracker.level() == kept or math.isnan(kept)
+        tracker._level = None  # what level() computes with nothing kept
+        fresh = tracker.level()
+        if math.isnan(fresh):
+            assert math.isnan(kept)
+            continue
+        assert kept == fresh
+        checked += 1
+    assert checked > 300
+    assert tracker.n_fits > 5

@@ -49,3 +49,22 @@ def test_jitter_an_explained_pause_and_unchecked_rows_make_no_gap() -> None:
     for t in (0.0, 100.0):
         unchecked.emit_row(time=t, value=1.0)
     assert unchecked.gaps() == []
+
+
+def test_a_row_dict_is_emitted_as_it_is_and_keywords_win() -> None:
+    procedure = _Timed(None)
+    row = {"time": 0.0, "value": 1.0}
+    procedure.emit_row(row)
+    assert procedure.records[-1] == ("results", row)
+    assert procedure.records[-1][1] is row  # not copied (a lifetime run emits 1e5 of them)
+    procedure.emit_row(row, value=2.0)
+    assert procedure.records[-1][1] == {"time": 0.0, "value": 2.0}
+    assert row == {"time": 0.0, "value": 1.0}  # the caller's dict is left alone
+
+
+def test_progress_passes_on_visible_changes_only() -> None:
+    procedure = _Timed(None)
+    for percent in (0.0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.2, 50.0, 50.09, 99.99, 100.0, 100.0):
+        procedure.emit_progress(percent)
+    shown = [record for topic, record in procedure.records if topic == "progress"]
+    assert shown == [0.0, 0.1, 0.2, 50.0, 99.99, 100.0]
