@@ -31,4 +31,3 @@ def test_lean_reads_on_a_visa_adapter_keep_pymeasures_message_log(
     messages = [record.getMessage() for record in caplog.records]
     assert "WRITE::READ?" in messages and "WRITE:READ?" in messages
     assert sum(message.startswith("READ:") for message in messages) == 2
-
