@@ -37,6 +37,8 @@ from served_helpers import (
     wait_running,
 )
 
+from perovlab_daq.storage.journal import journal_path
+
 pytestmark = pytest.mark.fault_class("process ended: supervisor on a served bench")
 __all__ = ["served_bench"]  # the module-scoped fixture, one server for this module
 
@@ -159,6 +161,10 @@ def test_killed_demo_run_is_switched_off_and_closed_killed(tmp_path):
         path = pid_file.with_name(pid_file.name.removesuffix(".pids"))
         pids = json.loads(pid_file.read_text())
         assert pids["supervisor"] == demo.pid  # the demo supervises its runs
+        # Killed before its writer started, a run's file stays a valid "queued" skeleton
+        # (seen once in CI under load, 1 s after the file appeared): wait for the
+        # journal, which the writer creates when the run starts.
+        _wait_for(lambda: journal_path(path).exists(), 90, "start of the run")
         time.sleep(1.0)
         psutil.Process(pids["acquisition"]).send_signal(signal.SIGKILL)
         _wait_for(lambda: not pid_file.exists(), 30, "end of the killed run")
