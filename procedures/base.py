@@ -131,6 +131,11 @@ def check_parameter_value(attribute: str, parameter: Parameter, value: Any) -> A
     return parameter.convert(value)
 
 
+#: Smallest change of a run's progress percentage worth showing (the procedures'
+#: ``emit_progress`` and the worker's filter of plain ``emit('progress')`` both use it).
+PROGRESS_STEP = 0.1
+
+
 class DaqProcedure(Procedure):
     """A procedure that takes its instruments from a bench and streams rows, frames and events.
 
@@ -159,7 +164,7 @@ class DaqProcedure(Procedure):
     _gap_last_time: float = math.nan
     _gap_explained: bool = False
     #: Smallest change of the progress percentage that :meth:`emit_progress` passes on.
-    PROGRESS_STEP: ClassVar[float] = 0.1
+    PROGRESS_STEP: ClassVar[float] = PROGRESS_STEP
     _progress_shown: float = -1.0
     #: The pixel the run is for (set by the runner from the sample identifiers; "" = none).
     pixel: str = ""

@@ -23,6 +23,8 @@ from typing import Any
 
 from pymeasure.experiment import Procedure, Worker
 
+from perovlab_daq.procedures.base import PROGRESS_STEP
+
 from .errors import StorageError
 from .results import HDF5Results, status_string
 
@@ -42,8 +44,9 @@ class DaqWorker(Worker):
         Ignored: this worker never opens a network port.
     """
 
-    #: Smallest change of the progress percentage passed on to the monitor queue.
-    PROGRESS_RESOLUTION = 0.1
+    #: Smallest change of the progress percentage passed on to the monitor queue (the same
+    #: step as ``DaqProcedure.emit_progress``, for procedures that emit progress directly).
+    PROGRESS_RESOLUTION = PROGRESS_STEP
 
     def __init__(
         self,

@@ -158,6 +158,21 @@ def hazard_on(outputs: Outputs, procedure: str) -> None:
     pytest.fail(f"{procedure}: its output never came on")
 
 
+def end_and_time_off(
+    proc: subprocess.Popen, outputs: Outputs, end: object, timeout_s: float = 60.0
+) -> tuple[float, str, str]:
+    """Call ``end()`` (a signal to some process), then time the outputs going off.
+
+    Returns (seconds from ``end`` until both outputs read off, stdout, stderr of ``proc``
+    once it has exited). The caller kills ``proc`` and closes ``outputs`` in its finally.
+    """
+    ended_at = time.monotonic()
+    end()  # type: ignore[operator]
+    took = outputs.wait_off(ended_at, limit_s=10.0)
+    out, err = proc.communicate(timeout=timeout_s)
+    return took, out or "", err or ""
+
+
 def run_status(path: Path) -> tuple[str, str, list[str]]:
     """Open a run file with plain h5py (no repair); return status, reason, event kinds."""
     with h5py.File(path, "r") as file:

@@ -31,6 +31,7 @@ from served_helpers import (
     ENV,
     SAFE_WITHIN_S,
     Outputs,
+    end_and_time_off,
     hazard_on,
     run_status,
     served_bench,
@@ -195,10 +196,9 @@ def test_killed_operator_window_is_switched_off_by_its_guardian(served_bench, tm
         # longer, long enough for the guardian's imports (seconds on a loaded machine).
         _wait_for(lambda: _waiting(guardians[0]), 60, "guardian waiting in its loop")
         hazard_on(outputs, "lifetime")
-        ended_at = time.monotonic()
-        window.send_signal(signal.SIGKILL)
-        took = outputs.wait_off(ended_at, limit_s=10.0)
-        window.communicate(timeout=30)
+        took, _out, _err = end_and_time_off(
+            window, outputs, lambda: window.send_signal(signal.SIGKILL), timeout_s=30
+        )
         guardians[0].wait(60)  # it has closed the file (exit code: not our child)
     finally:
         if window.poll() is None:
@@ -250,10 +250,9 @@ def test_signal_to_the_operator_window_ends_its_run_safely(
     try:
         wait_running(window, tmp_path, outputs, procedure, pids=False)
         hazard_on(outputs, procedure)
-        ended_at = time.monotonic()
-        window.send_signal(getattr(signal, name))
-        took = outputs.wait_off(ended_at, limit_s=10.0)
-        _out, err = window.communicate(timeout=60)
+        took, _out, err = end_and_time_off(
+            window, outputs, lambda: window.send_signal(getattr(signal, name))
+        )
     finally:
         if window.poll() is None:
             window.kill()

@@ -28,6 +28,7 @@ from served_helpers import (
     ENV,
     SAFE_WITHIN_S,
     Outputs,
+    end_and_time_off,
     hazard_on,
     run_status,
     served_bench,
@@ -153,13 +154,11 @@ def test_sequence_ends_safely_and_skips_the_rest(served_bench, tmp_path, ending)
         pids = wait_running(proc, tmp_path, outputs, "pl-stability")
         time.sleep(random.uniform(0.0, 1.0))
         hazard_on(outputs, "pl-stability")
-        ended_at = time.monotonic()
         if ending == "SIGKILL-acquisition":
-            os.kill(pids["acquisition"], signal.SIGKILL)
+            end = lambda: os.kill(pids["acquisition"], signal.SIGKILL)  # noqa: E731
         else:
-            proc.send_signal(getattr(signal, ending))
-        took = outputs.wait_off(ended_at, limit_s=10.0)
-        out, err = proc.communicate(timeout=120)
+            end = lambda: proc.send_signal(getattr(signal, ending))  # noqa: E731
+        took, out, err = end_and_time_off(proc, outputs, end, timeout_s=120)
     finally:
         if proc.poll() is None:
             proc.kill()
